@@ -1,0 +1,85 @@
+"""nbops: notebook-native MLOps and AIOps over MLflow.
+
+``%load_ext nbops`` registers the magics (``%%track``, ``%dataversion``, ``%drift``, ``%telemetry``, ``%promote``,
+``%nbops``); the same capabilities are plain functions here. Heavy libraries (mlflow, alibi-detect, matplotlib)
+are imported only by the functions that need them, so loading the extension is instant.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .errors import NbopsError
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute", resolved on first use
+_LAZY = {
+    "track": "nbops.tracking.run:track",
+    "Tracker": "nbops.tracking.run:Tracker",
+    "fingerprint": "nbops.data:fingerprint",
+    "DataVersion": "nbops.data:DataVersion",
+    "check_drift": "nbops.drift:check_drift",
+    "DriftReport": "nbops.drift:DriftReport",
+    "promote": "nbops.registry:promote",
+    "rollback": "nbops.registry:rollback",
+    "PromotionResult": "nbops.registry:PromotionResult",
+    "run_notebook": "nbops.runner:run_notebook",
+    "runs": "nbops.api:runs",
+    "status": "nbops.api:status",
+    "sync": "nbops.api:sync",
+}
+_SUBMODULES = {"data", "drift", "telemetry", "registry", "tracking", "display", "config", "errors", "api"}
+__all__ = ["NbopsError", "load_ipython_extension", "unload_ipython_extension", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        mod, attr = _LAZY[name].split(":")
+        value = getattr(importlib.import_module(mod), attr)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"nbops.{name}")
+    raise AttributeError(f"module 'nbops' has no attribute {name!r}")
+
+
+_registered: dict[int, list[tuple[str, str, object]]] = {}
+
+
+def load_ipython_extension(ip) -> None:
+    """``%load_ext nbops``: register the magics. Imports IPython-level modules only."""
+    from .magics import MAGIC_CLASSES
+
+    if id(ip) in _registered:
+        return
+    before = {kind: dict(table) for kind, table in ip.magics_manager.magics.items()}
+    for spec in MAGIC_CLASSES:
+        mod, cls = spec.split(":")
+        try:
+            ip.register_magics(getattr(importlib.import_module(mod), cls))
+        except ImportError as exc:  # a domain not built yet must not break the others
+            if not exc.name or not exc.name.startswith("nbops."):
+                raise
+    added = []
+    for kind, table in ip.magics_manager.magics.items():
+        for name, fn in table.items():
+            if before[kind].get(name) is not fn:
+                added.append((kind, name, before[kind].get(name)))
+    _registered[id(ip)] = added
+
+
+def unload_ipython_extension(ip) -> None:
+    """``%unload_ext nbops``: remove our magics (restoring any they shadowed), stop background samplers."""
+    import sys
+
+    for kind, name, previous in _registered.pop(id(ip), []):
+        table = ip.magics_manager.magics[kind]
+        if previous is None:
+            table.pop(name, None)
+        else:
+            table[name] = previous
+    for spec in ("nbops.telemetry.local:shutdown", "nbops.telemetry.live:shutdown"):
+        mod, fn = spec.split(":")
+        if mod in sys.modules and hasattr(sys.modules[mod], fn):
+            getattr(sys.modules[mod], fn)()
+    ip.user_ns.pop("_nbops_last_run", None)

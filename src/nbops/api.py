@@ -1,0 +1,81 @@
+"""Small public functions that do not belong to one domain: recent runs, status, sync."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from . import config
+
+
+def runs(notebook: str | None = None, n: int = 10, experiment: str | None = None):
+    """The ``n`` most recent runs (of ``notebook`` when given) as a DataFrame, newest first."""
+    from .tracking.writer import get_writer
+
+    w = get_writer()
+    client = w.client
+    if experiment:
+        exp = client.get_experiment_by_name(experiment)
+        ids = [exp.experiment_id] if exp else []
+    else:
+        ids = [e.experiment_id for e in client.search_experiments()]
+    if not ids:
+        import pandas as pd
+        return pd.DataFrame()
+    flt = ""
+    if notebook:
+        flt = f"tags.`mlflow.source.name` = '{notebook.replace(chr(39), chr(92) + chr(39))}'"
+    import mlflow
+
+    df = mlflow.search_runs(experiment_ids=ids, filter_string=flt, max_results=n, order_by=["start_time DESC"])
+    keep = [c for c in df.columns if c in ("run_id", "tags.mlflow.runName", "status", "start_time", "end_time")
+            or c.startswith(("params.", "metrics.")) and not c.startswith("metrics.nbops.")
+            and not c.startswith("metrics.system/")]
+    return df[keep].rename(columns={"tags.mlflow.runName": "run_name"}).dropna(axis=1, how="all")
+
+
+@dataclass
+class Status:
+    store: str
+    experiment: str
+    spool: str
+    pending: int
+    versions: dict
+
+    def __repr__(self) -> str:
+        v = ", ".join(f"{k} {x}" for k, x in self.versions.items())
+        return (f"nbops status\n  store       {self.store}\n  experiment  {self.experiment}\n"
+                f"  spool       {self.spool} ({self.pending} runs waiting for `nbops sync`)\n  versions    {v}")
+
+    def _repr_html_(self) -> str:
+        from .display.summary import table_html
+        import html
+        return table_html([("store", html.escape(self.store)), ("experiment", html.escape(self.experiment)),
+                           ("spool", html.escape(f"{self.spool} ({self.pending} runs waiting for `nbops sync`)")),
+                           ("versions", html.escape(", ".join(f"{k} {x}" for k, x in self.versions.items())))],
+                          "nbops status")
+
+
+def status() -> Status:
+    """Where records go and which versions are in use (does not import mlflow)."""
+    from importlib import metadata
+    from .tracking.spool import Spool
+
+    s = config.settings()
+    versions = {"nbops": _version("nbops"), "python": sys.version.split()[0]}
+    for pkg in ("mlflow", "alibi-detect", "pandas", "numpy", "papermill"):
+        versions[pkg] = _version(pkg)
+    return Status(s.describe(), s.experiment, str(s.spool_dir), Spool(s.spool_dir).pending(), versions)
+
+
+def _version(pkg: str) -> str:
+    from importlib import metadata
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def sync(spool_dir: str | None = None):
+    """Push the spooled records into the configured store (see :mod:`nbops.tracking.sync`)."""
+    from .tracking.sync import sync as _sync
+    return _sync(spool_dir=spool_dir)

@@ -1,0 +1,109 @@
+"""The ``nbops`` command: parse options, call the API, print the result, exit with the right code.
+
+Each domain adds its subcommands through an ``add_cli(subparsers)`` function in its own module (listed in
+:data:`CLI_MODULES`); a subcommand sets ``func`` to a callable taking the parsed namespace and returning an
+exit code. A user's mistake (an :class:`~nbops.errors.NbopsError`) prints one line and exits 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import subprocess
+import sys
+
+from . import config
+from .errors import NbopsError
+
+CLI_MODULES = ["nbops.cli", "nbops.data.cli", "nbops.registry.cli", "nbops.runner", "nbops.server.cli"]
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("ui", help="Start the MLflow UI on the configured store (the embedded one by default).")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(func=_ui)
+    p = sub.add_parser("status", help="Show the store, the experiment, the spool and the versions in use.")
+    p.set_defaults(func=lambda a: _print(__import__("nbops.api", fromlist=["status"]).status()))
+    p = sub.add_parser("runs", help="List recent runs.")
+    p.add_argument("-n", type=int, default=10)
+    p.add_argument("-e", "--experiment")
+    p.add_argument("--notebook", help="Only runs of this notebook path.")
+    p.set_defaults(func=_runs)
+    p = sub.add_parser("sync", help="Push spooled records (made while the store was unreachable) to the store.")
+    p.add_argument("--spool", help="Spool folder (default: NBOPS_SPOOL_DIR or .nbops/spool).")
+    p.set_defaults(func=_sync)
+
+
+def _print(obj) -> int:
+    print(obj if isinstance(obj, str) else repr(obj))
+    return 0
+
+
+def _ui(a) -> int:
+    s = config.settings()
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", s.tracking_uri, "--host", a.host,
+           "--port", str(a.port)]
+    if s.embedded:
+        s.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd += ["--default-artifact-root", s.artifact_root]
+    print(f"MLflow UI on http://{a.host}:{a.port} for {s.describe()} (Ctrl-C to stop)", flush=True)
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _runs(a) -> int:
+    from .api import runs
+    import pandas as pd
+
+    df = runs(notebook=a.notebook, n=a.n, experiment=a.experiment)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(df.to_string(index=False) if len(df) else "no runs")
+    return 0
+
+
+def _sync(a) -> int:
+    from .api import sync
+
+    report = sync(a.spool)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nbops", description="Notebook-native MLOps over MLflow.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in CLI_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ImportError as exc:
+            if exc.name and exc.name.startswith("nbops."):
+                continue  # a domain not built yet
+            raise
+        if hasattr(mod, "add_cli"):
+            mod.add_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(message)s")
+    if not getattr(a, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(a.func(a) or 0)
+    except NbopsError as exc:
+        print(f"nbops: {exc}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 2))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

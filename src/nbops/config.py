@@ -1,0 +1,95 @@
+"""Where records go. Resolved from the environment at call time, never at import time.
+
+Order: ``MLFLOW_TRACKING_URI`` always wins; otherwise the embedded default, one SQLite MLflow store shared
+by every notebook of the project at ``<project root>/.nbops/mlflow.db`` with artifacts in
+``<project root>/.nbops/artifacts``. The project root is the nearest folder, from the notebook's folder
+(or the working directory) upwards, that holds ``.nbops``, ``.git`` or ``pyproject.toml``; with none of
+them, the starting folder itself. ``NBOPS_HOME`` overrides the ``.nbops`` folder outright.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+ENV_HOME = "NBOPS_HOME"
+ENV_OFFLINE = "NBOPS_OFFLINE"
+ENV_SPOOL = "NBOPS_SPOOL_DIR"
+ENV_PARENT = "NBOPS_PARENT_RUN_ID"          # set by `nbops run` for the kernel: magics log child runs
+ENV_NOTEBOOK = "NBOPS_NOTEBOOK_PATH"        # set by `nbops run`: the notebook the kernel executes
+ENV_EXPERIMENT = "NBOPS_EXPERIMENT"         # default experiment for %%track
+ENV_PROMETHEUS = "NBOPS_PROMETHEUS_URL"
+ROOT_MARKERS = (".nbops", ".git", "pyproject.toml")
+TRUTHY = {"1", "true", "yes", "on"}
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """The nearest folder from ``start`` upwards holding ``.nbops``, ``.git`` or ``pyproject.toml``."""
+    here = Path(start or os.getcwd()).resolve()
+    if here.is_file():
+        here = here.parent
+    for d in (here, *here.parents):
+        if any((d / m).exists() for m in ROOT_MARKERS):
+            return d
+    return here
+
+
+def home(start: str | os.PathLike | None = None) -> Path:
+    """The ``.nbops`` folder of the project (created on first use by whoever writes)."""
+    env = os.environ.get(ENV_HOME)
+    return Path(env).expanduser().resolve() if env else project_root(start) / ".nbops"
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in TRUTHY
+
+
+@dataclass(frozen=True)
+class Settings:
+    tracking_uri: str
+    embedded: bool          # True: the default SQLite store under .nbops/
+    artifact_root: str | None
+    spool_dir: Path
+    offline: bool
+    parent_run_id: str | None
+    experiment: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.tracking_uri.startswith("sqlite:")
+
+    @property
+    def is_server(self) -> bool:
+        return self.tracking_uri.startswith(("http://", "https://", "databricks"))
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        return Path(self.tracking_uri.split(":///", 1)[-1]) if ":///" in self.tracking_uri else None
+
+    def describe(self) -> str:
+        kind = "embedded SQLite store" if self.embedded else "MLFLOW_TRACKING_URI"
+        mode = " (offline: writes go to the spool)" if self.offline else ""
+        return f"{self.tracking_uri} [{kind}]{mode}"
+
+
+def settings(start: str | os.PathLike | None = None) -> Settings:
+    """Resolve the settings now (cheap: no imports, no I/O beyond a few ``stat`` calls)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    h = home(start)
+    if uri:
+        if "://" not in uri and not uri.startswith(("databricks", "file:")):
+            # MLflow accepts a bare folder as a file store; keep that, but make it absolute.
+            uri = Path(uri).expanduser().resolve().as_uri()
+        embedded, art = False, None
+    else:
+        uri = f"sqlite:///{h / 'mlflow.db'}"
+        embedded, art = True, (h / "artifacts").as_uri()
+    spool = Path(os.environ.get(ENV_SPOOL) or (h / "spool")).expanduser()
+    exp = os.environ.get(ENV_EXPERIMENT) or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "Default"
+    if not exp.strip():
+        raise ConfigError(f"{ENV_EXPERIMENT} is set but empty: unset it or give an experiment name.")
+    return Settings(uri, embedded, art, spool, env_flag(ENV_OFFLINE), os.environ.get(ENV_PARENT) or None, exp)

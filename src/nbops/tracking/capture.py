@@ -1,0 +1,261 @@
+"""What a tracked cell yields without the user writing anything: parameters, metrics, secrets kept out, git
+state, environment. Pure functions over source text and a namespace, so they test without a kernel.
+
+Rules (documented in the README):
+- **parameters**: names the cell assigns at top level from a literal (``lr = 0.1``, ``n = -3``,
+  ``name = "rf"``, ``flag = True``, a tuple/list of literals), with their value after the cell; plus the
+  parameters papermill injected into the notebook.
+- **metrics**: names the cell assigns (anywhere at top level, including ``a, b = ...`` and ``x += ...``) whose
+  name has a metric word as one of its ``_``-separated parts (accuracy, acc, auc, f1, loss, rmse, ...) and
+  whose value after the cell is a real number (not a bool). A metric-looking name is a metric, never a param.
+- **secrets**: a name that looks like a credential (token, secret, password, key, AWS_*, ...) is never a
+  parameter or tag; string literals assigned to such names, values of such variables and environment
+  variables, and strings shaped like well-known keys are masked in every text nbops stores.
+"""
+from __future__ import annotations
+
+import ast
+import numbers
+import os
+import re
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+METRIC_WORDS = {
+    "accuracy", "acc", "auc", "roc", "f1", "f2", "fbeta", "precision", "recall", "loss", "rmse", "mse", "mae",
+    "mape", "smape", "r2", "rsquared", "score", "error", "err", "logloss", "ll", "ndcg", "map", "mrr", "bleu",
+    "rouge", "perplexity", "ppl", "iou", "dice", "kappa", "mcc", "brier", "gini", "ks", "lift", "aucpr", "wer",
+    "cer", "specificity", "sensitivity", "tpr", "fpr", "deviance", "likelihood", "rmsle", "medae", "hit", "hits",
+}
+SECRET_NAME = re.compile(
+    r"(?i)(token|secret|passw|passwd|pwd|api_?key|apikey|access_?key|private_?key|secret_?key|credential|"
+    r"auth|cookie|session_?id|signature|^aws_|_key$|^key$|dsn|conn(ection)?_?str)")
+KEY_SHAPES = [
+    re.compile(r"\b(sk|pk|rk)[-_](live|test|proj)?[-_]?[A-Za-z0-9_-]{16,}"),  # Stripe / OpenAI style
+    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),                                   # AWS access key id
+    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),                         # GitHub tokens
+    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),                        # Slack
+    re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),                              # Google API key
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWT
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+    re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),                       # user:password@ in URLs
+    re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),                                # Hugging Face
+]
+MASK = "****"
+PARAM_TYPES = (bool, int, float, str)
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(name))
+
+
+def is_metric_name(name: str) -> bool:
+    parts = [p for p in re.split(r"[_\W]+", name.lower()) if p]
+    return any(p in METRIC_WORDS for p in parts) or name.lower() in METRIC_WORDS
+
+
+def _literal(node: ast.AST) -> bool:
+    try:
+        v = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    if isinstance(v, (list, tuple)):
+        return len(v) <= 20 and all(isinstance(x, PARAM_TYPES) for x in v)
+    return isinstance(v, PARAM_TYPES) or v is None
+
+
+def _names(target: ast.AST) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for t in target.elts for n in _names(t)]
+    if isinstance(target, ast.Starred):
+        return _names(target.value)
+    return []
+
+
+def assigned_names(source: str) -> tuple[list[str], list[str]]:
+    """(names assigned from a literal, every name assigned) at the cell's top level, in order."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return [], []
+    literal, every = [], []
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [n for t in targets for n in _names(t)]
+            every += names
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and _literal(node.value):
+                literal += names
+        elif isinstance(node, (ast.For, ast.With)):
+            every += _names(node.target) if isinstance(node, ast.For) else []
+            for sub in ast.walk(node):  # training loops assign metrics inside for/with blocks
+                if isinstance(sub, (ast.Assign, ast.AugAssign)):
+                    tg = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+                    every += [n for t in tg for n in _names(t)]
+    dedup = lambda xs: list(dict.fromkeys(xs))  # noqa: E731
+    return dedup(literal), dedup(every)
+
+
+def _as_number(v) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        try:
+            import numpy as np  # numpy scalars and 0-d arrays
+
+            if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf":
+                return float(v)
+        except ImportError:
+            pass
+        return None
+    f = float(v)
+    return f if f == f and abs(f) != float("inf") else None
+
+
+def auto_params(source: str, ns: dict) -> dict:
+    literal, _ = assigned_names(source)
+    out = {}
+    for n in literal:
+        if n.startswith("_") or is_secret_name(n) or is_metric_name(n) or n not in ns:
+            continue
+        v = ns[n]
+        if isinstance(v, PARAM_TYPES) or v is None or (isinstance(v, (list, tuple)) and len(v) <= 20):
+            out[n] = v
+    return out
+
+
+def auto_metrics(source: str, ns: dict) -> dict:
+    _, every = assigned_names(source)
+    out = {}
+    for n in every:
+        if n.startswith("_") or is_secret_name(n) or not is_metric_name(n) or n not in ns:
+            continue
+        f = _as_number(ns[n])
+        if f is not None:
+            out[n] = f
+    return out
+
+
+def papermill_parameters(history: list[str]) -> dict:
+    """The parameters papermill injected: the cell it inserts starts with ``# Parameters`` and assigns literals.
+    Read from the kernel's input history, so it works under plain ``papermill`` as well as ``nbops run``."""
+    params: dict = {}
+    for src in history:
+        if not src.lstrip().startswith("# Parameters"):
+            continue
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                try:
+                    value = ast.literal_eval(node.value)
+                except (ValueError, TypeError, SyntaxError):
+                    continue
+                for n in (n for t in node.targets for n in _names(t)):
+                    if not is_secret_name(n):
+                        params[n] = value
+    return params
+
+
+class Masker:
+    """Masks secrets in any text nbops stores."""
+
+    def __init__(self, ns: dict | None = None, source: str | None = None):
+        values = set()
+        for name, v in list((ns or {}).items()):
+            if isinstance(v, str) and len(v) >= 6 and is_secret_name(name):
+                values.add(v)
+        for name, v in os.environ.items():
+            if len(v) >= 6 and is_secret_name(name):
+                values.add(v)
+        if source:
+            try:
+                for node in ast.walk(ast.parse(source)):
+                    if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(
+                            getattr(node, "value", None), ast.Constant) and isinstance(node.value.value, str):
+                        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                        if any(is_secret_name(n) for t in targets for n in _names(t)) and len(node.value.value) >= 4:
+                            values.add(node.value.value)
+                    elif isinstance(node, ast.keyword) and node.arg and is_secret_name(node.arg) and isinstance(
+                            node.value, ast.Constant) and isinstance(node.value.value, str) and len(node.value.value) >= 4:
+                        values.add(node.value.value)
+            except SyntaxError:
+                pass
+        self.values = sorted(values, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        if not text:
+            return text
+        for v in self.values:
+            text = text.replace(v, MASK)
+        for rx in KEY_SHAPES:
+            text = rx.sub(MASK, text)
+        return text
+
+
+def drop_secret_keys(d: dict) -> dict:
+    return {k: v for k, v in d.items() if not is_secret_name(str(k))}
+
+
+def git_info(folder: str | os.PathLike) -> dict:
+    """Commit, branch, dirty flag and (when dirty) the diff of the repository holding ``folder``; {} outside git."""
+    def git(*args, limit=None):
+        r = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=20)
+        return r.stdout if r.returncode == 0 else None
+    try:
+        head = git("rev-parse", "HEAD", "--abbrev-ref", "HEAD", "--show-toplevel")
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if not head:
+        return {}
+    commit, branch, top = (head.strip().splitlines() + ["", "", ""])[:3]
+    status = git("status", "--porcelain", "--untracked-files=no") or ""
+    info = {"commit": commit, "branch": branch, "root": top, "dirty": bool(status.strip())}
+    remote = git("config", "--get", "remote.origin.url")
+    if remote:
+        info["remote"] = remote.strip()
+    if info["dirty"]:
+        info["diff"] = git("diff", "HEAD") or ""
+    return info
+
+
+@lru_cache(maxsize=1)
+def environment() -> tuple[str, str]:
+    """(python version, ``pip freeze``-style list of installed distributions). Cached per process."""
+    from importlib import metadata
+
+    pkgs = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"]},
+                  key=str.lower)
+    return sys.version.split()[0], "\n".join(pkgs) + "\n"
+
+
+def peak_rss_sampler():
+    """Start a thread sampling this process's RSS every 50 ms; ``stop()`` returns the peak in bytes."""
+    import threading
+
+    import psutil
+
+    proc = psutil.Process()
+    peak = [proc.memory_info().rss]
+    done = threading.Event()
+
+    def loop():
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], proc.memory_info().rss)
+
+    t = threading.Thread(target=loop, name="nbops-peak-rss", daemon=True)
+    t.start()
+
+    def stop() -> int:
+        done.set()
+        t.join(1)
+        return max(peak[0], proc.memory_info().rss)
+    return stop
+
+
+def find_root_of(path: str | None) -> Path:
+    return Path(path).resolve().parent if path else Path.cwd()

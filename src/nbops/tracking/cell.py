@@ -1,0 +1,230 @@
+"""Run one notebook cell under a :class:`~nbops.tracking.run.Tracker` and capture what it yields.
+
+Cell hooks: context managers entered around the cell's execution, given the tracker; each is named by a
+``"module:function"`` string and imported only when a tracked cell runs (so ``%load_ext`` stays fast).
+The data module versions frames read from files; the telemetry module attaches the host's samples.
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib
+import io
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import config
+from ..errors import NbopsError, TrackingError
+from . import capture
+from .notebook import notebook_path
+from .run import Tracker
+
+log = logging.getLogger("nbops")
+
+CELL_HOOKS: list[str] = [
+    "nbops.data.autoversion:versions_reads",      # frames read with pandas.read_csv/read_parquet
+    "nbops.telemetry.local:system_metrics",       # host samples of the cell's time window under system/
+]
+
+
+@dataclass
+class CellOptions:
+    experiment: str | None = None
+    run_name: str | None = None
+    params: list[str] | None = None
+    metrics: list[str] | None = None
+    data: list[str] = field(default_factory=list)
+    model: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    snapshot: bool = False
+
+
+class _Tee:
+    """Writes to the original stream and keeps a copy: the user still sees their output."""
+
+    def __init__(self, stream, buf: io.StringIO):
+        self._stream, self._buf = stream, buf
+
+    def write(self, s):
+        self._buf.write(s)
+        return self._stream.write(s)
+
+    def flush(self):
+        return self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _execute(shell, cell: str) -> Any:
+    """Run the cell body the way IPython would (magics and ``!`` lines included); return the last
+    expression's value. Exceptions propagate unchanged."""
+    src = shell.transform_cell(cell)
+    tree = ast.parse(src)
+    tree = shell.transform_ast(tree) or tree
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    filename = shell.compile.cache(src, shell.execution_count)
+    exec(compile(tree, filename, "exec", flags=shell.compile.flags, dont_inherit=True), shell.user_ns)
+    if last is not None:
+        ast.fix_missing_locations(last)
+        return eval(compile(last, filename, "eval", flags=shell.compile.flags, dont_inherit=True), shell.user_ns)
+    return None
+
+
+def _figures() -> dict[int, Any]:
+    plt = sys.modules.get("matplotlib.pyplot")
+    return {n: plt.figure(n) for n in plt.get_fignums()} if plt else {}
+
+
+def _hooks(tracker: Tracker) -> list:
+    out = []
+    for spec in CELL_HOOKS:
+        mod, fn = spec.split(":")
+        try:
+            out.append(getattr(importlib.import_module(mod), fn)(tracker))
+        except (ImportError, AttributeError) as exc:
+            log.debug("nbops: cell hook %s unavailable: %s", spec, exc)
+    return out
+
+
+def run_cell(shell, cell: str, opts: CellOptions) -> Any:
+    """Execute ``cell`` in ``shell`` as one tracked run; returns the cell's value, shows a run summary."""
+    ns = shell.user_ns
+    nb = notebook_path(ns)
+    tags = {"mlflow.source.type": "NOTEBOOK", "nbops.cell.execution_count": shell.execution_count,
+            **{k: v for k, v in opts.tags.items() if not capture.is_secret_name(k)}}
+    if nb:
+        tags["mlflow.source.name"] = nb
+    start_dir = os.path.dirname(nb) if nb and os.path.isabs(nb) and os.path.isdir(os.path.dirname(nb)) else os.getcwd()
+    try:
+        tracker = Tracker(opts.experiment, opts.run_name, tags=tags, settings=config.settings(start_dir))
+        tracker.__enter__()
+    except (TrackingError, OSError) as exc:
+        log.warning("nbops: tracking is unavailable, the cell runs untracked: %s", exc)
+        return _execute(shell, cell)
+    figs_before = {id(f) for f in _figures().values()}
+    out, err = io.StringIO(), io.StringIO()
+    stop_rss = capture.peak_rss_sampler()
+    t0 = time.perf_counter()
+    value, exc_info = None, (None, None, None)
+    try:
+        with contextlib.ExitStack() as stack:
+            for h in _hooks(tracker):
+                stack.enter_context(h)
+            stack.enter_context(contextlib.redirect_stdout(_Tee(sys.stdout, out)))
+            stack.enter_context(contextlib.redirect_stderr(_Tee(sys.stderr, err)))
+            value = _execute(shell, cell)
+    except BaseException:  # noqa: BLE001 - recorded, then re-raised unchanged
+        exc_info = sys.exc_info()
+    wall = time.perf_counter() - t0
+    peak = stop_rss()
+    usage_error = None
+    try:
+        _collect(shell, cell, opts, tracker, nb, start_dir, out.getvalue(), err.getvalue(), figs_before, wall, peak)
+    except NbopsError as e:  # a user's mistake in the options (--data, --model, --params): said after the run
+        usage_error = e
+        if exc_info[0] is None:
+            exc_info = (type(e), e, e.__traceback__)
+    except Exception as e:  # noqa: BLE001 - capture must never cost the user their cell
+        log.warning("nbops: could not capture everything from the cell: %s", e)
+        tracker.warnings.append(f"capture: {e}")
+    tracker.__exit__(*exc_info)
+    summary = tracker.summary(wall_s=wall, peak_rss=peak)
+    shell.user_ns["_nbops_last_run"] = summary
+    from ..display import show
+
+    show(summary)
+    if exc_info[1] is not None:
+        if usage_error is exc_info[1]:
+            raise usage_error
+        raise exc_info[1].with_traceback(exc_info[2])
+    return value
+
+
+def _collect(shell, cell, opts, tracker: Tracker, nb, start_dir, stdout, stderr, figs_before, wall, peak):
+    ns = shell.user_ns
+    masker = capture.Masker(ns, cell)
+    tracker.masker = masker
+    # parameters: papermill's injected ones, then the cell's (explicit list or the literal-assignment rule)
+    params = capture.papermill_parameters(list(ns.get("In", []))[:-1] if "In" in ns else [])
+    if opts.params is not None:
+        missing = [n for n in opts.params if n not in ns]
+        if missing:
+            raise NbopsError(f"--params: no variable named {', '.join(map(repr, missing))} after the cell ran; "
+                             f"check the spelling or assign it in the cell.", variables=missing)
+        params.update({n: ns[n] for n in opts.params})
+    else:
+        params.update(capture.auto_params(cell, ns))
+    tracker.log_params({k: masker(str(v)) if isinstance(v, str) else v for k, v in capture.drop_secret_keys(params).items()})
+    if opts.metrics is not None:
+        bad = [n for n in opts.metrics if capture._as_number(ns.get(n)) is None]
+        if bad:
+            raise NbopsError(f"--metrics: {', '.join(map(repr, bad))} is not a number after the cell ran "
+                             f"(a metric must be an int or float variable).", variables=bad)
+        tracker.log_metrics({n: capture._as_number(ns[n]) for n in opts.metrics})
+    else:
+        tracker.log_metrics(capture.auto_metrics(cell, ns))
+    tracker.log_metrics({"nbops.wall_time_s": wall, "nbops.peak_rss_mb": peak / 2**20})
+    # what the cell ran and printed
+    tracker.log_text(masker(cell), "cell/source.py")
+    if stdout:
+        tracker.log_text(masker(stdout), "cell/stdout.txt")
+    if stderr:
+        tracker.log_text(masker(stderr), "cell/stderr.txt")
+    for n, fig in _figures().items():
+        if id(fig) not in figs_before:
+            tracker.log_figure(fig, f"figures/figure_{n}.png")
+    # where it ran: notebook, git, environment
+    if nb and os.path.exists(nb):
+        tracker.log_artifact(nb, "notebook")
+    git = capture.git_info(start_dir)
+    if git:
+        tracker.set_tags({"mlflow.source.git.commit": git["commit"], "mlflow.source.git.branch": git["branch"],
+                          "nbops.git.dirty": str(git["dirty"]).lower()})
+        if git.get("remote"):
+            tracker.set_tag("mlflow.source.git.repoURL", masker(git["remote"]))
+        if git.get("diff"):
+            tracker.log_text(masker(git["diff"]), "git/diff.patch")
+    pyver, packages = capture.environment()
+    tracker.set_tag("nbops.python_version", pyver)
+    tracker.log_text(packages, "environment/requirements.txt")
+    # data and model named on the command line
+    for name in opts.data:
+        if name not in ns:
+            raise NbopsError(f"--data {name}: no variable named {name!r} after the cell ran; name a DataFrame "
+                             f"the cell uses.", variable=name)
+        from ..data import log_to_run
+
+        log_to_run(tracker, ns[name], name=name, snapshot=opts.snapshot)
+    if opts.model:
+        if opts.model not in ns:
+            raise NbopsError(f"--model {opts.model}: no variable named {opts.model!r} after the cell ran; name "
+                             f"the fitted model variable.", variable=opts.model)
+        tracker.log_model(ns[opts.model], name="model")
+
+
+def parse_tags(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for p in pairs or []:
+        if "=" not in p or not p.split("=", 1)[0].strip():
+            raise NbopsError(f"--tag {p!r}: write tags as key=value, e.g. --tag team=growth.")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def split_names(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    bad = [n for n in names if not n.isidentifier()]
+    if bad:
+        raise NbopsError(f"{', '.join(bad)} is not a variable name; give a comma-separated list like a,b,c.")
+    return names

@@ -1,0 +1,210 @@
+"""``with nbops.track(...) as run:`` -- one MLflow run whose records are buffered and written in a few batches.
+
+The ``%%track`` magic wraps this; so do ``%drift``, ``%telemetry --log`` and ``%promote`` when they record.
+Nesting is a parent/child pair: an enclosing :class:`Tracker`, an active ``mlflow.start_run()`` or the parent
+that ``nbops run`` passes to the kernel (``NBOPS_PARENT_RUN_ID``) becomes the new run's parent.
+
+The status is right every time: an exception ends the run FAILED (traceback stored) and propagates unchanged,
+``KeyboardInterrupt`` ends it KILLED; the run is never left active. A failure of the tracking store never
+fails the user's code: the records go to the spool and the summary says so.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .. import config
+from ..errors import TrackingError, NbopsError
+from .writer import FAILED, FINISHED, KILLED, RunRef, get_writer
+
+log = logging.getLogger("nbops")
+_STACK: list["Tracker"] = []
+
+
+def current() -> "Tracker | None":
+    """The innermost active tracked run, or None."""
+    return _STACK[-1] if _STACK else None
+
+
+def _fluent_parent() -> str | None:
+    mlflow = sys.modules.get("mlflow")  # only if the user imported it: never import mlflow to ask
+    if mlflow is None:
+        return None
+    try:
+        r = mlflow.active_run()
+        return r.info.run_id if r else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+class Tracker:
+    """A tracked run. Use as a context manager; log with the methods below (all buffered)."""
+
+    def __init__(self, experiment: str | None = None, run_name: str | None = None, *, tags: dict | None = None,
+                 params: dict | None = None, parent_run_id: str | None = None, kind: str = "track",
+                 settings: config.Settings | None = None, masker=None):
+        self.settings = settings or config.settings()
+        self.experiment = experiment or self.settings.experiment
+        self.run_name = run_name
+        self.kind = kind
+        self._tags = {"nbops.kind": kind, **(tags or {})}
+        self._params: dict[str, Any] = dict(params or {})
+        self._metrics: dict[str, float] = {}
+        self._series: list[tuple[str, float, float, int]] = []
+        self._datasets: list[dict] = []
+        self.data_versions: list[Any] = []
+        self._models: list[tuple[Any, str, str, Any]] = []
+        self._explicit_parent = parent_run_id
+        self.masker = masker or (lambda s: s)
+        self.run: RunRef | None = None
+        self.status: str | None = None
+        self.error: BaseException | None = None
+        self.started = self.ended = None
+        self._tmp: Path | None = None
+        self.figures: list[str] = []
+        self.artifacts: list[str] = []
+        self.warnings: list[str] = []
+        self.writer = get_writer(self.settings)
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def __enter__(self) -> "Tracker":
+        parent = self._explicit_parent or (current().run.run_id if current() and current().run else None) \
+            or _fluent_parent() or self.settings.parent_run_id
+        self.started = time.time()
+        self._tmp = Path(tempfile.mkdtemp(prefix="nbops-run-"))
+        self.run = self.writer.start_run(self.experiment, self.run_name, self._tags, parent, self.started)
+        self.run_name = self.run.run_name or self.run_name
+        self._tags = {}  # written with the run
+        _STACK.append(self)
+        return self
+
+    def __exit__(self, et, ev, tb) -> bool:
+        status = FINISHED if et is None else KILLED if issubclass(et, KeyboardInterrupt) else FAILED
+        if et is not None and not issubclass(et, KeyboardInterrupt):
+            self.error = ev
+            self.log_text(self.masker("".join(traceback.format_exception(et, ev, tb))), "error/traceback.txt")
+            self._tags["nbops.error"] = self.masker(f"{et.__name__}: {ev}")[:500]
+        self.close(status)
+        return False  # the user's exception propagates unchanged
+
+    def close(self, status: str = FINISHED) -> None:
+        """Write everything buffered and end the run. Never raises for a store failure (it spools)."""
+        if self in _STACK:
+            _STACK.remove(self)
+        self.ended = time.time()
+        self._metrics.setdefault("nbops.duration_s", round(self.ended - self.started, 6))
+        try:
+            self.flush()
+            self.writer.end_run(self.run, status, self.ended)
+        except TrackingError as exc:
+            self.warnings.append(str(exc))
+            log.warning("nbops: %s", exc)
+            if status == FINISHED:
+                status = FAILED
+        finally:
+            self.status = status
+            if self._tmp:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                self._tmp = None
+
+    def flush(self) -> None:
+        """Write what is buffered: one batch of params/metrics/tags, one upload of the artifacts folder."""
+        run = self.run
+        self.writer.log_batch(run, self._params, self._metrics, self._tags, timestamp=self.ended)
+        self.params_logged = {**getattr(self, "params_logged", {}), **self._params}
+        self.metrics_logged = {**getattr(self, "metrics_logged", {}), **self._metrics}
+        self._params, self._metrics, self._tags = {}, {}, {}
+        self.writer.log_metric_series(run, self._series)
+        self._series = []
+        self.writer.log_inputs(run, self._datasets)
+        self._datasets = []
+        if self._tmp and any(self._tmp.iterdir()):
+            self.writer.log_artifacts(run, self._tmp)
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp.mkdir()
+        for model, name, flavor, example in self._models:
+            self.writer.log_model(run, model, name, flavor, example)
+        self._models = []
+
+    # -- logging --------------------------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str | None:
+        return self.run.run_id if self.run else None
+
+    def log_param(self, key: str, value: Any) -> None:
+        self._params[str(key)] = value
+
+    def log_params(self, params: dict) -> None:
+        for k, v in params.items():
+            self.log_param(k, v)
+
+    def log_metric(self, key: str, value: float, step: int | None = None, timestamp: float | None = None) -> None:
+        if step is None and timestamp is None:
+            self._metrics[str(key)] = float(value)
+        else:
+            self._series.append((str(key), float(value), timestamp or time.time(), step or 0))
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        for k, v in metrics.items():
+            self.log_metric(k, v, step)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self._tags[str(key)] = value
+
+    def set_tags(self, tags: dict) -> None:
+        for k, v in tags.items():
+            self.set_tag(k, v)
+
+    def _path(self, artifact_file: str) -> Path:
+        if self._tmp is None:
+            raise NbopsError("This run is closed; log inside the `with nbops.track()` block.")
+        p = self._tmp / artifact_file
+        p.parent.mkdir(parents=True, exist_ok=True)
+        self.artifacts.append(artifact_file)
+        return p
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._path(artifact_file).write_text(text, encoding="utf-8")
+
+    def log_dict(self, data: dict, artifact_file: str) -> None:
+        self._path(artifact_file).write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+
+    def log_artifact(self, local_path: str, artifact_path: str | None = None) -> None:
+        src = Path(local_path)
+        if not src.exists():
+            raise NbopsError(f"log_artifact: {local_path} does not exist.", path=str(local_path))
+        dest = self._path(str(Path(artifact_path or "") / src.name))
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest)
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        figure.savefig(self._path(artifact_file), dpi=100, bbox_inches="tight")
+        self.figures.append(artifact_file)
+
+    def log_dataset(self, record: dict, version: Any = None) -> None:
+        """A dataset input (see :mod:`nbops.data`): name, digest, source, schema, profile, context."""
+        self._datasets.append(record)
+        if version is not None:
+            self.data_versions.append(version)
+
+    def log_model(self, model: Any, name: str = "model", flavor: str | None = None, input_example: Any = None):
+        from .models import model_flavor
+
+        self._models.append((model, name, flavor or model_flavor(model), input_example))
+
+    # -- result ---------------------------------------------------------------------------------------------
+    def summary(self, **extra):
+        from ..display.summary import RunSummary
+
+        return RunSummary.from_tracker(self, **extra)
+
+
+def track(experiment: str | None = None, run_name: str | None = None, **kwargs) -> Tracker:
+    """Start a tracked run: ``with nbops.track("exp", "name") as run: run.log_metric("rmse", 1.2)``."""
+    return Tracker(experiment, run_name, **kwargs)

@@ -1,0 +1,93 @@
+"""The durable local spool: what the tracking store could not take, kept on disk until ``nbops sync``.
+
+Layout, one folder a run under the spool root (``.nbops/spool`` by default, ``NBOPS_SPOOL_DIR`` to move it)::
+
+    <local run id>/meta.json       experiment, run name, tags, start time, target store; ``server_run_id`` when
+                                   the run already exists on the store (the store went away mid-run)
+    <local run id>/journal.jsonl   one JSON record a line, appended and fsync'ed: log_batch, log_artifacts,
+                                   log_inputs, log_model, end_run, each with a sequence number
+    <local run id>/files/<seq>/    the files that go with record <seq> (artifacts, a pickled model)
+    <local run id>/state.json      written by sync: the server run id and the last record replayed
+
+Appends are atomic per line (one ``write`` of a complete line, then fsync), so a crash leaves at most a torn
+last line, which sync reports and skips.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+LOCAL_PREFIX = "spool-"
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+class Spool:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def _dir(self, run_id: str) -> Path:
+        return self.root / run_id
+
+    def new_run(self, experiment: str, run_name: str | None, tags: dict, start_ms: int, target: str):
+        """A run that exists only in the spool; its id is local until sync maps it to a server id."""
+        from .writer import RunRef
+
+        run_id = LOCAL_PREFIX + uuid.uuid4().hex
+        d = self._dir(run_id)
+        d.mkdir(parents=True, exist_ok=True)
+        _atomic_json(d / "meta.json", {"local_run_id": run_id, "experiment": experiment, "run_name": run_name,
+                                       "tags": tags, "start_time": start_ms, "target": target,
+                                       "server_run_id": None, "created": time.time()})
+        return RunRef(run_id, None, experiment, run_name, spooled=True)
+
+    def adopt(self, run, target: str) -> None:
+        """The store went away after ``run`` was created on it: spool the rest under the same id."""
+        d = self._dir(run.run_id)
+        d.mkdir(parents=True, exist_ok=True)
+        if not (d / "meta.json").exists():
+            _atomic_json(d / "meta.json", {"local_run_id": run.run_id, "experiment": run.experiment,
+                                           "run_name": run.run_name, "tags": {}, "start_time": None,
+                                           "target": target, "server_run_id": run.run_id, "created": time.time()})
+
+    def append(self, run_id: str, op: dict, files: dict | None = None) -> None:
+        d = self._dir(run_id)
+        journal = d / "journal.jsonl"
+        seq = sum(1 for _ in open(journal, "rb")) if journal.exists() else 0
+        rec = dict(op, seq=seq)
+        if files and files.get("dir"):
+            dest = d / "files" / str(seq)
+            shutil.copytree(files["dir"], dest, dirs_exist_ok=True)
+            rec["files"] = str(dest.relative_to(d))
+        line = (json.dumps(rec, default=str) + "\n").encode()
+        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def entries(self) -> list[Path]:
+        """Spooled run folders, oldest first (parents before their children)."""
+        if not self.root.is_dir():
+            return []
+        dirs = [p for p in self.root.iterdir() if p.is_dir() and (p / "meta.json").exists()]
+        return sorted(dirs, key=lambda p: (p / "meta.json").stat().st_mtime)
+
+    def pending(self) -> int:
+        """How many spooled runs still have records that are not on the store."""
+        n = 0
+        for d in self.entries():
+            state = json.loads((d / "state.json").read_text()) if (d / "state.json").exists() else {}
+            total = sum(1 for _ in open(d / "journal.jsonl", "rb")) if (d / "journal.jsonl").exists() else 0
+            if not state.get("complete") or state.get("done", -1) < total - 1:
+                n += 1
+        return n

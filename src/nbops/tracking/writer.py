@@ -1,0 +1,348 @@
+"""The one writer. Every record nbops writes -- runs, params, metrics, tags, artifacts, dataset inputs, models,
+statuses -- goes through :class:`Writer`, which sends it to the MLflow store or, when the store does not answer
+(or ``NBOPS_OFFLINE=1``), appends it to the durable local spool that ``nbops sync`` replays later.
+
+Two guards make the embedded SQLite store safe for parallel notebooks (MLflow issues #6490, #4123): every write
+holds an inter-process file lock beside the database, and a write that still meets "database is locked" is
+retried with backoff. Experiments are created get-or-create under the same lock, so parallel first runs do not
+race on creating the experiment or migrating the schema.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .. import config
+from ..errors import TrackingError
+
+log = logging.getLogger("nbops")
+
+FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+SPOOL_ID_TAG = "nbops.spool_id"
+MAX_PARAM_LEN = 6000
+
+
+@dataclass
+class RunRef:
+    """A run nbops writes to: on the store (``spooled`` False) or in the local spool."""
+    run_id: str
+    experiment_id: str | None
+    experiment: str
+    run_name: str | None = None
+    spooled: bool = False
+    artifact_uri: str | None = None
+    spool_reason: str | None = None
+    model_uris: list[str] = field(default_factory=list)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` means the store did not answer (refused, timed out, 5xx, locked), not that it said no."""
+    import requests
+
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
+                        TimeoutError)):
+        return True
+    text = f"{type(exc).__name__}: {exc}"
+    markers = ("Max retries exceeded", "Connection refused", "ConnectionError", "timed out", "Read timed out",
+               "database is locked", "Failed to establish a new connection", "RemoteDisconnected",
+               "Connection aborted", "too many 5", "502", "503", "504", "TEMPORARILY_UNAVAILABLE",
+               "API request to endpoint")
+    if any(m in text for m in markers):
+        return True
+    code = getattr(exc, "error_code", "")
+    return code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE") and "500" in text
+
+
+def _bounded_http_retries() -> None:
+    # MLflow retries a refused connection 7 times with exponential backoff (minutes). A notebook cell should not
+    # hang that long before falling back to the spool: keep MLflow's retries, but fewer, unless the user set them.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+
+class Writer:
+    """Writes to one store (``settings.tracking_uri``); spools what the store does not take."""
+
+    def __init__(self, settings: config.Settings | None = None):
+        self.settings = settings or config.settings()
+        self._client = None
+        self._experiments: dict[str, str] = {}
+        from .spool import Spool  # light module
+        self.spool = Spool(self.settings.spool_dir)
+        self._warned = False
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            import mlflow
+            from mlflow.tracking import MlflowClient
+
+            if self.settings.is_server:
+                _bounded_http_retries()
+            if self.settings.embedded:
+                self.settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            # The fluent API (and MLflow's model logging, which uses it) must see the same store.
+            mlflow.set_tracking_uri(self.settings.tracking_uri)
+            self._client = MlflowClient(self.settings.tracking_uri)
+        return self._client
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Serialise writers on a SQLite store across processes; no-op for servers and file stores."""
+        db = self.settings.sqlite_path
+        if db is None:
+            yield
+            return
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with open(str(db) + ".nbops-lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def call(self, fn, *args, **kwargs):
+        """Run one store operation under the guard, retrying "database is locked" with backoff."""
+        delay = 0.05
+        for attempt in range(8):
+            try:
+                with self.guard():
+                    return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if "database is locked" in str(exc) and attempt < 7:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                raise
+
+    def _warn_spooled(self, run: RunRef, exc: BaseException | None) -> None:
+        why = "NBOPS_OFFLINE=1" if exc is None else f"the tracking store at {self.settings.tracking_uri} " \
+            f"did not answer ({type(exc).__name__}: {str(exc)[:160]})"
+        run.spool_reason = why
+        if not self._warned:
+            log.warning("nbops: %s; run %s is spooled to %s. Run `nbops sync` when the store is back.",
+                        why, run.run_id, self.spool.root)
+            self._warned = True
+
+    def _server_or_spool(self, run: RunRef, op: dict, direct, files=None):
+        """Do ``direct()`` against the store; if the store does not answer, move ``run`` to the spool.
+        ``files`` is a folder (``{"dir": path}``) whose contents go with the spooled record, or a callable
+        that makes it (so a model is only pickled when it has to be spooled)."""
+        if not run.spooled:
+            try:
+                return direct()
+            except TrackingError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                if not is_unreachable(exc):
+                    raise TrackingError(f"The tracking store refused {op['op']} for run {run.run_id}: {exc}",
+                                        run_id=run.run_id, uri=self.settings.tracking_uri) from exc
+                self.spool.adopt(run, self.settings.tracking_uri)
+                run.spooled = True
+                self._warn_spooled(run, exc)
+        self.spool.append(run.run_id, op, files() if callable(files) else files)
+        return None
+
+    # -- experiments and runs -------------------------------------------------------------------------------
+    def experiment_id(self, name: str) -> str:
+        if name in self._experiments:
+            return self._experiments[name]
+        from mlflow.exceptions import MlflowException
+
+        def get_or_create():
+            exp = self.client.get_experiment_by_name(name)
+            if exp is not None:
+                if exp.lifecycle_stage == "deleted":
+                    raise TrackingError(f"Experiment {name!r} is deleted: restore it in the MLflow UI or pick "
+                                        f"another name with -e.", experiment=name)
+                return exp.experiment_id
+            loc = f"{self.settings.artifact_root}/{_safe(name)}" if self.settings.artifact_root else None
+            try:
+                return self.client.create_experiment(name, artifact_location=loc)
+            except MlflowException as exc:
+                if "already exists" in str(exc) or getattr(exc, "error_code", "") == "RESOURCE_ALREADY_EXISTS":
+                    return self.client.get_experiment_by_name(name).experiment_id
+                raise
+
+        self._experiments[name] = self.call(get_or_create)
+        return self._experiments[name]
+
+    def start_run(self, experiment: str, run_name: str | None = None, tags: dict | None = None,
+                  parent_run_id: str | None = None, start_time: float | None = None) -> RunRef:
+        tags = {k: _text(v, 5000) for k, v in (tags or {}).items()}
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id
+        start_ms = int((start_time or time.time()) * 1000)
+        if self.settings.offline:
+            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
+            self._warn_spooled(run, None)
+            return run
+        try:
+            exp_id = self.experiment_id(experiment)
+            r = self.call(self.client.create_run, exp_id, start_time=start_ms, tags=tags, run_name=run_name)
+        except TrackingError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            if not is_unreachable(exc):
+                raise TrackingError(f"Could not start a run in experiment {experiment!r} on "
+                                    f"{self.settings.tracking_uri}: {exc}", uri=self.settings.tracking_uri) from exc
+            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
+            self._warn_spooled(run, exc)
+            return run
+        return RunRef(r.info.run_id, exp_id, experiment, r.info.run_name, artifact_uri=r.info.artifact_uri)
+
+    def log_batch(self, run: RunRef, params: dict | None = None, metrics: dict | None = None,
+                  tags: dict | None = None, step: int = 0, timestamp: float | None = None) -> None:
+        """Params, metrics and tags in one write (MLflow's ``log_batch``)."""
+        ts = int((timestamp or time.time()) * 1000)
+        params = {str(k): _text(v, MAX_PARAM_LEN) for k, v in (params or {}).items()}
+        metrics = {str(k): float(v) for k, v in (metrics or {}).items()}
+        tags = {str(k): _text(v, 5000) for k, v in (tags or {}).items()}
+        if not (params or metrics or tags):
+            return
+        op = {"op": "log_batch", "params": params, "metrics": [[k, v, ts, step] for k, v in metrics.items()],
+              "tags": tags}
+        self._server_or_spool(run, op, lambda: self._direct_batch(run.run_id, op))
+
+    def log_metric_series(self, run: RunRef, rows: list[tuple[str, float, float, int]]) -> None:
+        """Many metric points ``(key, value, unix_seconds, step)``: telemetry samples, training curves."""
+        if not rows:
+            return
+        metrics = [[k, float(v), int(t * 1000), int(s)] for k, v, t, s in rows]
+        for i in range(0, len(metrics), 900):  # MLflow caps a batch at 1000 metrics
+            op = {"op": "log_batch", "params": {}, "metrics": metrics[i:i + 900], "tags": {}}
+            self._server_or_spool(run, op, lambda op=op: self._direct_batch(run.run_id, op))
+
+    def _direct_batch(self, run_id: str, op: dict) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        self.call(self.client.log_batch, run_id,
+                  metrics=[Metric(k, v, t, s) for k, v, t, s in op["metrics"]],
+                  params=[Param(k, v) for k, v in op["params"].items()],
+                  tags=[RunTag(k, v) for k, v in op["tags"].items()])
+
+    def log_artifacts(self, run: RunRef, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        """Upload a folder's contents (one call for everything a cell produced)."""
+        local_dir = Path(local_dir)
+        if not local_dir.is_dir() or not any(local_dir.iterdir()):
+            return
+        op = {"op": "log_artifacts", "artifact_path": artifact_path}
+        self._server_or_spool(run, op, lambda: self._direct_artifacts(run, local_dir, artifact_path),
+                              files={"dir": local_dir})
+
+    def log_artifact(self, run: RunRef, local_file: str | Path, artifact_path: str | None = None) -> None:
+        with tempfile.TemporaryDirectory(prefix="nbops-art-") as tmp:
+            shutil.copy2(local_file, Path(tmp) / Path(local_file).name)
+            self.log_artifacts(run, tmp, artifact_path)
+
+    def log_text(self, run: RunRef, text: str, artifact_file: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="nbops-art-") as tmp:
+            p = Path(tmp) / artifact_file
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text, encoding="utf-8")
+            self.log_artifacts(run, tmp)
+
+    def _direct_artifacts(self, run: RunRef, local_dir: Path, artifact_path: str | None) -> None:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        if not run.artifact_uri:
+            run.artifact_uri = self.call(self.client.get_run, run.run_id).info.artifact_uri
+        get_artifact_repository(run.artifact_uri).log_artifacts(str(local_dir), artifact_path)
+
+    def log_inputs(self, run: RunRef, datasets: list[dict]) -> None:
+        """Dataset inputs: dicts with name, digest, source_type, source, schema, profile, context."""
+        if not datasets:
+            return
+        op = {"op": "log_inputs", "datasets": datasets}
+        self._server_or_spool(run, op, lambda: self._direct_inputs(run.run_id, datasets))
+
+    def _direct_inputs(self, run_id: str, datasets: list[dict]) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = [DatasetInput(Dataset(name=d["name"], digest=d["digest"], source_type=d.get("source_type", "code"),
+                                       source=d.get("source", "{}"), schema=d.get("schema"), profile=d.get("profile")),
+                               tags=[InputTag("mlflow.data.context", d.get("context", "training"))])
+                  for d in datasets]
+        self.call(self.client.log_inputs, run_id, datasets=inputs)
+
+    def log_model(self, run: RunRef, model: Any, name: str = "model", flavor: str = "sklearn",
+                  input_example: Any = None) -> str | None:
+        """Log a fitted model as an MLflow 3 LoggedModel linked to ``run``; returns its ``models:/`` URI
+        (None when spooled: ``nbops sync`` logs it later from a cloudpickle of the object)."""
+        op = {"op": "log_model", "name": name, "flavor": flavor}
+        uri = self._server_or_spool(run, op, lambda: self._direct_model(run, model, name, flavor, input_example),
+                                    files=lambda: {"dir": _pickle_to_tmp(model, input_example)})
+        if uri:
+            run.model_uris.append(uri)
+        return uri
+
+    def _direct_model(self, run: RunRef, model, name, flavor, input_example) -> str:
+        import mlflow
+
+        module = {"sklearn": "mlflow.sklearn", "pyfunc": "mlflow.pyfunc"}[flavor]
+        import importlib
+
+        mod = importlib.import_module(module)
+        kwargs = {"name": name, "run_id": run.run_id}
+        if flavor == "sklearn":
+            kwargs["sk_model"] = model
+            kwargs["serialization_format"] = "cloudpickle"
+        else:
+            from .models import as_python_model
+
+            kwargs["python_model"] = as_python_model(model)
+        if input_example is not None:
+            kwargs["input_example"] = input_example
+        with self.guard():
+            info = mlflow.models.Model.log(artifact_path=None, flavor=mod, **kwargs)
+        return info.model_uri
+
+    def end_run(self, run: RunRef, status: str = FINISHED, end_time: float | None = None) -> None:
+        end_ms = int((end_time or time.time()) * 1000)
+        op = {"op": "end_run", "status": status, "end_time": end_ms}
+        self._server_or_spool(run, op, lambda: self.call(self.client.set_terminated, run.run_id, status, end_ms))
+
+    def run_url(self, run: RunRef) -> str | None:
+        if run.spooled or not self.settings.is_server:
+            return None
+        return f"{self.settings.tracking_uri.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "experiment"
+
+
+def _text(v: Any, limit: int) -> str:
+    s = v if isinstance(v, str) else repr(v) if not isinstance(v, (int, float, bool)) else str(v)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _pickle_to_tmp(model: Any, input_example: Any) -> Path:
+    import cloudpickle
+
+    d = Path(tempfile.mkdtemp(prefix="nbops-model-"))
+    with open(d / "model.pkl", "wb") as fh:
+        cloudpickle.dump({"model": model, "input_example": input_example}, fh)
+    return d
+
+
+_WRITERS: dict[tuple, Writer] = {}
+
+
+def get_writer(settings: config.Settings | None = None) -> Writer:
+    """The process's writer for the current settings (one per store, so connections are reused)."""
+    s = settings or config.settings()
+    key = (s.tracking_uri, s.offline, str(s.spool_dir))
+    if key not in _WRITERS:
+        _WRITERS[key] = Writer(s)
+    return _WRITERS[key]
