@@ -43,7 +43,13 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'nbops' has no attribute {name!r}")
 
 
+def _jupyter_server_extension_points() -> list[dict]:
+    """Jupyter Server finds the extension here (enabled by jupyter-config/); the wiring is in nbops.server."""
+    return [{"module": "nbops.server"}]
+
+
 _registered: dict[int, list[tuple[str, str, object]]] = {}
+_classes: dict[int, list[str]] = {}
 
 
 def load_ipython_extension(ip) -> None:
@@ -53,10 +59,12 @@ def load_ipython_extension(ip) -> None:
     if id(ip) in _registered:
         return
     before = {kind: dict(table) for kind, table in ip.magics_manager.magics.items()}
+    classes = []
     for spec in MAGIC_CLASSES:
         mod, cls = spec.split(":")
         try:
             ip.register_magics(getattr(importlib.import_module(mod), cls))
+            classes.append(cls)
         except ImportError as exc:  # a domain not built yet must not break the others
             if not exc.name or not exc.name.startswith("nbops."):
                 raise
@@ -66,6 +74,7 @@ def load_ipython_extension(ip) -> None:
             if before[kind].get(name) is not fn:
                 added.append((kind, name, before[kind].get(name)))
     _registered[id(ip)] = added
+    _classes[id(ip)] = classes
 
 
 def unload_ipython_extension(ip) -> None:
@@ -78,6 +87,8 @@ def unload_ipython_extension(ip) -> None:
             table.pop(name, None)
         else:
             table[name] = previous
+    for cls in _classes.pop(id(ip), []):
+        ip.magics_manager.registry.pop(cls, None)
     for spec in ("nbops.telemetry.local:shutdown", "nbops.telemetry.live:shutdown"):
         mod, fn = spec.split(":")
         if mod in sys.modules and hasattr(sys.modules[mod], fn):

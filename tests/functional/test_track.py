@@ -1,0 +1,257 @@
+"""%%track driven through a real IPython shell, read back from a real SQLite MLflow store."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import all_artifacts
+from nbops.errors import NbopsError
+
+
+def runs_of(client, experiment):
+    exp = client.get_experiment_by_name(experiment)
+    return {r.info.run_name: r for r in client.search_runs([exp.experiment_id])} if exp else {}
+
+
+def read(client, run_id, path, tmp_path):
+    return open(client.download_artifacts(run_id, path, str(tmp_path)), encoding="utf-8").read()
+
+
+def test_auto_capture_params_metrics_source_stdout(ip, client, tmp_path):
+    value = ip.run_cell_magic("track", "-e exp -n first", "lr = 0.1\nn_trees = 7\naccuracy = 0.5 + lr\n"
+                              "print('hello from the cell')\naccuracy * 2")
+    assert value == pytest.approx(1.2)  # the cell's value comes back to the user
+    r = runs_of(client, "exp")["first"]
+    assert r.info.status == "FINISHED"
+    assert r.data.params == {"lr": "0.1", "n_trees": "7"}
+    assert r.data.metrics["accuracy"] == pytest.approx(0.6)
+    assert r.data.metrics["nbops.wall_time_s"] >= 0 and r.data.metrics["nbops.peak_rss_mb"] > 10
+    assert r.data.tags["mlflow.source.type"] == "NOTEBOOK"
+    assert int(r.data.tags["nbops.cell.execution_count"]) >= 0
+    arts = all_artifacts(client, r.info.run_id)
+    assert "cell/source.py" in arts and "environment/requirements.txt" in arts
+    assert "n_trees = 7" in read(client, r.info.run_id, "cell/source.py", tmp_path)
+    assert "hello from the cell" in read(client, r.info.run_id, "cell/stdout.txt", tmp_path)
+    assert "mlflow==" in read(client, r.info.run_id, "environment/requirements.txt", tmp_path).lower()
+    assert ip.user_ns["_nbops_last_run"].run_id == r.info.run_id
+
+
+def test_explicit_lists_and_tags(ip, client):
+    ip.run_cell_magic("track", "-e exp -n explicit --params a --metrics m --tag team=growth --tag stage=dev",
+                      "a = 1\nb = 2\nm = 0.5\naccuracy = 0.9")
+    r = runs_of(client, "exp")["explicit"]
+    assert r.data.params == {"a": "1"}
+    assert {k for k in r.data.metrics if not k.startswith("nbops.")} == {"m"}
+    assert r.data.tags["team"] == "growth" and r.data.tags["stage"] == "dev"
+
+
+def test_failing_cell_is_failed_and_reraised_unchanged(ip, client, tmp_path):
+    class Boom(Exception):
+        pass
+    ip.user_ns["Boom"] = Boom
+    with pytest.raises(Boom) as err:
+        ip.run_cell_magic("track", "-e exp -n bad", "x = 1\nraise Boom('boom')")
+    assert str(err.value) == "boom"
+    r = runs_of(client, "exp")["bad"]
+    assert r.info.status == "FAILED"
+    assert "Boom: boom" in r.data.tags["nbops.error"]
+    assert "raise Boom('boom')" in read(client, r.info.run_id, "error/traceback.txt", tmp_path)
+    assert ip.user_ns["x"] == 1  # the work before the error is still there
+
+
+def test_ctrl_c_is_killed(ip, client):
+    with pytest.raises(KeyboardInterrupt):
+        ip.run_cell_magic("track", "-e exp -n interrupted", "raise KeyboardInterrupt")
+    assert runs_of(client, "exp")["interrupted"].info.status == "KILLED"
+
+
+def test_hundred_failing_cells_leave_no_run_active(ip, client):
+    for i in range(100):
+        with pytest.raises(ZeroDivisionError):
+            ip.run_cell_magic("track", f"-e many -n f{i}", "1/0")
+    ip.run_cell_magic("track", "-e many -n after", "accuracy = 1.0")
+    runs = runs_of(client, "many")
+    assert len(runs) == 101
+    assert sum(r.info.status == "FAILED" for r in runs.values()) == 100
+    assert runs["after"].info.status == "FINISHED"
+    assert "mlflow.parentRunId" not in runs["after"].data.tags  # nothing was left active to nest under
+    from nbops.tracking import current
+    assert current() is None
+
+
+def test_nested_track_and_surrounding_mlflow_run_are_parent_child(ip, client):
+    import mlflow
+    import nbops
+    with nbops.track("nest", "outer") as outer:
+        ip.run_cell_magic("track", "-e nest -n inner", "accuracy = 0.7")
+    with mlflow.start_run(run_name="fluent", experiment_id=mlflow.set_experiment("nest").experiment_id) as fl:
+        ip.run_cell_magic("track", "-e nest -n under-fluent", "accuracy = 0.8")
+    runs = runs_of(client, "nest")
+    assert runs["inner"].data.tags["mlflow.parentRunId"] == outer.run_id
+    assert runs["under-fluent"].data.tags["mlflow.parentRunId"] == fl.info.run_id
+    assert all(r.info.status == "FINISHED" for r in runs.values())
+
+
+def test_figures_are_png_artifacts(ip, client):
+    ip.run_cell("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nold = plt.figure()")
+    ip.run_cell_magic("track", "-e exp -n figs", "fig, ax = plt.subplots()\nax.plot([1, 2, 3])\n"
+                      "plt.figure()\nplt.plot([3, 2])")
+    arts = all_artifacts(client, runs_of(client, "exp")["figs"].info.run_id)
+    pngs = [a for a in arts if a.endswith(".png")]
+    assert len(pngs) == 2  # the two new figures, not the one that existed before the cell
+
+
+def test_secrets_never_reach_the_store(ip, client, tmp_path, store, monkeypatch):
+    monkeypatch.setenv("PAYMENTS_API_KEY", "env-planted-9f8e7d6c5b4a")
+    leak = "4eC39HqLyjWDarjtT1zdp7dc"
+    ip.run_cell_magic("track", "-e sec -n s --tag token=abc", f"api_token = 'sk-live-{leak}'\n"
+                      "aws_secret_access_key = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'\n"
+                      "import os\nprint('using', api_token, os.environ['PAYMENTS_API_KEY'])\nlr = 0.3")
+    r = runs_of(client, "sec")["s"]
+    assert r.data.params == {"lr": "0.3"} and "token" not in r.data.tags
+    texts = [read(client, r.info.run_id, a, tmp_path) for a in all_artifacts(client, r.info.run_id)]
+    planted = (leak, "wJalrXUtnFEMI/K7MDENG", "env-planted-9f8e7d6c5b4a")
+    for secret in planted:
+        assert not any(secret in t for t in texts), secret
+        db = store.replace("sqlite:///", "")
+        assert secret.encode() not in open(db, "rb").read()
+    # and the whole artifact tree on disk
+    for root, _, files in os.walk(tmp_path):
+        for f in files:
+            if f.endswith((".py", ".txt", ".patch", ".json")):
+                content = open(os.path.join(root, f), errors="replace").read()
+                assert leak not in content, os.path.join(root, f)
+
+
+def test_git_state_is_recorded(ip, client, tmp_path):
+    def git(*a):
+        return subprocess.run(["git", "-C", str(tmp_path), *a], capture_output=True, text=True, check=True).stdout
+    git("init", "-q", "-b", "feature")
+    (tmp_path / "train.py").write_text("x = 1\n")
+    git("add", "train.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c1")
+    (tmp_path / "train.py").write_text("x = 2\n")
+    ip.run_cell_magic("track", "-e g -n dirty", "accuracy = 1.0")
+    r = runs_of(client, "g")["dirty"]
+    assert r.data.tags["mlflow.source.git.commit"] == git("rev-parse", "HEAD").strip()
+    assert r.data.tags["mlflow.source.git.branch"] == "feature"
+    assert r.data.tags["nbops.git.dirty"] == "true"
+    assert "+x = 2" in read(client, r.info.run_id, "git/diff.patch", tmp_path)
+
+
+def test_model_is_logged_and_loads(ip, client):
+    ip.run_cell("from sklearn.linear_model import LinearRegression\nimport numpy as np\n"
+                "X = np.arange(20.0).reshape(-1, 2)\ny = X @ [1.0, 2.0]")
+    ip.run_cell_magic("track", "-e m -n lin --model model", "model = LinearRegression().fit(X, y)")
+    r = runs_of(client, "m")["lin"]
+    models = client.search_logged_models(experiment_ids=[r.info.experiment_id],
+                                         filter_string=f"source_run_id = '{r.info.run_id}'")
+    assert len(models) == 1
+    import mlflow
+    loaded = mlflow.pyfunc.load_model(f"models:/{models[0].model_id}")
+    assert loaded.predict(ip.user_ns["X"][:2]) == pytest.approx([2.0, 8.0])
+    assert ip.user_ns["_nbops_last_run"].models == [f"models:/{models[0].model_id}"]
+
+
+def test_object_with_predict_is_logged_as_pyfunc(ip, client):
+    ip.run_cell("class Doubler:\n    def predict(self, x):\n        return [2 * v for v in x]")
+    ip.run_cell_magic("track", "-e m -n pyf --model d", "d = Doubler()")
+    r = runs_of(client, "m")["pyf"]
+    models = client.search_logged_models(experiment_ids=[r.info.experiment_id],
+                                         filter_string=f"source_run_id = '{r.info.run_id}'")
+    import mlflow
+    assert list(mlflow.pyfunc.load_model(f"models:/{models[0].model_id}").predict([1, 2])) == [2, 4]
+
+
+@pytest.mark.parametrize("line,cell,message", [
+    ("--bogus", "x = 1", "unrecognized"),
+    ("--data nope", "x = 1", "no variable named 'nope'"),
+    ("--model m", "m = 5", "not a model"),
+    ("--model m", "from sklearn.linear_model import LinearRegression\nm = LinearRegression()", "not fitted"),
+    ("--params a,", "a = 1", None),
+    ("--params 1a", "a = 1", "not a variable name"),
+    ("--tag novalue", "a = 1", "key=value"),
+    ("--metrics name", "name = 'x'", "not a number"),
+])
+def test_bad_input_is_a_usage_error(ip, client, line, cell, message):
+    from IPython.core.error import UsageError
+    if message is None:  # a trailing comma is fine
+        ip.run_cell_magic("track", "-e bad " + line, cell)
+        return
+    with pytest.raises(UsageError) as err:
+        ip.run_cell_magic("track", "-e bad " + line, cell)
+    assert message in str(err.value)
+    assert isinstance(err.value, NbopsError) or "unrecognized" in message
+    if "=" in cell and "nope" in line:
+        assert ip.user_ns["x"] == 1  # the cell ran; its work is kept
+
+
+def test_data_argument_must_name_a_frame(ip, client):
+    with pytest.raises(NbopsError) as err:
+        ip.run_cell_magic("track", "-e bad --data x", "x = 42")
+    assert "x" in str(err.value)
+    assert ip.user_ns["x"] == 42
+
+
+def test_unreachable_server_spools_and_keeps_the_cell(ip, monkeypatch, tmp_path):
+    from conftest import free_port
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    result = ip.run_cell_magic("track", "-e off -n offline", "lr = 0.2\naccuracy = 0.75\naccuracy")
+    assert result == 0.75 and ip.user_ns["lr"] == 0.2
+    summary = ip.user_ns["_nbops_last_run"]
+    assert summary.spooled and "did not answer" in summary.spool_reason
+    assert "spooled" in repr(summary)
+    journals = list((tmp_path / "spool").glob("*/journal.jsonl"))
+    assert len(journals) == 1
+    text = journals[0].read_text()
+    assert '"accuracy"' in text and '"end_run"' in text
+
+
+def test_unload_leaves_the_shell_as_it_was(_ipython, store):
+    before = {k: set(v) for k, v in _ipython.magics_manager.magics.items()}
+    registry = set(_ipython.magics_manager.registry)
+    _ipython.run_line_magic("load_ext", "nbops")
+    assert "track" in _ipython.magics_manager.magics["cell"]
+    _ipython.run_line_magic("unload_ext", "nbops")
+    assert {k: set(v) for k, v in _ipython.magics_manager.magics.items()} == before
+    assert set(_ipython.magics_manager.registry) == registry
+
+
+def test_load_ext_imports_no_heavy_library():
+    code = ("import sys\nfrom IPython.core.interactiveshell import InteractiveShell\nip = InteractiveShell.instance()\n"
+            "heavy = {'mlflow', 'alibi_detect', 'matplotlib', 'pandas', 'sklearn', 'scipy', 'torch'}\n"
+            "before = heavy & set(sys.modules)\nip.run_line_magic('load_ext', 'nbops')\n"
+            "print(sorted((heavy & set(sys.modules)) - before))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_status_and_runs(ip, client, capsys):
+    ip.run_cell_magic("track", "-e st -n one", "accuracy = 0.5")
+    df = ip.run_line_magic("nbops", "runs -n 5")
+    assert "one" in set(df["run_name"]) and "metrics.accuracy" in df.columns
+    ip.run_line_magic("nbops", "status")
+    from nbops import status
+    st = status()
+    assert st.store.startswith("sqlite:///") and st.versions["mlflow"][0] == "3"
+
+
+def test_embedded_default_store_without_tracking_uri(tmp_path, monkeypatch):
+    """No MLFLOW_TRACKING_URI: runs go to <project root>/.nbops/mlflow.db, found from a subfolder."""
+    project = tmp_path / "proj"
+    (project / "notebooks" / "deep").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname='x'\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NBOPS_"))}
+    code = ("from IPython.core.interactiveshell import InteractiveShell\nip = InteractiveShell.instance()\n"
+            "ip.run_line_magic('load_ext', 'nbops')\nip.run_cell_magic('track', '-e emb -n e', 'accuracy = 0.9')")
+    subprocess.run([sys.executable, "-c", code], cwd=project / "notebooks" / "deep", env=env, check=True,
+                   capture_output=True)
+    db = project / ".nbops" / "mlflow.db"
+    assert db.exists()
+    from mlflow.tracking import MlflowClient
+    c = MlflowClient(f"sqlite:///{db}")
+    r = c.search_runs([c.get_experiment_by_name("emb").experiment_id])[0]
+    assert r.data.metrics["accuracy"] == 0.9
+    assert r.info.artifact_uri.startswith((project / ".nbops" / "artifacts").as_uri())
