@@ -48,11 +48,6 @@ def _jupyter_server_extension_points() -> list[dict]:
     return [{"module": "nbops.server"}]
 
 
-def _jupyter_server_extension_points() -> list[dict]:
-    """Jupyter Server finds the extension here (enabled by jupyter-config/); the wiring is in nbops.server."""
-    return [{"module": "nbops.server"}]
-
-
 _registered: dict[int, list[tuple[str, str, object]]] = {}
 _classes: dict[int, list[str]] = {}
 
