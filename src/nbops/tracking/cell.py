@@ -182,8 +182,8 @@ def _collect(shell, cell, opts, tracker: Tracker, nb, start_dir, stdout, stderr,
         if id(fig) not in figs_before:
             tracker.log_figure(fig, f"figures/figure_{n}.png")
     # where it ran: notebook, git, environment
-    if nb and os.path.exists(nb):
-        tracker.log_artifact(nb, "notebook")
+    if nb and os.path.isfile(nb):  # the notebook as saved, with secrets masked like everything else
+        tracker.log_text(masker(Path(nb).read_text(encoding="utf-8", errors="replace")), f"notebook/{Path(nb).name}")
     git = capture.git_info(start_dir)
     if git:
         tracker.set_tags({"mlflow.source.git.commit": git["commit"], "mlflow.source.git.branch": git["branch"],
