@@ -1,0 +1,213 @@
+"""The Numenta Anomaly Benchmark scorer (NAB v1.1 rules), written from the published rules.
+
+A detector gives every row of a file an anomaly score. For a threshold, the rows whose score is at least the
+threshold are *detections*. Each file:
+
+- The first ``min(floor(0.15 * N), 750)`` rows are probationary: detections there are ignored, and a window that
+  lies wholly inside that period is not scored.
+- A labelled window ``[start, end]`` (inclusive, over the file's rows) that holds at least one detection scores
+  ``A_TP * sigma(pos) / sigma(-1)`` for its *earliest* detection, where ``pos = -(right - i + 1) / width`` runs from
+  -1 at the left edge towards 0 at the right edge and ``sigma(x) = 2 / (1 + exp(5x)) - 1`` (``-1`` past x > 3).
+  Later detections in the same window neither add nor cost.
+- A window with no detection costs ``A_FN``.
+- A detection outside every window costs ``A_FP * sigma(d)`` (sigma is negative there),
+  ``d = |i - right_prev| / (width_prev - 1)`` measured from the preceding window's right edge (so a detection
+  just after a window costs little), or the full ``A_FP`` when no window precedes it.
+
+Over a corpus the threshold is swept over every distinct score to maximise the summed raw score (one threshold for
+all files, as NAB does), and the result is normalised: ``100 * (raw - null) / (perfect - null)`` where *null*
+never fires (``-A_FN`` per window) and *perfect* detects every window at its left edge (``+A_TP`` per window).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: profile -> (A_TP, A_FP, A_FN)
+PROFILES: dict[str, tuple[float, float, float]] = {
+    "standard": (1.0, 0.11, 1.0),
+    "reward_low_FP_rate": (1.0, 0.22, 1.0),
+    "reward_low_FN_rate": (1.0, 0.11, 2.0),
+}
+
+
+def scaled_sigmoid(x: float) -> float:
+    """NAB's scaled sigmoid: +0.987 at x = -1, 0 at x = 0, towards -1 for large x; exactly -1 past 3."""
+    if x > 3.0:
+        return -1.0
+    return 2.0 / (1.0 + math.exp(5.0 * x)) - 1.0
+
+
+_MAX_TP = scaled_sigmoid(-1.0)
+
+
+def probation_length(n: int, percent: float = 0.15) -> int:
+    """Rows at the start of a file that are not scored: ``min(floor(0.15 * n), 0.15 * 5000)``."""
+    return int(min(math.floor(percent * n), percent * 5000))
+
+
+def load_windows(path: str | Path) -> dict[str, list[tuple[np.datetime64, np.datetime64]]]:
+    """``combined_windows.json``: ``{"category/file.csv": [[start, end], ...]}`` with timestamps as datetime64."""
+    raw = json.loads(Path(path).read_text())
+    return {k.replace("\\", "/"): [(np.datetime64(a.replace(" ", "T"), "ns"), np.datetime64(b.replace(" ", "T"), "ns"))
+                                   for a, b in v] for k, v in raw.items()}
+
+
+@dataclass
+class FileLabels:
+    """Per-row labelling of one file, independent of the detector and of the profile's weights.
+
+    ``window[i]`` is the index of the window holding row i (-1 outside all windows, -2 inside a window that lies
+    wholly in the probationary period); ``tp_value[i]`` is the unweighted true-positive value
+    ``sigma(pos)/sigma(-1)`` inside a window; ``fp_value[i]`` the unweighted (negative) false-positive value
+    outside; ``scored[i]`` is False in the probationary period.
+    """
+    name: str
+    window: np.ndarray
+    tp_value: np.ndarray
+    fp_value: np.ndarray
+    scored: np.ndarray
+
+    @property
+    def windows(self) -> list[int]:
+        return sorted(set(self.window[self.window >= 0].tolist()))
+
+    @classmethod
+    def build(cls, name: str, timestamps, windows) -> "FileLabels":
+        ts = np.asarray(timestamps, dtype="datetime64[ns]")
+        n = len(ts)
+        window = np.full(n, -1, dtype=np.int64)
+        tp_value = np.zeros(n)
+        fp_value = np.full(n, -1.0)
+        scored = np.arange(n) >= probation_length(n)
+        spans = []
+        for start, end in windows:
+            left = int(np.searchsorted(ts, np.datetime64(start, "ns"), side="left"))
+            right = int(np.searchsorted(ts, np.datetime64(end, "ns"), side="right")) - 1
+            if right >= left:
+                spans.append((left, right))
+        spans.sort()
+        for k, (left, right) in enumerate(spans):
+            width = right - left + 1
+            idx = np.arange(left, right + 1)
+            window[idx] = k if scored[left:right + 1].any() else -2
+            tp_value[idx] = [scaled_sigmoid(-(right - i + 1) / width) / _MAX_TP for i in idx]
+            nxt = spans[k + 1][0] if k + 1 < len(spans) else n
+            after = np.arange(right + 1, nxt)
+            den = float(width - 1) if width > 1 else 1.0
+            fp_value[after] = [scaled_sigmoid(abs(right - i) / den) for i in after]
+        return cls(name, window, tp_value, fp_value, scored)
+
+
+@dataclass
+class Result:
+    profile: str
+    threshold: float
+    raw: float
+    null: float
+    perfect: float
+    tp: int
+    fp: int
+    fn: int
+    per_file: dict = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return 100.0 * (self.raw - self.null) / (self.perfect - self.null) if self.perfect != self.null else 0.0
+
+    def line(self) -> str:
+        return (f"{self.profile} score={self.score:.1f} threshold={self.threshold:.6g} "
+                f"tp={self.tp} fp={self.fp} fn={self.fn}")
+
+
+def score_at(files: list[tuple[FileLabels, np.ndarray]], threshold: float, profile: str = "standard") -> Result:
+    """The NAB score of a corpus at one threshold (``files`` pairs each file's labels with its scores)."""
+    a_tp, a_fp, a_fn = PROFILES[profile]
+    raw = 0.0
+    tp = fp = fn = n_win = 0
+    per_file = {}
+    for lab, scores in files:
+        det = (np.asarray(scores, dtype=float) >= threshold) & lab.scored
+        out = det & (lab.window == -1)
+        fp += int(out.sum())
+        f_raw = a_fp * float(lab.fp_value[out].sum())
+        for k in lab.windows:
+            hits = np.flatnonzero(det & (lab.window == k))
+            if hits.size:
+                tp += 1
+                f_raw += a_tp * lab.tp_value[hits[0]]
+            else:
+                fn += 1
+                f_raw -= a_fn
+            n_win += 1
+        raw += f_raw
+        per_file[lab.name] = f_raw
+    return Result(profile, threshold, raw, -a_fn * n_win, a_tp * n_win, tp, fp, fn, per_file)
+
+
+def optimize(files: list[tuple[FileLabels, np.ndarray]], profile: str = "standard") -> Result:
+    """Sweep one threshold over every distinct score of the corpus; return the best (ties: the higher threshold).
+
+    Exact and O(P log P): points are visited from the highest score down and the total is updated as each
+    point becomes a detection (an outside point adds its FP cost; a window point can only move its window's
+    value to an earlier, higher-valued row).
+    """
+    a_tp, a_fp, a_fn = PROFILES[profile]
+    parts_s, parts_w, parts_v, parts_k = [], [], [], []
+    n_win = 0
+    for lab, s in files:
+        s = np.asarray(s, dtype=float)
+        if len(s) != len(lab.window):
+            raise ValueError(f"{lab.name}: {len(s)} scores for {len(lab.window)} rows")
+        wins = lab.windows
+        ids = {k: n_win + j for j, k in enumerate(wins)}
+        n_win += len(wins)
+        idx = np.flatnonzero(lab.scored & np.isfinite(s) & (lab.window != -2))
+        w = lab.window[idx]
+        parts_s.append(s[idx])
+        parts_w.append(np.array([ids.get(int(k), -1) for k in w], dtype=np.int64))
+        parts_v.append(np.where(w >= 0, a_tp * lab.tp_value[idx], a_fp * lab.fp_value[idx]))
+        parts_k.append(w)
+    if not parts_s:
+        raise ValueError("no files to score")
+    s, wid, val, kind = (np.concatenate(p) for p in (parts_s, parts_w, parts_v, parts_k))
+    order = np.argsort(-s, kind="stable")
+    s, wid, val, kind = s[order], wid[order], val[order], kind[order]
+    best_val = np.full(n_win, -np.inf)
+    raw = -a_fn * n_win
+    tp = fp = 0
+    best = Result(profile, float("inf"), raw, -a_fn * n_win, a_tp * n_win, 0, 0, n_win)
+    i, n = 0, len(s)
+    while i < n:
+        j = i
+        while j < n and s[j] == s[i]:
+            w = wid[j]
+            if kind[j] == -1:
+                raw += val[j]
+                fp += 1
+            elif best_val[w] == -np.inf:
+                tp += 1
+                raw += val[j] + a_fn
+                best_val[w] = val[j]
+            elif val[j] > best_val[w]:
+                raw += val[j] - best_val[w]
+                best_val[w] = val[j]
+            j += 1
+        if raw > best.raw + 1e-12:
+            best = Result(profile, float(s[i]), raw, -a_fn * n_win, a_tp * n_win, tp, fp, n_win - tp)
+        i = j
+    return best
+
+
+def read_series(path: str | Path):
+    """A NAB CSV as ``(timestamps datetime64[ns], values float)``."""
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    if "timestamp" not in df.columns or "value" not in df.columns:
+        raise ValueError(f"{path}: expected columns timestamp,value; found {list(df.columns)}")
+    return pd.to_datetime(df["timestamp"]).to_numpy("datetime64[ns]"), df["value"].to_numpy(float)
