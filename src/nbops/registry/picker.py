@@ -1,0 +1,175 @@
+"""``%promote NAME --pick``: a table of candidate runs (metrics, data versions, drift status, registry state)
+with a Promote button that calls :func:`nbops.promote` with the gates given on the magic line.
+
+Headless kernels cannot click: under papermill / nbclient (``allow_stdin`` is False for their executions),
+``nbops run`` (``NBOPS_NOTEBOOK_PATH``) or outside a Jupyter kernel, ``--pick`` refuses and says to pass
+``--run`` or ``--best``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from html import escape
+
+from ..config import ENV_NOTEBOOK
+
+log = logging.getLogger("nbops")
+
+
+def headless_reason() -> str | None:
+    """Why no one can click a button here, or None when a notebook frontend is attached."""
+    if os.environ.get(ENV_NOTEBOOK):
+        return "this kernel runs under `nbops run`"
+    ip = sys.modules.get("IPython")
+    shell = ip.get_ipython() if ip else None
+    if shell is None:
+        return "not running in IPython"
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
+        return "not running in a Jupyter kernel"
+    if not getattr(kernel, "_allow_stdin", True):
+        return "the kernel runs headless (papermill or nbclient)"
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return "ipywidgets is not installed"
+    return None
+
+
+@dataclass
+class Picker:
+    """Candidate runs for ``name`` and the options their promotion will use."""
+    name: str
+    experiment: str
+    candidates: list = field(default_factory=list)
+    drift: dict = field(default_factory=dict)        # run_id -> "no-drift at ..." | "drift at ..." | "unchecked"
+    registered: dict = field(default_factory=dict)   # run_id -> "v3 (champion)"
+    options: dict = field(default_factory=dict)
+    last_result: object = None
+
+    def metric_names(self) -> list[str]:
+        names = sorted(set().union(*(c.metrics for c in self.candidates))) if self.candidates else []
+        return [n for n in names if not n.startswith(("nbops.", "system/"))][:8]
+
+    def rows(self) -> list[dict]:
+        out = []
+        for c in self.candidates:
+            row = {"run_id": c.run_id, "run": c.run_name, "ended": _when(c.end_ms)}
+            row.update({m: c.metrics.get(m) for m in self.metric_names()})
+            row.update({"data": ", ".join(c.data_versions) or "-", "drift": self.drift.get(c.run_id, "unchecked"),
+                        "registered": self.registered.get(c.run_id, "-")})
+            out.append(row)
+        return out
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
+    def __repr__(self) -> str:
+        lines = [f"Candidates for {self.name!r} from experiment {self.experiment!r} ({len(self.candidates)} runs "
+                 f"with a logged model):"]
+        for r in self.rows():
+            ms = ", ".join(f"{m}={_fmt(r[m])}" for m in self.metric_names() if r.get(m) is not None)
+            lines.append(f"  {r['run_id'][:8]} {r['run'] or ''}: {ms}; data {r['data']}; drift {r['drift']}; "
+                         f"registered {r['registered']}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = self.rows()
+        cols = list(rows[0]) if rows else ["run_id", "run"]
+        head = "".join(f"<th>{escape(c)}</th>" for c in cols)
+        body = "".join("<tr>" + "".join(f"<td>{escape(_fmt(r[c]))}</td>" for c in cols) + "</tr>" for r in rows)
+        return (f"<div class='nbops-pick'><b>Candidates for {escape(self.name)}</b> (experiment "
+                f"{escape(self.experiment)})<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                f"</div>")
+
+    def promote(self, run_id: str, **overrides):
+        """Promote one candidate with the picker's options (what the button does)."""
+        from .core import promote
+
+        return promote(self.name, run_id, **{**self.options, **overrides})
+
+    def widget(self):
+        import ipywidgets as W
+        from IPython.display import display
+
+        from ..display import show
+        from ..errors import NbopsError
+
+        table = W.HTML(self._repr_html_())
+        metric = (self.metric_names() or [None])[0]
+        choices = [(f"{c.run_name or c.run_id[:8]} ({c.run_id[:8]})" +
+                    (f" {metric}={_fmt(c.metrics.get(metric))}" if metric else ""), c.run_id)
+                   for c in self.candidates]
+        pick = W.Dropdown(options=choices, description="Run:", layout=W.Layout(width="420px"))
+        reason = W.Text(value=self.options.get("reason") or "", placeholder="why (kept in the audit trail)",
+                        description="Reason:")
+        dry = W.Checkbox(value=bool(self.options.get("dry_run")), description="dry run")
+        button = W.Button(description="Promote", button_style="success", icon="check",
+                          disabled=not choices, tooltip=f"Move '{self.options.get('alias', 'champion')}' to the "
+                                                        f"chosen run's model if every gate passes")
+        out = W.Output()
+
+        def on_click(_):
+            out.clear_output()
+            with out:
+                try:
+                    self.last_result = self.promote(pick.value, reason=reason.value or None, dry_run=dry.value)
+                    show(self.last_result)
+                except NbopsError as exc:
+                    if getattr(exc, "result", None) is not None:
+                        self.last_result = exc.result
+                        show(exc.result)
+                    display(W.HTML(f"<b style='color:#cf222e'>{escape(str(exc))}</b>"))
+
+        button.on_click(on_click)
+        self._controls = {"table": table, "run": pick, "reason": reason, "dry_run": dry, "button": button,
+                          "output": out}
+        return W.VBox([table, W.HBox([pick, button]), W.HBox([reason, dry]), out])
+
+
+def pick(name: str, experiment: str | None = None, n: int = 50, **options) -> Picker:
+    """Build the picker for registered model ``name`` from the finished runs of ``experiment`` that logged a
+    model; ``options`` are :func:`nbops.promote`'s (alias, require, must_beat, require_no_drift, reason, ...)."""
+    from .. import config
+    from ..tracking.writer import get_writer
+    from . import candidates
+    from .core import _registered_model, check_alias, check_name
+    from .gates import DRIFT_CHECKED_AT, DRIFT_STATUS
+
+    name = check_name(name)
+    check_alias(options.get("alias", "champion"))
+    experiment = experiment or config.settings().experiment
+    c = get_writer().client
+    cands = candidates.listing(c, experiment, n)
+    p = Picker(name, experiment, cands, options=dict(options))
+    if _registered_model(c, name) is not None and cands:
+        by_uri = {x.model_uri: x.run_id for x in cands}
+        from .audit import _q
+
+        for mv in c.search_model_versions(f"name='{_q(name)}'"):
+            rid = by_uri.get(mv.source) or (mv.run_id if mv.run_id in {x.run_id for x in cands} else None)
+            if rid is None:
+                continue
+            p.registered[rid] = f"v{mv.version}" + (f" ({', '.join(mv.aliases)})" if mv.aliases else "")
+            st = (mv.tags or {}).get(DRIFT_STATUS)
+            if st:
+                p.drift[rid] = f"{st} at {(mv.tags or {}).get(DRIFT_CHECKED_AT, '?')}"
+    return p
+
+
+def _when(ms) -> str:
+    if not ms:
+        return ""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
