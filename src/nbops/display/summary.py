@@ -86,6 +86,21 @@ class RunSummary:
                 + table_html(rows, "nbops run") + "</div>")
 
     def widget(self):
+        """The summary as a widget: the same table, plus collapsed params / metrics tables when there are many."""
         import ipywidgets as w
 
-        return w.HTML(self._repr_html_())
+        parts = [w.HTML(self._repr_html_())]
+        sections = [(name, values) for name, values in (("params", self.params), ("metrics", self.metrics))
+                    if len(values) > 3]
+        if sections:
+            import pandas as pd
+            from .views import frame_widget
+
+            acc = w.Accordion(children=[frame_widget(pd.DataFrame({"name": list(v), "value": [_fmt(x) for x in v.values()]}))
+                                        for _, v in sections], selected_index=None)
+            for i, (name, v) in enumerate(sections):
+                acc.set_title(i, f"{name} ({len(v)})")
+            parts.append(acc)
+        box = w.VBox(parts)
+        box.add_class("nbops-run-summary-widget")
+        return box
