@@ -1,0 +1,370 @@
+"""``nbops.check_drift``: the API behind ``%drift``. Validate everything, test every column, decide, log."""
+from __future__ import annotations
+
+import logging
+import time
+
+from ..errors import DriftError
+from .columns import as_frame, check_current, float_values, select_columns
+from .reference import PreparedColumn, Reference, prepare_reference
+from .report import DriftReport, FeatureDrift
+from .stats import (CORRECTIONS, DEFAULT_MIN_EFFECT, DEFAULT_P_VAL, LOW_POWER_EFFECT, decide, ks_critical, psi,
+                    tvd)
+
+log = logging.getLogger("nbops")
+TESTS = ("ks", "cvm")
+ENGINES = ("nbops", "alibi")
+
+
+def check_drift(reference, current, *, features=None, categorical=None, numeric=None, target=None,
+                prediction=None, p_val: float = DEFAULT_P_VAL, correction: str = "bonferroni",
+                min_effect: float = DEFAULT_MIN_EFFECT, test: str = "ks", engine: str = "nbops",
+                sample: int | None = None, seed: int = 0, max_categories: int | None = None, mmd: bool = False,
+                log: bool = True, experiment: str | None = None, run_name: str | None = None, fail: bool = False,
+                on_drift: str | None = None, plots: bool = True, progress: bool | None = None) -> DriftReport:
+    """Compare ``current`` with ``reference`` column by column and return a :class:`DriftReport`.
+
+    ``reference``: a DataFrame, a :class:`~nbops.drift.reference.Reference` (prepared once, reused),
+    ``"run:<run_id>"`` (the data snapshot that run logged) or ``"models:/<name>@<alias>"`` (the snapshot of
+    the run that produced that model version). ``current``: a DataFrame.
+
+    Options: ``features`` (columns to check; default all, and then both frames must have the same columns),
+    ``categorical`` / ``numeric`` (override the typing), ``target`` / ``prediction`` (reported separately),
+    ``p_val`` (0.05), ``correction`` (``bonferroni`` | ``fdr`` | ``none``; across every test of the check),
+    ``min_effect`` (0.05: the KS distance, total variation distance or change in missing share a column
+    must reach to count as drift, whatever its p-value), ``test`` (``ks`` | ``cvm`` for numbers),
+    ``sample`` (test a random sample of at most N rows per side), ``mmd`` (multivariate MMD when PyTorch is
+    installed). ``engine="alibi"`` runs alibi-detect's stock detectors instead of the reference-reusing ones.
+
+    Recording: ``log=True`` logs into the current tracked run, else into a new run (``experiment``,
+    ``run_name``, tag ``nbops.kind=drift``); with a ``models:/`` reference the model version is tagged with
+    the status. ``on_drift="retrain.ipynb"`` runs that notebook when drift is found (parameter
+    ``drift_run_id``); ``fail=True`` then raises :class:`~nbops.errors.DriftDetected`.
+    """
+    t0 = time.perf_counter()
+    _check_options(p_val, correction, min_effect, test, engine, sample, max_categories, on_drift)
+    from .sources import resolve_reference
+
+    src = resolve_reference(reference)
+    cur = as_frame(current, "current")
+    cur_label = f"DataFrame {cur.shape[0]:,}x{cur.shape[1]}"
+    if sample:
+        cur = _sample(cur, sample, seed)
+    ref_obj = src.ref
+    if ref_obj is None:
+        ref_df = as_frame(src.frame, "reference")
+        if sample:
+            ref_df = _sample(ref_df, sample, seed + 1)
+        roles = select_columns(ref_df, cur, features=features, target=target, prediction=prediction)
+        ref_obj = prepare_reference(ref_df, categorical=categorical, numeric=numeric,
+                                    max_categories=max_categories or 25, source=src.label, _roles=roles)
+        ref_obj.data, ref_obj.run_id, ref_obj.model = src.frame, src.run_id, src.model
+    else:
+        roles = _roles_for(ref_obj, cur, features, target, prediction)
+        if categorical or numeric or max_categories:
+            raise DriftError("categorical=/numeric=/max_categories= are fixed when the reference is prepared; pass "
+                             "them to prepare_reference().")
+    report = compare(ref_obj, cur, roles, p_val=p_val, correction=correction, min_effect=min_effect, test=test,
+                     engine=engine, plots=plots, progress=progress)
+    report.reference, report.current = ref_obj.source, cur_label
+    report.n_ref_rows, report.n_cur_rows = ref_obj.n_rows, len(cur)
+    report.model = ref_obj.model
+    if mmd:
+        report.multivariate = _mmd(ref_obj, cur, roles, p_val, report)
+    report.duration_s = time.perf_counter() - t0
+    for w in report.warnings:
+        log.warning("nbops drift: %s", w)
+    if log:
+        from .record import record
+
+        record(report, ref_obj, current, experiment=experiment, run_name=run_name,
+               on_drift=on_drift)
+    elif on_drift and report.is_drift:
+        raise DriftError("on_drift needs the check to be logged (it passes the drift run's id); drop log=False.")
+    if fail and report.is_drift:
+        from ..errors import DriftDetected
+
+        raise DriftDetected(f"Drift detected: {report.verdict()}" +
+                            (f" (run {report.run_id})" if report.run_id else ""), report=report)
+    return report
+
+
+def _check_options(p_val, correction, min_effect, test, engine, sample, max_categories, on_drift) -> None:
+    try:
+        ok = 0 < float(p_val) < 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise DriftError(f"p_val={p_val!r}: give a significance level between 0 and 1, e.g. 0.05.")
+    if correction not in CORRECTIONS:
+        raise DriftError(f"correction={correction!r}: use one of {', '.join(CORRECTIONS)}.")
+    if not isinstance(min_effect, (int, float)) or min_effect < 0 or min_effect > 1:
+        raise DriftError(f"min_effect={min_effect!r}: give an effect size between 0 and 1 (default "
+                         f"{DEFAULT_MIN_EFFECT}).")
+    if test not in TESTS:
+        raise DriftError(f"test={test!r}: use 'ks' (Kolmogorov-Smirnov) or 'cvm' (Cramer-von Mises).")
+    if engine not in ENGINES:
+        raise DriftError(f"engine={engine!r}: use 'nbops' or 'alibi'.")
+    if sample is not None and (not isinstance(sample, int) or sample < 2):
+        raise DriftError(f"sample={sample!r}: give a number of rows (at least 2, a few thousand is typical).")
+    if max_categories is not None and (not isinstance(max_categories, int) or max_categories < 1):
+        raise DriftError(f"max_categories={max_categories!r}: give a positive integer.")
+    if on_drift is not None:
+        import os
+
+        if not str(on_drift).endswith(".ipynb") or not os.path.exists(on_drift):
+            raise DriftError(f"on_drift={on_drift!r}: give the path of an existing notebook (.ipynb) to run when "
+                             f"drift is found.", path=str(on_drift))
+
+
+def _sample(df, n: int, seed: int):
+    return df if len(df) <= n else df.sample(n=n, random_state=seed)
+
+
+def _roles_for(ref: Reference, cur, features, target, prediction) -> list[tuple[str, str]]:
+    roles = ref.roles
+    if target is not None or prediction is not None:
+        raise DriftError("target=/prediction= are fixed when the reference is prepared; pass them to "
+                         "prepare_reference().")
+    if features is not None:
+        from .columns import _names
+
+        wanted = _names(features)
+        unknown = [c for c in wanted if c not in ref.columns and c not in dict(roles)]
+        if unknown:
+            raise DriftError(f"Columns {unknown} are not in the prepared reference; prepare it with them.",
+                             columns=unknown)
+        roles = [(c, r) for c, r in roles if c in wanted or r != "feature"]
+    names = [c for c, _ in roles]
+    missing = [c for c in names if c not in cur.columns]
+    if missing:
+        raise DriftError(f"The current batch lacks columns of the reference: {missing}. Align the frames or pass "
+                         f"features=[...].", only_reference=missing)
+    if features is None:
+        extra = [c for c in cur.columns if c not in set(names)]
+        if extra:
+            raise DriftError(f"The current batch has columns the reference does not: {extra}. Align the frames or "
+                             f"pass features=[...].", only_current=extra)
+    return roles
+
+
+def compare(ref: Reference, cur, roles, *, p_val, correction, min_effect, test="ks", engine="nbops",
+            plots=True, progress=None) -> DriftReport:
+    """Test every column of ``roles``; raises before anything is decided when a column cannot be tested."""
+    import numpy as np
+
+    rows: list[FeatureDrift] = []
+    notes: list[str] = []
+    pending: list[tuple[FeatureDrift, PreparedColumn]] = []
+    constant = []
+    for name, role in roles:
+        pc = ref.columns.get(name)
+        if pc is None:
+            continue
+        check_current(pc.spec, pc.spec.family, cur[name])
+    iterator = [(n, r) for n, r in roles if n in ref.columns]
+    bar = _progress(iterator, progress)
+    for name, role in bar:
+        pc = ref.columns[name]
+        row = FeatureDrift(name, role=role, kind=pc.spec.kind, note=pc.spec.note)
+        s = cur[name]
+        if pc.spec.kind in ("datetime", "identifier"):
+            rows.append(row)
+            continue
+        if pc.spec.kind == "numeric":
+            x = float_values(s)
+            miss = np.isnan(x)
+            n_miss = int(miss.sum())
+            x = x[~miss] if n_miss else x
+            _numeric(row, pc, x, test, engine, p_val, plots)
+        else:
+            codes, n_miss, new = pc.encode(s)
+            _categorical(row, pc, codes, new, engine, p_val, plots)
+        row.missing_ref = pc.n_missing / pc.n
+        row.missing_cur = n_miss / len(s)
+        row.n_ref, row.n_cur = pc.n_present, len(s) - n_miss
+        if row.n_cur == 0:
+            row.test, row.note = "", (row.note + "; " if row.note else "") + "no values in the current batch"
+        if pc.n_missing or n_miss:
+            from .stats import missing_test
+
+            _, row.missing_p, row.missing_effect = missing_test(pc.n_missing, pc.n, n_miss, len(s))
+        if row.test and pc.distinct() <= 1 and row.statistic == 0 and not (pc.n_missing or n_miss):
+            constant.append(name)
+        rows.append(row)
+        pending.append((row, pc))
+    if constant:
+        raise DriftError(f"Columns {constant} hold one constant value on both sides: there is no distribution to "
+                         f"test. Leave them out with features=[...] (--features).", columns=constant)
+    # one family of tests: every distribution test and every missing-values test
+    p, eff, where = [], [], []
+    for row, _ in pending:
+        if row.test:
+            p.append(row.p_value)
+            eff.append(row.effect)
+            where.append((row, "dist"))
+        if not np.isnan(row.missing_p):
+            p.append(row.missing_p)
+            eff.append(row.missing_effect)
+            where.append((row, "missing"))
+    adj, flags = decide(p, eff, p_val=p_val, correction=correction, min_effect=min_effect)
+    for (row, which), a, flag in zip(where, adj, flags):
+        if which == "dist":
+            row.p_adjusted = float(a)
+            if flag:
+                row.reason = "distribution"
+        else:
+            row.missing_p_adjusted = float(a)
+            if flag:
+                row.reason = (row.reason + " + " if row.reason else "") + "missing values"
+        row.drifted = row.drifted or bool(flag)
+    report = DriftReport(rows, p_val=p_val, correction=correction, min_effect=min_effect, test=test,
+                         engine=engine, n_tests=len(p), notes=notes)
+    skipped = [r.feature for r in rows if r.kind in ("datetime", "identifier")]
+    if skipped:
+        notes.append(f"Not tested: {', '.join(skipped)} (see the note on each row).")
+    new = [f"{r.feature}: {', '.join(map(str, r.new_categories[:10]))}" for r in rows if r.new_categories]
+    if new:
+        notes.append("Categories not in the reference -- " + "; ".join(new))
+    _power_warning(report, pending, p_val, correction, len(p))
+    return report
+
+
+def _progress(items, progress):
+    if progress is False or (progress is None and len(items) < 8):
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc="drift", unit="col", leave=False)
+
+
+def _numeric(row: FeatureDrift, pc: PreparedColumn, x, test, engine, p_val, plots) -> None:
+    import numpy as np
+
+    from .stats import alibi_class, ks_merge
+
+    row.effect_name = "KS distance"
+    if len(x) == 0:
+        return
+    if test == "ks" and engine == "nbops":
+        det = pc.ks_detector(p_val)
+        res = det.predict(x.reshape(-1, 1))
+        merge = det.last
+        cur_sorted = None
+        row.test, row.statistic, row.p_value = "KS", float(res["data"]["distance"][0]), \
+            float(res["data"]["p_val"][0])
+    else:
+        cur_sorted = np.sort(x)
+        merge = ks_merge(pc.sorted, cur_sorted)
+        cls = alibi_class("KSDrift" if test == "ks" else "CVMDrift")
+        res = cls(pc.sorted.reshape(-1, 1), p_val=p_val).predict(x.reshape(-1, 1))
+        row.test = "KS" if test == "ks" else "CvM"
+        row.statistic, row.p_value = float(res["data"]["distance"][0]), float(res["data"]["p_val"][0])
+    row.effect = merge.statistic
+    row.wasserstein_norm = merge.wasserstein / pc.std if pc.std > 0 else (0.0 if merge.wasserstein == 0 else
+                                                                           float("inf"))
+    if plots:
+        if cur_sorted is None:
+            cur_sorted = np.sort(x) if len(x) <= 200_000 else np.sort(x[:: max(1, len(x) // 200_000)])
+        row.plot_data = _numeric_plot_data(pc.sorted, cur_sorted, pc.mean, float(x.mean()))
+
+
+def _numeric_plot_data(ref_s, cur_s, mean_ref, mean_cur) -> dict:
+    import numpy as np
+
+    both_lo = min(ref_s[int(0.005 * (len(ref_s) - 1))], cur_s[int(0.005 * (len(cur_s) - 1))])
+    both_hi = max(ref_s[int(0.995 * (len(ref_s) - 1))], cur_s[int(0.995 * (len(cur_s) - 1))])
+    if not np.isfinite(both_lo) or not np.isfinite(both_hi):
+        both_lo, both_hi = 0.0, 1.0
+    if both_hi <= both_lo:
+        both_hi = both_lo + 1.0
+    edges = np.linspace(both_lo, both_hi, 41)
+    probs = np.linspace(0, 1, 101)
+
+    def hist(s):
+        c = np.diff(np.searchsorted(s, edges, side="right")).astype(float)
+        return (c / max(1, len(s))).tolist()
+
+    def q(s):
+        return s[np.round(probs * (len(s) - 1)).astype(int)].tolist()
+
+    return {"kind": "numeric", "edges": edges.tolist(), "ref": hist(ref_s), "cur": hist(cur_s),
+            "probs": probs.tolist(), "ref_q": q(ref_s), "cur_q": q(cur_s), "mean_ref": mean_ref,
+            "mean_cur": mean_cur}
+
+
+def _categorical(row: FeatureDrift, pc: PreparedColumn, codes, new, engine, p_val, plots) -> None:
+    import numpy as np
+
+    from .stats import alibi_class
+
+    row.effect_name = "TV distance"
+    row.new_categories = [_label(v) for v in new]
+    if len(codes) == 0:
+        return
+    k = len(pc.counts) + len(new)
+    cur_counts = np.bincount(codes, minlength=k)
+    ref_counts = np.zeros(k, dtype=np.int64)
+    ref_counts[:len(pc.counts)] = pc.counts
+    row.test = "Chi2"
+    if engine == "nbops":
+        res = pc.chi2_detector(p_val).predict(codes.reshape(-1, 1))
+    else:
+        ref_codes = np.repeat(np.arange(len(pc.counts)), pc.counts).reshape(-1, 1)
+        det = alibi_class("ChiSquareDrift")(ref_codes, p_val=p_val)
+        res = det.predict(codes.reshape(-1, 1))
+    row.statistic, row.p_value = float(res["data"]["distance"][0]), float(res["data"]["p_val"][0])
+    row.effect = tvd(ref_counts, cur_counts)
+    row.psi = psi(ref_counts, cur_counts)
+    if plots:
+        labels = [_label(v) for v in pc.labels] + row.new_categories
+        order = np.argsort(-(ref_counts + cur_counts))[:30]
+        row.plot_data = {"kind": "categorical", "labels": [labels[i] for i in order],
+                         "ref": (ref_counts[order] / max(1, ref_counts.sum())).tolist(),
+                         "cur": (cur_counts[order] / max(1, cur_counts.sum())).tolist()}
+
+
+def _label(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _power_warning(report: DriftReport, pending, p_val, correction, k) -> None:
+    tested = [(r.n_ref, r.n_cur) for r, _ in pending if r.test and r.n_ref and r.n_cur]
+    if not tested or k == 0:
+        return
+    n_ref, n_cur = min(tested, key=lambda t: t[0] * t[1] / (t[0] + t[1]))
+    alpha = p_val / k if correction != "none" else p_val
+    d = ks_critical(alpha, n_ref, n_cur)
+    if d > LOW_POWER_EFFECT:
+        report.warnings.append(
+            f"Low power: with {n_ref:,} reference and {n_cur:,} current values, only changes with a KS distance "
+            f"above {d:.2f} (about {d / 0.4:.1f} standard deviations of shift) can be detected at p-val {p_val:g} "
+            f"after {correction} correction over {k} tests; smaller drift goes unnoticed. Use more rows.")
+
+
+def _mmd(ref: Reference, cur, roles, p_val, report: DriftReport) -> dict:
+    """Multivariate MMD over the numeric features (alibi-detect MMDDrift, PyTorch backend), on a sample."""
+    from .stats import torch_available
+
+    if not torch_available():
+        report.notes.append("Multivariate MMD skipped: alibi-detect's MMDDrift needs PyTorch, which is not "
+                            "installed (pip install torch).")
+        return {"test": "MMD", "skipped": "no PyTorch backend"}
+    import numpy as np
+
+    names = [n for n, r in roles if r == "feature" and n in ref.columns and ref.columns[n].spec.kind == "numeric"]
+    if not names or ref.data is None:
+        return {"test": "MMD", "skipped": "no numeric features"}
+    from alibi_detect.cd import MMDDrift
+
+    rdf = as_frame(ref.data, "reference")[names].dropna()
+    cdf = cur[names].dropna()
+    rs = rdf.sample(min(len(rdf), 2000), random_state=0).to_numpy(np.float32)
+    cs = cdf.sample(min(len(cdf), 2000), random_state=0).to_numpy(np.float32)
+    mu, sd = rs.mean(0), rs.std(0) + 1e-12
+    det = MMDDrift((rs - mu) / sd, backend="pytorch", p_val=p_val)
+    out = det.predict((cs - mu) / sd)["data"]
+    return {"test": "MMD", "features": names, "p_value": float(out["p_val"]), "distance": float(out["distance"]),
+            "is_drift": bool(out["is_drift"])}
