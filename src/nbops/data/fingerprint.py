@@ -263,6 +263,8 @@ def _pandas(obj, name, index, profile, progress) -> DataVersion:
 
 
 def _ndarray(a: np.ndarray, name, profile, progress) -> DataVersion:
+    if a.dtype.byteorder == (">" if sys.byteorder == "little" else "<"):
+        a = a.astype(a.dtype.newbyteorder("="))  # byte order is storage, not content
     bar = _Progress(a.nbytes if a.dtype.kind != "O" else a.size * 8, f"fingerprint {name or ''}".strip(), progress)
     h = xxhash.xxh3_128()
     h.update(_lp(b"nbops.ndarray.v1|", f"{a.dtype.str}|{a.dtype.descr if a.dtype.names else ''}|{a.shape}".encode()))
