@@ -76,7 +76,10 @@ def config_path(profile: str | None = None, path: str | os.PathLike | None = Non
 
 def _read(p: Path) -> str:
     try:
-        return p.read_text(encoding="utf-8") if p.exists() else ""
+        if not p.exists():
+            return ""
+        with open(p, encoding="utf-8", newline="") as f:  # keep \r\n as it is: remove() restores bytes
+            return f.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read {p}: {exc}. Fix its permissions or encoding, or pass another file "
                           "with --config.") from exc
@@ -151,10 +154,11 @@ def install(profile: str | None = None, path: str | os.PathLike | None = None) -
         raise ConfigError(f"Cannot create {p.parent}: {exc}. Run with permission to write there, or use "
                           "--profile / --config to pick a file you own.") from exc
     newline = bool(text) and not text.endswith("\n")
+    eol = "\r\n" if "\r\n" in text else "\n"
     flags = (f"# nbops-install: created-file={'no' if p.exists() else 'yes'}, "
              f"created-dirs={os.pathsep.join(str(x) for x in reversed(created_dirs))}, "
              f"added-newline={'yes' if newline else 'no'}")
-    block = ("\n" if newline else "") + "\n".join([BEGIN, flags, LINE, END]) + "\n"
+    block = (eol if newline else "") + eol.join([BEGIN, flags, LINE, END]) + eol
     try:
         _write(p, text + block)
     except OSError as exc:
@@ -176,8 +180,11 @@ def remove(profile: str | None = None, path: str | os.PathLike | None = None) ->
         return KernelExtResult("not installed", p)
     start, end, flags = found
     created_file, created_dirs, added_newline = flags.group(1) == "yes", flags.group(2), flags.group(3) == "yes"
-    if added_newline and start > 0 and text[start - 1] == "\n":
-        start -= 1
+    if added_newline:
+        for eol in ("\r\n", "\n"):
+            if text[:start].endswith(eol):
+                start -= len(eol)
+                break
     rest = text[:start] + text[end:]
     try:
         if created_file and not rest:
