@@ -1,0 +1,31 @@
+"""Live infrastructure telemetry in the notebook: sources (local host, Prometheus, frames), anomaly detectors,
+incidents and plots. ``import nbops.telemetry`` is light: pandas, matplotlib and alibi-detect load on first use.
+
+    frame = nbops.telemetry.fetch("prometheus", "rate(node_cpu_seconds_total[1m])", last="1h", url=...)
+    scored = nbops.telemetry.detect(frame, detector="auto", sensitivity="medium")
+    found = nbops.telemetry.incidents(scored)
+    report = nbops.telemetry.analyze("local", last="10m"); report.plot()
+"""
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "fetch": "nbops.telemetry.api:fetch",
+    "detect": "nbops.telemetry.api:detect",
+    "incidents": "nbops.telemetry.api:incidents",
+    "analyze": "nbops.telemetry.api:analyze",
+    "TelemetryReport": "nbops.telemetry.report:TelemetryReport",
+    "Incident": "nbops.telemetry.grouping.Incident",
+    "get_sampler": "nbops.telemetry.local:get_sampler",
+}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        mod, attr = _LAZY[name].split(":")
+        value = getattr(importlib.import_module(mod), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nbops.telemetry' has no attribute {name!r}")

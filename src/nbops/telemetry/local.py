@@ -1,0 +1,304 @@
+"""The ``local`` source: a sampler of this host and this kernel (psutil), kept in a bounded ring buffer.
+
+One module-level :class:`Sampler` starts on first use (:func:`get_sampler`), samples every ``interval`` seconds
+(``NBOPS_TELEMETRY_INTERVAL``, default 1 s) in a daemon thread, and keeps the last ``capacity`` samples
+(``NBOPS_TELEMETRY_CAPACITY``, default 3600) in preallocated arrays: memory is fixed however long the kernel lives.
+One sample costs well under a millisecond, so the thread uses far less than 1% of a core.
+
+Metric names follow MLflow's system metrics (``cpu_utilization_percentage``, ``system_memory_usage_megabytes``,
+...); ``%%track`` logs the samples of a cell's time window under ``system/`` (:func:`system_metrics`).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+
+log = logging.getLogger("nbops")
+
+BASE_METRICS = [
+    "cpu_utilization_percentage",
+    "system_memory_usage_megabytes",
+    "system_memory_usage_percentage",
+    "swap_usage_percentage",
+    "disk_usage_percentage",
+    "disk_read_megabytes_per_second",
+    "disk_write_megabytes_per_second",
+    "network_receive_megabytes_per_second",
+    "network_transmit_megabytes_per_second",
+    "load_average_1m",
+    "process_rss_megabytes",
+    "process_cpu_utilization_percentage",
+]
+MB = 1024.0 * 1024.0
+#: a %%track cell shorter than this logs no system/ series (its window holds at most one sample)
+START_THREAD_AFTER = 2.0
+
+
+def _gpus():
+    """pynvml handles of the GPUs, or [] (no pynvml, no driver, no GPU)."""
+    try:
+        import pynvml  # type: ignore
+
+        pynvml.nvmlInit()
+        return [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+    except Exception:  # noqa: BLE001 - no GPU is the common case
+        return []
+
+
+class Sampler:
+    """Samples the host into a ring buffer; ``frame()`` returns the tidy frame (timestamp, metric, labels, value)."""
+
+    def __init__(self, interval: float | None = None, capacity: int | None = None, disk_path: str | None = None):
+        import numpy as np
+        import psutil
+
+        self._psutil = psutil
+        self.interval = float(interval or os.environ.get("NBOPS_TELEMETRY_INTERVAL", 1.0))
+        self.capacity = int(capacity or os.environ.get("NBOPS_TELEMETRY_CAPACITY", 3600))
+        if self.interval <= 0 or self.capacity < 2:
+            from ..errors import TelemetryError
+
+            raise TelemetryError("The sampler needs interval > 0 seconds and capacity >= 2 samples "
+                                 "(NBOPS_TELEMETRY_INTERVAL / NBOPS_TELEMETRY_CAPACITY).")
+        self.disk_path = disk_path or os.path.abspath(os.sep)
+        self._proc = psutil.Process()
+        self._gpu = _gpus()
+        self.metrics = list(BASE_METRICS)
+        for i in range(len(self._gpu)):
+            self.metrics += [f"gpu_{i}_utilization_percentage", f"gpu_{i}_memory_usage_percentage"]
+        self.host = os.uname().nodename if hasattr(os, "uname") else "localhost"
+        self._t = np.zeros(self.capacity)
+        self._v = np.full((self.capacity, len(self.metrics)), np.nan)
+        self.count = 0  # samples ever taken; the buffer holds the last min(count, capacity)
+        self.cost_seconds = 0.0  # CPU time spent sampling (thread time of the sampling calls)
+        self._lock = threading.Lock()
+        self._prev = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- sampling ---------------------------------------------------------------------------------------------
+    def _read(self):
+        ps = self._psutil
+        now = time.time()
+        cpu = ps.cpu_times()
+        vm = ps.virtual_memory()
+        disk_io = ps.disk_io_counters()
+        net = ps.net_io_counters()
+        pcpu = self._proc.cpu_times()
+        raw = {"t": now, "cpu_busy": sum(cpu) - cpu.idle - getattr(cpu, "iowait", 0.0), "cpu_total": sum(cpu),
+               "disk_r": disk_io.read_bytes if disk_io else None, "disk_w": disk_io.write_bytes if disk_io else None,
+               "net_r": net.bytes_recv if net else None, "net_w": net.bytes_sent if net else None,
+               "proc": pcpu.user + pcpu.system}
+        try:
+            du = ps.disk_usage(self.disk_path).percent
+        except OSError:
+            du = float("nan")
+        try:
+            load1 = os.getloadavg()[0]
+        except (OSError, AttributeError):
+            load1 = float("nan")
+        vals = {"system_memory_usage_megabytes": vm.used / MB, "system_memory_usage_percentage": vm.percent,
+                "swap_usage_percentage": ps.swap_memory().percent, "disk_usage_percentage": du,
+                "load_average_1m": load1, "process_rss_megabytes": self._proc.memory_info().rss / MB}
+        prev = self._prev
+        nan = float("nan")
+        fresh = prev is None or now - prev["t"] >= 0.05  # rates over a shorter span are noise: keep the old base
+        if prev is not None and fresh:
+            dt = now - prev["t"]
+            dtot = raw["cpu_total"] - prev["cpu_total"]
+            vals["cpu_utilization_percentage"] = 100.0 * (raw["cpu_busy"] - prev["cpu_busy"]) / dtot if dtot > 0 else 0.0
+            vals["process_cpu_utilization_percentage"] = 100.0 * (raw["proc"] - prev["proc"]) / dt
+            for key, name in (("disk_r", "disk_read_megabytes_per_second"), ("disk_w", "disk_write_megabytes_per_second"),
+                              ("net_r", "network_receive_megabytes_per_second"),
+                              ("net_w", "network_transmit_megabytes_per_second")):
+                if raw[key] is not None and prev[key] is not None:
+                    vals[name] = max(raw[key] - prev[key], 0) / MB / dt
+        for i, h in enumerate(self._gpu):
+            try:
+                import pynvml  # type: ignore
+
+                u = pynvml.nvmlDeviceGetUtilizationRates(h)
+                m = pynvml.nvmlDeviceGetMemoryInfo(h)
+                vals[f"gpu_{i}_utilization_percentage"] = float(u.gpu)
+                vals[f"gpu_{i}_memory_usage_percentage"] = 100.0 * m.used / m.total if m.total else nan
+            except Exception:  # noqa: BLE001 - a GPU that stops answering gives NaN, not an error
+                pass
+        if fresh:
+            self._prev = raw
+        return now, [vals.get(name, nan) for name in self.metrics]
+
+    def sample(self) -> tuple[float, dict]:
+        """Take one sample now (any thread); returns ``(unix_time, {metric: value})``."""
+        c0 = time.thread_time()
+        with self._lock:
+            t, row = self._read()
+            i = self.count % self.capacity
+            self._t[i] = t
+            self._v[i] = row
+            self.count += 1
+        self.cost_seconds += time.thread_time() - c0
+        return t, dict(zip(self.metrics, row))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample()
+            except Exception as exc:  # noqa: BLE001 - the sampler must never die on a transient read error
+                log.debug("nbops: sampling failed: %s", exc)
+            self._stop.wait(self.interval)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> "Sampler":
+        """Start the background thread (idempotent)."""
+        with self._lock:
+            if self.running:
+                return self
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="nbops-telemetry-sampler", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        th = self._thread
+        if th is not None and th is not threading.current_thread():
+            th.join(timeout)
+        self._thread = None
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    def arrays(self, since: float | None = None, until: float | None = None):
+        """``(times, values[n, metrics])`` of the buffered samples in time order, optionally within a window."""
+        import numpy as np
+
+        with self._lock:
+            n = min(self.count, self.capacity)
+            start = self.count % self.capacity if self.count > self.capacity else 0
+            order = (np.arange(n) + start) % self.capacity
+            t, v = self._t[order].copy(), self._v[order].copy()
+        keep = np.ones(len(t), bool)
+        if since is not None:
+            keep &= t >= since
+        if until is not None:
+            keep &= t <= until
+        return t[keep], v[keep]
+
+    def frame(self, since=None, until=None, metrics=None):
+        """The tidy frame: one row per (sample, metric) with a finite value. ``since``/``until``: unix seconds
+        or anything ``pandas.Timestamp`` takes; ``metrics``: names or glob patterns to keep."""
+        import fnmatch
+
+        import numpy as np
+        import pandas as pd
+
+        def secs(x):
+            if x is None or isinstance(x, (int, float)):
+                return x
+            ts = pd.Timestamp(x)
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
+            return ts.timestamp()
+
+        t, v = self.arrays(secs(since), secs(until))
+        cols = [i for i, m in enumerate(self.metrics)
+                if not metrics or any(fnmatch.fnmatch(m, p) for p in metrics)]
+        labels = f'host="{self.host}"'
+        parts = []
+        for i in cols:
+            ok = np.isfinite(v[:, i])
+            parts.append(pd.DataFrame({"timestamp": t[ok], "metric": self.metrics[i], "labels": labels,
+                                       "value": v[ok, i]}))
+        df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            {"timestamp": [], "metric": [], "labels": [], "value": []})
+        df["timestamp"] = pd.to_datetime(df["timestamp"], unit="s", utc=True).dt.tz_localize(None)
+        df["value"] = df["value"].astype(float)
+        return df.sort_values(["metric", "timestamp"], kind="stable").reset_index(drop=True)
+
+    def nbytes(self) -> int:
+        return int(self._t.nbytes + self._v.nbytes)
+
+
+_SAMPLER: Sampler | None = None
+_GUARD = threading.Lock()
+
+
+def get_sampler(start: bool = True) -> Sampler:
+    """The kernel's sampler, created on first use; ``start=True`` also starts its thread (taking one sample
+    first, so the buffer is never empty)."""
+    global _SAMPLER
+    with _GUARD:
+        if _SAMPLER is None:
+            _SAMPLER = Sampler()
+            _SAMPLER.sample()
+        s = _SAMPLER
+    if start and not s.running:
+        s.start()
+    return s
+
+
+def shutdown() -> None:
+    """Stop the sampler thread and drop the buffer (``%unload_ext nbops`` calls this)."""
+    global _SAMPLER
+    with _GUARD:
+        s, _SAMPLER = _SAMPLER, None
+    if s is not None:
+        s.stop()
+
+
+def fetch(query=None, start=None, end=None, **_ignored):
+    """The ``local`` source: the buffered samples (``query``: metric names or globs)."""
+    s = get_sampler()
+    if isinstance(query, str):
+        query = [query]
+    return s.frame(since=start, until=end, metrics=query or None)
+
+
+@contextlib.contextmanager
+def system_metrics(tracker):
+    """Around a ``%%track`` cell: one sample at enter; if the cell is still running after
+    :data:`START_THREAD_AFTER` seconds the background sampler starts (so a short cell never starts a thread).
+    On exit, a cell that ran at least that long gets one more sample and every sample of its window logged as
+    ``system/<metric>`` series (step = sample index, timestamp = sample time). Shorter cells log nothing: a
+    two-point series says little and would clutter every quick run's metrics."""
+    s = get_sampler(start=False)
+    t0 = time.time()
+    try:
+        s.sample()
+    except Exception as exc:  # noqa: BLE001 - telemetry must never cost the user their cell
+        log.debug("nbops: sampling failed: %s", exc)
+    timer = None
+    if not s.running:
+        timer = threading.Timer(START_THREAD_AFTER, s.start)
+        timer.daemon = True
+        timer.start()
+    try:
+        yield s
+    finally:
+        if timer is not None:
+            timer.cancel()
+        try:
+            if time.time() - t0 >= START_THREAD_AFTER:
+                t1, _ = s.sample()
+                log_window(tracker, s, t0, t1)
+        except Exception as exc:  # noqa: BLE001 - telemetry must never cost the user their cell
+            log.warning("nbops: system metrics were not recorded: %s", exc)
+
+
+def log_window(tracker, sampler: Sampler, t0: float, t1: float, prefix: str = "system/") -> int:
+    """Log the sampler's samples in ``[t0, t1]`` into ``tracker`` as metric series; returns the points logged."""
+    import math
+
+    times, values = sampler.arrays(t0, t1)
+    n = 0
+    for j, name in enumerate(sampler.metrics):
+        step = 0
+        for t, v in zip(times, values[:, j]):
+            if math.isfinite(v):
+                tracker.log_metric(f"{prefix}{name}", float(v), step=step, timestamp=float(t))
+                step += 1
+                n += 1
+    return n

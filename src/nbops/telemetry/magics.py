@@ -1,0 +1,93 @@
+"""``%telemetry``: parse the options, call :func:`nbops.telemetry.api.analyze`, show the report. No logic here."""
+from __future__ import annotations
+
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from ..errors import NbopsError
+
+
+@magics_class
+class TelemetryMagics(Magics):
+
+    @magic_arguments()
+    @argument("--source", default="local", help="local (this kernel's host, the default), prometheus, or the name "
+                                                "of a DataFrame variable / a CSV path.")
+    @argument("--url", help="Prometheus URL (default: NBOPS_PROMETHEUS_URL).")
+    @argument("--query", nargs="+", action="extend", help="PromQL (one or more, quoted) for prometheus; metric "
+                                                          "names or globs for local.")
+    @argument("--last", help="Window ending now: 30s, 15m, 1h, 2d (default: 1h for prometheus, all buffered "
+                             "samples for local).")
+    @argument("--start", help="Window start: ISO time, unix seconds or now-2h.")
+    @argument("--end", help="Window end (default: now).")
+    @argument("--step", help="Prometheus resolution, e.g. 15s (default: about 500 points per series).")
+    @argument("--detector", default="auto", help="auto, seasonal or sr.")
+    @argument("--sensitivity", default="medium", choices=["low", "medium", "high"])
+    @argument("--direction", default="both", choices=["up", "down", "both"])
+    @argument("--gap", help="Anomalies closer than this are one episode (default: 5 steps of the series).")
+    @argument("--live", nargs="?", const=10.0, type=float, metavar="SECONDS",
+              help="Refresh in place every SECONDS (default 10) without blocking; stop with %%telemetry --stop.")
+    @argument("--stop", action="store_true", help="Stop every --live refresher.")
+    @argument("--log", action="store_true", help="Record frame, incidents and figure to MLflow (the current "
+                                                 "tracked run, else a new run of kind telemetry).")
+    @argument("-e", "--experiment", help="Experiment for --log outside a tracked cell.")
+    @argument("-o", "--output", metavar="VAR", help="Also store the report in this variable.")
+    @line_magic
+    def telemetry(self, line: str):
+        """Pull metrics, find what is abnormal, group it into incidents, and plot it.
+
+        %telemetry                                     this host, everything sampled so far
+        %telemetry --source prometheus --url http://localhost:9090 --query 'rate(node_cpu_seconds_total[1m])' --last 1h
+        %telemetry --source df --detector seasonal --sensitivity high --direction up
+        %telemetry --live 5          refresh every 5 s;  %telemetry --stop
+        """
+        from ..display import show
+        from ..magics import parse
+        from . import api
+
+        a = parse(self.telemetry, line)
+        if a.stop:
+            from . import live
+
+            n = live.shutdown()
+            print(f"stopped {n} live telemetry view{'s' if n != 1 else ''}")
+            return None
+        if a.output and not a.output.isidentifier():
+            raise NbopsError(f"-o {a.output!r} is not a variable name.")
+        source = a.source
+        if source not in ("local", "prometheus") and source.isidentifier() and source in self.shell.user_ns:
+            source = self.shell.user_ns[source]
+        query = a.query if a.query is None or len(a.query) > 1 else a.query[0]
+        kw = dict(query=query, detector=a.detector, sensitivity=a.sensitivity, direction=a.direction, gap=a.gap,
+                  url=a.url, last=a.last, start=a.start, end=a.end, step=a.step)
+        if a.live is not None:
+            return self._live(source, kw, a)
+        report = api.analyze(source, **kw)
+        if a.log:
+            report.log(experiment=a.experiment)
+        if a.output:
+            self.shell.user_ns[a.output] = report
+        show(report)
+        return None
+
+    def _live(self, source, kw, a):
+        from ..display import in_kernel, show
+        from . import api, live
+
+        if a.live <= 0:
+            raise NbopsError("--live SECONDS must be positive, e.g. --live 5.")
+        first = api.analyze(source, **kw)  # fail now, in the cell, if the options are wrong
+        output = None
+        if in_kernel():
+            import ipywidgets as w
+
+            output = w.Output()
+            from IPython.display import display
+
+            display(output)
+        else:
+            show(first)
+        refresher = live.LiveRefresher(lambda: api.analyze(source, **kw), a.live, output).start()
+        if a.output:
+            self.shell.user_ns[a.output] = refresher
+        return None

@@ -1,0 +1,196 @@
+"""The ``prometheus`` source: PromQL over Prometheus's HTTP API (``/api/v1/query_range``, ``/api/v1/query``).
+
+- URL: ``url=`` / ``--url``, else ``NBOPS_PROMETHEUS_URL``.
+- Auth: ``NBOPS_PROMETHEUS_TOKEN`` (``Authorization: Bearer ...``), else ``NBOPS_PROMETHEUS_USER`` +
+  ``NBOPS_PROMETHEUS_PASSWORD`` (basic auth).
+- Prometheus refuses a range query of more than 11,000 points per series, so a long range is split into chunks
+  of at most :data:`MAX_POINTS` steps that do not overlap, pulled one after the other (a tqdm bar when there are
+  several) and stitched back into one frame.
+- Every failure is a :class:`~nbops.errors.TelemetryError` naming the URL and the query: Prometheus's own error
+  text for bad PromQL, and a sentence for an unreachable server, a timeout, an empty result or a chunk that
+  failed (then nothing is returned: no half frame).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+from ..errors import TelemetryError
+from .timeparse import format_labels
+
+log = logging.getLogger("nbops")
+MAX_POINTS = 11_000  # Prometheus's limit per series and query
+CHUNK_POINTS = 10_000
+
+
+def resolve_url(url: str | None) -> str:
+    url = url or os.environ.get("NBOPS_PROMETHEUS_URL")
+    if not url:
+        raise TelemetryError("No Prometheus URL: pass --url http://host:9090 (url=...) or set NBOPS_PROMETHEUS_URL.")
+    if "://" not in url:
+        url = "http://" + url
+    return url.rstrip("/")
+
+
+def _auth_kwargs() -> dict:
+    token = os.environ.get("NBOPS_PROMETHEUS_TOKEN")
+    if token:
+        return {"headers": {"Authorization": f"Bearer {token}"}}
+    user = os.environ.get("NBOPS_PROMETHEUS_USER")
+    if user:
+        return {"auth": (user, os.environ.get("NBOPS_PROMETHEUS_PASSWORD", ""))}
+    return {}
+
+
+def _get(url: str, path: str, params: dict, query: str, timeout: float) -> dict:
+    import requests
+
+    try:
+        r = requests.get(f"{url}{path}", params=params, timeout=timeout, **_auth_kwargs())
+    except requests.Timeout as exc:
+        raise TelemetryError(f"Prometheus at {url} did not answer within {timeout:g} s for {query!r}; narrow the "
+                             f"range, raise --step or the timeout.", url=url, query=query) from exc
+    except requests.RequestException as exc:
+        raise TelemetryError(f"Cannot reach Prometheus at {url} ({type(exc).__name__}); check --url or "
+                             f"NBOPS_PROMETHEUS_URL and that the server runs.", url=url, query=query) from exc
+    try:
+        body = r.json()
+    except ValueError:
+        body = None
+    if r.status_code in (401, 403):
+        raise TelemetryError(f"Prometheus at {url} refused the request (HTTP {r.status_code}); set "
+                             f"NBOPS_PROMETHEUS_TOKEN or NBOPS_PROMETHEUS_USER/NBOPS_PROMETHEUS_PASSWORD.",
+                             url=url, query=query, status=r.status_code)
+    if not isinstance(body, dict) or body.get("status") != "success":
+        err = (body or {}).get("error") if isinstance(body, dict) else None
+        kind = (body or {}).get("errorType") if isinstance(body, dict) else None
+        if err:
+            raise TelemetryError(f"Prometheus rejected {query!r}: {err} ({kind}).", url=url, query=query,
+                                 status=r.status_code, prometheus_error=err)
+        raise TelemetryError(f"{url}{path} answered HTTP {r.status_code} without a Prometheus API response; is "
+                             f"this a Prometheus server?", url=url, query=query, status=r.status_code)
+    for w in body.get("warnings") or []:
+        log.warning("nbops: Prometheus warns about %r: %s", query, w)
+    return body["data"]
+
+
+def chunks(start: float, end: float, step: float, points: int = CHUNK_POINTS) -> list[tuple[float, float]]:
+    """Split ``[start, end]`` on the step grid into ranges of at most ``points`` evaluation points each; the
+    chunks cover exactly the points of the whole range, none twice."""
+    if step <= 0:
+        raise TelemetryError("--step must be positive, e.g. --step 15s.")
+    if end < start:
+        raise TelemetryError("--start is after --end; swap them.")
+    total = int(math.floor((end - start) / step + 1e-9)) + 1
+    out = []
+    for first in range(0, total, points):
+        last = min(first + points, total) - 1
+        out.append((start + first * step, start + last * step))
+    return out
+
+
+def query_range(query: str, start: float, end: float, step: float, url: str | None = None, timeout: float = 30.0,
+                progress: bool = True):
+    """A range query as a tidy frame (timestamp, metric, labels, value); long ranges are chunked and stitched."""
+    import pandas as pd
+
+    url = resolve_url(url)
+    parts = chunks(start, end, step)
+    series: dict[tuple[str, str], tuple[list, list]] = {}
+    bar = None
+    if progress and len(parts) > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(parts), desc="prometheus", unit="chunk", leave=False)
+    try:
+        for i, (a, b) in enumerate(parts):
+            try:
+                data = _get(url, "/api/v1/query_range",
+                            {"query": query, "start": _fmt(a), "end": _fmt(b), "step": _fmt(step)}, query, timeout)
+            except TelemetryError as exc:
+                if len(parts) > 1:
+                    raise TelemetryError(f"{exc} (chunk {i + 1} of {len(parts)}, {_iso(a)} to {_iso(b)}; nothing "
+                                         f"was kept)", **exc.fields) from exc
+                raise
+            for s in data.get("result", []):
+                key = _key(s.get("metric", {}), query)
+                ts, vs = series.setdefault(key, ([], []))
+                for t, v in s.get("values", []):
+                    ts.append(float(t))
+                    vs.append(float(v))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not series:
+        raise TelemetryError(f"Prometheus at {url} returned no series for {query!r} between {_iso(start)} and "
+                             f"{_iso(end)}; check the metric name and labels, or widen --last / --start.",
+                             url=url, query=query)
+    frames = []
+    for (metric, labels), (ts, vs) in series.items():
+        frames.append(pd.DataFrame({"timestamp": ts, "metric": metric, "labels": labels, "value": vs}))
+    df = pd.concat(frames, ignore_index=True).drop_duplicates(["metric", "labels", "timestamp"], keep="last")
+    df["timestamp"] = pd.to_datetime(df["timestamp"], unit="s")
+    return df.sort_values(["metric", "labels", "timestamp"], kind="stable").reset_index(drop=True)
+
+
+def query_instant(query: str, time: float | None = None, url: str | None = None, timeout: float = 30.0):
+    """An instant query (vector or scalar) as a tidy frame."""
+    import pandas as pd
+
+    url = resolve_url(url)
+    params = {"query": query}
+    if time is not None:
+        params["time"] = _fmt(time)
+    data = _get(url, "/api/v1/query", params, query, timeout)
+    rows = []
+    rtype = data.get("resultType")
+    if rtype == "vector":
+        for s in data.get("result", []):
+            metric, labels = _key(s.get("metric", {}), query)
+            rows.append((float(s["value"][0]), metric, labels, float(s["value"][1])))
+    elif rtype in ("scalar", "string"):
+        t, v = data["result"]
+        rows.append((float(t), query, "", float(v)))
+    elif rtype == "matrix":
+        for s in data.get("result", []):
+            metric, labels = _key(s.get("metric", {}), query)
+            rows += [(float(t), metric, labels, float(v)) for t, v in s.get("values", [])]
+    if not rows:
+        raise TelemetryError(f"Prometheus at {url} returned no series for {query!r}; check the metric name and "
+                             f"labels.", url=url, query=query)
+    df = pd.DataFrame(rows, columns=["timestamp", "metric", "labels", "value"])
+    df["timestamp"] = pd.to_datetime(df["timestamp"], unit="s")
+    return df
+
+
+def fetch(query=None, start=None, end=None, step=None, url=None, timeout: float = 30.0, progress: bool = True,
+          **_ignored):
+    """The ``prometheus`` source: one or more PromQL queries over ``[start, end]`` (unix seconds)."""
+    import pandas as pd
+
+    queries = [query] if isinstance(query, str) else list(query or [])
+    if not queries:
+        raise TelemetryError("The prometheus source needs a query: --query 'rate(node_cpu_seconds_total[1m])'.")
+    if step is None:
+        step = max(1.0, (end - start) / 500)  # ~500 points per series unless asked otherwise
+    frames = [query_range(q, start, end, step, url=url, timeout=timeout, progress=progress) for q in queries]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _key(metric: dict, query: str) -> tuple[str, str]:
+    m = dict(metric)
+    name = m.pop("__name__", None) or query
+    return name, format_labels(m)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}".rstrip("0").rstrip(".")
+
+
+def _iso(x: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(x, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
