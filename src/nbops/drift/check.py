@@ -11,7 +11,7 @@ from .report import DriftReport, FeatureDrift
 from .stats import (CORRECTIONS, DEFAULT_MIN_EFFECT, DEFAULT_P_VAL, LOW_POWER_EFFECT, decide, ks_critical, psi,
                     tvd)
 
-log = logging.getLogger("nbops")
+logger = logging.getLogger("nbops")
 TESTS = ("ks", "cvm")
 ENGINES = ("nbops", "alibi")
 
@@ -73,7 +73,7 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
         report.multivariate = _mmd(ref_obj, cur, roles, p_val, report)
     report.duration_s = time.perf_counter() - t0
     for w in report.warnings:
-        log.warning("nbops drift: %s", w)
+        logger.warning("nbops drift: %s", w)
     if log:
         from .record import record
 
