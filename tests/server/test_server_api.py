@@ -129,3 +129,42 @@ def test_bad_setting_is_refused_with_its_name():
     from traitlets import TraitError
     with pytest.raises(TraitError, match="Nbops.max_runs must be at least 1"):
         Nbops(max_runs=0)
+
+
+@pytest.fixture
+def host_sampler(monkeypatch):
+    """The real psutil sampler of nbops.telemetry.local, sampling fast; stopped after the test."""
+    pytest.importorskip("psutil")
+    from nbops.telemetry import local
+    monkeypatch.setenv("NBOPS_TELEMETRY_INTERVAL", "0.1")
+    local.shutdown()
+    yield local
+    local.shutdown()
+
+
+async def test_telemetry_serves_the_hosts_own_samples(jp_fetch, host_sampler):
+    import asyncio
+    import socket
+
+    body = await get_json(jp_fetch, "telemetry")
+    assert body["host"] == socket.gethostname() and body["count"] >= 1
+    assert "system_memory_usage_megabytes" in body["metrics"]      # (CPU % needs two samples to exist)
+    s = next(x for x in body["samples"] if x["metric"] == "system_memory_usage_megabytes")
+    assert s["timestamp"].endswith("+00:00") and s["value"] > 0
+    sampler = host_sampler.get_sampler()
+    assert sampler.running                                          # the same sampler %telemetry uses
+    await asyncio.sleep(1.0)                                        # let it take a few more samples
+    body = await get_json(jp_fetch, "telemetry", metric="cpu*")
+    assert body["metrics"] == ["cpu_utilization_percentage"] and body["count"] >= 3
+    cpu = sampler.frame(metrics=["cpu_utilization_percentage"])
+    served = [x["value"] for x in body["samples"]]
+    assert served == pytest.approx(cpu["value"].tolist()[:len(served)])   # what the sampler holds, in order
+    recent = await get_json(jp_fetch, "telemetry", metric="cpu*", last="300ms")
+    assert 1 <= recent["count"] < body["count"] + 10
+    assert min(x["timestamp"] for x in recent["samples"]) > min(x["timestamp"] for x in body["samples"])
+
+
+async def test_telemetry_unknown_metric_lists_the_known_ones(jp_fetch, host_sampler):
+    err = await refused(jp_fetch, "telemetry", None, metric="gpu_temperature")
+    assert err.code == 400
+    assert "cpu_utilization_percentage" in json.loads(err.response.body)["message"]

@@ -75,15 +75,25 @@ def load(serverapp) -> Nbops:
         os.environ["MLFLOW_TRACKING_URI"] = conf.tracking_uri
     web_app = serverapp.web_app
     web_app.settings["nbops"] = conf
-    web_app.settings["nbops_executor"] = ThreadPoolExecutor(conf.workers, thread_name_prefix="nbops-api")
+    web_app.settings["nbops_executor"] = executor(conf.workers)
     web_app.settings["nbops_root_dir"] = getattr(serverapp, "root_dir", "") or os.getcwd()
     base = url_path_join(web_app.settings["base_url"], API_PREFIX)
     web_app.add_handlers(".*$", [(url_path_join(base, name), cls) for name, cls in handlers.ROUTES])
     if conf.telemetry and conf.sample_at_start:
-        web_app.settings["nbops_executor"].submit(handlers.start_sampler)
+        executor(conf.workers).submit(handlers.start_sampler)
     serverapp.log.info("nbops %s: REST API at %s/{%s} (store: %s)", _version(), base,
                        ",".join(n for n, _ in handlers.ROUTES), conf.tracking_uri or "as the kernels resolve it")
     return conf
+
+
+_EXECUTORS: dict[int, ThreadPoolExecutor] = {}
+
+
+def executor(workers: int) -> ThreadPoolExecutor:
+    """The process's pool for blocking API work (one per size: a server restarted in-process reuses it)."""
+    if workers not in _EXECUTORS:
+        _EXECUTORS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="nbops-api")
+    return _EXECUTORS[workers]
 
 
 def _version() -> str:

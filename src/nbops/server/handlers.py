@@ -114,7 +114,7 @@ class RunsHandler(NbopsHandler):
 
 
 class TelemetryHandler(NbopsHandler):
-    """``GET /nbops/api/telemetry?last=5m&metric=cpu_percent``: the host's samples as tidy records
+    """``GET /nbops/api/telemetry?last=5m&metric=cpu*``: the host's samples as tidy records
     (``timestamp``, ``metric``, ``labels``, ``value``) from the same sampler as ``%telemetry --source local``."""
 
     @web.authenticated
@@ -217,6 +217,8 @@ def _jsonable(v):
                 return None
         except (ImportError, TypeError, ValueError):
             pass
+        if getattr(v, "tzinfo", False) is None and hasattr(v, "tz_localize"):
+            v = v.tz_localize("UTC")  # pandas timestamps from MLflow and the sampler are UTC
         return v.isoformat()
     if hasattr(v, "item"):  # numpy scalar
         return _jsonable(v.item())
@@ -236,23 +238,20 @@ def start_sampler():
 
 
 def telemetry_records(last_s: float | None, metrics: list[str]) -> dict:
+    """The sampler's tidy frame as records (timestamps in UTC ISO 8601); ``metrics`` are names or globs."""
+    import fnmatch
+    import time
+
     sampler = start_sampler()
     if sampler is None:
         raise Unavailable("host telemetry is not available in this nbops installation (nbops.telemetry.local "
-                         "is missing): install nbops with its telemetry module.")
-    df = sampler.frame()
-    if metrics:
-        known = set(df["metric"].unique()) if len(df) else set()
-        unknown = [m for m in metrics if m not in known]
-        if unknown and known:
-            raise NbopsError(f"unknown metric {', '.join(unknown)}: this host samples {', '.join(sorted(known))}.")
-        df = df[df["metric"].isin(metrics)]
-    if last_s is not None and len(df):
-        import pandas as pd
-        ts = pd.to_datetime(df["timestamp"], utc=True)
-        df = df[ts >= ts.max() - pd.Timedelta(seconds=last_s)]
-    samples = []
-    for row in df.to_dict("records"):
-        samples.append({k: _jsonable(v) for k, v in row.items()})
-    return {"host": socket.gethostname(), "metrics": sorted({s["metric"] for s in samples}),
-            "count": len(samples), "samples": samples}
+                          "is missing): install nbops with its telemetry module.")
+    unknown = [m for m in metrics if not any(fnmatch.fnmatch(k, m) for k in sampler.metrics)]
+    if unknown:
+        raise NbopsError(f"unknown metric {', '.join(unknown)}: this host samples {', '.join(sampler.metrics)} "
+                         "(names or glob patterns such as metric=cpu* are accepted).")
+    since = time.time() - last_s if last_s is not None else None
+    df = sampler.frame(since=since, metrics=metrics or None)
+    samples = [{k: _jsonable(v) for k, v in row.items()} for row in df.to_dict("records")]
+    return {"host": socket.gethostname(), "interval_s": getattr(sampler, "interval", None),
+            "metrics": sorted({s["metric"] for s in samples}), "count": len(samples), "samples": samples}
