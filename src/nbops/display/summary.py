@@ -41,9 +41,9 @@ class RunSummary:
 
     @classmethod
     def from_tracker(cls, t, wall_s: float | None = None, peak_rss: int | None = None) -> "RunSummary":
-        metrics = {k: v for k, v in getattr(t, "metrics_logged", {}).items() if not k.startswith("nbops.")}
+        metrics = {k: v for k, v in t.metrics_logged.items() if not k.startswith("nbops.")}
         return cls(run_id=t.run_id, run_name=t.run_name, experiment=t.experiment, status=t.status or "RUNNING",
-                   params=dict(getattr(t, "params_logged", {})), metrics=metrics,
+                   params=dict(t.params_logged), metrics=metrics,
                    data=[f"{v.name} {v.short}" if hasattr(v, "short") else str(v) for v in t.data_versions],
                    models=list(t.run.model_uris) if t.run else [], figures=list(t.figures),
                    duration_s=wall_s if wall_s is not None else ((t.ended or 0) - (t.started or 0)),

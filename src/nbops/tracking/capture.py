@@ -201,25 +201,37 @@ def drop_secret_keys(d: dict) -> dict:
     return {k: v for k, v in d.items() if not is_secret_name(str(k))}
 
 
-def git_info(folder: str | os.PathLike) -> dict:
-    """Commit, branch, dirty flag and (when dirty) the diff of the repository holding ``folder``; {} outside git."""
-    def git(*args, limit=None):
-        r = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=20)
-        return r.stdout if r.returncode == 0 else None
+def _git(folder, *args) -> str | None:
     try:
-        head = git("rev-parse", "HEAD", "--abbrev-ref", "HEAD", "--show-toplevel")
+        r = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
+@lru_cache(maxsize=32)
+def _git_remote(folder: str) -> str | None:
+    out = _git(folder, "config", "--get", "remote.origin.url")
+    return out.strip() if out else None
+
+
+def git_info(folder: str | os.PathLike) -> dict:
+    """Commit, branch, dirty flag and (when dirty) the diff of the repository holding ``folder``; {} outside git
+    or before the first commit. One ``git status`` call (plus ``git diff`` when the tree is dirty)."""
+    status = _git(folder, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    if status is None:
         return {}
-    if not head:
+    head = dict(line[2:].split(" ", 1) for line in status.splitlines() if line.startswith("# ") and " " in line[2:])
+    commit = head.get("branch.oid", "")
+    if not commit or commit == "(initial)":
         return {}
-    commit, branch, top = (head.strip().splitlines() + ["", "", ""])[:3]
-    status = git("status", "--porcelain", "--untracked-files=no") or ""
-    info = {"commit": commit, "branch": branch, "root": top, "dirty": bool(status.strip())}
-    remote = git("config", "--get", "remote.origin.url")
+    dirty = any(not line.startswith("#") for line in status.splitlines() if line.strip())
+    info = {"commit": commit, "branch": head.get("branch.head", ""), "dirty": dirty}
+    remote = _git_remote(str(folder))
     if remote:
-        info["remote"] = remote.strip()
-    if info["dirty"]:
-        info["diff"] = git("diff", "HEAD") or ""
+        info["remote"] = remote
+    if dirty:
+        info["diff"] = _git(folder, "diff", "HEAD") or ""
     return info
 
 
@@ -233,8 +245,32 @@ def environment() -> tuple[str, str]:
     return sys.version.split()[0], "\n".join(pkgs) + "\n"
 
 
+def _reset_peak_rss() -> bool:
+    """Linux: writing 5 to /proc/self/clear_refs resets the process's peak RSS (VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _vm_hwm() -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def peak_rss_sampler():
-    """Start a thread sampling this process's RSS every 50 ms; ``stop()`` returns the peak in bytes."""
+    """Measure this process's peak RSS from now on; ``stop()`` returns it in bytes. On Linux the kernel keeps the
+    high-water mark (reset here, read at stop: exact, no thread); elsewhere a thread samples every 50 ms."""
+    if _reset_peak_rss() and _vm_hwm() is not None:
+        return lambda: _vm_hwm() or 0
     import threading
 
     import psutil

@@ -98,11 +98,10 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     """Execute ``cell`` in ``shell`` as one tracked run; returns the cell's value, shows a run summary."""
     ns = shell.user_ns
     nb = notebook_path(ns)
-    tags = {"mlflow.source.type": "NOTEBOOK", "nbops.cell.execution_count": shell.execution_count,
-            **{k: v for k, v in opts.tags.items() if not capture.is_secret_name(k)}}
-    if nb:
-        tags["mlflow.source.name"] = nb
     start_dir = os.path.dirname(nb) if nb and os.path.isabs(nb) and os.path.isdir(os.path.dirname(nb)) else os.getcwd()
+    git = capture.git_info(start_dir)  # the state the cell starts from
+    tags = {**_start_tags(nb, start_dir, git), "nbops.cell.execution_count": shell.execution_count,
+            **{k: v for k, v in opts.tags.items() if not capture.is_secret_name(k)}}
     try:
         tracker = Tracker(opts.experiment, opts.run_name, tags=tags, settings=config.settings(start_dir))
         tracker.__enter__()
@@ -127,7 +126,7 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     peak = stop_rss()
     usage_error = None
     try:
-        _collect(shell, cell, opts, tracker, nb, start_dir, out.getvalue(), err.getvalue(), figs_before, wall, peak)
+        _collect(shell, cell, opts, tracker, nb, git, out.getvalue(), err.getvalue(), figs_before, wall, peak)
     except NbopsError as e:  # a user's mistake in the options (--data, --model, --params): said after the run
         usage_error = e
         if exc_info[0] is None:
@@ -148,7 +147,20 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     return value
 
 
-def _collect(shell, cell, opts, tracker: Tracker, nb, start_dir, stdout, stderr, figs_before, wall, peak):
+def _start_tags(nb: str | None, start_dir: str, git: dict) -> dict:
+    """Tags known before the cell runs: written with the run itself (no extra write)."""
+    tags = {"mlflow.source.type": "NOTEBOOK", "nbops.python_version": capture.environment()[0]}
+    if nb:
+        tags["mlflow.source.name"] = nb
+    if git:
+        tags.update({"mlflow.source.git.commit": git["commit"], "mlflow.source.git.branch": git["branch"],
+                     "nbops.git.dirty": str(git["dirty"]).lower()})
+        if git.get("remote"):
+            tags["mlflow.source.git.repoURL"] = capture.Masker()(git["remote"])
+    return tags
+
+
+def _collect(shell, cell, opts, tracker: Tracker, nb, git, stdout, stderr, figs_before, wall, peak):
     ns = shell.user_ns
     masker = capture.Masker(ns, cell)
     tracker.masker = masker
@@ -184,17 +196,9 @@ def _collect(shell, cell, opts, tracker: Tracker, nb, start_dir, stdout, stderr,
     # where it ran: notebook, git, environment
     if nb and os.path.isfile(nb):  # the notebook as saved, with secrets masked like everything else
         tracker.log_text(masker(Path(nb).read_text(encoding="utf-8", errors="replace")), f"notebook/{Path(nb).name}")
-    git = capture.git_info(start_dir)
-    if git:
-        tracker.set_tags({"mlflow.source.git.commit": git["commit"], "mlflow.source.git.branch": git["branch"],
-                          "nbops.git.dirty": str(git["dirty"]).lower()})
-        if git.get("remote"):
-            tracker.set_tag("mlflow.source.git.repoURL", masker(git["remote"]))
-        if git.get("diff"):
-            tracker.log_text(masker(git["diff"]), "git/diff.patch")
-    pyver, packages = capture.environment()
-    tracker.set_tag("nbops.python_version", pyver)
-    tracker.log_text(packages, "environment/requirements.txt")
+    if git.get("diff"):
+        tracker.log_text(masker(git["diff"]), "git/diff.patch")
+    tracker.log_text(capture.environment()[1], "environment/requirements.txt")
     # data and model named on the command line
     for name in opts.data:
         if name not in ns:

@@ -67,10 +67,13 @@ class Tracker:
         self.status: str | None = None
         self.error: BaseException | None = None
         self.started = self.ended = None
-        self._tmp: Path | None = None
+        self._tmp: Path | None = None      # where artifacts are written before they are logged
+        self._in_place = False             # True: _tmp is the run's own local artifact folder (nothing to upload)
         self.figures: list[str] = []
         self.artifacts: list[str] = []
         self.warnings: list[str] = []
+        self.params_logged: dict[str, Any] = {}
+        self.metrics_logged: dict[str, float] = {}
         self.writer = get_writer(self.settings)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -78,8 +81,11 @@ class Tracker:
         parent = self._explicit_parent or (current().run.run_id if current() and current().run else None) \
             or _fluent_parent() or self.settings.parent_run_id
         self.started = time.time()
-        self._tmp = Path(tempfile.mkdtemp(prefix="nbops-run-"))
         self.run = self.writer.start_run(self.experiment, self.run_name, self._tags, parent, self.started)
+        self._tmp = self.writer.local_artifact_dir(self.run)
+        self._in_place = self._tmp is not None
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="nbops-run-"))
         self.run_name = self.run.run_name or self.run_name
         self._tags = {}  # written with the run
         _STACK.append(self)
@@ -99,7 +105,6 @@ class Tracker:
         if self in _STACK:
             _STACK.remove(self)
         self.ended = time.time()
-        self._metrics.setdefault("nbops.duration_s", round(self.ended - self.started, 6))
         try:
             self.flush()
             self.writer.end_run(self.run, status, self.ended)
@@ -110,22 +115,21 @@ class Tracker:
                 status = FAILED
         finally:
             self.status = status
-            if self._tmp:
+            if self._tmp and not self._in_place:
                 shutil.rmtree(self._tmp, ignore_errors=True)
-                self._tmp = None
+            self._tmp = None
 
     def flush(self) -> None:
         """Write what is buffered: one batch of params/metrics/tags, one upload of the artifacts folder."""
         run = self.run
-        self.writer.log_batch(run, self._params, self._metrics, self._tags, timestamp=self.ended)
-        self.params_logged = {**getattr(self, "params_logged", {}), **self._params}
-        self.metrics_logged = {**getattr(self, "metrics_logged", {}), **self._metrics}
-        self._params, self._metrics, self._tags = {}, {}, {}
-        self.writer.log_metric_series(run, self._series)
-        self._series = []
+        self.writer.log_batch(run, self._params, self._metrics, self._tags, timestamp=self.ended or time.time(),
+                              series=self._series)
+        self.params_logged.update(self._params)
+        self.metrics_logged.update(self._metrics)
+        self._params, self._metrics, self._tags, self._series = {}, {}, {}, []
         self.writer.log_inputs(run, self._datasets)
         self._datasets = []
-        if self._tmp and any(self._tmp.iterdir()):
+        if self._tmp and not self._in_place and any(self._tmp.iterdir()):
             self.writer.log_artifacts(run, self._tmp)
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp.mkdir()

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,7 @@ class Writer:
         self.settings = settings or config.settings()
         self._client = None
         self._experiments: dict[str, str] = {}
+        self._held = threading.local()  # guard depth per thread
         from .spool import Spool  # light module
         self.spool = Spool(self.settings.spool_dir)
         self._warned = False
@@ -89,26 +91,47 @@ class Writer:
 
             if self.settings.is_server:
                 _bounded_http_retries()
-            if self.settings.embedded:
-                self.settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            if self.settings.sqlite_path is not None:
+                self._prepare_sqlite(self.settings.sqlite_path)
             # The fluent API (and MLflow's model logging, which uses it) must see the same store.
             mlflow.set_tracking_uri(self.settings.tracking_uri)
             self._client = MlflowClient(self.settings.tracking_uri)
         return self._client
 
+    def _prepare_sqlite(self, db: Path) -> None:
+        """Put the SQLite store in WAL mode (persistent, once per file): readers no longer block the writer and
+        a commit costs one fsync instead of two, with the same durability."""
+        import sqlite3
+
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with self.guard():
+            con = sqlite3.connect(str(db), timeout=30)
+            try:
+                if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    con.execute("PRAGMA journal_mode=WAL")
+            finally:
+                con.close()
+
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
-        """Serialise writers on a SQLite store across processes; no-op for servers and file stores."""
+        """Serialise writers on a SQLite store across processes (re-entrant within a thread); no-op for servers
+        and file stores."""
         db = self.settings.sqlite_path
-        if db is None:
-            yield
+        if db is None or getattr(self._held, "depth", 0):
+            self._held.depth = getattr(self._held, "depth", 0) + 1
+            try:
+                yield
+            finally:
+                self._held.depth -= 1
             return
         db.parent.mkdir(parents=True, exist_ok=True)
         with open(str(db) + ".nbops-lock", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
+            self._held.depth = 1
             try:
                 yield
             finally:
+                self._held.depth = 0
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def call(self, fn, *args, **kwargs):
@@ -202,25 +225,21 @@ class Writer:
         return RunRef(r.info.run_id, exp_id, experiment, r.info.run_name, artifact_uri=r.info.artifact_uri)
 
     def log_batch(self, run: RunRef, params: dict | None = None, metrics: dict | None = None,
-                  tags: dict | None = None, step: int = 0, timestamp: float | None = None) -> None:
-        """Params, metrics and tags in one write (MLflow's ``log_batch``)."""
+                  tags: dict | None = None, step: int = 0, timestamp: float | None = None,
+                  series: list[tuple[str, float, float, int]] | None = None) -> None:
+        """Params, metrics, tags and metric series ``(key, value, unix_seconds, step)`` in as few writes as
+        MLflow's ``log_batch`` limits allow (one, for a typical cell)."""
         ts = int((timestamp or time.time()) * 1000)
-        params = {str(k): _text(v, MAX_PARAM_LEN) for k, v in (params or {}).items()}
-        metrics = {str(k): float(v) for k, v in (metrics or {}).items()}
-        tags = {str(k): _text(v, 5000) for k, v in (tags or {}).items()}
-        if not (params or metrics or tags):
-            return
-        op = {"op": "log_batch", "params": params, "metrics": [[k, v, ts, step] for k, v in metrics.items()],
-              "tags": tags}
-        self._server_or_spool(run, op, lambda: self._direct_batch(run.run_id, op))
-
-    def log_metric_series(self, run: RunRef, rows: list[tuple[str, float, float, int]]) -> None:
-        """Many metric points ``(key, value, unix_seconds, step)``: telemetry samples, training curves."""
-        if not rows:
-            return
-        metrics = [[k, float(v), int(t * 1000), int(s)] for k, v, t, s in rows]
-        for i in range(0, len(metrics), 900):  # MLflow caps a batch at 1000 metrics
-            op = {"op": "log_batch", "params": {}, "metrics": metrics[i:i + 900], "tags": {}}
+        params = [[str(k), _text(v, MAX_PARAM_LEN)] for k, v in (params or {}).items()]
+        tags = [[str(k), _text(v, 5000)] for k, v in (tags or {}).items()]
+        rows = [[str(k), float(v), ts, step] for k, v in (metrics or {}).items()]
+        rows += [[k, float(v), int(t * 1000), int(s)] for k, v, t, s in (series or [])]
+        while params or tags or rows:
+            # MLflow's limits: 100 params, 100 tags, 1000 metrics and 1000 items in all per batch
+            p, params = params[:100], params[100:]
+            t, tags = tags[:100], tags[100:]
+            m, rows = rows[:1000 - len(p) - len(t)], rows[1000 - len(p) - len(t):]
+            op = {"op": "log_batch", "params": dict(p), "metrics": m, "tags": dict(t)}
             self._server_or_spool(run, op, lambda op=op: self._direct_batch(run.run_id, op))
 
     def _direct_batch(self, run_id: str, op: dict) -> None:
@@ -244,6 +263,17 @@ class Writer:
         with tempfile.TemporaryDirectory(prefix="nbops-art-") as tmp:
             shutil.copy2(local_file, Path(tmp) / Path(local_file).name)
             self.log_artifacts(run, tmp, artifact_path)
+
+    def local_artifact_dir(self, run: RunRef) -> Path | None:
+        """The run's artifact folder when the artifact store is a local folder (the embedded store, a file
+        store): writing there *is* logging, with no copy. None for remote artifact stores and spooled runs."""
+        if run.spooled or not run.artifact_uri or not run.artifact_uri.startswith("file:"):
+            return None
+        from urllib.parse import unquote, urlparse
+
+        path = Path(unquote(urlparse(run.artifact_uri).path))
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def log_text(self, run: RunRef, text: str, artifact_file: str) -> None:
         with tempfile.TemporaryDirectory(prefix="nbops-art-") as tmp:
