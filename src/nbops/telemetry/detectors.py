@@ -124,9 +124,9 @@ class Seasonal(Detector):
     thresholds = {"low": 0.60, "medium": 0.53, "high": 0.47}
 
     def __init__(self, level_window: int = 100, scale_window: int = 200, record_window: int = 300,
-                 memory: int = 100, periods=(DAY, WEEK), cycles: int = 3):
+                 memory: int = 100, periods=(DAY, WEEK), cycles: int = 3, warmup: int = 150):
         self.level_window, self.scale_window, self.record_window = level_window, scale_window, record_window
-        self.memory, self.periods, self.cycles = memory, periods, cycles
+        self.memory, self.periods, self.cycles, self.warmup = memory, periods, cycles, warmup
 
     def zscores(self, t: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Signed robust z-score of each point against the baseline built from its past."""
@@ -178,7 +178,7 @@ class Seasonal(Detector):
             return out
         z = self.zscores(t[ok], y[ok])
         z = np.maximum({"up": z, "down": -z, "both": np.abs(z)}[direction], 0.0)
-        record = _rolling(z, self.record_window, "max", min_periods=20)
+        record = _rolling(z, self.record_window, "max", min_periods=self.warmup)
         s = np.where(np.isfinite(record), z / np.maximum(record, 1e-9), 0.0) * z / (z + 1.0)
         s = _novel(s, self.memory)
         out[ok] = s / (s + 1.0)

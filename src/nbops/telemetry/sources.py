@@ -97,7 +97,8 @@ def tidy(data, name: str = "value"):
         if not numeric:
             raise TelemetryError("The frame has no numeric column to analyse; give a tidy frame (timestamp, "
                                  "metric, value) or a wide one with numeric columns.")
-        out = df.melt(id_vars=["timestamp", *text], value_vars=numeric, var_name="metric", value_name="value")
+        out = df.melt(id_vars=["timestamp", *text], value_vars=numeric, var_name="metric", value_name="__value__")
+        out = out.rename(columns={"__value__": "value"})
         out["labels"] = [format_labels({c: r[c] for c in text}) for _, r in out[text].iterrows()] if text else ""
         out["metric"] = out["metric"].astype(str)
     try:

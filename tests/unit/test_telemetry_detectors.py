@@ -1,0 +1,154 @@
+"""Detectors, incidents, time parsing and the frame source on data built here (and one NAB file)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import DATASETS
+from nbops.errors import TelemetryError
+from nbops.telemetry import detectors, grouping, prometheus, sources, timeparse
+from nbops.telemetry.api import detect, incidents
+
+
+def series(n=3000, step=300.0, seed=0, spike_at=2500, spike=8.0, gaps=True):
+    """A daily sine + noise at 5-minute steps with jittered timestamps, holes, and one spike."""
+    rng = np.random.default_rng(seed)
+    t = 1.6e9 + np.arange(n) * step + rng.uniform(-20, 20, n)
+    y = 10 + 3 * np.sin(2 * np.pi * t / 86400) + rng.normal(0, 0.3, n)
+    y[spike_at] += spike
+    keep = np.ones(n, bool)
+    if gaps:
+        keep[1000:1050] = False  # a four-hour hole
+        keep[rng.choice(n, 60, replace=False)] = False
+        keep[spike_at] = True
+    return t[keep], y[keep], int(keep[:spike_at].sum())
+
+
+def test_seasonal_is_causal_each_score_uses_only_the_past():
+    t, y, _ = series()
+    det = detectors.get("seasonal")
+    full = det.score(t, y)
+    for cut in (40, 700, 1500, 2300):
+        np.testing.assert_allclose(det.score(t[:cut], y[:cut]), full[:cut], rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["seasonal", "auto", "sr"])
+def test_detectors_find_the_spike_despite_gaps_and_jitter(name):
+    t, y, i = series()
+    det = detectors.get(name)
+    s = det.score(t, y)
+    assert s.shape == y.shape and np.nanmin(s) >= 0 and np.nanmax(s) <= 1
+    assert np.nanargmax(s[200:]) + 200 == i
+    flagged = np.flatnonzero(np.nan_to_num(s) >= det.threshold("medium"))
+    assert i in flagged and len(flagged) <= 5
+
+
+def test_direction_and_sensitivity():
+    t, y, i = series(spike=-8.0)
+    det = detectors.get("seasonal")
+    assert det.score(t, y, "down")[i] >= det.threshold("medium")
+    assert det.score(t, y, "up")[i] < det.threshold("high")
+    s = det.score(t, y)
+    counts = [(s >= det.threshold(k)).sum() for k in ("low", "medium", "high")]
+    assert counts[0] <= counts[1] <= counts[2]
+    with pytest.raises(TelemetryError, match="choose up, down or both"):
+        det.score(t, y, "sideways")
+    with pytest.raises(TelemetryError, match="--sensitivity"):
+        det.threshold("extreme")
+    with pytest.raises(TelemetryError, match="unknown; choose one of auto, seasonal, sr"):
+        detectors.get("prophet")
+
+
+def test_flat_line_and_missing_values():
+    t = np.arange(500) * 60.0
+    y = np.full(500, 5.0)
+    y[100] = np.nan
+    y[400] = 5.5
+    s = detectors.get("seasonal").score(t, y)
+    assert np.isnan(s[100]) and np.nanargmax(s) == 400 and np.nansum(s[:399] > 0.5) == 0
+
+
+def test_nab_machine_failure_is_flagged_before_the_failure():
+    """The labelled machine-temperature failure windows: at medium sensitivity the detector fires in them."""
+    import json
+
+    from nbops.telemetry import nab
+
+    key = "realKnownCause/machine_temperature_system_failure.csv"
+    ts, y = nab.read_series(DATASETS / "nab" / "data" / key)
+    wins = json.loads((DATASETS / "nab" / "labels" / "combined_windows.json").read_text())[key]
+    det = detectors.get("auto")
+    s = det.score(ts.astype(np.int64) / 1e9, y)
+    lab = nab.FileLabels.build(key, ts, nab.load_windows(DATASETS / "nab" / "labels" / "combined_windows.json")[key])
+    r = nab.score_at([(lab, s)], det.threshold("medium"))
+    assert r.tp >= 2 and len(wins) == 4
+
+
+def frame(rows):
+    return pd.DataFrame(rows, columns=["timestamp", "metric", "labels", "value"])
+
+
+def test_incidents_group_by_time_and_shared_labels():
+    base = pd.Timestamp("2024-01-01")
+    rows = []
+    for k in range(400):
+        ts = base + pd.Timedelta(minutes=k)
+        for metric, labels in (("cpu", 'instance="a"'), ("latency", 'instance="a"'), ("cpu", 'instance="b"')):
+            rows.append((ts, metric, labels, 1.0))
+    scored = frame(rows)
+    scored["score"] = 0.0
+    scored["anomaly"] = False
+
+    def hit(metric, labels, minutes):
+        m = (scored.metric == metric) & (scored.labels == labels) & scored.timestamp.isin(
+            [base + pd.Timedelta(minutes=x) for x in minutes])
+        scored.loc[m, ["anomaly", "score"]] = [True, 0.9]
+
+    hit("latency", 'instance="a"', [100, 101, 102])
+    hit("cpu", 'instance="a"', [102, 103])          # overlaps latency on a: same incident, latency leads
+    hit("cpu", 'instance="b"', [101])               # same time, other instance: its own incident
+    hit("cpu", 'instance="a"', [300])               # much later: another incident
+    found = grouping.group(scored)
+    assert len(found) == 3
+    first = next(i for i in found if set(i.metrics) == {"latency", "cpu"})
+    assert first.lead == 'latency{instance="a"}' and first.points == 5 and first.labels == {"instance": "a"}
+    assert first.start == base + pd.Timedelta(minutes=100) and first.end == base + pd.Timedelta(minutes=103)
+    assert sum(i.points for i in found) == int(scored.anomaly.sum()) == 7
+    with pytest.raises(TelemetryError, match="detect"):
+        incidents(frame(rows))
+
+
+def test_detect_and_incidents_on_a_wide_user_frame():
+    t, y, i = series(gaps=False)
+    df = pd.DataFrame({"time": pd.to_datetime(t, unit="s"), "latency_ms": y, "host": "web-1"})
+    tidy = sources.tidy(df)
+    assert list(tidy.columns) == sources.COLUMNS and set(tidy.labels) == {'host="web-1"'}
+    scored = detect(tidy, "seasonal", "medium", "up")
+    assert scored.loc[scored.anomaly, "timestamp"].iloc[0] == tidy.timestamp.iloc[i]
+    assert len(incidents(scored)) >= 1
+    with pytest.raises(TelemetryError, match="no time column"):
+        sources.tidy(pd.DataFrame({"a": [1, 2]}))
+    with pytest.raises(TelemetryError, match="neither a variable"):
+        sources.tidy("/no/such/file.csv")
+
+
+def test_time_parsing():
+    assert timeparse.duration("1h30m") == 5400 and timeparse.duration("15s") == 15 and timeparse.duration(7) == 7
+    with pytest.raises(TelemetryError, match="write a duration"):
+        timeparse.duration("soon")
+    assert timeparse.instant("now-1h", now=10_000) == 6400
+    assert timeparse.instant("2024-01-01T00:00:00") == pd.Timestamp("2024-01-01", tz="UTC").timestamp()
+    with pytest.raises(TelemetryError, match="either --last or --start"):
+        timeparse.window(last="1h", start="now-2h")
+    with pytest.raises(TelemetryError, match="after --end"):
+        timeparse.window(start=200, end=100)
+    lab = {"job": 'a "quoted" one', "instance": "h:9100"}
+    assert timeparse.parse_labels(timeparse.format_labels(lab)) == lab
+
+
+def test_chunks_cover_every_step_once():
+    parts = prometheus.chunks(0, 300 * 25_000, 300, points=10_000)
+    grid = np.concatenate([np.arange(a, b + 1, 300) for a, b in parts])
+    np.testing.assert_array_equal(grid, np.arange(0, 300 * 25_000 + 1, 300))
+    assert all((b - a) / 300 + 1 <= prometheus.MAX_POINTS for a, b in parts)

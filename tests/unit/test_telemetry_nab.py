@@ -1,0 +1,88 @@
+"""The NAB scorer on cases small enough to score by hand (values computed here from the rules, not the module)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from nbops.telemetry import nab
+
+T = np.arange("2020-01-01T00:00", 20 * 5, 5, dtype="datetime64[m]").astype("datetime64[ns]")  # 20 rows, 5 min
+WIN = [(T[10], T[14])]  # rows 10..14, width 5; probation = floor(0.15 * 20) = 3 rows
+
+
+def sig(x):  # the rule, written out
+    return -1.0 if x > 3 else 2 / (1 + math.exp(5 * x)) - 1
+
+
+def det(*rows, n=20):
+    s = np.zeros(n)
+    s[list(rows)] = 1.0
+    return s
+
+
+def lab(windows=WIN, n=20):
+    return nab.FileLabels.build("f.csv", T[:n], windows)
+
+
+def test_probation_length():
+    assert nab.probation_length(20) == 3
+    assert nab.probation_length(4032) == 604
+    assert nab.probation_length(22695) == 750
+
+
+def test_detection_at_left_edge_is_perfect():
+    r = nab.score_at([(lab(), det(10))], 0.5)
+    assert r.raw == pytest.approx(1.0) and (r.tp, r.fp, r.fn) == (1, 0, 0) and r.score == pytest.approx(100.0)
+
+
+def test_only_the_earliest_detection_in_a_window_counts():
+    r = nab.score_at([(lab(), det(12, 13, 14))], 0.5)
+    expect = sig(-(14 - 12 + 1) / 5) / sig(-1)
+    assert r.raw == pytest.approx(expect) and r.tp == 1 and r.fp == 0
+
+
+def test_false_positives_before_and_after_the_window():
+    r = nab.score_at([(lab(), det(5, 15))], 0.5)
+    # row 5: no preceding window -> full cost; row 15: 1 row past a width-5 window -> sigma(1/4)
+    expect = -1.0 - 0.11 + 0.11 * sig(abs(15 - 14) / (5 - 1))
+    assert r.raw == pytest.approx(expect) and (r.tp, r.fp, r.fn) == (0, 2, 1)
+
+
+def test_probationary_detections_are_ignored_and_profiles_weigh_misses():
+    assert nab.score_at([(lab(), det(1))], 0.5).raw == pytest.approx(-1.0)
+    assert nab.score_at([(lab(), det(1))], 0.5, "reward_low_FN_rate").raw == pytest.approx(-2.0)
+    assert nab.score_at([(lab(), det(5))], 0.5, "reward_low_FP_rate").raw == pytest.approx(-1.22)
+    # null scores 0, perfect 100 whatever the profile
+    assert nab.score_at([(lab(), det())], 0.5, "reward_low_FN_rate").score == pytest.approx(0.0)
+
+
+def test_window_inside_probation_is_not_scored():
+    early = [(T[0], T[2])]
+    r = nab.score_at([(lab(early), det())], 0.5)
+    assert (r.tp, r.fn, r.null, r.perfect) == (0, 0, 0, 0)
+
+
+def test_optimize_is_exact_against_brute_force():
+    rng = np.random.default_rng(0)
+    files = []
+    for k in range(4):
+        n = 200
+        t = (np.arange(n) * 5).astype("datetime64[m]").astype("datetime64[ns]")
+        wins = [(t[60 + 30 * k], t[80 + 30 * k])]
+        files.append((nab.FileLabels.build(f"f{k}", t, wins), np.round(rng.random(n), 2)))
+    for profile in nab.PROFILES:
+        best = nab.optimize(files, profile)
+        brute = max((nab.score_at(files, th, profile) for th in np.unique(np.concatenate([s for _, s in files]))),
+                    key=lambda r: r.raw)
+        assert best.raw == pytest.approx(brute.raw)
+        again = nab.score_at(files, best.threshold, profile)
+        assert again.raw == pytest.approx(best.raw) and (again.tp, again.fp, again.fn) == (best.tp, best.fp, best.fn)
+
+
+def test_corpus_normalisation():
+    # two files, one window each: one detected at its left edge, one missed -> raw 0, null -2, perfect 2
+    files = [(lab(), det(10)), (lab(), det())]
+    r = nab.optimize(files)
+    assert (r.raw, r.null, r.perfect) == (pytest.approx(0.0), -2.0, 2.0) and r.score == pytest.approx(50.0)
