@@ -1,0 +1,216 @@
+"""End to end in a real browser: JupyterLab on a loopback port, headless Chromium, a notebook using nbops.
+
+Debian's ``chromium`` (installed by .ci/run) driven by Python playwright -- playwright's own browser download is
+never used. The test runs the cells one by one and asserts on what the page shows: the run summary *widget*
+with the run id MLflow has, the drift table, the telemetry image; and that the extension's REST API answers the
+page's authenticated session and refuses a request without credentials. Screenshots go to
+``test-artifacts/browser/`` (git-ignored). Skip it locally with ``-m "not browser"``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, free_port, write_notebook
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("NBOPS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+NOTEBOOK = "nbops-browser.ipynb"
+# Generous waits: they only bound how long a broken page is waited for, they do not time anything.
+WAIT_MS = 300_000
+
+CELLS = [
+    "%load_ext nbops",
+    # a real fit that runs a few seconds: long enough for the host sampler to start (and %telemetry to plot)
+    "%%track -e browser -n lab-run --model model\n"
+    "import numpy as np\n"
+    "from sklearn.datasets import make_classification\n"
+    "from sklearn.ensemble import RandomForestClassifier\n"
+    "X, y = make_classification(n_samples=6000, n_features=20, random_state=0)\n"
+    "n_estimators = 300\n"
+    "model = RandomForestClassifier(n_estimators=n_estimators, random_state=0).fit(X[:4000], y[:4000])\n"
+    "accuracy = float(model.score(X[4000:], y[4000:]))\n"
+    "print('trained on', len(X), 'rows')",
+    "import pandas as pd\n"
+    "rng = np.random.default_rng(0)\n"
+    "ref = pd.DataFrame({'stable': rng.normal(size=3000), 'shifted': rng.normal(size=3000)})\n"
+    "cur = pd.DataFrame({'stable': rng.normal(size=3000), 'shifted': rng.normal(loc=1.0, size=3000)})",
+    "%drift ref cur",
+    "%telemetry",
+]
+TRACK, DRIFT, TELEMETRY = 1, 3, 4
+
+
+@pytest.fixture
+def lab(tmp_path, store):
+    """``jupyter lab`` from this environment on a free loopback port, with a token, rooted in a temp dir
+    holding the test notebook; every Jupyter/IPython config and state folder is a temp one."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs Debian's chromium (or deselect with "
+                    "-m 'not browser')")
+    root = tmp_path / "lab-root"
+    root.mkdir()
+    write_notebook(root / NOTEBOOK, CELLS)
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ)
+    for var, sub in (("JUPYTER_CONFIG_DIR", "jupyter-config"), ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"),
+                     ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"), ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"),
+                     ("IPYTHONDIR", "ipython")):
+        env[var] = str(tmp_path / sub)
+    news = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    cmd = [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser", "--ip", "127.0.0.1",
+           "--port", str(port), f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+           "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # CI containers run as root
+    log_path = tmp_path / "jupyter-lab.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}") as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        yield {"base": base, "token": token, "root": root, "log": log_path, "store": store}
+    finally:
+        proc.send_signal(signal.SIGINT)  # Jupyter shuts its kernels down on SIGINT x2
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def page(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            ctx = browser.new_context(viewport={"width": 1280, "height": 2600})
+            pg = ctx.new_page()
+            pg.set_default_timeout(WAIT_MS)
+            yield pg
+        finally:
+            browser.close()
+
+
+def run_cell(page, i: int) -> None:
+    """Run cell ``i`` through JupyterLab's own command and wait until the kernel answered it."""
+    page.evaluate("""(i) => {
+        const app = window.jupyterapp, nb = app.shell.currentWidget;
+        nb.content.activeCellIndex = i;
+        nb.content.deselectAll();
+        return app.commands.execute('notebook:run-cell');
+    }""", i)
+    page.wait_for_function("""(i) => {
+        const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
+        const prompt = cell.node.querySelector('.jp-InputPrompt');
+        return cell.model.executionCount !== null && prompt && !prompt.textContent.includes('*');
+    }""", arg=i)
+    errors = page.evaluate("""(i) => {
+        const outs = window.jupyterapp.shell.currentWidget.content.widgets[i].model.outputs.toJSON();
+        return outs.filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue);
+    }""", i)
+    assert not errors, f"cell {i} ({CELLS[i].splitlines()[0]}) raised {errors}"
+
+
+def output_of(page, i: int):
+    return page.locator(".jp-Notebook .jp-Cell").nth(i).locator(".jp-Cell-outputArea")
+
+
+def shot(locator, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    locator.scroll_into_view_if_needed()
+    locator.screenshot(path=str(path))
+    assert path.stat().st_size > 1000
+    return path
+
+
+def test_jupyterlab_shows_nbops_widgets_and_serves_its_api(lab, page, client):
+    page.goto(f"{lab['base']}/lab/tree/{NOTEBOOK}?token={lab['token']}")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                           " && window.jupyterapp.shell.currentWidget.content"
+                           " && window.jupyterapp.shell.currentWidget.content.widgets.length === %d" % len(CELLS))
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.context.sessionContext.ready")
+    page.wait_for_function("() => { const k = window.jupyterapp.shell.currentWidget.context.sessionContext"
+                           ".session?.kernel; return k && k.status === 'idle'; }")
+    for i in range(len(CELLS)):
+        run_cell(page, i)
+
+    # -- %%track: the run summary widget (the widget view, not the HTML fallback) with MLflow's run id
+    runs = client.search_runs([client.get_experiment_by_name("browser").experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.run_name == "lab-run" and run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.source.name"] == str(lab["root"] / NOTEBOOK)
+    accuracy = run.data.metrics["accuracy"]
+    assert 0.5 < accuracy <= 1.0 and run.data.params["n_estimators"] == "300"
+    summary = output_of(page, TRACK).locator(".nbops-run-summary-widget")
+    summary.wait_for(state="visible")
+    text = summary.inner_text()
+    assert run.info.run_id in text and "lab-run" in text and "FINISHED" in text
+    assert f"accuracy={accuracy:.6g}" in text
+    assert output_of(page, TRACK).locator(".jupyter-widgets").count() >= 1
+    shot(output_of(page, TRACK), "run-summary")
+
+    # -- %drift: the table says the shifted column drifted and the stable one did not
+    drift = output_of(page, DRIFT)
+    drift.locator(".jupyter-widgets").first.wait_for(state="visible")
+    table = drift.locator("table").first
+    table.wait_for(state="visible")
+    header = [c.inner_text().strip() for c in table.locator("tr").first.locator("th").all()]
+    col = header.index("drifted")
+    rows = {cells[0]: cells[col] for cells in
+            ([c.inner_text().strip() for c in r.locator("td").all()] for r in table.locator("tr").all()) if cells}
+    assert rows["shifted"].startswith("yes") and rows["stable"] == "no", rows
+    assert "1 of 2 features drifted" in drift.inner_text()
+    shot(drift, "drift-report")
+
+    # -- %telemetry: the figure is an image the browser decoded
+    img = output_of(page, TELEMETRY).locator("img").first
+    img.wait_for(state="visible")
+    page.wait_for_function("(el) => el.complete && el.naturalWidth > 200 && el.naturalHeight > 100",
+                           arg=img.element_handle())
+    text = output_of(page, TELEMETRY).inner_text()
+    assert "Telemetry" in text and "from local" in text
+    assert int(re.search(r"(\d+) points", text).group(1)) >= 6 * 3          # the sampler ran meanwhile
+    shot(output_of(page, TELEMETRY), "telemetry")
+
+    # -- the REST API: the page's session (token cookie) is let in, a request without credentials is not
+    api = page.evaluate("""async (path) => {
+        const ok = await fetch('/nbops/api/runs?path=' + encodeURIComponent(path));
+        const no = await fetch('/nbops/api/runs?path=' + encodeURIComponent(path), {credentials: 'omit'});
+        return {status: ok.status, body: await ok.json(), refused: no.status};
+    }""", NOTEBOOK)
+    assert api["status"] == 200 and api["refused"] == 403
+    assert run.info.run_id in [r["run_id"] for r in api["body"]["runs"]]
+    page.screenshot(path=str(ARTIFACTS / "notebook.png"), full_page=True)
