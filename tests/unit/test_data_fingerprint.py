@@ -77,6 +77,8 @@ def test_same_data_same_digest_copy_and_rebuild():
     assert len(v.digest) == 32 and int(v.digest, 16) >= 0 and v.short == v.digest[:12]
     assert v.rows == 40 and v.columns == list(df.columns) and v.name == "train"
     assert nbops.fingerprint is fingerprint and nbops.DataVersion is type(v)
+    import nbops.data.compare, nbops.data.fingerprinting, nbops.data.record  # noqa: E401,F401
+    assert callable(nbops.data.fingerprint) and callable(nbops.data.diff)  # no submodule shadows the API
 
 
 @pytest.mark.parametrize("col", list(rich_frame().columns))

@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "fingerprint": "nbops.data.fingerprint:fingerprint",
-    "hash_file": "nbops.data.fingerprint:hash_file",
+    "fingerprint": "nbops.data.fingerprinting:fingerprint",
+    "hash_file": "nbops.data.fingerprinting:hash_file",
     "DataVersion": "nbops.data.version:DataVersion",
-    "diff": "nbops.data.diff:diff",
-    "DataDiff": "nbops.data.diff:DataDiff",
+    "diff": "nbops.data.compare:diff",
+    "DataDiff": "nbops.data.compare:DataDiff",
     "runs_using": "nbops.data.lineage:runs_using",
     "history": "nbops.data.lineage:history",
     "Lineage": "nbops.data.lineage:Lineage",

@@ -59,7 +59,7 @@ def _wrap(orig, reader: str, tracker):
 def _log_read(tracker, frame, source, reader: str) -> None:
     import pandas as pd
 
-    from .fingerprint import fingerprint, hash_file, reading_internally
+    from .fingerprinting import fingerprint, hash_file, reading_internally
     from .record import log_to_run
 
     if reading_internally() or not isinstance(frame, pd.DataFrame):

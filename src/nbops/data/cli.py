@@ -41,7 +41,7 @@ def _runs(a) -> int:
 
 
 def _fingerprint(a) -> int:
-    from .fingerprint import fingerprint
+    from .fingerprinting import fingerprint
 
     print(repr(fingerprint(a.path)))
     return 0

@@ -33,13 +33,17 @@ class DataMagics(Magics):
 
         a = parse(self.dataversion, line)
         ns = self.shell.user_ns
-        if a.var in ns:
-            obj, default = ns[a.var], a.var
-        elif a.var.isidentifier():
-            raise NbopsError(f"%dataversion {a.var}: no variable named {a.var!r}; give a DataFrame variable, or a "
-                             f"quoted path for a file or folder.", variable=a.var)
+        var = a.var
+        if len(var) > 1 and var[0] == var[-1] and var[0] in "'\"":
+            obj = var = var[1:-1]  # a quoted path
+            default = os.path.basename(var.rstrip("/")) or var
+        elif var in ns:
+            obj, default = ns[var], var
+        elif var.isidentifier():
+            raise NbopsError(f"%dataversion {var}: no variable named {var!r}; give a DataFrame variable, or a "
+                             f"quoted path for a file or folder.", variable=var)
         else:
-            obj, default = a.var, os.path.basename(a.var.rstrip("/")) or a.var
+            obj, default = var, os.path.basename(var.rstrip("/")) or var
         from ..display import show
         from .record import record_version
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, NbopsError
-from .diff import DataDiff, compare, row_changes
+from .compare import DataDiff, compare, row_changes
 from .lineage import SNAPSHOT_TAG, Lineage, history, runs_using, safe_name
 from .version import DataVersion
 
@@ -103,7 +103,7 @@ def log_to_run(tracker, obj: Any, name: str, snapshot: bool = False, context: st
 
 
 def _fingerprint(obj, name):
-    from .fingerprint import fingerprint
+    from .fingerprinting import fingerprint
 
     return fingerprint(obj, name)
 
@@ -154,7 +154,7 @@ def load_snapshot(run_id: str, name: str | None = None):
     logged = [di.dataset for di in (run.inputs.dataset_inputs if run.inputs else [])
               if safe_name(di.dataset.name) == stem]
     if logged:
-        from .fingerprint import fingerprint
+        from .fingerprinting import fingerprint
 
         got = fingerprint(df, stem, profile=False).digest
         if got != logged[-1].digest and json.loads(logged[-1].source or "{}").get("type") == "pandas.DataFrame":
@@ -272,7 +272,7 @@ def record_version(obj: Any, name: str, snapshot: bool = False, *, experiment: s
 
 
 def _exact_rows(report: VersionReport, obj: Any, prev_row: dict) -> None:
-    from .diff import _as_frame
+    from .compare import _as_frame
 
     new = _as_frame(obj)
     if new is None:

@@ -109,7 +109,7 @@ class DataVersion:
     def to_record(self, name: str | None = None, context: str = "training") -> dict:
         """The dataset-input record the writer logs (see ``Writer._direct_inputs``)."""
         return {"name": name or self.name or "dataset", "digest": self.digest,
-                "source_type": "local" if self.kind in ("file", "folder") else "code",
+                "source_type": "local" if (self.source or {}).get("path") else "code",
                 "source": json.dumps(self.source, default=str), "schema": json.dumps(self.mlflow_schema()),
                 "profile": json.dumps(self.mlflow_profile(), default=str), "context": context}
 

@@ -161,7 +161,7 @@ def _as_frame(obj: Any):
 def diff(old: Any, new: Any) -> DataDiff:
     """What changed from ``old`` to ``new``: each a :class:`DataVersion`, or the data itself (a pandas / polars
     frame, a Series), in which case rows added and removed are counted exactly."""
-    from .fingerprint import fingerprint
+    from .fingerprinting import fingerprint
 
     ov = old if isinstance(old, DataVersion) else fingerprint(old)
     nv = new if isinstance(new, DataVersion) else fingerprint(new)

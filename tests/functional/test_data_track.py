@@ -1,0 +1,300 @@
+"""Data versions through the real IPython shell and a real SQLite MLflow store, read back with MlflowClient."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import all_artifacts
+from nbops.errors import DataError, NbopsError
+
+# Creating a fresh MLflow SQLite store takes seconds (schema migrations); the tests of this module share one
+# store and one shell, and keep apart by experiment, run and dataset names.
+ENV_CLEAR = ("NBOPS_OFFLINE", "NBOPS_PARENT_RUN_ID", "NBOPS_NOTEBOOK_PATH", "NBOPS_EXPERIMENT",
+             "MLFLOW_EXPERIMENT_NAME", "NBOPS_HOME")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    home = tmp_path_factory.mktemp("data-store")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("NBOPS_SPOOL_DIR", str(home / "spool"))
+        for var in ENV_CLEAR:
+            mp.delenv(var, raising=False)
+        mp.chdir(home)
+        import mlflow
+        mlflow.set_tracking_uri(uri)
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def client(store):
+    from mlflow.tracking import MlflowClient
+    return MlflowClient(store)
+
+
+@pytest.fixture(scope="module")
+def ip(_ipython, store):
+    _ipython.run_line_magic("load_ext", "nbops")
+    keep = set(_ipython.user_ns)
+    yield _ipython
+    _ipython.run_line_magic("unload_ext", "nbops")
+    for k in set(_ipython.user_ns) - keep:
+        _ipython.user_ns.pop(k, None)
+
+
+def run_named(client, experiment, name):
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], f"attributes.run_name = '{name}'")
+    assert len(runs) == 1
+    return runs[0]
+
+
+def inputs(run):
+    return {di.dataset.name: di for di in run.inputs.dataset_inputs}
+
+
+def frame(n=500, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"x": rng.normal(size=n), "k": rng.integers(0, 9, size=n),
+                         "city": rng.choice(["Oslo", "Lima", "Pune"], size=n)})
+
+
+def test_track_data_logs_nbops_digest_schema_profile(ip, client):
+    import nbops
+
+    df = frame()
+    ip.user_ns["df"] = df
+    ip.run_cell_magic("track", "-e exp -n train --data df", "model_score = float(df.x.mean())")
+    r = run_named(client, "exp", "train")
+    di = inputs(r)["df"]
+    expected = nbops.fingerprint(df)
+    assert di.dataset.digest == expected.digest  # the full 128-bit nbops digest, not MLflow's 8 hex digits
+    assert {t.key: t.value for t in di.tags}["mlflow.data.context"] == "training"
+    schema = json.loads(di.dataset.schema)
+    assert [c["name"] for c in schema["mlflow_colspec"]] == ["x", "k", "city"]
+    assert schema["nbops"]["columns"][2] == {"name": "city", "dtype": "object"}
+    prof = json.loads(di.dataset.profile)
+    assert prof["num_rows"] == 500
+    cols = {c["name"]: c for c in prof["nbops"]["columns"]}
+    assert cols["x"]["mean"] == pytest.approx(df.x.mean()) and cols["k"]["max"] == df.k.max()
+    assert sum(n for _, n in cols["city"]["top"]) == 500
+    assert json.loads(di.dataset.source)["variable"] == "df"
+    assert "data/df.parquet" not in all_artifacts(client, r.info.run_id)  # no snapshot unless asked
+    summary = ip.user_ns["_nbops_last_run"]
+    assert summary.run_id == r.info.run_id
+
+
+def test_track_data_snapshot_roundtrip_and_load_snapshot(ip, client):
+    from nbops.data import fingerprint, load_snapshot
+
+    df = frame(300)
+    df["when"] = pd.date_range("2024-01-01", periods=300, freq="D")
+    df["grade"] = pd.Categorical(np.array(["a", "b", "c"])[np.arange(300) % 3])
+    ip.user_ns.update(df=df, other=frame(10, seed=1))
+    ip.run_cell_magic("track", "-e exp -n snap --data df,other --snapshot", "n = len(df)")
+    r = run_named(client, "exp", "snap")
+    arts = all_artifacts(client, r.info.run_id)
+    assert {"data/df.parquet", "data/other.parquet"} <= set(arts)
+    assert r.data.tags["nbops.data.snapshot.df"] == "data/df.parquet"
+    back = load_snapshot(r.info.run_id, "df")
+    pd.testing.assert_frame_equal(back, df)
+    assert fingerprint(back).digest == inputs(r)["df"].dataset.digest == back.attrs["nbops.digest"]
+    with pytest.raises(DataError, match="several snapshots"):
+        load_snapshot(r.info.run_id)
+    with pytest.raises(DataError, match="no snapshot of 'nope'"):
+        load_snapshot(r.info.run_id, "nope")
+
+
+def test_load_snapshot_without_snapshot_says_how(ip, client):
+    from nbops.data import load_snapshot
+
+    ip.user_ns["df_nosnap"] = frame(20)
+    ip.run_cell_magic("track", "-e exp -n nosnap --data df_nosnap", "pass")
+    r = run_named(client, "exp", "nosnap")
+    with pytest.raises(DataError, match=r"stored no data snapshot: re-run the training cell with "
+                                        r"`%%track --data df --snapshot`"):
+        load_snapshot(r.info.run_id)
+    with pytest.raises(DataError, match="No run 0123"):
+        load_snapshot("0123456789abcdef0123456789abcdef")
+
+
+def test_bad_data_is_refused_and_nothing_half_logged(ip, client):
+    class Thing:
+        pass
+    ip.user_ns.update(good=frame(10), cfg={"lr": 0.1},
+                      weird=pd.DataFrame({"a": [1, 2], "o": [Thing(), Thing()]}),
+                      dup=pd.DataFrame([[1, 2]], columns=["a", "a"]))
+    with pytest.raises(DataError, match=r"`cfg` \(a builtins.dict\)"):
+        ip.run_cell_magic("track", "-e exp -n baddict --data good,cfg", "y = 1")
+    with pytest.raises(DataError, match="Column 'o' of `weird`"):
+        ip.run_cell_magic("track", "-e exp -n badcol --data weird", "y = 1")
+    # duplicate names version fine, but parquet cannot hold them: refused before anything is logged
+    with pytest.raises(DataError, match="cannot be stored as parquet"):
+        ip.run_cell_magic("track", "-e exp -n baddup --data dup --snapshot", "y = 1")
+    with pytest.raises(NbopsError, match="no variable named 'missing'"):
+        ip.run_cell_magic("track", "-e exp -n nodata --data missing", "y = 1")
+    for name in ("baddict", "badcol", "baddup"):
+        r = run_named(client, "exp", name)
+        assert r.info.status == "FAILED"
+        assert not [d for d in r.inputs.dataset_inputs if d.dataset.name != "good"], name
+        assert not [a for a in all_artifacts(client, r.info.run_id) if a.startswith("data/")], name
+    # a version with duplicate names (without snapshot) is logged, by position
+    ip.run_cell_magic("track", "-e exp -n dupok --data dup", "y = 1")
+    assert "dup" in inputs(run_named(client, "exp", "dupok"))
+
+
+def test_reads_are_versioned_automatically_and_pandas_restored(ip, client, tmp_path):
+    import nbops
+
+    df = frame(50)
+    df.to_csv(tmp_path / "train.csv", index=False)
+    df.to_parquet(tmp_path / "eval.parquet")
+    orig = pd.read_csv, pd.read_parquet
+    ip.run_cell_magic("track", "-e exp -n reads",
+                      "import pandas as pd\n"
+                      f"a = pd.read_csv({str(tmp_path / 'train.csv')!r})\n"
+                      f"b = pd.read_parquet({str(tmp_path / 'eval.parquet')!r})\n"
+                      f"a2 = pd.read_csv({str(tmp_path / 'train.csv')!r})\n"
+                      "import io\nc = pd.read_csv(io.StringIO('q\\n1\\n'))")
+    assert (pd.read_csv, pd.read_parquet) == orig  # the very same functions are back
+    assert not hasattr(pd.read_csv, "__nbops_wrapped__")
+    r = run_named(client, "exp", "reads")
+    got = inputs(r)
+    assert set(got) == {"train.csv", "eval.parquet"}  # a buffer is not a file; a second read is not a new input
+    tr = got["train.csv"]
+    assert tr.dataset.digest == nbops.fingerprint(ip.user_ns["a"]).digest
+    src = json.loads(tr.dataset.source)
+    assert src["path"] == str(tmp_path / "train.csv") and src["reader"] == "pandas.read_csv"
+    assert src["file_digest"] == nbops.fingerprint(tmp_path / "train.csv").digest
+    assert tr.dataset.source_type == "local"
+    assert {t.key: t.value for t in tr.tags}["mlflow.data.context"] == "read"
+
+
+def test_read_errors_stay_the_users_and_fingerprint_failures_are_warnings(ip, client, tmp_path):
+    (tmp_path / "objs.csv").write_text("a,b\n1,2\n3,4\n")
+    with pytest.raises(FileNotFoundError):
+        ip.run_cell_magic("track", "-e exp -n missingfile", "import pandas as pd\npd.read_csv('nope.csv')")
+    assert run_named(client, "exp", "missingfile").info.status == "FAILED"
+    # a frame nbops cannot version (arbitrary objects): the user still gets it; the run says why in a warning
+    ip.run_cell_magic("track", "-e exp -n objread",
+                      "import pandas as pd\nclass Obj: pass\n"
+                      f"t = pd.read_csv({str(tmp_path / 'objs.csv')!r}, converters={{'b': lambda s: Obj()}})")
+    assert len(ip.user_ns["t"]) == 2
+    r = run_named(client, "exp", "objread")
+    assert r.info.status == "FINISHED" and not r.inputs.dataset_inputs
+    assert any("could not version" in w for w in ip.user_ns["_nbops_last_run"].warnings)
+
+
+def test_autoversion_costs_nothing_without_pandas(tmp_path):
+    """In a fresh interpreter that never imported pandas, a tracked cell's hook imports neither pandas nor numpy,
+    and patches pandas when the cell imports it."""
+    code = (
+        "import sys\n"
+        "from nbops.data.autoversion import versions_reads\n"
+        "class T:\n    warnings = []\n    data_versions = []\n"
+        "with versions_reads(T()):\n"
+        "    assert 'pandas' not in sys.modules and 'numpy' not in sys.modules, 'imported early'\n"
+        "    import pandas as pd\n"
+        "    assert hasattr(pd.read_csv, '__nbops_wrapped__')\n"
+        "assert not hasattr(pd.read_csv, '__nbops_wrapped__')\n"
+        "assert not any(type(f).__name__ == '_ImportHook' for f in sys.meta_path)\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_dataversion_records_lineage_and_diff(ip, client, capsys):
+    from nbops.data import history, runs_using
+
+    df = frame(400)
+    ip.user_ns["df"] = df
+    ip.run_line_magic("dataversion", "df --name customers --snapshot")
+    out = capsys.readouterr().out
+    assert "new: this exact content was not recorded before" in out and "first version" in out
+    first = history("customers")
+    assert len(first) == 1 and first[0]["snapshot"] and first[0]["kind"] == "dataversion"
+    run1 = client.get_run(first[0]["run_id"])
+    assert run1.data.tags["nbops.kind"] == "dataversion" and run1.info.status == "FINISHED"
+    assert run1.info.run_name == "dataversion:customers"
+    # same content again: no new run, and the report says where it already is
+    ip.run_line_magic("dataversion", "df --name customers")
+    out = capsys.readouterr().out
+    assert "seen before in 1 run(s)" in out and f"already recorded in run {run1.info.run_id}" in out
+    assert len(history("customers")) == 1
+    # a changed version: diff against the previous one, with exact row counts from its snapshot
+    df2 = df.copy()
+    df2.loc[10:14, "x"] = 100.0
+    df2 = pd.concat([df2, frame(3, seed=9)], ignore_index=True).drop(columns="k")
+    df2["extra"] = 1
+    ip.user_ns["df2"] = df2
+    ip.run_line_magic("dataversion", "df2 --name customers")
+    out = capsys.readouterr().out
+    assert "+8 / -5 rows" in out                      # 5 rows changed, 3 appended
+    assert "columns added: extra" in out and "columns removed: k" in out and "content changed in: x" in out
+    hist = history("customers")
+    assert len(hist) == 2 and hist[0]["rows"] == 403 and hist[1]["rows"] == 400
+    assert [v.rows for v in hist.versions()] == [403, 400]
+    assert runs_using(hist[1]["digest"]).run_ids == [run1.info.run_id]
+    assert runs_using(hist[1]["digest"][:12]).run_ids == [run1.info.run_id]
+    assert hist.to_frame().shape[0] == 2 and "<table" in hist._repr_html_()
+
+
+def test_dataversion_inside_a_tracked_cell_logs_on_that_run(ip, client):
+    from nbops.data import history
+
+    ip.user_ns["df_in"] = frame(30)
+    ip.run_cell_magic("track", "-e exp -n withdv", "%dataversion df_in --name inside\nz = 1")
+    r = run_named(client, "exp", "withdv")
+    assert "inside" in inputs(r)
+    assert {t.key: t.value for t in inputs(r)["inside"].tags}["mlflow.data.context"] == "dataversion"
+    assert history("inside").run_ids == [r.info.run_id]  # no separate dataversion run
+
+
+def test_dataversion_bad_input(ip):
+    with pytest.raises(NbopsError, match="no variable named 'nothere'"):
+        ip.run_line_magic("dataversion", "nothere")
+    ip.user_ns["cfg"] = {"a": 1}
+    with pytest.raises(DataError, match="`cfg` \\(a builtins.dict\\)"):
+        ip.run_line_magic("dataversion", "cfg")
+    with pytest.raises(DataError, match="No file or folder"):
+        ip.run_line_magic("dataversion", "'data/none.csv'")
+
+
+def test_dataversion_of_a_file_path(ip, client, tmp_path, capsys):
+    from nbops.data import history
+
+    p = tmp_path / "raw.csv"
+    p.write_text("a,b\n1,2\n")
+    ip.run_line_magic("dataversion", f"'{p}'")
+    assert "raw.csv" in capsys.readouterr().out
+    h = history("raw.csv")
+    assert len(h) == 1 and json.loads(h[0]["_dataset"].source)["path"] == str(p)
+
+
+def test_cli_history_and_runs(ip, client, store, tmp_path, capsys):
+    from nbops.cli import main
+
+    ip.user_ns["cli_df"] = frame(40)
+    ip.run_cell_magic("track", "-e exp -n clirun --data cli_df", "pass")
+    digest = inputs(run_named(client, "exp", "clirun"))["cli_df"].dataset.digest
+    capsys.readouterr()
+    # the installed command, in its own process
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    out = subprocess.run([sys.executable, "-m", "nbops.cli", "data", "history", "cli_df"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "history of cli_df: 1 record(s)" in out.stdout and digest[:12] in out.stdout and "clirun" in out.stdout
+    # the same entry point in process for the other cases
+    assert main(["data", "runs", digest[:12]]) == 0 and "clirun" in capsys.readouterr().out
+    assert main(["data", "history", "unknown"]) == 1 and "none recorded" in capsys.readouterr().out
+    assert main(["data", "runs", "zz"]) == 2 and "is not a digest" in capsys.readouterr().err
+    p = tmp_path / "f.csv"
+    p.write_text("a\n1\n")
+    assert main(["data", "fingerprint", str(p)]) == 0 and "f.csv" in capsys.readouterr().out
