@@ -1,0 +1,462 @@
+"""``nbops run``: execute a notebook with papermill as one parent MLflow run.
+
+The parent run holds the parameters papermill injected, the input and output notebook paths, the executed
+notebook (``.ipynb`` and HTML), the duration and the status. The kernel is told the parent through its
+environment (``NBOPS_PARENT_RUN_ID``, ``NBOPS_NOTEBOOK_PATH``, ``NBOPS_EXPERIMENT``, and the store / spool the
+parent uses), so every ``%%track``, ``%drift``, ``%telemetry --log`` and ``%promote`` inside becomes its child.
+
+A failing cell ends the parent FAILED with the cell's index, source and error; the partial output notebook is
+still saved and logged; :attr:`NotebookRun.exit_code` is 1 (2 for bad input), which is what ``nbops run``
+exits with, so a scheduler alerts. The parent is written through the one writer, so it spools like any run
+when the store does not answer.
+"""
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import config
+from .errors import RunnerError
+
+log = logging.getLogger("nbops")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+# -- parameters -----------------------------------------------------------------------------------------------
+def parse_value(text: str) -> Any:
+    """A ``-p`` value as papermill's CLI reads it: int, float, True/False/None, else the string itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _check_name(name: str, where: str) -> str:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise RunnerError(f"{where}: {name!r} is not a valid parameter name; use a Python identifier such as "
+                          f"learning_rate.", exit_code=EXIT_USAGE)
+    return name
+
+
+def load_parameters_file(path: str | os.PathLike) -> dict:
+    """A YAML (or JSON) mapping of parameter names to values."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise RunnerError(f"Parameters file {p} does not exist; pass a YAML file of name: value lines with -f.",
+                          path=str(p), exit_code=EXIT_USAGE)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RunnerError(f"Parameters file {p} is not valid YAML ({str(exc).splitlines()[0]}); write one "
+                          f"`name: value` a line.", path=str(p), exit_code=EXIT_USAGE) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RunnerError(f"Parameters file {p} holds a {type(data).__name__}, not a mapping; write one "
+                          f"`name: value` a line.", path=str(p), exit_code=EXIT_USAGE)
+    for k in data:
+        _check_name(k, f"parameters file {p}")
+    return dict(data)
+
+
+def resolve_parameters(pairs: list | None = None, raw_pairs: list | None = None,
+                       parameters_file: str | os.PathLike | None = None) -> dict:
+    """The file's parameters, then ``-p NAME VALUE`` (typed), then ``-r NAME VALUE`` (kept as strings)."""
+    params = load_parameters_file(parameters_file) if parameters_file else {}
+    for flag, items, conv in (("-p", pairs, parse_value), ("-r", raw_pairs, str)):
+        for item in items or []:
+            if len(item) != 2:
+                raise RunnerError(f"{flag} takes a name and a value, e.g. {flag} alpha 0.5.", exit_code=EXIT_USAGE)
+            name, value = item
+            params[_check_name(name, flag)] = conv(value)
+    return params
+
+
+# -- result ---------------------------------------------------------------------------------------------------
+@dataclass
+class NotebookRun:
+    """What one ``nbops run`` did. ``exit_code``: 0 finished, 1 the notebook failed, 2 bad input."""
+    notebook: str
+    output: str
+    status: str
+    run_id: str | None
+    experiment: str
+    parameters: dict = field(default_factory=dict)
+    duration_s: float = 0.0
+    cells: int = 0
+    executed: int = 0
+    spooled: bool = False
+    store: str | None = None
+    url: str | None = None
+    error: dict | None = None   # cell_index, exec_count, ename, evalue, source (or kind="dead_kernel"...)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "FINISHED"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else 130 if self.status == "KILLED" else EXIT_FAILED
+
+    def _rows(self) -> list[tuple[str, str]]:
+        where = "spooled: run `nbops sync` when the store is back" if self.spooled else (self.url or self.store or "")
+        rows = [("notebook", self.notebook), ("output", self.output),
+                ("status", f"{self.status} in {self.duration_s:.1f}s, {self.executed}/{self.cells} cells"),
+                ("run", f"{self.run_id} in experiment {self.experiment!r}"), ("recorded", where)]
+        if self.parameters:
+            rows.append(("parameters", ", ".join(f"{k}={v!r}" for k, v in self.parameters.items())))
+        if self.error:
+            e = self.error
+            if "cell_index" in e:
+                rows.append(("failed cell", f"#{e['cell_index']} (In [{e.get('exec_count')}]): "
+                                            f"{e['ename']}: {e['evalue']}"))
+            else:
+                rows.append(("error", f"{e['ename']}: {e['evalue']}"))
+        rows += [("warning", w) for w in self.warnings]
+        return rows
+
+    def __repr__(self) -> str:
+        return "\n".join(["nbops run"] + [f"  {k:<11} {v}" for k, v in self._rows()])
+
+    def _repr_html_(self) -> str:
+        from .display.summary import table_html
+
+        return table_html([(k, html.escape(str(v))) for k, v in self._rows()], "nbops run")
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _environ(values: dict[str, str | None]) -> Iterator[None]:
+    """Set (or unset, for None) environment variables for the kernel papermill starts; restore after."""
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class _DropPapermillUnknown(logging.Filter):
+    """nbops says it once, with the declared names; papermill's own line would repeat it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Passed unknown parameter" not in record.getMessage()
+
+
+def _read_notebook(path: Path):
+    import nbformat
+
+    if not path.exists():
+        raise RunnerError(f"Notebook {path} does not exist; check the path (relative paths start from "
+                          f"{Path.cwd()}).", path=str(path), exit_code=EXIT_USAGE)
+    if not path.is_file():
+        raise RunnerError(f"{path} is a folder, not a notebook; give the path of an .ipynb file.",
+                          path=str(path), exit_code=EXIT_USAGE)
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except Exception as exc:  # noqa: BLE001 - JSON errors, schema errors, bad encodings
+        raise RunnerError(f"{path} is not a readable Jupyter notebook ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); open it in Jupyter to repair it.",
+                          path=str(path), exit_code=EXIT_USAGE) from exc
+
+
+def _check_kernel(nb, kernel_name: str | None) -> str:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    name = kernel_name or nb.metadata.get("kernelspec", {}).get("name") or "python3"
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel as exc:
+        known = ", ".join(sorted(KernelSpecManager().find_kernel_specs())) or "none"
+        raise RunnerError(f"No Jupyter kernel named {name!r} (installed: {known}); pass one with -k or install it "
+                          f"(python -m ipykernel install --user --name {name}).", kernel=name,
+                          exit_code=EXIT_USAGE) from exc
+    return name
+
+
+def declared_parameters(path: Path) -> dict | None:
+    """The names the notebook's ``parameters`` cell declares (None when it has no such cell)."""
+    import papermill as pm
+
+    nb = _read_notebook(path)
+    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+        return None
+    try:
+        return dict(pm.inspect_notebook(str(path)))
+    except Exception as exc:  # noqa: BLE001 - introspection is a courtesy
+        log.debug("nbops: could not inspect %s: %s", path, exc)
+        return None
+
+
+def _masker(nb):
+    from .tracking.capture import Masker
+
+    values: set[str] = set()
+    for c in nb.cells:
+        if c.get("cell_type") == "code":
+            src = "\n".join(line for line in c.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            values.update(Masker(None, src).values)
+    m = Masker()
+    m.values = sorted(values | set(m.values), key=len, reverse=True)
+    return m
+
+
+def _html(nb_path: Path, masker) -> str | None:
+    try:
+        import nbformat
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(nb_path), as_version=4))
+        return masker(body)
+    except Exception as exc:  # noqa: BLE001 - the .ipynb is logged anyway
+        log.warning("nbops: could not render %s as HTML (%s); the .ipynb is logged.", nb_path.name, exc)
+        return None
+
+
+def _count_executed(out: Path) -> tuple[int, int]:
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(out), as_version=4)
+    except Exception:  # noqa: BLE001
+        return 0, 0
+    code = [c for c in nb.cells if c.get("cell_type") == "code"]
+    return len(code), sum(1 for c in code if c.get("execution_count") is not None)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A scheduler stops a job with SIGTERM: end the parent run KILLED and shut the kernel down."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+# -- the API --------------------------------------------------------------------------------------------------
+def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None = None,
+                 parameters: dict | None = None, *, parameters_file: str | os.PathLike | None = None,
+                 experiment: str | None = None, run_name: str | None = None, cwd: str | os.PathLike | None = None,
+                 kernel_name: str | None = None, progress: bool | None = None, timeout: float | None = None,
+                 start_timeout: float = 60) -> NotebookRun:
+    """Execute ``notebook`` with papermill as one parent MLflow run; return what happened.
+
+    ``output`` defaults to ``<notebook>.out.ipynb`` beside the input; ``parameters`` are injected as papermill
+    does (``parameters_file`` first, ``parameters`` win); ``experiment`` defaults to ``NBOPS_EXPERIMENT`` /
+    ``MLFLOW_EXPERIMENT_NAME`` / ``Default`` and is also the default for ``%%track`` inside; ``cwd`` (the
+    kernel's working folder) defaults to the notebook's folder; ``progress`` (a bar per cell) defaults to
+    stderr being a terminal; ``timeout`` limits each cell (seconds). Bad input raises
+    :class:`~nbops.errors.RunnerError` before anything runs; a failing notebook does not raise: look at
+    ``.status``, ``.error`` and ``.exit_code``.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from .tracking.capture import drop_secret_keys
+    from .tracking.run import Tracker
+    from .tracking.writer import FAILED, FINISHED, KILLED
+
+    src = Path(notebook).expanduser().resolve()
+    nb = _read_notebook(src)
+    if src.suffix != ".ipynb":
+        raise RunnerError(f"{src} does not end in .ipynb; nbops run executes Jupyter notebooks.", exit_code=2)
+    out = Path(output).expanduser().resolve() if output else src.with_name(src.stem + ".out.ipynb")
+    if out == src:
+        raise RunnerError(f"The output {out} is the input notebook; pick another path with -o.", exit_code=2)
+    if not out.parent.is_dir():
+        raise RunnerError(f"The output folder {out.parent} does not exist; create it or pick another -o.",
+                          exit_code=EXIT_USAGE)
+    params = dict(parameters_file and load_parameters_file(parameters_file) or {})
+    for k, v in (parameters or {}).items():
+        params[_check_name(k, "parameters")] = v
+    workdir = Path(cwd).expanduser().resolve() if cwd else src.parent
+    if not workdir.is_dir():
+        raise RunnerError(f"Working folder {workdir} does not exist; pass an existing one with --cwd.",
+                          exit_code=EXIT_USAGE)
+    kernel = _check_kernel(nb, kernel_name)
+    warnings: list[str] = []
+    unknown: list[str] = []
+    if params:
+        declared = declared_parameters(src)
+        unknown = [k for k in params if declared is None or k not in declared]
+        if unknown:
+            where = (f"declares only {', '.join(declared) or 'none'}" if declared is not None
+                     else "has no cell tagged 'parameters'")
+            msg = (f"parameter {', '.join(unknown)} is not declared in {src.name} (it {where}); papermill injects "
+                   f"it anyway")
+            log.warning("nbops: %s", msg)
+            warnings.append(msg)
+    if progress is None:
+        progress = sys.stderr.isatty()
+
+    s = config.settings(src.parent)
+    exp = experiment or s.experiment
+    tags = {"mlflow.source.name": str(src), "mlflow.source.type": "NOTEBOOK", "nbops.input_path": str(src),
+            "nbops.output_path": str(out), "nbops.kernel": kernel, "nbops.cwd": str(workdir)}
+    if unknown:
+        tags["nbops.unknown_parameters"] = ",".join(unknown)
+    tracker = Tracker(exp, run_name or src.stem, tags=tags, params=drop_secret_keys(params), kind="notebook",
+                      settings=s)
+    tracker.__enter__()
+    kernel_env = {
+        config.ENV_PARENT: tracker.run_id, config.ENV_NOTEBOOK: str(src), config.ENV_EXPERIMENT: exp,
+        config.ENV_SPOOL: str(s.spool_dir),
+        # the same store as the parent: the embedded one is found from the notebook's folder, so pin it
+        config.ENV_HOME: str(config.home(src.parent)) if s.embedded else os.environ.get(config.ENV_HOME),
+        # the kernel's own writer falls back to the spool quickly, as the parent's does
+        "PYTHONUNBUFFERED": "1",
+    }
+    status, error = FINISHED, None
+    t0 = time.time()
+    pm_log = logging.getLogger("papermill")
+    flt = _DropPapermillUnknown()
+    pm_log.addFilter(flt)
+    try:
+        with _environ(kernel_env), _sigterm_as_interrupt():
+            kw = {"execution_timeout": timeout} if timeout else {}
+            pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(workdir), kernel_name=kernel,
+                                progress_bar=progress, log_output=False, start_timeout=start_timeout, **kw)
+    except PapermillExecutionError as exc:
+        status = FAILED
+        error = {"cell_index": exc.cell_index, "exec_count": exc.exec_count, "ename": exc.ename,
+                 "evalue": _ANSI.sub("", str(exc.evalue)), "source": exc.source,
+                 "traceback": _ANSI.sub("", "\n".join(exc.traceback or []))}
+    except KeyboardInterrupt:
+        status = KILLED
+        error = {"ename": "KeyboardInterrupt", "evalue": "the run was interrupted (Ctrl-C or SIGTERM)"}
+    except Exception as exc:  # noqa: BLE001 - dead kernel, cell timeout, kernel that never started
+        status = FAILED
+        error = _classify(exc)
+    finally:
+        pm_log.removeFilter(flt)
+    duration = time.time() - t0
+    cells, executed = _count_executed(out) if out.exists() else (sum(c.cell_type == "code" for c in nb.cells), 0)
+    _record(tracker, src, out, nb, status, error, duration, cells, executed)
+    tracker.close(status)
+    result = NotebookRun(notebook=str(src), output=str(out), status=status, run_id=tracker.run_id, experiment=exp,
+                         parameters=params, duration_s=duration, cells=cells, executed=executed,
+                         spooled=bool(tracker.run.spooled), store=s.tracking_uri,
+                         url=tracker.writer.run_url(tracker.run), error=error,
+                         warnings=warnings + list(tracker.warnings))
+    if error:
+        where = f"cell #{error['cell_index']} (In [{error.get('exec_count')}])" if "cell_index" in error else "kernel"
+        log.error("nbops run: %s failed at %s: %s: %s", src.name, where, error["ename"], error["evalue"])
+    return result
+
+
+def _classify(exc: BaseException) -> dict:
+    name = type(exc).__name__
+    text = _ANSI.sub("", str(exc)).strip()
+    if name == "DeadKernelError" or "Kernel died" in text or "kernel died" in text.lower():
+        return {"ename": "DeadKernelError", "evalue": f"the kernel died while running the notebook ({text[:300]}); "
+                "look at the output notebook for the last cell that ran (it may have run out of memory or "
+                "called os._exit)", "kind": "dead_kernel"}
+    if name == "CellTimeoutError":
+        return {"ename": name, "evalue": f"a cell ran longer than the timeout ({text[:300]})", "kind": "timeout"}
+    if "Kernel didn't respond" in text or name in ("TimeoutError", "RuntimeError") and "kernel" in text.lower():
+        return {"ename": name, "evalue": f"the kernel did not start ({text[:300]})", "kind": "kernel_start"}
+    return {"ename": name, "evalue": text[:1000], "kind": "other"}
+
+
+def _record(tracker, src: Path, out: Path, nb, status: str, error: dict | None, duration: float, cells: int,
+            executed: int) -> None:
+    """Everything the parent run keeps: counts, the executed notebook (.ipynb + HTML), the failure."""
+    masker = _masker(nb)
+    tracker.log_metrics({"nbops.cells": cells, "nbops.cells_executed": executed,
+                         "nbops.notebook_duration_s": round(duration, 3)})
+    if out.exists():
+        tracker.log_text(masker(out.read_text(encoding="utf-8", errors="replace")), f"notebook/{out.name}")
+        page = _html(out, masker)
+        if page:
+            tracker.log_text(page, f"notebook/{out.stem}.html")
+    if error:
+        tracker.set_tag("nbops.error", masker(f"{error['ename']}: {error['evalue']}")[:500])
+        if "cell_index" in error:
+            tracker.set_tags({"nbops.error.cell_index": error["cell_index"],
+                              "nbops.error.exec_count": error.get("exec_count"),
+                              "nbops.error.ename": error["ename"]})
+            tracker.log_text(masker(error.get("source") or ""), "error/cell_source.py")
+            tracker.log_text(masker(error.get("traceback") or ""), "error/traceback.txt")
+        else:
+            tracker.set_tag("nbops.error.kind", error.get("kind", "other"))
+
+
+# -- CLI ------------------------------------------------------------------------------------------------------
+def add_cli(sub) -> None:
+    p = sub.add_parser("run", help="Execute a notebook with papermill as one tracked parent run.",
+                       description="Execute NOTEBOOK with papermill. The whole run is one MLflow run (parameters, "
+                                   "input/output paths, executed notebook as .ipynb and HTML, duration, status); "
+                                   "every %%track/%drift/%telemetry --log/%promote inside is its child. Exit "
+                                   "code: 0 finished, 1 a cell failed or the kernel died, 2 bad input, "
+                                   "130 interrupted.")
+    p.add_argument("notebook", help="The .ipynb to execute.")
+    p.add_argument("-o", "--output", help="Where to save the executed notebook (default: NOTEBOOK.out.ipynb).")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), dest="parameters",
+                   help="A parameter, typed as papermill does (int, float, True/False/None, else string); repeat.")
+    p.add_argument("-r", "--parameter-raw", nargs=2, action="append", metavar=("NAME", "VALUE"), dest="raw",
+                   help="A parameter kept as a string; repeat.")
+    p.add_argument("-f", "--parameters-file", help="A YAML file of parameters (-p/-r override it).")
+    p.add_argument("-e", "--experiment", help="MLflow experiment of the parent run and default for %%track "
+                                              "inside (default: NBOPS_EXPERIMENT or 'Default').")
+    p.add_argument("-n", "--name", help="Parent run name (default: the notebook's name).")
+    p.add_argument("-k", "--kernel", help="Kernel name (default: the notebook's kernelspec).")
+    p.add_argument("--cwd", help="The kernel's working folder (default: the notebook's folder).")
+    p.add_argument("--timeout", type=float, help="Fail a cell that runs longer than this many seconds.")
+    p.add_argument("--progress", action=argparse_bool(), default=None,
+                   help="Show a progress bar per cell (default: when stderr is a terminal).")
+    p.set_defaults(func=_cli_run)
+
+
+def argparse_bool():
+    import argparse
+
+    return argparse.BooleanOptionalAction
+
+
+def _cli_run(a) -> int:
+    if not a.progress:  # quiet logs for schedulers: papermill's INFO lines (paths, kernel) are noise there
+        logging.getLogger("papermill").setLevel(logging.WARNING)
+    for noisy in ("traitlets", "nbclient"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    params = resolve_parameters(a.parameters, a.raw, None)
+    result = run_notebook(a.notebook, a.output, params, parameters_file=a.parameters_file, experiment=a.experiment,
+                          run_name=a.name, cwd=a.cwd, kernel_name=a.kernel, progress=a.progress, timeout=a.timeout)
+    print(repr(result), file=sys.stdout if result.ok else sys.stderr, flush=True)
+    return result.exit_code
