@@ -210,37 +210,43 @@ def numeric(values: np.ndarray, tick: Callable[[int], None], mask: np.ndarray | 
     lo = hi = None
     total = 0.0
     itemsize = a.dtype.itemsize
-    for start in range(0, a.size, CHUNK):
-        c = a[start:start + CHUNK]
-        valid = None if mask is None else ~mask[start:start + CHUNK]
-        if is_float or is_complex:
-            parts = c.view(c.real.dtype) if is_complex else c
-            nan = np.isnan(parts)
-            if nan.any():
-                parts = np.where(nan, np.nan, parts)
-                c = parts.view(c.dtype) if is_complex else parts
-                nan_any = nan.reshape(len(c), -1).any(axis=1) if is_complex else nan
-                nan_count += int(np.count_nonzero(nan_any & valid) if valid is not None else np.count_nonzero(nan_any))
-                valid = ~nan_any if valid is None else (valid & ~nan_any)
-        h.update(c.view(np.uint8))
-        if stats and not is_complex:
-            if is_time:
-                iv = c.view("i8")
-                nat = iv == np.iinfo(np.int64).min
-                if nat.any():
-                    nulls += int(np.count_nonzero(nat if valid is None else nat & valid))
-                    valid = ~nat if valid is None else valid & ~nat
-                v = iv if valid is None else iv[valid]
-            else:
-                v = c if valid is None else c[valid]
-            if v.size:
-                count += v.size
-                vmin, vmax = v.min(), v.max()
-                lo = vmin if lo is None or vmin < lo else lo
-                hi = vmax if hi is None or vmax > hi else hi
-                if not is_time:
-                    total += float(np.add.reduce(v, dtype=np.float64))
-        tick(len(c) * itemsize)
+    with np.errstate(all="ignore"):  # signalling NaNs, overflowing sums: figures, not warnings
+        for start in range(0, a.size, CHUNK):
+            c = a[start:start + CHUNK]
+            valid = None if mask is None else ~mask[start:start + CHUNK]
+            chunk_sum = None
+            if is_float:  # one pass: a sum that is not NaN proves there is no NaN to canonicalise (the common case)
+                chunk_sum = float(np.add.reduce(c, dtype=np.float64))
+            if is_complex or (is_float and chunk_sum != chunk_sum):
+                chunk_sum = None
+                parts = c.view(c.real.dtype) if is_complex else c
+                nan = np.isnan(parts)
+                if nan.any():
+                    parts = np.where(nan, np.nan, parts)
+                    c = parts.view(c.dtype) if is_complex else parts
+                    nan_any = nan.reshape(len(c), -1).any(axis=1) if is_complex else nan
+                    nan_count += int(np.count_nonzero(nan_any & valid) if valid is not None else np.count_nonzero(nan_any))
+                    valid = ~nan_any if valid is None else (valid & ~nan_any)
+            h.update(c.view(np.uint8))
+            if stats and not is_complex:
+                if is_time:
+                    iv = c.view("i8")
+                    nat = iv == np.iinfo(np.int64).min
+                    if nat.any():
+                        nulls += int(np.count_nonzero(nat if valid is None else nat & valid))
+                        valid = ~nat if valid is None else valid & ~nat
+                    v = iv if valid is None else iv[valid]
+                else:
+                    v = c if valid is None else c[valid]
+                if v.size:
+                    count += v.size
+                    vmin, vmax = v.min(), v.max()
+                    lo = vmin if lo is None or vmin < lo else lo
+                    hi = vmax if hi is None or vmax > hi else hi
+                    if not is_time:
+                        total += chunk_sum if chunk_sum is not None and valid is None else \
+                            float(np.add.reduce(v, dtype=np.float64))
+            tick(len(c) * itemsize)
     digest = h.digest()
     if mask is not None:  # a masked / arrow column: missing is the mask; NaN is a value, counted apart
         out: dict = {"nulls": int(np.count_nonzero(mask))}
