@@ -6,18 +6,22 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test venv clean
 
-$(VENV)/.installed-test: pyproject.toml
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-venv: $(VENV)/.installed-test
+venv: $(VENV)/.installed
 
 demo: venv
-	$(PY) -m nbops.demo
+	$(PY) tools/demo.py
 
-test: venv
+test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -1,0 +1,189 @@
+"""Writes the showcase notebooks in notebooks/ from the cell sources below (outputs empty), so their text is
+reviewed as code. Run: python tools/make_notebooks.py"""
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parents[1] / "notebooks"
+META = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"}}
+FEATURES = ["season", "yr", "mnth", "holiday", "weekday", "workingday", "weathersit", "temp", "atemp", "hum", "windspeed"]
+
+
+def md(s):
+    return new_markdown_cell(s.strip())
+
+
+def code(s, tags=None):
+    return new_code_cell(s.strip(), metadata={"tags": tags} if tags else {})
+
+
+def write(name, cells):
+    nb = new_notebook(cells=cells, metadata=META)
+    nbformat.write(nb, str(HERE / name))
+
+
+write("quickstart.ipynb", [
+    md("""
+# nbops quickstart: the whole loop on real data
+
+Daily bike rentals in Washington D.C. (UCI Bike Sharing): train a demand model on 2011, version the data,
+track two model variants, promote the better one behind gates, check 2012's data for drift against what the
+champion learned from, and look at the kernel host's telemetry during training. Everything lands in the
+project's MLflow store (`nbops ui` opens it)."""),
+    code("%load_ext nbops"),
+    code(f"""
+data_path = "data/bike_day.csv"
+experiment = "bike-demand"
+model_name = "bike-demand"
+features = {FEATURES!r}""", tags=["parameters"]),
+    code("""
+import pandas as pd
+day = pd.read_csv(data_path)
+train = day[day.yr == 0][features + ["cnt"]].reset_index(drop=True)      # 2011: what the model learns from
+new_batch = day[day.yr == 1][features + ["cnt"]].reset_index(drop=True)  # 2012: what it meets in production
+train.shape, new_batch.shape"""),
+    md("## A data version: exact digest, profile, lineage and a diff against the last version of the same name"),
+    code("%dataversion train --name bike-2011"),
+    md("## Two tracked training runs: parameters, metrics, data, model, figure, code and environment, with no logging code"),
+    code("""
+%%track -e {experiment} -n ridge --data train --snapshot --model model
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_absolute_error, r2_score
+from sklearn.model_selection import train_test_split
+X_tr, X_te, y_tr, y_te = train_test_split(train[features], train["cnt"], test_size=0.25, random_state=0)
+alpha = 1.0
+model = Ridge(alpha=alpha).fit(X_tr, y_tr)
+r2 = r2_score(y_te, model.predict(X_te))
+mae = mean_absolute_error(y_te, model.predict(X_te))"""),
+    code("""
+%%track -e {experiment} -n forest --data train --snapshot --model model
+import matplotlib.pyplot as plt
+from sklearn.ensemble import RandomForestRegressor
+n_estimators = 300
+max_depth = 8
+model = RandomForestRegressor(n_estimators=n_estimators, max_depth=max_depth, random_state=0, n_jobs=-1)
+model.fit(X_tr, y_tr)
+r2 = r2_score(y_te, model.predict(X_te))
+mae = mean_absolute_error(y_te, model.predict(X_te))
+fig, ax = plt.subplots(figsize=(4, 4))
+ax.scatter(y_te, model.predict(X_te), s=8)
+ax.set_xlabel("actual daily rentals"); ax.set_ylabel("predicted"); ax.set_title("forest, 2011 hold-out")"""),
+    md("## Compare the runs of this notebook"),
+    code("%nbops runs -e {experiment} -n 5"),
+    md("## Promote the better model: gates first, alias moved only if every gate passes, audit trail on the version"),
+    code('%promote {model_name} --best r2 -e {experiment} --require "r2>=0.5" "mae<1500" --reason "quickstart: best r2 on the 2011 hold-out"'),
+    md("## Drift: 2012's data against the data the champion was trained on"),
+    code("%drift models:/{model_name}@champion new_batch --target cnt -o report"),
+    code("report.to_frame()"),
+    md("## The kernel host during training: a CPU-heavy sweep, then the telemetry with anomalies and incidents"),
+    code("""
+%%track -e {experiment} -n sweep
+import time
+from sklearn.ensemble import RandomForestRegressor
+scores = {}
+t_end = time.time() + 12
+for n in (50, 100, 200, 400, 800):
+    if time.time() > t_end:
+        break
+    m = RandomForestRegressor(n_estimators=n, max_depth=10, random_state=0, n_jobs=-1).fit(X_tr, y_tr)
+    scores[n] = r2_score(y_te, m.predict(X_te))
+best_r2 = max(scores.values())"""),
+    code("%telemetry --source local --last 10m --log -e {experiment} -o telemetry"),
+])
+
+write("monitoring.ipynb", [
+    md("""
+# Scheduled monitoring: does the new batch look like what the production model learned from?
+
+Parameterised for papermill (`nbops run monitoring.ipynb -p new_data_path data/new.csv`). With
+`fail_on_drift=True` the run fails on drift (the scheduler alerts); otherwise drift starts `retrain.ipynb`."""),
+    code("%load_ext nbops"),
+    code(f"""
+new_data_path = "data/bike_day_2012.csv"
+model_name = "bike-demand"
+alias = "champion"
+fail_on_drift = False
+retrain_notebook = "retrain.ipynb"
+features = {FEATURES!r}""", tags=["parameters"]),
+    code("""
+import pandas as pd
+batch = pd.read_csv(new_data_path)[features + ["cnt"]]  # the columns the model uses, and the target
+on_drift = "--fail" if fail_on_drift else f"--on-drift {retrain_notebook}"
+len(batch)"""),
+    code("%drift models:/{model_name}@{alias} batch --target cnt -n monitoring -o report {on_drift}"),
+    code("""
+verdict = "DRIFT" if report.is_drift else "no drift"
+print(f"{model_name}@{alias}: {verdict}; drifted: {', '.join(report.drifted) or 'none'}")"""),
+])
+
+write("retrain.ipynb", [
+    md("""
+# Retrain after drift: reference + new data, tracked, promoted only if it beats the champion
+
+Started by `monitoring.ipynb` (`%drift ... --on-drift retrain.ipynb`) with the drift run's id, or by hand."""),
+    code("%load_ext nbops"),
+    code(f"""
+drift_run_id = ""
+model_name = "bike-demand"
+alias = "champion"
+new_data_path = "data/bike_day_2012.csv"
+experiment = "bike-demand"
+features = {FEATURES!r}""", tags=["parameters"]),
+    code("""
+import pandas as pd
+import mlflow
+import nbops
+champion = mlflow.tracking.MlflowClient().get_model_version_by_alias(model_name, alias)
+reference = nbops.data.load_snapshot(champion.run_id)
+new = pd.read_csv(new_data_path)[features + ["cnt"]]
+combined = pd.concat([reference, new], ignore_index=True)
+len(reference), len(new), len(combined)"""),
+    code("""
+%%track -e {experiment} -n retrain --data combined --snapshot --model model --tag drift_run_id={drift_run_id}
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.metrics import mean_absolute_error, r2_score
+from sklearn.model_selection import train_test_split
+X_tr, X_te, y_tr, y_te = train_test_split(combined[features], combined["cnt"], test_size=0.25, random_state=0)
+n_estimators = 300
+max_depth = 8
+model = RandomForestRegressor(n_estimators=n_estimators, max_depth=max_depth, random_state=0, n_jobs=-1)
+model.fit(X_tr, y_tr)
+r2 = r2_score(y_te, model.predict(X_te))
+mae = mean_absolute_error(y_te, model.predict(X_te))
+run_id = nbops.tracking.current().run_id"""),
+    code('%promote {model_name} --run {run_id} --must-beat {alias} --require "r2>=0.5" --reason "retrained after drift check {drift_run_id}"'),
+])
+
+write("telemetry.ipynb", [
+    md("""
+# Telemetry: the kernel's host live, and a Prometheus server
+
+The local source samples this kernel's host (CPU, memory, swap, disk and network I/O, load, the kernel's RSS) in
+the background. The Prometheus section reads `NBOPS_PROMETHEUS_URL` and is skipped when it is unset."""),
+    code("%load_ext nbops"),
+    code("""
+duration_s = 20
+prometheus_query = 'rate(node_cpu_seconds_total{mode!="idle"}[1m])'""", tags=["parameters"]),
+    md("## Local host, live: the figure refreshes in place every 5 s without blocking the kernel"),
+    code("%telemetry --source local --live 5"),
+    code("""
+import time, math
+t_end = time.time() + duration_s  # some load to look at
+x = 0.0
+while time.time() < t_end:
+    x += sum(math.sqrt(i) for i in range(20000))"""),
+    code("%telemetry --stop"),
+    code("%telemetry --source local --last 5m --sensitivity high -o local_report"),
+    md("## Prometheus"),
+    code("""
+import os
+prometheus_url = os.environ.get("NBOPS_PROMETHEUS_URL")
+if not prometheus_url:
+    print("NBOPS_PROMETHEUS_URL is not set: skipping the Prometheus section. "
+          "Set it (e.g. http://localhost:9090) and re-run to see your servers.")"""),
+    code("""
+if prometheus_url:
+    get_ipython().run_line_magic("telemetry", f"--source prometheus --query '{prometheus_query}' --last 1h -o prom_report")"""),
+])
