@@ -98,7 +98,7 @@ def test_live_view_refreshes_from_a_thread_until_stopped(capsys):
 
     def make():
         ticks.append(len(ticks))
-        if len(ticks) >= 3:
+        if len(ticks) >= 4:   # ticks 1-3 were shown before make() ran again
             done.set()
         return FrameView(pd.DataFrame({"tick": [len(ticks)]}), "live")
 
