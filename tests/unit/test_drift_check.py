@@ -152,8 +152,9 @@ def test_prepared_reference_is_reused_and_gives_the_same_answer():
 
 def test_stock_alibi_engine_and_cvm_agree_with_default():
     rng = np.random.default_rng(8)
-    ref = pd.DataFrame({"x": rng.normal(size=3000), "z": rng.normal(size=3000), "c": rng.integers(0, 4, 3000)})
-    cur = pd.DataFrame({"x": rng.normal(0.4, 1, 2000), "z": rng.normal(size=2000), "c": rng.integers(0, 4, 2000)})
+    n, m = 30000, 12000  # above 10,000 rows both engines use the asymptotic KS p-value
+    ref = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n), "c": rng.integers(0, 4, n)})
+    cur = pd.DataFrame({"x": rng.normal(0.2, 1, m), "z": rng.normal(size=m), "c": rng.integers(0, 4, m)})
     ours, stock = check(ref, cur), check(ref, cur, engine="alibi")
     for f, g in zip(ours, stock):
         assert f.drifted == g.drifted and f.statistic == pytest.approx(g.statistic, rel=1e-5)

@@ -6,14 +6,16 @@ from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
 from nbops.drift import stats
 
 
-@pytest.mark.parametrize("n,m,ties", [(200, 150, False), (1000, 1000, True), (37, 5000, True), (3, 2, False)])
+@pytest.mark.parametrize("n,m,ties", [(200, 150, False), (1000, 1000, True), (37, 5000, True), (3, 2, False),
+                                      (20000, 12000, False), (15000, 15000, True)])
 def test_ks_merge_matches_scipy(n, m, ties):
     rng = np.random.default_rng(n + m)
     a, b = rng.normal(size=n), rng.normal(0.2, 1.3, size=m)
     if ties:
         a, b = np.round(a, 1), np.round(b, 1)
     res = stats.ks_merge(np.sort(a), np.sort(b))
-    ref = ks_2samp(a, b, method="asymp")
+    # scipy's own rule: exact p-values up to 10,000 values per side, asymptotic above
+    ref = ks_2samp(a, b, method="exact" if max(n, m) <= stats.EXACT_MAX_N else "asymp")
     assert res.statistic == ref.statistic
     assert res.p_value == pytest.approx(ref.pvalue, rel=1e-12, abs=1e-300)
     assert res.wasserstein == pytest.approx(wasserstein_distance(a, b), rel=1e-9)
@@ -22,15 +24,25 @@ def test_ks_merge_matches_scipy(n, m, ties):
 def test_sorted_ks_detector_matches_stock_alibi_ksdrift():
     KSDrift, Sorted = stats.alibi_class("KSDrift"), stats.alibi_class("SortedKSDrift")
     rng = np.random.default_rng(3)
-    ref = rng.normal(size=5000)
+    ref = rng.normal(size=30000)  # above 10,000 values both use the asymptotic p-value
     det = Sorted(np.sort(ref), p_val=0.05)
-    for shift in (0.0, 0.05, 0.3):
-        cur = rng.normal(shift, 1, size=3000)
+    for shift in (0.0, 0.02, 0.3):
+        cur = rng.normal(shift, 1, size=12000)
         ours = det.predict(cur.reshape(-1, 1))["data"]
         stock = KSDrift(ref.reshape(-1, 1), p_val=0.05).predict(cur.reshape(-1, 1))["data"]
         assert ours["is_drift"] == stock["is_drift"]
         assert ours["distance"][0] == pytest.approx(stock["distance"][0], rel=1e-6)
         assert ours["p_val"][0] == pytest.approx(stock["p_val"][0], rel=1e-5, abs=1e-30)
+
+
+def test_small_samples_get_exact_pvalues_with_the_same_statistic():
+    KSDrift, Sorted = stats.alibi_class("KSDrift"), stats.alibi_class("SortedKSDrift")
+    rng = np.random.default_rng(13)
+    ref, cur = rng.normal(size=300), rng.normal(0.3, 1, size=200)
+    ours = Sorted(np.sort(ref)).predict(cur.reshape(-1, 1))["data"]
+    stock = KSDrift(ref.reshape(-1, 1)).predict(cur.reshape(-1, 1))["data"]
+    assert ours["distance"][0] == pytest.approx(stock["distance"][0], rel=1e-6)
+    assert ours["p_val"][0] == pytest.approx(ks_2samp(ref, cur, method="exact").pvalue, rel=1e-12)
 
 
 def test_counts_chisquare_matches_stock_alibi():

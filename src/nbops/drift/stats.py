@@ -23,6 +23,7 @@ from dataclasses import dataclass
 # change category) and the change in the share of missing values. 0.05 = five percent of rows.
 DEFAULT_MIN_EFFECT = 0.05
 DEFAULT_P_VAL = 0.05
+EXACT_MAX_N = 10_000          # exact KS p-values up to this many values per side (scipy's own default rule)
 LOW_POWER_EFFECT = 0.2      # warn when only changes larger than this can be detected at the sample size
 CORRECTIONS = ("bonferroni", "fdr", "none")
 
@@ -45,8 +46,10 @@ def _alibi():
     class SortedKSDrift(KSDrift):
         """alibi-detect's KSDrift on one column whose reference is kept sorted across checks.
 
-        ``feature_score`` returns scipy's two-sided asymptotic KS statistic and p-value (what stock KSDrift
-        computes with ``ks_2samp(mode="asymp")``) in float64; ``last`` holds the merge's by-products (the
+        ``feature_score`` returns scipy's two-sided KS statistic and p-value in float64: the asymptotic p-value
+        stock KSDrift computes (``ks_2samp(mode="asymp")``) above 10,000 values per side, the exact one below
+        (scipy's default; the asymptotic one is anti-conservative for small samples, and alibi-detect's source
+        marks its ``asymp`` as a TODO to switch to ``exact``); ``last`` holds the merge's by-products (the
         Wasserstein distance, the sorted current sample) for the effect sizes and plots.
         """
 
@@ -96,7 +99,7 @@ def torch_available() -> bool:
 @dataclass
 class KSMerge:
     statistic: float        # KS distance D
-    p_value: float          # scipy's two-sided asymptotic p-value
+    p_value: float          # scipy's two-sided p-value (exact up to EXACT_MAX_N values per side)
     wasserstein: float      # W1 between the two empirical distributions (data units)
 
 
@@ -143,7 +146,18 @@ def ks_merge(ref_sorted, cur_sorted) -> KSMerge:
     v = vals[last]
     with np.errstate(invalid="ignore", over="ignore"):
         w1 = float(np.sum(np.abs(diffs[:-1]) * np.diff(v))) if len(v) > 1 else 0.0
-    return KSMerge(statistic=d, p_value=ks_pvalue(d, n, m), wasserstein=w1)
+    if max(n, m) <= EXACT_MAX_N:
+        import warnings
+
+        from scipy.stats import ks_2samp
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scipy falls back to asymp itself when exact does not converge
+            res = ks_2samp(ref_sorted, cur_sorted, method="exact")
+        d, p = float(res.statistic), float(res.pvalue)  # scipy rounds D onto the n*m lattice here
+    else:
+        p = ks_pvalue(d, n, m)
+    return KSMerge(statistic=d, p_value=p, wasserstein=w1)
 
 
 def chi2_counts(ref_counts, cur_counts) -> tuple[float, float]:
