@@ -250,8 +250,9 @@ def record_version(obj: Any, name: str, snapshot: bool = False, *, experiment: s
         if prev_row is not None:
             report.previous = DataVersion.from_dataset(prev_row["_dataset"], created=prev_row["time"])
             report.diff = compare(report.previous, v)
-            if prev_row.get("snapshot"):
-                _exact_rows(report, obj, prev_row)
+            snap_row = prev_row if prev_row.get("snapshot") else _snapshot_of(prev_row["digest"])
+            if snap_row is not None:  # the same content stored under any name, by any run
+                _exact_rows(report, obj, snap_row)
     tracker = current()
     if tracker is not None:
         log_to_run(tracker, obj, name, snapshot=snapshot, context="dataversion", version=v)
@@ -269,6 +270,14 @@ def record_version(obj: Any, name: str, snapshot: bool = False, *, experiment: s
     if t.run is not None and t.run.spooled:
         report.warnings.append(f"the store did not answer: run {t.run_id} is spooled; `nbops sync` pushes it")
     return report
+
+
+def _snapshot_of(digest: str) -> dict | None:
+    try:
+        return next((r for r in runs_using(digest).rows if r.get("snapshot")), None)
+    except Exception as exc:  # noqa: BLE001 - only an extra
+        log.debug("nbops: no snapshot lookup for %s: %s", digest, exc)
+        return None
 
 
 def _exact_rows(report: VersionReport, obj: Any, prev_row: dict) -> None:
