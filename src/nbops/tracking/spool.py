@@ -30,6 +30,27 @@ def _atomic_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def read_journal(d: Path) -> list[dict]:
+    """The records of one spooled run. A torn last line (a crash mid-append) is left out; a bad line anywhere
+    else raises ``ValueError`` naming the line."""
+    path = Path(d) / "journal.jsonl"
+    if not path.exists():
+        return []
+    lines = path.read_bytes().splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or "op" not in rec or "seq" not in rec:
+                raise ValueError("not a spool record")
+            out.append(rec)
+        except ValueError as exc:
+            if i == len(lines) - 1 and not path.read_bytes().endswith(b"\n"):
+                break  # torn last line: the write never completed, so the record was never acknowledged
+            raise ValueError(f"journal line {i + 1} is not a spool record ({exc})") from exc
+    return out
+
+
 class Spool:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -86,8 +107,14 @@ class Spool:
         """How many spooled runs still have records that are not on the store."""
         n = 0
         for d in self.entries():
-            state = json.loads((d / "state.json").read_text()) if (d / "state.json").exists() else {}
-            total = sum(1 for _ in open(d / "journal.jsonl", "rb")) if (d / "journal.jsonl").exists() else 0
-            if not state.get("complete") or state.get("done", -1) < total - 1:
+            try:
+                state = json.loads((d / "state.json").read_text()) if (d / "state.json").exists() else {}
+            except ValueError:
+                state = {}
+            try:
+                last = max((r["seq"] for r in read_journal(d)), default=-1)
+            except ValueError:  # corrupt: sync reports it
+                last = state.get("done", -1) + 1
+            if not state.get("server_run_id") or state.get("done", -1) < last:
                 n += 1
         return n

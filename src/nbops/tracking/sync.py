@@ -3,23 +3,30 @@
 Per spooled run, ``state.json`` records the server run id and the last journal record replayed, updated after
 every record, so a sync interrupted half-way resumes where it stopped. A run is created on the server with the
 tag ``nbops.spool_id`` = its local id, and sync looks for that tag before creating one, so even a crash between
-creating the run and saving the state does not duplicate it. ``idmap.json`` maps local run ids to server run ids
-(parent links are rewritten through it).
+creating the run and saving the state does not duplicate it. The one record that may be replayed twice (sent,
+then the process died before ``state.json`` was saved) is harmless: params and tags are set to the same value,
+metric points and dataset inputs are keyed by their content on the store, artifacts are overwritten with the
+same files, and a model is looked up by name on its run before it is logged again.
+
+``idmap.json`` maps local run ids to server run ids; parent links are rewritten through it, including on child
+runs that reached the store directly while their parent was still spooled.
 """
 from __future__ import annotations
 
 import fcntl
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config
 from ..errors import TrackingError
-from .spool import LOCAL_PREFIX, Spool, _atomic_json
+from .spool import LOCAL_PREFIX, Spool, _atomic_json, read_journal
 from .writer import SPOOL_ID_TAG, RunRef, Writer, is_unreachable
 
 log = logging.getLogger("nbops")
+PARENT_TAG = "mlflow.parentRunId"
 
 
 @dataclass
@@ -29,7 +36,10 @@ class SyncReport:
     resumed: list[str] = field(default_factory=list)      # server runs that got records now
     records: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (local id, why)
-    mapping: dict[str, str] = field(default_factory=dict)
+    mapping: dict[str, str] = field(default_factory=dict)  # local id -> server id, for runs touched now
+    pushed: dict[str, Counter] = field(default_factory=dict)  # local id -> records pushed now, by kind
+    relinked: list[str] = field(default_factory=list)     # server runs whose parent link was rewritten
+    up_to_date: int = 0                                    # spooled runs that had nothing left to push
 
     @property
     def ok(self) -> bool:
@@ -37,36 +47,49 @@ class SyncReport:
 
     def __str__(self) -> str:
         lines = [f"nbops sync -> {self.target}: {self.records} records pushed, {len(self.created)} runs created, "
-                 f"{len(self.resumed)} runs updated, {len(self.skipped)} skipped"]
+                 f"{len(self.resumed)} runs updated, {self.up_to_date} already synced, {len(self.skipped)} skipped"]
+        for local, counts in self.pushed.items():
+            what = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+            lines.append(f"  {local} -> {self.mapping.get(local, '?')}: {what}")
+        lines += [f"  relinked child run {r} to its synced parent" for r in self.relinked]
         lines += [f"  skipped {k}: {why}" for k, why in self.skipped]
-        lines += [f"  {k} -> {v}" for k, v in self.mapping.items()]
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def _repr_pretty_(self, p, cycle):
         p.text(str(self))
 
+    def _repr_html_(self) -> str:
+        import html
+
+        from ..display.summary import table_html
+
+        rows = [("store", html.escape(self.target)), ("records pushed", str(self.records)),
+                ("runs created", str(len(self.created))), ("runs updated", str(len(self.resumed))),
+                ("already synced", str(self.up_to_date))]
+        rows += [(html.escape(k), html.escape(f"-> {self.mapping.get(k, '?')}: " + ", ".join(
+            f"{n} {op}" for op, n in sorted(c.items())))) for k, c in self.pushed.items()]
+        rows += [("skipped " + html.escape(k), html.escape(why)) for k, why in self.skipped]
+        return table_html(rows, "nbops sync")
+
 
 def _read_journal(d: Path) -> list[dict]:
-    """Journal records; a torn last line (a crash mid-append) is dropped, corruption elsewhere is an error."""
-    path = d / "journal.jsonl"
-    if not path.exists():
-        return []
-    lines = path.read_bytes().splitlines()
-    out = []
-    for i, line in enumerate(lines):
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            if i == len(lines) - 1:
-                log.warning("nbops sync: %s: dropped a torn last journal line", d.name)
-                break
-            raise TrackingError(f"spool entry {d.name} is corrupt at journal line {i + 1}; it was skipped "
-                                f"(the rest of the spool is synced). Inspect or delete {path}.", path=str(path))
-    return out
+    try:
+        return read_journal(d)
+    except ValueError as exc:
+        raise TrackingError(f"spool entry {d.name} is corrupt: {exc}; it was skipped (the rest of the spool is "
+                            f"synced). Inspect or delete {d / 'journal.jsonl'}.",
+                            path=str(d / "journal.jsonl")) from exc
+
+
+class _ParentPending(Exception):
+    """The run's parent is a spooled run not synced yet (retried after the others)."""
 
 
 def sync(settings: config.Settings | None = None, spool_dir: str | Path | None = None) -> SyncReport:
-    """Push every spooled record to the configured store. Safe to run any number of times."""
+    """Push every spooled record to the configured store. Safe to run any number of times, and to interrupt."""
     s = settings or config.settings()
     if s.offline:
         s = config.Settings(**{**s.__dict__, "offline": False})
@@ -78,24 +101,41 @@ def sync(settings: config.Settings | None = None, spool_dir: str | Path | None =
     idmap_path = spool.root / "idmap.json"
     with open(spool.root / ".sync-lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two syncs at once would race on the same state files
-        idmap = json.loads(idmap_path.read_text()) if idmap_path.exists() else {}
+        try:
+            idmap = json.loads(idmap_path.read_text()) if idmap_path.exists() else {}
+        except ValueError:
+            log.warning("nbops sync: %s is corrupt; rebuilding it from the runs' state files", idmap_path)
+            idmap = {}
         try:
             from tqdm.auto import tqdm
 
-            entries = spool.entries()
-            for d in tqdm(entries, desc="nbops sync", unit="run", disable=len(entries) < 5):
-                try:
-                    _sync_one(writer, d, idmap, report)
-                except TrackingError as exc:
-                    report.skipped.append((d.name, exc.message))
-                except Exception as exc:  # noqa: BLE001
-                    if is_unreachable(exc):
-                        raise TrackingError(f"The tracking store at {s.tracking_uri} does not answer; nothing "
-                                            f"more was synced ({exc}). Try again when it is up.",
-                                            uri=s.tracking_uri) from exc
-                    report.skipped.append((d.name, f"{type(exc).__name__}: {exc}"))
-                finally:
-                    _atomic_json(idmap_path, idmap)
+            todo = spool.entries()
+            for _ in range(len(todo) + 1):  # parents before children, whatever the folders' order
+                waiting = []
+                for d in tqdm(todo, desc="nbops sync", unit="run", disable=len(todo) < 5, leave=False):
+                    try:
+                        _sync_one(writer, d, idmap, report)
+                    except _ParentPending:
+                        waiting.append(d)
+                    except TrackingError as exc:
+                        report.skipped.append((d.name, exc.message))
+                        log.warning("nbops sync: %s", exc.message)
+                    except Exception as exc:  # noqa: BLE001
+                        if is_unreachable(exc):
+                            raise TrackingError(f"The tracking store at {s.tracking_uri} does not answer; "
+                                                f"{report.records} records were pushed before it stopped "
+                                                f"({str(exc)[:200]}). Run `nbops sync` again when it is up: it "
+                                                f"resumes where it stopped.", uri=s.tracking_uri) from exc
+                        report.skipped.append((d.name, f"{type(exc).__name__}: {exc}"))
+                        log.warning("nbops sync: %s skipped: %s: %s", d.name, type(exc).__name__, exc)
+                    finally:
+                        _atomic_json(idmap_path, idmap)
+                if len(waiting) == len(todo):
+                    break
+                todo = waiting
+            for d in todo if waiting else []:
+                report.skipped.append((d.name, "its parent run is a spooled run that could not be synced; "
+                                               "fix or delete the parent's spool entry and sync again."))
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return report
@@ -104,57 +144,96 @@ def sync(settings: config.Settings | None = None, spool_dir: str | Path | None =
 def _sync_one(writer: Writer, d: Path, idmap: dict, report: SyncReport) -> None:
     try:
         meta = json.loads((d / "meta.json").read_text())
-    except ValueError as exc:
-        raise TrackingError(f"spool entry {d.name} has a corrupt meta.json ({exc}); skipped.") from exc
+        local = meta["local_run_id"]
+        experiment = meta["experiment"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TrackingError(f"spool entry {d.name} has a corrupt meta.json ({exc}); it was skipped (the rest of "
+                            f"the spool is synced). Inspect or delete {d}.", path=str(d)) from exc
     state_path = d / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    try:
+        state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    except ValueError:
+        state = {}  # a torn state file: the spool-id tag finds the run again, replays are harmless
     records = _read_journal(d)
     done = state.get("done", -1)
-    if state.get("server_run_id") and done >= len(records) - 1:
+    last = max((r["seq"] for r in records), default=-1)
+    server_id = state.get("server_run_id")
+    if server_id and done >= last:
+        idmap[local] = server_id
+        report.up_to_date += 1
         return  # already on the store
+    tags = dict(meta.get("tags") or {})
+    parent = tags.get(PARENT_TAG)
+    if parent and parent.startswith(LOCAL_PREFIX) and parent not in idmap:
+        raise _ParentPending(parent)
     client = writer.client
-    local = meta["local_run_id"]
-    server_id = state.get("server_run_id") or meta.get("server_run_id")
-    exp_id = writer.experiment_id(meta["experiment"])
+    exp_id = writer.experiment_id(experiment)
+    server_id = server_id or meta.get("server_run_id")  # an adopted run exists on the store already
+    created = False
     if not server_id:
-        found = client.search_runs([exp_id], filter_string=f"tags.`{SPOOL_ID_TAG}` = '{local}'", max_results=1)
+        found = writer.call(client.search_runs, [exp_id], filter_string=f"tags.`{SPOOL_ID_TAG}` = '{local}'",
+                            max_results=1)
         if found:
             server_id = found[0].info.run_id
         else:
-            tags = _map_parent(dict(meta.get("tags") or {}), idmap)
+            tags = _map_parent(tags, idmap)
             tags[SPOOL_ID_TAG] = local
             r = writer.call(client.create_run, exp_id, start_time=meta.get("start_time"), tags=tags,
                             run_name=meta.get("run_name"))
             server_id = r.info.run_id
+            created = True
             report.created.append(server_id)
+    if state.get("server_run_id") != server_id:
         state["server_run_id"] = server_id
         _atomic_json(state_path, state)
-    elif server_id not in report.created:
-        report.resumed.append(server_id)
     idmap[local] = server_id
     report.mapping[local] = server_id
-    run = RunRef(server_id, exp_id, meta["experiment"], meta.get("run_name"))
+    if local.startswith(LOCAL_PREFIX):
+        _relink_children(writer, local, server_id, report)
+    run = RunRef(server_id, exp_id, experiment, meta.get("run_name"))
+    pushed = Counter()
     for rec in records:
         if rec["seq"] <= done:
             continue
         _replay(writer, run, d, rec, idmap)
         report.records += 1
+        pushed[rec["op"]] += 1
         state["done"] = rec["seq"]
         _atomic_json(state_path, state)
+    if pushed:
+        report.pushed[local] = pushed
+        if not created:
+            report.resumed.append(server_id)
+
+
+def _relink_children(writer: Writer, local: str, server_id: str, report: SyncReport) -> None:
+    """Runs that reached the store while their parent was spooled point at the parent's local id: fix them."""
+    client = writer.client
+    exp_ids = [e.experiment_id for e in client.search_experiments()]
+    if not exp_ids:
+        return
+    for r in writer.call(client.search_runs, exp_ids, filter_string=f"tags.`{PARENT_TAG}` = '{local}'",
+                         max_results=1000):
+        writer.call(client.set_tag, r.info.run_id, PARENT_TAG, server_id)
+        report.relinked.append(r.info.run_id)
 
 
 def _map_parent(tags: dict, idmap: dict) -> dict:
-    parent = tags.get("mlflow.parentRunId")
+    parent = tags.get(PARENT_TAG)
     if parent and parent.startswith(LOCAL_PREFIX):
         if parent not in idmap:
-            raise TrackingError(f"parent run {parent} is not synced yet; sync it first.")
-        tags["mlflow.parentRunId"] = idmap[parent]
+            raise _ParentPending(parent)
+        tags[PARENT_TAG] = idmap[parent]
     return tags
 
 
 def _replay(writer: Writer, run: RunRef, d: Path, rec: dict, idmap: dict) -> None:
     op = rec["op"]
     files = d / rec["files"] if rec.get("files") else None
+    if files is not None and not files.exists():
+        raise TrackingError(f"spool entry {d.name}: the files of record {rec['seq']} ({op}) are missing from "
+                            f"{files}; it was skipped at that record. Restore them, or delete {d} to give up "
+                            f"on the rest of this run.", path=str(files))
     if op == "log_batch":
         writer._direct_batch(run.run_id, {**rec, "tags": _map_parent(dict(rec.get("tags") or {}), idmap)})
     elif op == "log_artifacts":
@@ -162,6 +241,8 @@ def _replay(writer: Writer, run: RunRef, d: Path, rec: dict, idmap: dict) -> Non
     elif op == "log_inputs":
         writer._direct_inputs(run.run_id, rec["datasets"])
     elif op == "log_model":
+        if _model_logged(writer, run, rec["name"]):
+            return
         import cloudpickle
 
         with open(files / "model.pkl", "rb") as fh:
@@ -171,3 +252,14 @@ def _replay(writer: Writer, run: RunRef, d: Path, rec: dict, idmap: dict) -> Non
         writer.call(writer.client.set_terminated, run.run_id, rec["status"], rec["end_time"])
     else:
         raise TrackingError(f"unknown spool record {op!r} in {d.name}; skipped.")
+
+
+def _model_logged(writer: Writer, run: RunRef, name: str) -> bool:
+    """A model of this name already logged from this run (the replay before a crash got that far)."""
+    client = writer.client
+    try:
+        models = client.search_logged_models(experiment_ids=[run.experiment_id], max_results=1000)
+    except Exception as exc:  # noqa: BLE001 - a store without logged models: log it
+        log.debug("nbops sync: cannot search logged models: %s", exc)
+        return False
+    return any(m.source_run_id == run.run_id and m.name == name and str(m.status) == "READY" for m in models)

@@ -45,21 +45,32 @@ class RunRef:
 
 
 def is_unreachable(exc: BaseException) -> bool:
-    """True when ``exc`` means the store did not answer (refused, timed out, 5xx, locked), not that it said no."""
+    """True when ``exc`` means the store did not answer (refused, timed out, 5xx, locked), not that it said no
+    (a 4xx such as a wrong password or a bad value is an answer: it is raised, never spooled)."""
+    import re
+
     import requests
 
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
                         TimeoutError)):
         return True
     text = f"{type(exc).__name__}: {exc}"
+    http = re.search(r"API request to endpoint \S+ failed with error code (\d{3})", text)
+    if http:  # MLflow's message for an HTTP error without an MLflow error body, after its own retries
+        return int(http.group(1)) >= 500 or int(http.group(1)) == 429
     markers = ("Max retries exceeded", "Connection refused", "ConnectionError", "timed out", "Read timed out",
                "database is locked", "Failed to establish a new connection", "RemoteDisconnected",
-               "Connection aborted", "too many 5", "502", "503", "504", "TEMPORARILY_UNAVAILABLE",
-               "API request to endpoint")
+               "Connection aborted", "too many 5", "too many 429", "TEMPORARILY_UNAVAILABLE",
+               "502 Bad Gateway", "503 Service Unavailable", "504 Gateway Time")
     if any(m in text for m in markers):
         return True
     code = getattr(exc, "error_code", "")
     return code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE") and "500" in text
+
+
+# After the store failed to answer, new runs go straight to the spool for this long (seconds) instead of each
+# waiting out MLflow's retries again; then the store is tried again.
+DOWN_GRACE_S = float(os.environ.get("NBOPS_DOWN_GRACE_S", "30"))
 
 
 def _bounded_http_retries() -> None:
@@ -81,6 +92,8 @@ class Writer:
         from .spool import Spool  # light module
         self.spool = Spool(self.settings.spool_dir)
         self._warned = False
+        self._down_since: float | None = None
+        self._down_error: BaseException | None = None
 
     # -- plumbing -------------------------------------------------------------------------------------------
     @property
@@ -148,6 +161,9 @@ class Writer:
                     continue
                 raise
 
+    def _mark_down(self, exc: BaseException) -> None:
+        self._down_since, self._down_error = time.time(), exc
+
     def _warn_spooled(self, run: RunRef, exc: BaseException | None) -> None:
         why = "NBOPS_OFFLINE=1" if exc is None else f"the tracking store at {self.settings.tracking_uri} " \
             f"did not answer ({type(exc).__name__}: {str(exc)[:160]})"
@@ -170,6 +186,7 @@ class Writer:
                 if not is_unreachable(exc):
                     raise TrackingError(f"The tracking store refused {op['op']} for run {run.run_id}: {exc}",
                                         run_id=run.run_id, uri=self.settings.tracking_uri) from exc
+                self._mark_down(exc)
                 self.spool.adopt(run, self.settings.tracking_uri)
                 run.spooled = True
                 self._warn_spooled(run, exc)
@@ -210,6 +227,10 @@ class Writer:
             run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
             self._warn_spooled(run, None)
             return run
+        if self._down_since is not None and time.time() - self._down_since < DOWN_GRACE_S:
+            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
+            self._warn_spooled(run, self._down_error)
+            return run
         try:
             exp_id = self.experiment_id(experiment)
             r = self.call(self.client.create_run, exp_id, start_time=start_ms, tags=tags, run_name=run_name)
@@ -219,9 +240,11 @@ class Writer:
             if not is_unreachable(exc):
                 raise TrackingError(f"Could not start a run in experiment {experiment!r} on "
                                     f"{self.settings.tracking_uri}: {exc}", uri=self.settings.tracking_uri) from exc
+            self._mark_down(exc)
             run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
             self._warn_spooled(run, exc)
             return run
+        self._down_since = None
         return RunRef(r.info.run_id, exp_id, experiment, r.info.run_name, artifact_uri=r.info.artifact_uri)
 
     def log_batch(self, run: RunRef, params: dict | None = None, metrics: dict | None = None,
@@ -334,7 +357,12 @@ class Writer:
         if input_example is not None:
             kwargs["input_example"] = input_example
         with self.guard():
-            info = mlflow.models.Model.log(artifact_path=None, flavor=mod, **kwargs)
+            # Create the LoggedModel in the run's own experiment: left to itself, Model.log files it under the
+            # fluent API's active experiment ("Default" in a process that never called set_experiment).
+            src = self.client.get_run(run.run_id)
+            lm = self.client.create_logged_model(src.info.experiment_id, name=name, source_run_id=run.run_id,
+                                                 params={k: str(v) for k, v in src.data.params.items()})
+            info = mlflow.models.Model.log(artifact_path=None, flavor=mod, model_id=lm.model_id, **kwargs)
         return info.model_uri
 
     def end_run(self, run: RunRef, status: str = FINISHED, end_time: float | None = None) -> None:
