@@ -14,6 +14,10 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[test]"
+	@# Containers and CI run as root, where Jupyter refuses to start without allow_root. Allow it in this
+	@# development venv only (never in the installed package's config).
+	@if [ "$$(id -u)" = 0 ] && [ ! -e $(VENV)/etc/jupyter/jupyter_server_config.json ]; then \
+	  mkdir -p $(VENV)/etc/jupyter && echo '{"ServerApp": {"allow_root": true}}' > $(VENV)/etc/jupyter/jupyter_server_config.json; fi
 	touch $@
 
 venv: $(VENV)/.installed
