@@ -66,17 +66,27 @@ class TrackMagics(Magics):
                                                                    "store, experiment, versions; sync: push the spool.")
     @argument("-n", type=int, default=10, help="How many runs (for `runs`).")
     @argument("-e", "--experiment", help="Experiment (for `runs`; default: every experiment).")
+    @argument("--all", action="store_true", help="For `runs`: runs of every notebook, not only this one.")
+    @argument("-o", "--output", metavar="VAR", help="For `runs`: also store the runs DataFrame in VAR.")
     @line_magic
     def nbops(self, line: str):
-        """%nbops runs [-n N] | %nbops status | %nbops sync"""
+        """%nbops runs [-n N] [-e EXPERIMENT] [--all] [-o VAR] | %nbops status | %nbops sync
+
+        runs: the most recent runs of this notebook (of every notebook with --all), newest first."""
         from . import api
         from .display import show
 
         a = parse(self.nbops, line)
         if a.command == "runs":
+            from .display.runs import RunsTable
             from .tracking.notebook import notebook_path
 
-            return api.runs(notebook=notebook_path(self.shell.user_ns), n=a.n, experiment=a.experiment)
+            nb = None if a.all else notebook_path(self.shell.user_ns)
+            table = RunsTable(api.runs(notebook=nb, n=a.n, experiment=a.experiment), nb)
+            if a.output:
+                self.shell.user_ns[a.output] = table.to_frame()
+            show(table)
+            return None
         if a.command == "status":
             show(api.status())
             return None

@@ -230,7 +230,8 @@ def test_load_ext_imports_no_heavy_library():
 
 def test_status_and_runs(ip, client, capsys):
     ip.run_cell_magic("track", "-e st -n one", "accuracy = 0.5")
-    df = ip.run_line_magic("nbops", "runs -n 5")
+    ip.run_line_magic("nbops", "runs -n 5 --all -o df")
+    df = ip.user_ns["df"]
     assert "one" in set(df["run_name"]) and "metrics.accuracy" in df.columns
     ip.run_line_magic("nbops", "status")
     from nbops import status
