@@ -400,7 +400,7 @@ def _record(tracker, src: Path, out: Path, nb, status: str, error: dict | None, 
     """Everything the parent run keeps: counts, the executed notebook (.ipynb + HTML), the failure."""
     masker = _masker(nb)
     tracker.log_metrics({"nbops.cells": cells, "nbops.cells_executed": executed,
-                         "nbops.notebook_duration_s": round(duration, 3)})
+                         "nbops.duration_s": round(duration, 3)})
     if out.exists():
         tracker.log_text(masker(out.read_text(encoding="utf-8", errors="replace")), f"notebook/{out.name}")
         page = _html(out, masker)
