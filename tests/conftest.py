@@ -1,24 +1,9 @@
 """Shared fixtures: a fresh MLflow store per test, a real IPython shell, paths to the shared datasets."""
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("NBOPS_SHARED", ROOT.parent / "shared"))
-DATASETS = SHARED / "datasets"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from nbops_testing import DATASETS, ROOT, SHARED, all_artifacts, free_port, run_notebook, write_notebook  # noqa: F401
 
 
 @pytest.fixture
@@ -59,41 +44,3 @@ def ip(_ipython, store):
     _ipython.run_line_magic("unload_ext", "nbops")
     for k in set(_ipython.user_ns) - keep:
         _ipython.user_ns.pop(k, None)
-
-
-def run_notebook(path, cwd, parameters=None, env=None, **kw):
-    """Execute a notebook with papermill in a real kernel; returns the output notebook path."""
-    import papermill as pm
-    out = Path(cwd) / (Path(path).stem + ".out.ipynb")
-    old = dict(os.environ)
-    os.environ.update(env or {})
-    try:
-        pm.execute_notebook(str(path), str(out), parameters=parameters or {}, cwd=str(cwd), progress_bar=False,
-                            kernel_name="python3", **kw)
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-    return out
-
-
-def write_notebook(path, cells, parameters=None):
-    """Write a notebook whose cells are source strings; ``parameters`` becomes a tagged parameters cell."""
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_notebook
-    nb_cells = []
-    if parameters is not None:
-        nb_cells.append(new_code_cell("\n".join(f"{k} = {v!r}" for k, v in parameters.items()),
-                                      metadata={"tags": ["parameters"]}))
-    nb_cells += [new_code_cell(c) for c in cells]
-    nb = new_notebook(cells=nb_cells, metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"}})
-    nbformat.write(nb, str(path))
-    return Path(path)
-
-
-def all_artifacts(client, run_id, path=None):
-    out = []
-    for a in client.list_artifacts(run_id, path):
-        out += all_artifacts(client, run_id, a.path) if a.is_dir else [a.path]
-    return out

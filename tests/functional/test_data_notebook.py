@@ -6,7 +6,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from conftest import run_notebook, write_notebook
+from nbops_testing import run_notebook, write_notebook
 
 
 @pytest.mark.slow

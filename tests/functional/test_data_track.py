@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import all_artifacts
+from nbops_testing import all_artifacts
 from nbops.errors import DataError, NbopsError
 
 # Creating a fresh MLflow SQLite store takes seconds (schema migrations); the tests of this module share one

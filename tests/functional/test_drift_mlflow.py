@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DATASETS, all_artifacts, run_notebook, write_notebook
+from nbops_testing import DATASETS, all_artifacts, run_notebook, write_notebook
 from nbops.errors import DriftDetected, DriftError, NbopsError
 
 ENV_CLEAR = ("NBOPS_OFFLINE", "NBOPS_PARENT_RUN_ID", "NBOPS_NOTEBOOK_PATH", "NBOPS_EXPERIMENT",

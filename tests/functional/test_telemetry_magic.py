@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import DATASETS, all_artifacts
+from nbops_testing import DATASETS, all_artifacts
 from nbops.errors import NbopsError, TelemetryError
 
 

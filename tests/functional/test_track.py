@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import all_artifacts
+from nbops_testing import all_artifacts
 from nbops.errors import NbopsError
 
 
@@ -195,7 +195,7 @@ def test_data_argument_must_name_a_frame(ip, client):
 
 
 def test_unreachable_server_spools_and_keeps_the_cell(ip, monkeypatch, tmp_path):
-    from conftest import free_port
+    from nbops_testing import free_port
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     result = ip.run_cell_magic("track", "-e off -n offline", "lr = 0.2\naccuracy = 0.75\naccuracy")

@@ -5,7 +5,7 @@ import subprocess
 import papermill as pm
 import pytest
 
-from conftest import all_artifacts, run_notebook, write_notebook
+from nbops_testing import all_artifacts, run_notebook, write_notebook
 
 
 def test_papermill_run_records_injected_parameters_and_notebook(store, client, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATASETS, free_port
+from nbops_testing import DATASETS, free_port
 
 pytestmark = [pytest.mark.services]
 

@@ -15,7 +15,7 @@ import nbops
 from nbops.tracking.spool import Spool
 from nbops.tracking.sync import sync
 
-from conftest import all_artifacts
+from nbops_testing import all_artifacts
 
 
 def _log_everything(i: int, parent=None):

@@ -6,7 +6,7 @@ import pytest
 import nbops
 from nbops.errors import DriftError, NbopsError
 
-from conftest import DATASETS
+from nbops_testing import DATASETS
 
 FEATS = ["season", "mnth", "weekday", "workingday", "weathersit", "temp", "atemp", "hum", "windspeed", "casual",
          "registered", "cnt"]

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DATASETS
+from nbops_testing import DATASETS
 from nbops.errors import TelemetryError
 from nbops.telemetry import detectors, grouping, prometheus, sources, timeparse
 from nbops.telemetry.api import detect, incidents

@@ -1,0 +1,55 @@
+"""Helpers shared by the tests (import them: ``from nbops_testing import ...``). Fixtures live in conftest.py;
+helpers live here, because a module named ``conftest`` is ambiguous once a test folder has its own."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NBOPS_SHARED", ROOT.parent / "shared"))
+DATASETS = SHARED / "datasets"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_notebook(path, cwd, parameters=None, env=None, **kw):
+    """Execute a notebook with papermill in a real kernel; returns the output notebook path."""
+    import papermill as pm
+    out = Path(cwd) / (Path(path).stem + ".out.ipynb")
+    old = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        pm.execute_notebook(str(path), str(out), parameters=parameters or {}, cwd=str(cwd), progress_bar=False,
+                            kernel_name="python3", **kw)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    return out
+
+
+def write_notebook(path, cells, parameters=None):
+    """Write a notebook whose cells are source strings; ``parameters`` becomes a tagged parameters cell."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+    nb_cells = []
+    if parameters is not None:
+        nb_cells.append(new_code_cell("\n".join(f"{k} = {v!r}" for k, v in parameters.items()),
+                                      metadata={"tags": ["parameters"]}))
+    nb_cells += [new_code_cell(c) for c in cells]
+    nb = new_notebook(cells=nb_cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"}})
+    nbformat.write(nb, str(path))
+    return Path(path)
+
+
+def all_artifacts(client, run_id, path=None):
+    out = []
+    for a in client.list_artifacts(run_id, path):
+        out += all_artifacts(client, run_id, a.path) if a.is_dir else [a.path]
+    return out
