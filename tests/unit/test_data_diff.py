@@ -4,7 +4,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from nbops.data import DataVersion, diff, fingerprint
 from nbops.data.compare import compare, row_changes

@@ -7,7 +7,6 @@ import struct
 import subprocess
 import sys
 import textwrap
-import threading
 
 import numpy as np
 import pandas as pd
@@ -290,3 +289,23 @@ def test_progress_bar(capsys):
     assert "fingerprint x" in capsys.readouterr().err
     fingerprint(df, "x", progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_object_encoder_covers_common_python_values():
+    import uuid
+    from pathlib import PurePosixPath
+
+    from nbops.data.encode import enc
+
+    values = [decimal.Decimal("1.10"), decimal.Decimal("1.1"), uuid.UUID(int=1), uuid.UUID(int=2),
+              PurePosixPath("a/b"), "a/b", pd.Interval(0, 1), pd.Interval(0, 1, closed="left"),
+              pd.Period("2024-01", "M"), pd.Period("2024-01", "D"), {1, 2}, frozenset({3}), (1, 2), [1, 2],
+              np.array([1, 2]), np.array([1.0, 2.0]), dt.time(1, 2), dt.timedelta(seconds=1), pd.Timedelta("1s"),
+              np.datetime64("2024-01-01"), np.datetime64("NaT"), 1 + 2j, np.float32(0.5), np.int8(-1)]
+    encoded = [enc(v) for v in values]
+    assert len(set(encoded)) == len(encoded)
+    assert enc({"a": 1, "b": [2]}) == enc({"b": [2], "a": 1})   # key order is not content
+    assert enc({1, 2, 3}) == enc({3, 2, 1})
+    assert enc(np.float64(0.25)) == enc(0.25) and enc(np.int64(3)) == enc(3) and enc(np.str_("x")) == enc("x")
+    col = pd.Series(values, dtype=object)
+    assert fp(col) == fp(pd.Series(list(values), dtype=object))

@@ -22,7 +22,6 @@ from typing import Any, Callable
 import numpy as np
 import xxhash
 
-from ..errors import DataError
 
 CHUNK = 1 << 17                 # elements per chunk for numeric columns (1 MiB of float64: stays in cache)
 OBJ_CHUNK = 1 << 15             # values per chunk for Python-object columns

@@ -32,7 +32,7 @@ import numpy as np
 import xxhash
 
 from ..errors import DataError
-from .encode import Unsupported, enc, json_number, numeric, objects, _lp
+from .encode import Unsupported, _lp, enc, numeric, objects
 from .version import DataVersion
 
 log = logging.getLogger("nbops")
@@ -467,4 +467,4 @@ def _folder(root: Path, name, progress) -> DataVersion:
                        created=_dt.datetime.now(_dt.timezone.utc), nbytes=sum(f["bytes"] for f in listing))
 
 
-__all__ = ["fingerprint", "hash_file", "pandas_column", "polars_column", "json_number"]
+__all__ = ["fingerprint", "hash_file", "pandas_column", "polars_column"]

@@ -6,7 +6,6 @@ import datetime as _dt
 import html
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -31,10 +30,6 @@ def _fmt_val(v) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     return str(v)
-
-
-_MLFLOW_TYPES = {"b": "boolean", "i": "long", "u": "long", "f": "double", "M": "datetime", "O": "string",
-                 "S": "binary", "U": "string"}
 
 
 def _mlflow_type(dtype: str) -> str:
