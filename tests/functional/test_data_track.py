@@ -109,6 +109,14 @@ def test_track_data_snapshot_roundtrip_and_load_snapshot(ip, client):
         load_snapshot(r.info.run_id)
     with pytest.raises(DataError, match="no snapshot of 'nope'"):
         load_snapshot(r.info.run_id, "nope")
+    # a polars frame versions and snapshots too (it loads back as pandas)
+    import polars as pl
+    ip.user_ns["pdf"] = pl.DataFrame({"a": [1, 2, None], "s": ["x", None, "z"]})
+    ip.run_cell_magic("track", "-e exp -n polarsnap --data pdf --snapshot", "pass")
+    rp = run_named(client, "exp", "polarsnap")
+    assert inputs(rp)["pdf"].dataset.digest == fingerprint(ip.user_ns["pdf"]).digest
+    back = load_snapshot(rp.info.run_id)
+    assert back["a"].isna().tolist() == [False, False, True] and back["s"].tolist() == ["x", None, "z"]
 
 
 def test_load_snapshot_without_snapshot_says_how(ip, client):
@@ -298,3 +306,19 @@ def test_cli_history_and_runs(ip, client, store, tmp_path, capsys):
     p = tmp_path / "f.csv"
     p.write_text("a\n1\n")
     assert main(["data", "fingerprint", str(p)]) == 0 and "f.csv" in capsys.readouterr().out
+
+
+def test_offline_versions_are_spooled_then_synced(ip, client, monkeypatch):
+    from nbops.api import sync
+    from nbops.data import history, record_version
+
+    df = frame(25, seed=4)
+    monkeypatch.setenv("NBOPS_OFFLINE", "1")
+    report = record_version(df, "offline_set")
+    assert any("offline" in w for w in report.warnings) and any("spooled" in w for w in report.warnings)
+    assert report.recorded_in and report.seen_in is None
+    monkeypatch.delenv("NBOPS_OFFLINE")
+    assert len(history("offline_set")) == 0          # not in the store yet
+    assert sync().ok
+    h = history("offline_set")
+    assert len(h) == 1 and h[0]["digest"] == report.version.digest and h[0]["kind"] == "dataversion"

@@ -238,13 +238,18 @@ def record_version(obj: Any, name: str, snapshot: bool = False, *, experiment: s
     v = _fingerprint(obj, name)
     report = VersionReport(v)
     hist = None
-    try:
-        report.seen_in = runs_using(v.digest)
-        hist = history(name)
-    except NbopsError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - an unreachable store must not stop versioning
-        report.warnings.append(f"lineage unavailable: {type(exc).__name__}: {str(exc)[:200]}")
+    from ..tracking.writer import get_writer
+
+    if get_writer().settings.offline:
+        report.warnings.append("offline (NBOPS_OFFLINE=1): lineage and the previous version were not looked up")
+    else:
+        try:
+            report.seen_in = runs_using(v.digest)
+            hist = history(name)
+        except NbopsError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an unreachable store must not stop versioning
+            report.warnings.append(f"lineage unavailable: {type(exc).__name__}: {str(exc)[:200]}")
     if hist is not None:
         prev_row = next((r for r in hist.rows if r["digest"] != v.digest), None)
         if prev_row is not None:
