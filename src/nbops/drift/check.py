@@ -249,8 +249,8 @@ def _numeric(row: FeatureDrift, pc: PreparedColumn, x, test, engine, p_val, plot
     if test == "ks" and engine == "nbops":
         det = pc.ks_detector(p_val)
         res = det.predict(x.reshape(-1, 1))
-        merge = det.last
-        cur_sorted = None
+        merge, cur_sorted = det.last, det.cur_sorted
+        det.cur_sorted = None  # do not keep the batch alive in the cached detector
         row.test, row.statistic, row.p_value = "KS", float(res["data"]["distance"][0]), \
             float(res["data"]["p_val"][0])
     else:
@@ -264,8 +264,6 @@ def _numeric(row: FeatureDrift, pc: PreparedColumn, x, test, engine, p_val, plot
     row.wasserstein_norm = merge.wasserstein / pc.std if pc.std > 0 else (0.0 if merge.wasserstein == 0 else
                                                                            float("inf"))
     if plots:
-        if cur_sorted is None:
-            cur_sorted = np.sort(x) if len(x) <= 200_000 else np.sort(x[:: max(1, len(x) // 200_000)])
         row.plot_data = _numeric_plot_data(pc.sorted, cur_sorted, pc.mean, float(x.mean()))
 
 

@@ -54,7 +54,6 @@ class DriftMagics(Magics):
             raise DriftError(f"-o {a.output!r} is not a variable name.")
         ref = self._value(a.reference, "reference", allow_reference=True)
         cur = self._value(a.current, "current")
-        from ..display import show
         from . import check_drift
         from .stats import DEFAULT_MIN_EFFECT
 

@@ -61,6 +61,7 @@ def _alibi():
         def feature_score(self, x_ref, x):
             cur_sorted = np.sort(x.reshape(-1))
             self.last = ks_merge(self.ref_sorted, cur_sorted)
+            self.cur_sorted = cur_sorted  # for the plots: no second sort
             return np.array([self.last.p_value]), np.array([self.last.statistic])
 
     class CountsChiSquareDrift(ChiSquareDrift):
