@@ -55,10 +55,14 @@ def test_folder_manifest(tmp_path):
     assert fingerprint(empty).profile["file_count"] == 0
 
 
-def test_missing_path():
+def test_missing_path_and_special_files(tmp_path):
     with pytest.raises(DataError, match="No file or folder at .*nope.csv: check the path") as err:
         fingerprint("nope.csv")
     assert err.value.path.endswith("nope.csv")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        fingerprint(fifo)  # would block forever if it were opened
 
 
 def test_file_that_changes_while_read_is_refused(tmp_path):

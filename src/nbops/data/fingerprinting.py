@@ -394,7 +394,12 @@ def _path(path: Path, name, profile, progress) -> DataVersion:
         raise DataError(f"No file or folder at {p}: check the path (relative paths start at {os.getcwd()}).",
                         path=str(p))
     p = p.resolve()
-    return _folder(p, name, progress) if p.is_dir() else _file(p, name, profile, progress)
+    if p.is_dir():
+        return _folder(p, name, progress)
+    if not p.is_file():
+        raise DataError(f"{p} is not a regular file (a pipe, socket or device has no fixed content to version); "
+                        f"version a file or a folder.", path=str(p))
+    return _file(p, name, profile, progress)
 
 
 def _file(p: Path, name, profile, progress) -> DataVersion:
