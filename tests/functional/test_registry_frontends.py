@@ -8,12 +8,12 @@ import pytest
 
 from nbops.errors import GateFailed, NbopsError
 
-from test_registry_promote import aliases, train, versions  # noqa: E402 - same folder on sys.path
+from test_registry_promote import aliases, client, runs, trained, versions  # noqa: F401 - shared fixtures
 
 
 @pytest.fixture
-def two(client):
-    return {"weak": train("weak", 20, 2), "strong": train("strong")}
+def two(runs):
+    return {"weak": runs["weak"], "strong": runs["strong"]}
 
 
 def test_magic_promote_history_rollback(ip, client, two, capsys):
@@ -36,7 +36,7 @@ def test_magic_promote_history_rollback(ip, client, two, capsys):
     assert out.count("promote ") >= 2 and "rollback" in out and "Q3 retrain" in out
 
 
-def test_magic_best_defaults_to_the_last_tracked_experiment(ip, client):
+def test_magic_best_defaults_to_the_last_tracked_experiment(ip, runs, client):
     ip.run_cell("from sklearn.datasets import load_wine\nfrom sklearn.linear_model import LogisticRegression\n"
                 "X, y = load_wine(return_X_y=True)")
     ip.run_cell_magic("track", "-e cells -n fit --model m",
@@ -76,14 +76,14 @@ def test_cli(client, two, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_pick_widget_table_and_button(client, two):
+def test_pick_widget_table_and_button(client, runs, two):
     import ipywidgets
 
     from nbops.registry import pick
 
     p = pick("wine", "promo", require=["accuracy>=0.95"], reason="picked")
     rows = p.rows()
-    assert {r["run_id"] for r in rows} == set(two.values())
+    assert {r["run_id"] for r in rows} == {two["weak"], two["strong"], runs["middle"]}  # no-model is not one
     assert all("accuracy" in r and r["drift"] == "unchecked" and r["registered"] == "-" for r in rows)
     assert "<table>" in p._repr_html_() and "weak" in repr(p)
     w = p.widget()
