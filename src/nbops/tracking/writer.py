@@ -81,6 +81,10 @@ def _bounded_http_retries() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
+_PROCESS_LOCKS: dict[str, threading.Lock] = {}   # one per SQLite file: threads of this process take turns
+_HELD = threading.local()                         # per thread: guard depth per SQLite file
+
+
 class Writer:
     """Writes to one store (``settings.tracking_uri``); spools what the store does not take."""
 
@@ -88,7 +92,6 @@ class Writer:
         self.settings = settings or config.settings()
         self._client = None
         self._experiments: dict[str, str] = {}
-        self._held = threading.local()  # guard depth per thread
         from .spool import Spool  # light module
         self.spool = Spool(self.settings.spool_dir)
         self._warned = False
@@ -127,24 +130,30 @@ class Writer:
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
-        """Serialise writers on a SQLite store across processes (re-entrant within a thread); no-op for servers
-        and file stores."""
+        """Serialise writers on a SQLite store: threads of this process on a lock per database file, processes on
+        an ``flock`` beside it. Re-entrant per thread and per database, across Writer instances (two writers for
+        one file in one thread must not wait on each other). No-op for servers and file stores."""
         db = self.settings.sqlite_path
-        if db is None or getattr(self._held, "depth", 0):
-            self._held.depth = getattr(self._held, "depth", 0) + 1
+        if db is None:
+            yield
+            return
+        key = str(db.resolve()) if db.parent.exists() else str(db)
+        depths = _HELD.__dict__.setdefault("depths", {})
+        if depths.get(key):
+            depths[key] += 1
             try:
                 yield
             finally:
-                self._held.depth -= 1
+                depths[key] -= 1
             return
         db.parent.mkdir(parents=True, exist_ok=True)
-        with open(str(db) + ".nbops-lock", "a") as fh:
+        with _PROCESS_LOCKS.setdefault(key, threading.Lock()), open(key + ".nbops-lock", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
-            self._held.depth = 1
+            depths[key] = 1
             try:
                 yield
             finally:
-                self._held.depth = 0
+                depths[key] = 0
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def call(self, fn, *args, **kwargs):
