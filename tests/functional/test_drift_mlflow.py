@@ -207,6 +207,27 @@ def test_on_drift_runs_the_notebook_with_the_run_id(client, bike, tmp_path):
     assert tags["nbops.drift.on_drift"] == str(nb) and tags["nbops.drift.on_drift_status"] == "ok"
     assert "drift/on_drift/retrain.out.ipynb" in all_artifacts(client, r.run_id)
     assert r.on_drift["status"] == "ok"
+    child = client.get_run(tags["nbops.drift.on_drift_run_id"])  # the notebook's own run, a child of the check
+    assert child.info.status == "FINISHED" and child.data.tags["mlflow.parentRunId"] == r.run_id
+    assert child.data.params["drift_run_id"] == r.run_id
+
+
+def test_on_drift_failure_is_recorded_and_raised(client, bike, tmp_path):
+    import nbops
+    from nbops.errors import RunnerError
+
+    ref, cur = bike
+    nb = write_notebook(tmp_path / "broken.ipynb", ["raise ValueError('no retraining today')"],
+                        parameters={"drift_run_id": ""})
+    with pytest.raises(RunnerError, match="broken.ipynb"):
+        nbops.check_drift(ref, cur, experiment="drift-ondrift-fail", on_drift=str(nb))
+    exp = client.get_experiment_by_name("drift-ondrift-fail")
+    drift_runs = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("nbops.kind") == "drift"]
+    assert len(drift_runs) == 1
+    tags = drift_runs[0].data.tags
+    assert drift_runs[0].info.status == "FINISHED" and tags["nbops.drift.is_drift"] == "true"
+    assert tags["nbops.drift.on_drift_status"] == "failed"
+    assert client.get_run(tags["nbops.drift.on_drift_run_id"]).info.status == "FAILED"
 
 
 @pytest.mark.slow

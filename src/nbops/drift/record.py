@@ -138,39 +138,56 @@ def tag_model_version(report) -> None:
 
 
 def _on_drift(t, report, notebook) -> BaseException | None:
-    """Run ``notebook`` when the batch drifted; tag the link on the drift run. Returns the failure, if any."""
+    """Run ``notebook`` when the batch drifted (``nbops.runner.run_notebook``: its run becomes a child of the
+    drift run); tag the link on the drift run. Returns the failure, if any, to raise once the run is recorded."""
     if not notebook or not report.is_drift:
         return None
     nb = Path(notebook).resolve()
-    out_dir = Path(tempfile.mkdtemp(prefix="nbops-ondrift-"))
-    out = out_dir / f"{nb.stem}.out.ipynb"
+    out = Path(tempfile.mkdtemp(prefix="nbops-ondrift-")) / f"{nb.stem}.out.ipynb"
     report.on_drift = {"notebook": str(nb), "status": "running"}
-    t.set_tags({"nbops.drift.on_drift": str(nb)})
-    old = os.environ.get("NBOPS_PARENT_RUN_ID")
-    os.environ["NBOPS_PARENT_RUN_ID"] = t.run_id  # runs the notebook tracks become children of this check
-    failure = None
+    log.info("nbops: drift found; running %s", nb)
     try:
-        import papermill as pm
+        from ..runner import run_notebook
+    except ImportError:
+        run_notebook = None
+    if run_notebook is not None:
+        try:
+            nr = run_notebook(nb, out, parameters={"drift_run_id": t.run_id}, experiment=t.experiment,
+                              run_name=f"{nb.stem} (on drift)", cwd=nb.parent, progress=False)
+            report.on_drift.update(status="ok" if nr.ok else "failed", run_id=nr.run_id)
+            if not nr.ok:
+                report.on_drift["error"] = f"{(nr.error or {}).get('ename')}: {(nr.error or {}).get('evalue')}"
+        except NbopsError as exc:
+            report.on_drift.update(status="failed", error=str(exc))
+    else:  # pragma: no cover - the runner module is part of nbops; kept for partial installations
+        report.on_drift.update(_papermill(nb, out, t.run_id))
+    failure = None
+    if report.on_drift["status"] != "ok":
+        failure = RunnerError(f"The on-drift notebook {nb.name} failed ({report.on_drift.get('error', '')[:300]}); "
+                              f"the drift check is recorded in run {t.run_id}.", notebook=str(nb), run_id=t.run_id)
+    if out.exists():
+        t.log_artifact(str(out), "drift/on_drift")
+        report.on_drift["output"] = f"drift/on_drift/{out.name}"
+    t.set_tags({"nbops.drift.on_drift": str(nb), "nbops.drift.on_drift_status": report.on_drift["status"],
+                "nbops.drift.on_drift_run_id": report.on_drift.get("run_id") or "",
+                "nbops.drift.on_drift_output": report.on_drift.get("output", "")})
+    t.log_text(report.to_json(), "drift/report.json")  # again, now with the on-drift outcome
+    return failure
 
-        log.info("nbops: drift found; running %s", nb)
-        pm.execute_notebook(str(nb), str(out), parameters={"drift_run_id": t.run_id}, cwd=str(nb.parent),
-                            progress_bar=False, kernel_name="python3")
-        report.on_drift["status"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - the drift check is recorded; the notebook's failure is reported
-        report.on_drift["status"] = "failed"
-        report.on_drift["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
-        failure = RunnerError(f"The on-drift notebook {nb.name} failed ({type(exc).__name__}); its output is "
-                              f"logged on the drift run {t.run_id} under drift/on_drift/.", notebook=str(nb),
-                              run_id=t.run_id)
+
+def _papermill(nb: Path, out: Path, run_id: str) -> dict:
+    import papermill as pm
+
+    old = os.environ.get("NBOPS_PARENT_RUN_ID")
+    os.environ["NBOPS_PARENT_RUN_ID"] = run_id
+    try:
+        pm.execute_notebook(str(nb), str(out), parameters={"drift_run_id": run_id}, cwd=str(nb.parent),
+                            progress_bar=False)
+        return {"status": "ok"}
+    except Exception as exc:  # noqa: BLE001
+        return {"status": "failed", "error": f"{type(exc).__name__}: {str(exc)[:500]}"}
     finally:
         if old is None:
             os.environ.pop("NBOPS_PARENT_RUN_ID", None)
         else:
             os.environ["NBOPS_PARENT_RUN_ID"] = old
-    if out.exists():
-        t.log_artifact(str(out), "drift/on_drift")
-        report.on_drift["output"] = f"drift/on_drift/{out.name}"
-    t.set_tags({"nbops.drift.on_drift_status": report.on_drift["status"],
-                "nbops.drift.on_drift_output": report.on_drift.get("output", "")})
-    t.log_text(report.to_json(), "drift/report.json")  # again, now with the on-drift outcome
-    return failure
