@@ -157,6 +157,18 @@ def test_run_reference_uses_the_snapshot(ip, client, bike):
     rep = ip.user_ns["rep"]
     assert rep.reference == f"run:{run_id}" and {"cnt", "registered"} <= set(rep.drifted)
     assert client.get_run(rep.run_id).data.tags["nbops.drift.reference_run_id"] == run_id
+    # a run's snapshot never changes: loaded and prepared once per process, then reused
+    import nbops
+    from nbops.drift import check as check_mod
+
+    again = nbops.check_drift(f"run:{run_id}", cur, log=False)
+    cached = [r for k, r in check_mod._PREPARED.items() if run_id in k]
+    assert len(cached) == 1 and again.drifted == rep.drifted
+    nbops.check_drift(f"run:{run_id}", cur.sample(frac=0.5, random_state=0), log=False)
+    assert [r for k, r in check_mod._PREPARED.items() if run_id in k] == cached
+    ready = nbops.drift.prepare_reference(f"run:{run_id}")
+    assert ready.run_id == run_id and ready.source == f"run:{run_id}"
+    assert nbops.check_drift(ready, cur, log=False).drifted == rep.drifted
     # a run without a snapshot: a clear error, nothing logged
     ip.run_cell_magic("track", "-e drift-train", "x = 1\n")
     bare = ip.user_ns["_nbops_last_run"].run_id

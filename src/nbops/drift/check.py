@@ -56,9 +56,16 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
         if sample:
             ref_df = _sample(ref_df, sample, seed + 1)
         roles = select_columns(ref_df, cur, features=features, target=target, prediction=prediction)
-        ref_obj = prepare_reference(ref_df, categorical=categorical, numeric=numeric,
-                                    max_categories=max_categories or 25, source=src.label, _roles=roles)
-        ref_obj.data, ref_obj.run_id, ref_obj.model = src.frame, src.run_id, src.model
+        key = _cache_key(src, roles, categorical, numeric, max_categories, sample, seed)
+        ref_obj = _PREPARED.get(key) if key else None
+        if ref_obj is None:
+            ref_obj = prepare_reference(ref_df, categorical=categorical, numeric=numeric,
+                                        max_categories=max_categories or 25, source=src.label, _roles=roles)
+            if key:
+                while len(_PREPARED) >= 4:
+                    _PREPARED.pop(next(iter(_PREPARED)))
+                _PREPARED[key] = ref_obj
+        ref_obj.data, ref_obj.run_id, ref_obj.model, ref_obj.source = src.frame, src.run_id, src.model, src.label
     else:
         roles = _roles_for(ref_obj, cur, features, target, prediction)
         if categorical or numeric or max_categories:
@@ -87,6 +94,19 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
         raise DriftDetected(f"Drift detected: {report.verdict()}" +
                             (f" (run {report.run_id})" if report.run_id else ""), report=report)
     return report
+
+
+_PREPARED: dict[tuple, Reference] = {}  # run snapshots are immutable: prepare them once per process
+
+
+def _cache_key(src, roles, categorical, numeric, max_categories, sample, seed):
+    if not src.run_id:
+        return None  # a DataFrame can change in place: never cached
+    from ..config import settings
+
+    norm = lambda v: tuple(sorted(v.split(",") if isinstance(v, str) else v)) if v else ()  # noqa: E731
+    return (settings().tracking_uri, src.run_id, src.label.split("@")[0] if src.model else src.label,
+            tuple(roles), norm(categorical), norm(numeric), max_categories, sample, seed)
 
 
 def _check_options(p_val, correction, min_effect, test, engine, sample, max_categories, on_drift) -> None:

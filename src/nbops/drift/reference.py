@@ -120,7 +120,14 @@ class Reference:
 def prepare_reference(data, *, features=None, target=None, prediction=None, categorical=None, numeric=None,
                       max_categories: int = DEFAULT_MAX_CATEGORIES, source: str = "DataFrame",
                       _roles: list[tuple[str, str]] | None = None) -> Reference:
-    """Prepare ``data`` (a DataFrame) as a drift reference. Options as in :func:`nbops.check_drift`."""
+    """Prepare ``data`` (a DataFrame, ``run:<id>`` or ``models:/<name>@<alias>``) as a drift reference for
+    repeated checks. Options as in :func:`nbops.check_drift`."""
+    run_id = model = None
+    if isinstance(data, str):
+        from .sources import resolve_reference
+
+        src = resolve_reference(data)
+        data, source, run_id, model = src.frame, src.label, src.run_id, src.model
     df = as_frame(data, "reference")
     roles = _roles or select_columns(df, df, features=features, target=target, prediction=prediction)
     categorical = set(_list(categorical))
@@ -146,7 +153,7 @@ def prepare_reference(data, *, features=None, target=None, prediction=None, cate
                          f"distribution to compare with. Leave them out (features=[...]) or fix the reference.",
                          columns=all_missing)
     opts = {"categorical": sorted(categorical), "numeric": sorted(numeric), "max_categories": max_categories}
-    return Reference(cols, roles, len(df), opts, source=source, data=data)
+    return Reference(cols, roles, len(df), opts, source=source, data=data, run_id=run_id, model=model)
 
 
 def _prepare(spec: ColumnSpec, s, n_missing: int) -> PreparedColumn:

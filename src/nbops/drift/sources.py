@@ -52,8 +52,24 @@ def _label(obj) -> str:
     return f"DataFrame {shape[0]:,}x{shape[1]}" if shape is not None and len(shape) == 2 else type(obj).__name__
 
 
+_SNAPSHOTS: dict[tuple, object] = {}   # (store, run_id, name) -> frame: a run's snapshot never changes
+_MAX_CACHED = 4
+
+
 def snapshot(run_id: str, name: str | None):
-    """The data snapshot a run logged (``nbops.data.load_snapshot``)."""
+    """The data snapshot a run logged (``nbops.data.load_snapshot``), loaded once per process."""
+    from ..config import settings
+
+    key = (settings().tracking_uri, run_id, name)
+    if key not in _SNAPSHOTS:
+        frame = _load(run_id, name)
+        while len(_SNAPSHOTS) >= _MAX_CACHED:
+            _SNAPSHOTS.pop(next(iter(_SNAPSHOTS)))
+        _SNAPSHOTS[key] = frame
+    return _SNAPSHOTS[key]
+
+
+def _load(run_id: str, name: str | None):
     try:
         from ..data import load_snapshot
     except (ImportError, AttributeError) as exc:  # the data-versions module is not there
