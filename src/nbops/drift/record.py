@@ -125,7 +125,7 @@ def tag_model_version(report) -> None:
 
     w = get_writer()
     m = report.model
-    checked = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    checked = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")  # the gate compares in ms
     tags = {"nbops.drift.status": "drift" if report.is_drift else "no-drift", "nbops.drift.checked_at": checked,
             "nbops.drift.run_id": report.run_id or ""}
     try:
