@@ -61,6 +61,7 @@ def test_cli(client, two, capsys):
     assert main(["promote", "wine", "--run", two["weak"], "--require", "accuracy>=0.95"]) == 1
     assert "accuracy>=0.95" in capsys.readouterr().err and aliases(client) is None
     assert main(["promote", "wine", "--run", two["weak"], "--require", "accuracy>=0.95", "--dry-run"]) == 1
+    assert "would NOT be promoted" in capsys.readouterr().out
     assert main(["promote", "wine", "--best", "accuracy", "-e", "promo", "--require", "accuracy>=0.95",
                  "--reason", "cli", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

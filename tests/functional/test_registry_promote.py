@@ -274,6 +274,15 @@ def test_registry_that_rejects_the_write_leaves_it_as_before(client, runs, store
     assert (versions(client), aliases(client)) == before
 
 
+def test_registry_refusing_the_new_version_removes_the_model_it_created(client, runs):
+    """MLflow's own validation refuses the version (a tag value over its 100,000-character limit): the registered
+    model nbops had just created for it is removed again, so the registry is as before."""
+    with pytest.raises(PromotionError, match="refused to register") as e:
+        nbops.promote("wine", runs["strong"], reason="x" * 100_001)
+    assert "Nothing was changed" in str(e.value)
+    assert client.search_registered_models() == [] and versions(client) == []
+
+
 def test_alias_move_refused_after_register_leaves_a_version_with_no_alias_and_why(client, runs, monkeypatch):
     """The store takes the version and its audit, then rejects the alias move (a real MlflowException from the
     real store: the alias is made invalid at that moment), so the registry must say why and stay consistent."""

@@ -195,11 +195,12 @@ def _registered_model(client, name: str):
         raise _registry_error(exc, client, f"read registered model {name!r}")
 
 
-def _existing_version(client, name: str, cand):
+def _existing_version(client, name: str, cand, held=()):
     """The version already made from the candidate's logged model (the alias holder first, then the newest)."""
     found = [mv for mv in client.search_model_versions(f"name='{audit._q(name)}' and run_id='{cand.run_id}'")
              if (getattr(mv, "model_id", None) == cand.model_id) or mv.source == cand.model_uri]
-    found.sort(key=lambda mv: (bool(mv.aliases), int(mv.version)), reverse=True)
+    held = {str(v) for v in held}
+    found.sort(key=lambda mv: (str(mv.version) in held, int(mv.version)), reverse=True)
     return found[0] if found else None
 
 
@@ -294,7 +295,7 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
         cand, notes = candidates.best(c, experiment or s.experiment, best, _direction(best, maximize, exprs))
     rm = _registered_model(c, name)
     aliases = dict(getattr(rm, "aliases", {}) or {}) if rm else {}
-    existing = _existing_version(c, name, cand) if rm else None
+    existing = _existing_version(c, name, cand, aliases.values()) if rm else None
     holder = aliases.get(alias)
     holder = str(holder) if holder is not None else None
 

@@ -146,15 +146,20 @@ def pick(name: str, experiment: str | None = None, n: int = 50, **options) -> Pi
     c = get_writer().client
     cands = candidates.listing(c, experiment, n)
     p = Picker(name, experiment, cands, options=dict(options))
-    if _registered_model(c, name) is not None and cands:
+    rm = _registered_model(c, name)
+    if rm is not None and cands:
         by_uri = {x.model_uri: x.run_id for x in cands}
+        held: dict[str, list[str]] = {}
+        for alias, version in (getattr(rm, "aliases", {}) or {}).items():
+            held.setdefault(str(version), []).append(alias)
         from .audit import _q
 
         for mv in c.search_model_versions(f"name='{_q(name)}'"):
             rid = by_uri.get(mv.source) or (mv.run_id if mv.run_id in {x.run_id for x in cands} else None)
             if rid is None:
                 continue
-            p.registered[rid] = f"v{mv.version}" + (f" ({', '.join(mv.aliases)})" if mv.aliases else "")
+            names = sorted(held.get(str(mv.version), []))
+            p.registered[rid] = f"v{mv.version}" + (f" ({', '.join(names)})" if names else "")
             st = (mv.tags or {}).get(DRIFT_STATUS)
             if st:
                 p.drift[rid] = f"{st} at {(mv.tags or {}).get(DRIFT_CHECKED_AT, '?')}"
