@@ -81,10 +81,14 @@ class DriftMagics(Magics):
             return
         show(report)
         fig = report.plot() if report.is_drift else None
-        if fig is not None:
-            from IPython.display import display
+        if fig is not None:  # as PNG: the figure is not pyplot's, so no inline backend hook displays it
+            import io
 
-            display(fig)
+            from IPython.display import Image, display
+
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+            display(Image(data=buf.getvalue(), format="png"))
 
     def _value(self, text: str, side: str, allow_reference: bool = False):
         text = text.strip().strip("'\"")

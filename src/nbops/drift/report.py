@@ -221,13 +221,14 @@ class DriftReport:
         plots = w.Output()
         fig = self.plot()
         if fig is not None:
+            import io
+
+            from IPython.display import Image, display
+
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
             with plots:
-                from IPython.display import display
-
-                display(fig)
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
+                display(Image(data=buf.getvalue(), format="png"))
         tabs = w.Tab(children=[table, plots])
         tabs.set_title(0, "Drift")
         tabs.set_title(1, "Plots")

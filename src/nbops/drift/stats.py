@@ -36,6 +36,7 @@ def _alibi():
     import warnings
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     for name in ("alibi_detect", "transformers"):  # "None of PyTorch ... found" is noise for tabular tests
         logging.getLogger(name).setLevel(logging.ERROR)
     with warnings.catch_warnings():
