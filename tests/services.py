@@ -183,6 +183,9 @@ class Server:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("MLFLOW_TRACKING_", "MLFLOW_AUTH_", "NBOPS_"))}
         env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", self._secret)
+        # MLflow 3's server starts a dozen huey job consumers (GenAI jobs) unless told not to: on a 2-core
+        # machine they cost the tests more than the server itself, and nothing here uses them.
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         if self.auth:
             cmd += ["--app-name", "basic-auth"]
             env["MLFLOW_AUTH_CONFIG_PATH"] = str(self._conf_dir / "basic_auth.ini")
