@@ -371,7 +371,14 @@ class Writer:
             src = self.client.get_run(run.run_id)
             lm = self.client.create_logged_model(src.info.experiment_id, name=name, source_run_id=run.run_id,
                                                  params={k: str(v) for k, v in src.data.params.items()})
-            info = mlflow.models.Model.log(artifact_path=None, flavor=mod, model_id=lm.model_id, **kwargs)
+            # cloudpickle is chosen on purpose (skops refuses custom estimators without a trusted-types list):
+            # MLflow's warning about it would print under every tracked cell.
+            quiet = logging.getLogger("mlflow.sklearn")
+            level, quiet.level = quiet.level, logging.ERROR
+            try:
+                info = mlflow.models.Model.log(artifact_path=None, flavor=mod, model_id=lm.model_id, **kwargs)
+            finally:
+                quiet.setLevel(level)
         return info.model_uri
 
     def end_run(self, run: RunRef, status: str = FINISHED, end_time: float | None = None) -> None:
