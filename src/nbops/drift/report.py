@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 FRAME_COLUMNS = ["role", "kind", "test", "statistic", "p_value", "p_adjusted", "effect", "effect_name",
-                 "wasserstein_norm", "psi", "missing_ref", "missing_cur", "missing_p_adjusted", "n_ref", "n_cur",
+                 "wasserstein_norm", "psi", "missing_ref", "missing_cur", "missing_effect", "missing_p",
+                 "missing_p_adjusted", "n_ref", "n_cur",
                  "drifted", "reason", "new_categories", "note"]
 
 
