@@ -41,6 +41,9 @@ def trained(tmp_path_factory):
                     "MLFLOW_EXPERIMENT_NAME", "NBOPS_HOME"):
             mp.delenv(var, raising=False)
         mp.chdir(d)
+        # pip-requirement inference re-imports each model in a subprocess (seconds each on a busy machine);
+        # with a 1 s budget MLflow falls back to its default requirements -- same model, same loading.
+        mp.setenv("MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT", "1")
         ids = {"weak": train("weak", 20, 2, metrics={"latency_ms": 5.0}),
                "strong": train("strong", 5000, 13, metrics={"latency_ms": 40.0}),
                "middle": train("middle", 5000, 6, metrics={"latency_ms": 20.0}),

@@ -39,6 +39,7 @@ def server(tmp_path, postgres, monkeypatch):  # noqa: F811
                 "MLFLOW_EXPERIMENT_NAME", "NBOPS_HOME"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT", "1")  # see tests/functional/test_registry_promote
     import mlflow
     mlflow.set_tracking_uri(srv.url)
     yield srv
