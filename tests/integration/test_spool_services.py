@@ -1,27 +1,11 @@
-"""The service fixtures themselves (tests/services.py): PostgreSQL-backed mlflow server that survives a kill and
-restart with its data, and a basic-auth server that refuses anonymous clients and accepts the admin."""
+"""The service fixtures themselves (tests/services.py): a basic-auth mlflow server refuses anonymous clients and
+accepts the admin it exposes. (The PostgreSQL-backed server is exercised by test_parallel_runs.py, kill and
+restart of a server by test_spool_server.py.)"""
 import pytest
 
-from services import mlflow_pg_server, pg_cluster, postgres, start_mlflow_server  # noqa: F401
+from services import start_mlflow_server
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
-
-
-def test_pg_server_keeps_runs_and_artifacts_across_a_kill(mlflow_pg_server):
-    from mlflow.tracking import MlflowClient
-
-    c = MlflowClient(mlflow_pg_server.url)
-    exp = c.create_experiment("svc")
-    run = c.create_run(exp)
-    c.log_metric(run.info.run_id, "m", 1.5)
-    c.log_text(run.info.run_id, "hello", "notes/a.txt")
-    mlflow_pg_server.kill()
-    assert not mlflow_pg_server.running
-    mlflow_pg_server.start()
-    got = c.get_run(run.info.run_id)
-    assert got.data.metrics == {"m": 1.5}
-    assert [a.path for a in c.list_artifacts(run.info.run_id, "notes")] == ["notes/a.txt"]
-    assert got.info.artifact_uri.startswith("mlflow-artifacts:")  # served by the server, no shared disk
 
 
 def test_basic_auth_server_exposes_admin_credentials(tmp_path):
