@@ -98,13 +98,17 @@ def run_batch(kind: str, n: int, uri: str | None, workdir: Path, steps: int, ext
     wall = time.time() - t0
     failed = [e for p, e in zip(procs, errs) if p.returncode]
     store_uri = uri or f"sqlite:///{workdir / '.nbops' / 'mlflow.db'}"
-    found = _count(store_uri, steps)
+    broken = None
+    try:
+        found = _count(store_uri, steps)
+    except Exception as exc:  # noqa: BLE001 - the racing jobs can leave the store half-migrated, unreadable
+        found, broken = 0, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     spooled = len(list((workdir / "spool").glob("*/meta.json"))) if (workdir / "spool").exists() else 0
     expected = n * records_per_job(steps)
     locked = sum("database is locked" in e for e in errs)
     return {"kind": kind, "n": n, "wall_s": wall, "runs_per_min": 60 * n / wall, "failed_jobs": len(failed),
             "expected": expected, "found": found, "lost": expected - found, "spooled_runs": spooled,
-            "locked_errors": locked}
+            "locked_errors": locked, "broken": broken}
 
 
 def _row(label: str, r: dict) -> str:
@@ -152,6 +156,9 @@ def main(argv=None) -> int:
     print(header)
     for label, r in rows:
         print(_row(label, r))
+    for label, r in rows:
+        if r["broken"]:
+            print(f"  {label}: the store cannot be opened afterwards ({r['broken']})")
     by = {label: r for label, r in rows}
     for store, ours, base in (("SQLite", "SQLite, nbops run", "SQLite, papermill + plain MLflow"),
                               ("server+PG", "server+PG, nbops run", "server+PG, papermill + MLflow")):

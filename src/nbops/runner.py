@@ -340,8 +340,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
         config.ENV_SPOOL: str(s.spool_dir),
         # the same store as the parent: the embedded one is found from the notebook's folder, so pin it
         config.ENV_HOME: str(config.home(src.parent)) if s.embedded else os.environ.get(config.ENV_HOME),
-        # the kernel's own writer falls back to the spool quickly, as the parent's does
-        "PYTHONUNBUFFERED": "1",
+        "PYTHONUNBUFFERED": "1",  # the cells' output reaches the saved notebook as it is printed
     }
     status, error = FINISHED, None
     t0 = time.time()

@@ -111,7 +111,10 @@ class Writer:
                 self._prepare_sqlite(self.settings.sqlite_path)
             # The fluent API (and MLflow's model logging, which uses it) must see the same store.
             mlflow.set_tracking_uri(self.settings.tracking_uri)
-            self._client = MlflowClient(self.settings.tracking_uri)
+            # MlflowClient opens the store at once, and opening a SQLite store creates or migrates its schema:
+            # parallel first runs must do that one at a time (else "table _alembic_tmp_... already exists").
+            with self.guard():
+                self._client = MlflowClient(self.settings.tracking_uri)
         return self._client
 
     def _prepare_sqlite(self, db: Path) -> None:
