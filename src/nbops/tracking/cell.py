@@ -99,8 +99,8 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     ns = shell.user_ns
     nb = notebook_path(ns)
     start_dir = os.path.dirname(nb) if nb and os.path.isabs(nb) and os.path.isdir(os.path.dirname(nb)) else os.getcwd()
-    git = capture.git_info(start_dir)  # the state the cell starts from
-    tags = {**_start_tags(nb, start_dir, git), "nbops.cell.execution_count": shell.execution_count,
+    git = _background().submit(capture.git_info, start_dir)  # `git status` runs while the run is created
+    tags = {**_start_tags(nb), "nbops.cell.execution_count": shell.execution_count,
             **{k: v for k, v in opts.tags.items() if not capture.is_secret_name(k)}}
     try:
         tracker = Tracker(opts.experiment, opts.run_name, tags=tags, settings=config.settings(start_dir))
@@ -108,6 +108,7 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     except (TrackingError, OSError) as exc:
         log.warning("nbops: tracking is unavailable, the cell runs untracked: %s", exc)
         return _execute(shell, cell)
+    tracker.set_tags(_git_tags(git := git.result()))
     figs_before = {id(f) for f in _figures().values()}
     out, err = io.StringIO(), io.StringIO()
     stop_rss = capture.peak_rss_sampler()
@@ -147,16 +148,34 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     return value
 
 
-def _start_tags(nb: str | None, start_dir: str, git: dict) -> dict:
+_EXECUTOR = None
+
+
+def _background():
+    """One worker thread for the side work of tracked cells (kept, so no thread is started per cell)."""
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbops-cell")
+    return _EXECUTOR
+
+
+def _start_tags(nb: str | None) -> dict:
     """Tags known before the cell runs: written with the run itself (no extra write)."""
     tags = {"mlflow.source.type": "NOTEBOOK", "nbops.python_version": capture.environment()[0]}
     if nb:
         tags["mlflow.source.name"] = nb
-    if git:
-        tags.update({"mlflow.source.git.commit": git["commit"], "mlflow.source.git.branch": git["branch"],
-                     "nbops.git.dirty": str(git["dirty"]).lower()})
-        if git.get("remote"):
-            tags["mlflow.source.git.repoURL"] = capture.Masker()(git["remote"])
+    return tags
+
+
+def _git_tags(git: dict) -> dict:
+    if not git:
+        return {}
+    tags = {"mlflow.source.git.commit": git["commit"], "mlflow.source.git.branch": git["branch"],
+            "nbops.git.dirty": str(git["dirty"]).lower()}
+    if git.get("remote"):
+        tags["mlflow.source.git.repoURL"] = capture.Masker()(git["remote"])
     return tags
 
 
