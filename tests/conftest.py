@@ -3,24 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from nbops_testing import DATASETS, ROOT, SHARED, all_artifacts, free_port, run_notebook, write_notebook  # noqa: F401
+from nbops_testing import (DATASETS, ROOT, SHARED, all_artifacts, free_port, isolated_store,  # noqa: F401
+                           run_notebook, write_notebook)
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def store(tmp_path):
     """A fresh SQLite MLflow store in ``tmp_path``; cwd is ``tmp_path``. Returns the tracking URI."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("NBOPS_SPOOL_DIR", str(tmp_path / "spool"))
-    for var in ("NBOPS_OFFLINE", "NBOPS_PARENT_RUN_ID", "NBOPS_NOTEBOOK_PATH", "NBOPS_EXPERIMENT",
-                "MLFLOW_EXPERIMENT_NAME", "NBOPS_HOME"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    import mlflow
-    mlflow.set_tracking_uri(uri)
-    yield uri
-    while mlflow.active_run():
-        mlflow.end_run()
+    with isolated_store(tmp_path) as uri:
+        yield uri
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 helpers live here, because a module named ``conftest`` is ambiguous once a test folder has its own."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -9,6 +10,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NBOPS_SHARED", ROOT.parent / "shared"))
 DATASETS = SHARED / "datasets"
+ENV_CLEAR = ("NBOPS_OFFLINE", "NBOPS_PARENT_RUN_ID", "NBOPS_NOTEBOOK_PATH", "NBOPS_EXPERIMENT",
+             "MLFLOW_EXPERIMENT_NAME", "NBOPS_HOME")
+
+
+@contextlib.contextmanager
+def isolated_store(home: Path):
+    """Point MLflow and nbops at a fresh SQLite store in ``home`` (spool beside it, cwd there, nbops's other
+    variables unset) and restore everything afterwards. Yields the tracking URI."""
+    import pytest
+
+    uri = f"sqlite:///{Path(home) / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("NBOPS_SPOOL_DIR", str(Path(home) / "spool"))
+        for var in ENV_CLEAR:
+            mp.delenv(var, raising=False)
+        mp.chdir(home)
+        import mlflow
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield uri
+        finally:
+            while mlflow.active_run():
+                mlflow.end_run()
 
 
 def free_port() -> int:

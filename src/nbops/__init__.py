@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from ._lazy import lazy_getattr
 from .errors import NbopsError
 
 __version__ = "0.1.0"
@@ -28,19 +29,11 @@ _LAZY = {
     "status": "nbops.api:status",
     "sync": "nbops.api:sync",
 }
-_SUBMODULES = {"data", "drift", "telemetry", "registry", "tracking", "display", "config", "errors", "api"}
+_SUBMODULES = frozenset({"data", "drift", "telemetry", "registry", "tracking", "display", "config", "errors", "api"})
 __all__ = ["NbopsError", "load_ipython_extension", "unload_ipython_extension", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        mod, attr = _LAZY[name].split(":")
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f"nbops.{name}")
-    raise AttributeError(f"module 'nbops' has no attribute {name!r}")
+__getattr__ = lazy_getattr("nbops", _LAZY, globals(), _SUBMODULES)
 
 
 def _jupyter_server_extension_points() -> list[dict]:

@@ -8,27 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops_testing import all_artifacts
+from nbops_testing import all_artifacts, isolated_store
 from nbops.errors import DataError, NbopsError
 
 # Creating a fresh MLflow SQLite store takes seconds (schema migrations); the tests of this module share one
 # store and one shell, and keep apart by experiment, run and dataset names.
-ENV_CLEAR = ("NBOPS_OFFLINE", "NBOPS_PARENT_RUN_ID", "NBOPS_NOTEBOOK_PATH", "NBOPS_EXPERIMENT",
-             "MLFLOW_EXPERIMENT_NAME", "NBOPS_HOME")
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    home = tmp_path_factory.mktemp("data-store")
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("NBOPS_SPOOL_DIR", str(home / "spool"))
-        for var in ENV_CLEAR:
-            mp.delenv(var, raising=False)
-        mp.chdir(home)
-        import mlflow
-        mlflow.set_tracking_uri(uri)
+    """One store for the module (creating a SQLite MLflow store costs seconds); tests keep apart by name."""
+    with isolated_store(tmp_path_factory.mktemp("data-store")) as uri:
         yield uri
 
 

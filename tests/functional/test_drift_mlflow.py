@@ -5,28 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops_testing import DATASETS, all_artifacts, run_notebook, write_notebook
+from nbops_testing import DATASETS, all_artifacts, run_notebook, write_notebook, isolated_store
 from nbops.errors import DriftDetected, DriftError, NbopsError
 
-ENV_CLEAR = ("NBOPS_OFFLINE", "NBOPS_PARENT_RUN_ID", "NBOPS_NOTEBOOK_PATH", "NBOPS_EXPERIMENT",
-             "MLFLOW_EXPERIMENT_NAME", "NBOPS_HOME")
 FEATS = ["season", "mnth", "weekday", "workingday", "weathersit", "temp", "atemp", "hum", "windspeed", "casual",
          "registered", "cnt"]
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """One store for the module (creating a SQLite MLflow store costs seconds); tests keep apart by experiment."""
-    home = tmp_path_factory.mktemp("drift-store")
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("NBOPS_SPOOL_DIR", str(home / "spool"))
-        for var in ENV_CLEAR:
-            mp.delenv(var, raising=False)
-        mp.chdir(home)
-        import mlflow
-        mlflow.set_tracking_uri(uri)
+    """One store for the module (creating a SQLite MLflow store costs seconds); tests keep apart by name."""
+    with isolated_store(tmp_path_factory.mktemp("drift-store")) as uri:
         yield uri
 
 

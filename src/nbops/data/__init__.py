@@ -11,7 +11,7 @@ Public API (resolved lazily, so ``%load_ext nbops`` does not import numpy, panda
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_getattr
 
 _LAZY = {
     "fingerprint": "nbops.data.fingerprinting:fingerprint",
@@ -30,10 +30,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        mod, attr = _LAZY[name].split(":")
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nbops.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr("nbops.data", _LAZY, globals())

@@ -13,7 +13,7 @@ Modules: ``columns`` (typing, validation, encoding), ``reference`` (the prepared
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_getattr
 
 _LAZY = {
     "check_drift": "nbops.drift.check:check_drift",
@@ -26,10 +26,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        mod, attr = _LAZY[name].split(":")
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nbops.drift' has no attribute {name!r}")
+__getattr__ = lazy_getattr("nbops.drift", _LAZY, globals())

@@ -8,7 +8,7 @@ incidents and plots. ``import nbops.telemetry`` is light: pandas, matplotlib and
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_getattr
 
 _LAZY = {
     "fetch": "nbops.telemetry.api:fetch",
@@ -16,16 +16,10 @@ _LAZY = {
     "incidents": "nbops.telemetry.api:incidents",
     "analyze": "nbops.telemetry.api:analyze",
     "TelemetryReport": "nbops.telemetry.report:TelemetryReport",
-    "Incident": "nbops.telemetry.grouping.Incident",
+    "Incident": "nbops.telemetry.grouping:Incident",
     "get_sampler": "nbops.telemetry.local:get_sampler",
 }
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        mod, attr = _LAZY[name].split(":")
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nbops.telemetry' has no attribute {name!r}")
+__getattr__ = lazy_getattr("nbops.telemetry", _LAZY, globals())
