@@ -56,8 +56,25 @@ def test_direction_and_sensitivity():
         det.score(t, y, "sideways")
     with pytest.raises(TelemetryError, match="--sensitivity"):
         det.threshold("extreme")
-    with pytest.raises(TelemetryError, match="unknown; choose one of auto, seasonal, sr"):
+    with pytest.raises(TelemetryError, match="unknown; choose one of auto, robust, seasonal, sr"):
         detectors.get("prophet")
+
+
+def test_auto_scores_a_short_window_the_seasonal_baseline_cannot():
+    """A kernel's first minutes: 90 one-second samples, idle CPU then a 10-second burst. The seasonal baseline is
+    still warming up (all zeros); auto switches to the whole-window robust score and flags the burst only."""
+    rng = np.random.default_rng(3)
+    t = np.arange(90) * 1.0 + rng.uniform(-0.05, 0.05, 90)
+    y = np.clip(rng.normal(8.0, 2.0, 90), 0, None)
+    y[60:70] = rng.normal(97.0, 1.5, 10)
+    assert np.nanmax(detectors.get("seasonal").score(t, y)) == 0.0
+    det = detectors.get("auto")
+    flagged = np.flatnonzero(det.score(t, y) >= det.threshold("medium"))
+    assert set(flagged) == set(range(60, 70))
+    assert not (detectors.get("robust").score(t, y, "down") >= det.threshold("high")).any()
+    long_t, long_y, _ = series()
+    assert len(long_y) >= 300  # enough history: auto is the seasonal baseline, causal
+    np.testing.assert_array_equal(det.score(long_t, long_y), detectors.get("seasonal").score(long_t, long_y))
 
 
 def test_flat_line_and_missing_values():

@@ -229,6 +229,50 @@ class SpectralResidual(Detector):
         return out
 
 
+class RobustWindow(Detector):
+    """For windows too short for the seasonal baseline (a kernel's first minutes): the robust z-score of every
+    point against the median and MAD of the whole window. Not causal -- it is for looking at a few minutes of
+    history, not for streaming. Scores are put on the seasonal detector's scale (z = 4 scores 0.53), so one
+    threshold per sensitivity serves both under ``auto``."""
+    name = "robust"
+    causal = False
+    thresholds = Seasonal.thresholds
+    SCALE = 3.55  # s = z / (z + SCALE): z 3.1 -> 0.47 (high), 4 -> 0.53 (medium), 5.3 -> 0.60 (low)
+
+    def score(self, t, y, direction="both"):
+        y = np.asarray(y, dtype=float)
+        direction = check_direction(direction)
+        out = np.full(len(y), np.nan)
+        ok = np.isfinite(y)
+        if ok.sum() < 5:
+            out[ok] = 0.0
+            return out
+        v = y[ok]
+        med = np.median(v)
+        mad = 1.4826 * np.median(np.abs(v - med))
+        # floors: a flat series with one step is still scored, and tiny wiggles of a big level are not news
+        scale = max(mad, 0.1 * np.std(v), 0.01 * abs(med), 1e-9)
+        z = (v - med) / scale
+        z = np.maximum({"up": z, "down": -z, "both": np.abs(z)}[direction], 0.0)
+        out[ok] = z / (z + self.SCALE)
+        return out
+
+
+class Auto(Detector):
+    """``auto``: the seasonal baseline where a series has enough history for it, else :class:`RobustWindow`."""
+    name = "auto"
+    causal = False
+    thresholds = Seasonal.thresholds
+
+    def __init__(self):
+        self.seasonal, self.short = Seasonal(), RobustWindow()
+
+    def score(self, t, y, direction="both"):
+        enough = np.isfinite(np.asarray(y, dtype=float)).sum() >= 2 * self.seasonal.warmup
+        return (self.seasonal if enough else self.short).score(t, y, direction)
+
+
 register("seasonal", Seasonal)
 register("sr", SpectralResidual)
-register("auto", Seasonal)
+register("robust", RobustWindow)
+register("auto", Auto)

@@ -21,7 +21,7 @@ class TelemetryMagics(Magics):
     @argument("--start", help="Window start: ISO time, unix seconds or now-2h.")
     @argument("--end", help="Window end (default: now).")
     @argument("--step", help="Prometheus resolution, e.g. 15s (default: about 500 points per series).")
-    @argument("--detector", default="auto", help="auto, seasonal or sr.")
+    @argument("--detector", default="auto", help="auto (seasonal where a series has 300+ points, else robust), seasonal, robust or sr.")
     @argument("--sensitivity", default="medium", choices=["low", "medium", "high"])
     @argument("--direction", default="both", choices=["up", "down", "both"])
     @argument("--gap", help="Anomalies closer than this are one episode (default: 5 steps of the series).")
