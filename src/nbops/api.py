@@ -57,7 +57,6 @@ class Status:
 
 def status() -> Status:
     """Where records go and which versions are in use (does not import mlflow)."""
-    from importlib import metadata
     from .tracking.spool import Spool
 
     s = config.settings()

@@ -44,7 +44,6 @@ def test_papermill_run_records_injected_parameters_and_notebook(store, client, t
 def test_kernel_interrupt_mid_cell_is_killed(store, client, tmp_path):
     """A real Ctrl-C: interrupt the kernel while a tracked cell sleeps."""
     import threading
-    import time
     from jupyter_client import KernelManager
 
     km = KernelManager(kernel_name="python3")

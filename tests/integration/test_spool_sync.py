@@ -122,7 +122,8 @@ def test_sync_resumes_after_a_crash_between_a_write_and_its_state(offline, clien
 
 @pytest.mark.slow
 def test_sync_killed_midway_by_sigkill_resumes_without_loss(offline, client, monkeypatch, tmp_path):
-    ts = [_log_everything(i) for i in range(8)]
+    for i in range(8):
+        _log_everything(i)
     spool = tmp_path / "spool"
     monkeypatch.delenv("NBOPS_OFFLINE")
     nbops_cli = Path(sys.executable).with_name("nbops")

@@ -80,7 +80,7 @@ def test_action_table_calls_back_with_the_chosen_key_and_shows_errors(df):
         return FrameView(df.head(1), "promoted")
 
     box = action_table(df, "feature", "Promote", act)
-    table, (choose, button), result = box.children[0], box.children[1].children, box.children[2]
+    (choose, button), result = box.children[1].children, box.children[2]
     choose.value = "f3"
     button.click()
     assert seen == ["f3"] and "promoted" in result.value and not button.disabled

@@ -21,7 +21,6 @@ import re
 import subprocess
 import sys
 from functools import lru_cache
-from pathlib import Path
 
 METRIC_WORDS = {
     "accuracy", "acc", "auc", "roc", "f1", "f2", "fbeta", "precision", "recall", "loss", "rmse", "mse", "mae",
@@ -291,7 +290,3 @@ def peak_rss_sampler():
         t.join(1)
         return max(peak[0], proc.memory_info().rss)
     return stop
-
-
-def find_root_of(path: str | None) -> Path:
-    return Path(path).resolve().parent if path else Path.cwd()
