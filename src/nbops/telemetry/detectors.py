@@ -238,13 +238,14 @@ class RobustWindow(Detector):
     causal = False
     thresholds = Seasonal.thresholds
     SCALE = 3.55  # s = z / (z + SCALE): z 3.1 -> 0.47 (high), 4 -> 0.53 (medium), 5.3 -> 0.60 (low)
+    MIN_POINTS = 20
 
     def score(self, t, y, direction="both"):
         y = np.asarray(y, dtype=float)
         direction = check_direction(direction)
         out = np.full(len(y), np.nan)
         ok = np.isfinite(y)
-        if ok.sum() < 5:
+        if ok.sum() < self.MIN_POINTS:  # too few points to call any of them abnormal
             out[ok] = 0.0
             return out
         v = y[ok]

@@ -259,27 +259,21 @@ def fetch(query=None, start=None, end=None, **_ignored):
 
 @contextlib.contextmanager
 def system_metrics(tracker):
-    """Around a ``%%track`` cell: one sample at enter; if the cell is still running after
-    :data:`START_THREAD_AFTER` seconds the background sampler starts (so a short cell never starts a thread).
-    On exit, a cell that ran at least that long gets one more sample and every sample of its window logged as
+    """Around a ``%%track`` cell. The first tracked cell starts the background sampler (well under 1% of a
+    core), so the kernel's history is there when ``%telemetry`` is asked for later. On exit, a cell that ran at
+    least :data:`START_THREAD_AFTER` seconds gets one more sample and every sample of its window logged as
     ``system/<metric>`` series (step = sample index, timestamp = sample time). Shorter cells log nothing: a
     two-point series says little and would clutter every quick run's metrics."""
-    s = get_sampler(start=False)
     t0 = time.time()
     try:
-        s.sample()
+        s = get_sampler()
     except Exception as exc:  # noqa: BLE001 - telemetry must never cost the user their cell
-        log.debug("nbops: sampling failed: %s", exc)
-    timer = None
-    if not s.running:
-        timer = threading.Timer(START_THREAD_AFTER, s.start)
-        timer.daemon = True
-        timer.start()
+        log.debug("nbops: the sampler did not start: %s", exc)
+        yield None
+        return
     try:
         yield s
     finally:
-        if timer is not None:
-            timer.cancel()
         try:
             if time.time() - t0 >= START_THREAD_AFTER:
                 t1, _ = s.sample()
