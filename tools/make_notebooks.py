@@ -20,6 +20,8 @@ def code(s, tags=None):
 
 
 def write(name, cells):
+    for i, c in enumerate(cells):  # stable ids: regenerating a notebook changes only what changed
+        c["id"] = f"{Path(name).stem}-{i:02d}"
     nb = new_notebook(cells=cells, metadata=META)
     nbformat.write(nb, str(HERE / name))
 
@@ -77,10 +79,12 @@ ax.set_xlabel("actual daily rentals"); ax.set_ylabel("predicted"); ax.set_title(
     md("## Drift: 2012's data against the data the champion was trained on"),
     code("%drift models:/{model_name}@champion new_batch --target cnt -o report"),
     code("report.to_frame()"),
-    md("## The kernel host during training: a CPU-heavy sweep, then the telemetry with anomalies and incidents"),
+    md("## The kernel host during training: a quiet minute's worth of baseline, a CPU-heavy sweep, then the telemetry"),
+    code("""
+import time
+time.sleep(15)  # the host at rest: the sampler (started by the first tracked cell) records the baseline"""),
     code("""
 %%track -e {experiment} -n sweep
-import time
 from sklearn.ensemble import RandomForestRegressor
 scores = {}
 t_end = time.time() + 12

@@ -238,7 +238,7 @@ class RobustWindow(Detector):
     causal = False
     thresholds = Seasonal.thresholds
     SCALE = 3.55  # s = z / (z + SCALE): z 3.1 -> 0.47 (high), 4 -> 0.53 (medium), 5.3 -> 0.60 (low)
-    MIN_POINTS = 20
+    MIN_POINTS = 12
 
     def score(self, t, y, direction="both"):
         y = np.asarray(y, dtype=float)
