@@ -1,10 +1,10 @@
-"""Shared fixtures: a fresh MLflow store per test, a real IPython shell, paths to the shared datasets."""
+"""Shared fixtures: a fresh MLflow store per test, a real IPython shell with nbops loaded. Helpers (paths to the
+shared datasets, notebooks to write and run) are in nbops_testing.py."""
 from __future__ import annotations
 
 import pytest
 
-from nbops_testing import (DATASETS, ROOT, SHARED, all_artifacts, free_port, isolated_store,  # noqa: F401
-                           run_notebook, write_notebook)
+from nbops_testing import isolated_store, nbops_loaded
 
 
 @pytest.fixture
@@ -29,9 +29,5 @@ def _ipython():
 @pytest.fixture
 def ip(_ipython, store):
     """The real IPython shell with nbops loaded; unloaded and namespace cleaned after the test."""
-    _ipython.run_line_magic("load_ext", "nbops")
-    keep = set(_ipython.user_ns)
-    yield _ipython
-    _ipython.run_line_magic("unload_ext", "nbops")
-    for k in set(_ipython.user_ns) - keep:
-        _ipython.user_ns.pop(k, None)
+    with nbops_loaded(_ipython) as shell:
+        yield shell

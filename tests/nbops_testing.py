@@ -15,6 +15,19 @@ ENV_CLEAR = ("NBOPS_OFFLINE", "NBOPS_PARENT_RUN_ID", "NBOPS_NOTEBOOK_PATH", "NBO
 
 
 @contextlib.contextmanager
+def nbops_loaded(shell):
+    """``shell`` with nbops loaded; unloaded, and the names the test created removed, afterwards."""
+    shell.run_line_magic("load_ext", "nbops")
+    keep = set(shell.user_ns)
+    try:
+        yield shell
+    finally:
+        shell.run_line_magic("unload_ext", "nbops")
+        for k in set(shell.user_ns) - keep:
+            shell.user_ns.pop(k, None)
+
+
+@contextlib.contextmanager
 def isolated_store(home: Path):
     """Point MLflow and nbops at a fresh SQLite store in ``home`` (spool beside it, cwd there, nbops's other
     variables unset) and restore everything afterwards. Yields the tracking URI."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops_testing import all_artifacts, isolated_store
+from nbops_testing import all_artifacts, isolated_store, nbops_loaded
 from nbops.errors import DataError, NbopsError
 
 # Creating a fresh MLflow SQLite store takes seconds (schema migrations); the tests of this module share one
@@ -30,12 +30,8 @@ def client(store):
 
 @pytest.fixture(scope="module")
 def ip(_ipython, store):
-    _ipython.run_line_magic("load_ext", "nbops")
-    keep = set(_ipython.user_ns)
-    yield _ipython
-    _ipython.run_line_magic("unload_ext", "nbops")
-    for k in set(_ipython.user_ns) - keep:
-        _ipython.user_ns.pop(k, None)
+    with nbops_loaded(_ipython) as shell:
+        yield shell
 
 
 def run_named(client, experiment, name):
