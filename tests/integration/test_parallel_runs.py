@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import all_artifacts, write_notebook
+from nbops_testing import all_artifacts, write_notebook
 from services import mlflow_pg_server, pg_cluster, postgres  # noqa: F401
 
 NBOPS = str(Path(sys.executable).with_name("nbops"))

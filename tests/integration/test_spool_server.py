@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import all_artifacts, write_notebook
+from nbops_testing import all_artifacts, write_notebook
 from services import mlflow_server  # noqa: F401
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
