@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from tests.conftest import run_notebook, write_notebook
+from nbops_testing import run_notebook, write_notebook
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 

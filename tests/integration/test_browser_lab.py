@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, write_notebook
+from nbops_testing import ROOT, free_port, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

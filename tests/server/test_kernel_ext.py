@@ -91,7 +91,7 @@ def test_warns_when_the_profile_assigns_the_extension_list(tmp_path, monkeypatch
 
 def _loaded_extensions(tmp_path, monkeypatch, name):
     """Run a one-cell notebook in a real kernel (papermill) and return the extensions it had loaded."""
-    from tests.conftest import run_notebook, write_notebook
+    from nbops_testing import run_notebook, write_notebook
 
     nb = write_notebook(tmp_path / f"{name}.ipynb", [
         "ip = get_ipython()\n"
