@@ -117,7 +117,10 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     try:
         with contextlib.ExitStack() as stack:
             for h in _hooks(tracker):
-                stack.enter_context(h)
+                try:
+                    stack.enter_context(h)
+                except Exception as e:  # noqa: BLE001 - a hook must never keep the cell from running
+                    log.warning("nbops: a cell hook failed and is skipped: %s", e)
             stack.enter_context(contextlib.redirect_stdout(_Tee(sys.stdout, out)))
             stack.enter_context(contextlib.redirect_stderr(_Tee(sys.stderr, err)))
             value = _execute(shell, cell)
