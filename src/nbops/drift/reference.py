@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DriftError
-from .columns import DEFAULT_MAX_CATEGORIES, ColumnSpec, as_frame, float_values, infer_spec, select_columns
+from .columns import (DEFAULT_MAX_CATEGORIES, ColumnSpec, _names, as_frame, float_values, infer_spec,
+                      select_columns)
 
 log = logging.getLogger("nbops")
 
@@ -130,8 +131,8 @@ def prepare_reference(data, *, features=None, target=None, prediction=None, cate
         data, source, run_id, model = src.frame, src.label, src.run_id, src.model
     df = as_frame(data, "reference")
     roles = _roles or select_columns(df, df, features=features, target=target, prediction=prediction)
-    categorical = set(_list(categorical))
-    numeric = set(_list(numeric))
+    categorical = set(_names(categorical))
+    numeric = set(_names(numeric))
     unknown = sorted((categorical | numeric) - {c for c, _ in roles})
     if unknown:
         raise DriftError(f"categorical=/numeric= name columns that are not checked: {unknown}.", columns=unknown)
@@ -182,11 +183,3 @@ def _prepare(spec: ColumnSpec, s, n_missing: int) -> PreparedColumn:
             pc.counts = np.bincount(codes[codes >= 0], minlength=len(labels)).astype(np.int64)
             pc.labels = pd.Index(labels)
     return pc
-
-
-def _list(v) -> list[str]:
-    if v is None:
-        return []
-    if isinstance(v, str):
-        return [s.strip() for s in v.split(",") if s.strip()]
-    return [str(x) for x in v]

@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -294,11 +293,6 @@ class Writer:
         self._server_or_spool(run, op, lambda: self._direct_artifacts(run, local_dir, artifact_path),
                               files={"dir": local_dir})
 
-    def log_artifact(self, run: RunRef, local_file: str | Path, artifact_path: str | None = None) -> None:
-        with tempfile.TemporaryDirectory(prefix="nbops-art-") as tmp:
-            shutil.copy2(local_file, Path(tmp) / Path(local_file).name)
-            self.log_artifacts(run, tmp, artifact_path)
-
     def local_artifact_dir(self, run: RunRef) -> Path | None:
         """The run's artifact folder when the artifact store is a local folder (the embedded store, a file
         store): writing there *is* logging, with no copy. None for remote artifact stores and spooled runs."""
@@ -309,13 +303,6 @@ class Writer:
         path = Path(unquote(urlparse(run.artifact_uri).path))
         path.mkdir(parents=True, exist_ok=True)
         return path
-
-    def log_text(self, run: RunRef, text: str, artifact_file: str) -> None:
-        with tempfile.TemporaryDirectory(prefix="nbops-art-") as tmp:
-            p = Path(tmp) / artifact_file
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(text, encoding="utf-8")
-            self.log_artifacts(run, tmp)
 
     def _direct_artifacts(self, run: RunRef, local_dir: Path, artifact_path: str | None) -> None:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
