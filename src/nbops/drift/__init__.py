@@ -1,13 +1,13 @@
-"""Drift checks over alibi-detect: is today's data still like the data the model learned from?
+"""Drift checks: is today's data still like the data the model learned from?
 
 ``check_drift(reference, current, **options) -> DriftReport`` types every column (numbers, categories,
-booleans; datetimes skipped with a note), tests each one with alibi-detect's univariate detectors (KS or
-Cramer-von Mises for numbers, Chi-squared for categories), tests the share of missing values separately,
+booleans; datetimes skipped with a note), tests each one with nbops's own engine on scipy (KS or
+Cramer-von Mises for numbers, Chi-squared for categories; alibi-detect's detectors with ``engine="alibi"``), tests the share of missing values separately,
 puts an effect size next to every p-value, corrects for multiple testing and calls a feature drifted only when
 its corrected p-value is below ``p_val`` *and* its effect reaches ``min_effect``.
 
 Modules: ``columns`` (typing, validation, encoding), ``reference`` (the prepared, reusable reference),
-``stats`` (detectors, effect sizes, corrections), ``report`` (DriftReport), ``plots``, ``sources``
+``stats`` (tests, effect sizes, corrections), ``alibi`` (the optional alibi-detect engine), ``report`` (DriftReport), ``plots``, ``sources``
 (``run:`` / ``models:/`` references), ``record`` (MLflow logging, model-version tags, ``--on-drift``),
 ``check`` (the API), ``magics`` (``%drift``). This file stays light: ``%load_ext nbops`` imports the package.
 """

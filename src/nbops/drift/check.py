@@ -33,8 +33,9 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
     ``p_val`` (0.05), ``correction`` (``bonferroni`` | ``fdr`` | ``none``; across every test of the check),
     ``min_effect`` (0.05: the KS distance, total variation distance or change in missing share a column
     must reach to count as drift, whatever its p-value), ``test`` (``ks`` | ``cvm`` for numbers),
-    ``sample`` (test a random sample of at most N rows per side), ``mmd`` (multivariate MMD when PyTorch is
-    installed). ``engine="alibi"`` runs alibi-detect's stock detectors instead of the reference-reusing ones.
+    ``sample`` (test a random sample of at most N rows per side), ``mmd`` (multivariate MMD; needs PyTorch and
+    alibi-detect). ``engine="alibi"`` runs alibi-detect's stock detectors instead of nbops's own (scipy) engine;
+    it needs the optional extra ``pip install "nbops[alibi]"``, as does ``mmd`` (plus PyTorch).
 
     Recording: ``log=True`` logs into the current tracked run, else into a new run (``experiment``,
     ``run_name``, tag ``nbops.kind=drift``); with a ``models:/`` reference the model version is tagged with
@@ -43,6 +44,15 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
     """
     t0 = time.perf_counter()
     _check_options(p_val, correction, min_effect, test, engine, sample, max_categories, on_drift)
+    if engine == "alibi" or mmd:
+        from . import alibi
+
+        alibi.detectors()  # one line on what to install, before any work
+        if mmd:
+            from .stats import torch_available
+
+            if not torch_available():
+                raise DriftError(f"mmd=True needs PyTorch next to alibi-detect: {alibi.INSTALL} torch.")
     from .sources import resolve_reference
 
     src = resolve_reference(reference)
@@ -77,7 +87,7 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
     report.n_ref_rows, report.n_cur_rows = ref_obj.n_rows, len(cur)
     report.model = ref_obj.model
     if mmd:
-        report.multivariate = _mmd(ref_obj, cur, roles, p_val, report)
+        report.multivariate = _mmd(ref_obj, cur, roles, p_val)
     report.duration_s = time.perf_counter() - t0
     for w in report.warnings:
         logger.warning("nbops drift: %s", w)
@@ -124,7 +134,7 @@ def _check_options(p_val, correction, min_effect, test, engine, sample, max_cate
     if test not in TESTS:
         raise DriftError(f"test={test!r}: use 'ks' (Kolmogorov-Smirnov) or 'cvm' (Cramer-von Mises).")
     if engine not in ENGINES:
-        raise DriftError(f"engine={engine!r}: use 'nbops' or 'alibi'.")
+        raise DriftError(f"engine={engine!r}: use 'nbops' (the default) or 'alibi'.")
     if sample is not None and (not isinstance(sample, int) or sample < 2):
         raise DriftError(f"sample={sample!r}: give a number of rows (at least 2, a few thousand is typical).")
     if max_categories is not None and (not isinstance(max_categories, int) or max_categories < 1):
@@ -170,49 +180,22 @@ def _roles_for(ref: Reference, cur, features, target, prediction) -> list[tuple[
 
 def compare(ref: Reference, cur, roles, *, p_val, correction, min_effect, test="ks", engine="nbops",
             plots=True, progress=None) -> DriftReport:
-    """Test every column of ``roles``; raises before anything is decided when a column cannot be tested."""
+    """Test every column of ``roles``; raises before anything is decided when a column cannot be tested.
+
+    Columns are tested on a thread pool (sorting, merging and counting release the GIL, so both cores work)."""
     import numpy as np
 
-    rows: list[FeatureDrift] = []
     notes: list[str] = []
-    pending: list[tuple[FeatureDrift, PreparedColumn]] = []
-    constant = []
     for name, role in roles:
         pc = ref.columns.get(name)
-        if pc is None:
-            continue
-        check_current(pc.spec, pc.spec.family, cur[name])
-    iterator = [(n, r) for n, r in roles if n in ref.columns]
-    bar = _progress(iterator, progress)
-    for name, role in bar:
-        pc = ref.columns[name]
-        row = FeatureDrift(name, role=role, kind=pc.spec.kind, note=pc.spec.note)
-        s = cur[name]
-        if pc.spec.kind in ("datetime", "identifier"):
-            rows.append(row)
-            continue
-        if pc.spec.kind == "numeric":
-            x = float_values(s)
-            miss = np.isnan(x)
-            n_miss = int(miss.sum())
-            x = x[~miss] if n_miss else x
-            _numeric(row, pc, x, test, engine, p_val, plots)
-        else:
-            codes, n_miss, new = pc.encode(s)
-            _categorical(row, pc, codes, new, engine, p_val, plots)
-        row.missing_ref = pc.n_missing / pc.n
-        row.missing_cur = n_miss / len(s)
-        row.n_ref, row.n_cur = pc.n_present, len(s) - n_miss
-        if row.n_cur == 0:
-            row.test, row.note = "", (row.note + "; " if row.note else "") + "no values in the current batch"
-        if pc.n_missing or n_miss:
-            from .stats import missing_test
-
-            _, row.missing_p, row.missing_effect = missing_test(pc.n_missing, pc.n, n_miss, len(s))
-        if row.test and pc.distinct() <= 1 and row.statistic == 0 and not (pc.n_missing or n_miss):
-            constant.append(name)
-        rows.append(row)
-        pending.append((row, pc))
+        if pc is not None:
+            check_current(pc.spec, pc.spec.family, cur[name])
+    todo = [(n, r) for n, r in roles if n in ref.columns]
+    rows = _map_columns(lambda item: _test_column(ref.columns[item[0]], item[1], cur[item[0]], test, engine, p_val,
+                                                  plots), todo, progress)
+    pending = [(row, ref.columns[row.feature]) for row in rows if row.kind not in ("datetime", "identifier")]
+    constant = [row.feature for row, pc in pending
+                if row.test and pc.distinct() <= 1 and row.statistic == 0 and not (pc.n_missing or row.missing_cur)]
     if constant:
         raise DriftError(f"Columns {constant} hold one constant value on both sides: there is no distribution to "
                          f"test. Leave them out with features=[...] (--features).", columns=constant)
@@ -250,36 +233,80 @@ def compare(ref: Reference, cur, roles, *, p_val, correction, min_effect, test="
     return report
 
 
-def _progress(items, progress):
-    if progress is False or (progress is None and len(items) < 8):
-        return items
-    from tqdm.auto import tqdm
+def _map_columns(fn, items, progress):
+    """``[fn(item) for item in items]`` in order, on up to one thread per core, with a bar for long checks."""
+    import os
 
-    return tqdm(items, desc="drift", unit="col", leave=False)
+    workers = min(len(items), os.cpu_count() or 1)
+    bar = None
+    if progress is True or (progress is None and len(items) >= 8):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), desc="drift", unit="col", leave=False)
+    if workers <= 1:
+        out = []
+        for item in items:
+            out.append(fn(item))
+            bar and bar.update()
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="nbops-drift") as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            out = []
+            for f in futures:
+                out.append(f.result())
+                bar and bar.update()
+    bar and bar.close()
+    return out
+
+
+def _test_column(pc: PreparedColumn, role: str, s, test, engine, p_val, plots) -> FeatureDrift:
+    import numpy as np
+
+    row = FeatureDrift(pc.spec.name, role=role, kind=pc.spec.kind, note=pc.spec.note)
+    if pc.spec.kind in ("datetime", "identifier"):
+        return row
+    if pc.spec.kind == "numeric":
+        x = float_values(s)
+        miss = np.isnan(x)
+        n_miss = int(miss.sum())
+        x = x[~miss] if n_miss else x
+        _numeric(row, pc, x, test, engine, p_val, plots)
+    else:
+        codes, n_miss, new = pc.encode(s)
+        _categorical(row, pc, codes, new, engine, p_val, plots)
+    row.missing_ref = pc.n_missing / pc.n
+    row.missing_cur = n_miss / len(s)
+    row.n_ref, row.n_cur = pc.n_present, len(s) - n_miss
+    if row.n_cur == 0:
+        row.test, row.note = "", (row.note + "; " if row.note else "") + "no values in the current batch"
+    if pc.n_missing or n_miss:
+        from .stats import missing_test
+
+        _, row.missing_p, row.missing_effect = missing_test(pc.n_missing, pc.n, n_miss, len(s))
+    return row
 
 
 def _numeric(row: FeatureDrift, pc: PreparedColumn, x, test, engine, p_val, plots) -> None:
     import numpy as np
 
-    from .stats import alibi_class, ks_merge
+    from .stats import cvm_sorted, ks_merge
 
     row.effect_name = "KS distance"
     if len(x) == 0:
         return
-    if test == "ks" and engine == "nbops":
-        det = pc.ks_detector(p_val)
-        res = det.predict(x.reshape(-1, 1))
-        merge, cur_sorted = det.last, det.cur_sorted
-        det.cur_sorted = None  # do not keep the batch alive in the cached detector
-        row.test, row.statistic, row.p_value = "KS", float(res["data"]["distance"][0]), \
-            float(res["data"]["p_val"][0])
+    cur_sorted = np.sort(x)
+    merge = ks_merge(pc.sorted, cur_sorted)
+    row.test = "KS" if test == "ks" else "CvM"
+    if engine == "alibi":
+        from . import alibi
+
+        row.statistic, row.p_value = alibi.univariate(test, pc.sorted, x, p_val)
+    elif test == "ks":
+        row.statistic, row.p_value = merge.statistic, merge.p_value
     else:
-        cur_sorted = np.sort(x)
-        merge = ks_merge(pc.sorted, cur_sorted)
-        cls = alibi_class("KSDrift" if test == "ks" else "CVMDrift")
-        res = cls(pc.sorted.reshape(-1, 1), p_val=p_val).predict(x.reshape(-1, 1))
-        row.test = "KS" if test == "ks" else "CvM"
-        row.statistic, row.p_value = float(res["data"]["distance"][0]), float(res["data"]["p_val"][0])
+        row.statistic, row.p_value = cvm_sorted(pc.sorted, cur_sorted)
     row.effect = merge.statistic
     row.wasserstein_norm = merge.wasserstein / pc.std if pc.std > 0 else (0.0 if merge.wasserstein == 0 else
                                                                            float("inf"))
@@ -314,7 +341,7 @@ def _numeric_plot_data(ref_s, cur_s, mean_ref, mean_cur) -> dict:
 def _categorical(row: FeatureDrift, pc: PreparedColumn, codes, new, engine, p_val, plots) -> None:
     import numpy as np
 
-    from .stats import alibi_class
+    from .stats import chi2_counts
 
     row.effect_name = "TV distance"
     row.new_categories = [_label(v) for v in new]
@@ -325,13 +352,12 @@ def _categorical(row: FeatureDrift, pc: PreparedColumn, codes, new, engine, p_va
     ref_counts = np.zeros(k, dtype=np.int64)
     ref_counts[:len(pc.counts)] = pc.counts
     row.test = "Chi2"
-    if engine == "nbops":
-        res = pc.chi2_detector(p_val).predict(codes.reshape(-1, 1))
+    if engine == "alibi":
+        from . import alibi
+
+        row.statistic, row.p_value = alibi.chi2(pc.counts, codes, p_val)
     else:
-        ref_codes = np.repeat(np.arange(len(pc.counts)), pc.counts).reshape(-1, 1)
-        det = alibi_class("ChiSquareDrift")(ref_codes, p_val=p_val)
-        res = det.predict(codes.reshape(-1, 1))
-    row.statistic, row.p_value = float(res["data"]["distance"][0]), float(res["data"]["p_val"][0])
+        row.statistic, row.p_value = chi2_counts(ref_counts, cur_counts)
     row.effect = tvd(ref_counts, cur_counts)
     row.psi = psi(ref_counts, cur_counts)
     if plots:
@@ -362,27 +388,17 @@ def _power_warning(report: DriftReport, pending, p_val, correction, k) -> None:
             f"after {correction} correction over {k} tests; smaller drift goes unnoticed. Use more rows.")
 
 
-def _mmd(ref: Reference, cur, roles, p_val, report: DriftReport) -> dict:
-    """Multivariate MMD over the numeric features (alibi-detect MMDDrift, PyTorch backend), on a sample."""
-    from .stats import torch_available
-
-    if not torch_available():
-        report.notes.append("Multivariate MMD skipped: alibi-detect's MMDDrift needs PyTorch, which is not "
-                            "installed (pip install torch).")
-        return {"test": "MMD", "skipped": "no PyTorch backend"}
+def _mmd(ref: Reference, cur, roles, p_val) -> dict:
+    """Multivariate MMD over the numeric features (alibi-detect's MMDDrift with PyTorch), on a sample."""
     import numpy as np
+
+    from . import alibi
 
     names = [n for n, r in roles if r == "feature" and n in ref.columns and ref.columns[n].spec.kind == "numeric"]
     if not names or ref.data is None:
         return {"test": "MMD", "skipped": "no numeric features"}
-    from alibi_detect.cd import MMDDrift
-
     rdf = as_frame(ref.data, "reference")[names].dropna()
     cdf = cur[names].dropna()
     rs = rdf.sample(min(len(rdf), 2000), random_state=0).to_numpy(np.float32)
     cs = cdf.sample(min(len(cdf), 2000), random_state=0).to_numpy(np.float32)
-    mu, sd = rs.mean(0), rs.std(0) + 1e-12
-    det = MMDDrift((rs - mu) / sd, backend="pytorch", p_val=p_val)
-    out = det.predict((cs - mu) / sd)["data"]
-    return {"test": "MMD", "features": names, "p_value": float(out["p_val"]), "distance": float(out["distance"]),
-            "is_drift": bool(out["is_drift"])}
+    return {**alibi.mmd(rs, cs, p_val), "features": names}

@@ -28,7 +28,6 @@ class PreparedColumn:
     std: float = float("nan")
     labels: Any = None                  # categorical: pandas Index of category labels
     counts: Any = None                  # categorical: count per label (int64)
-    _detector: Any = None
 
     @property
     def n_present(self) -> int:
@@ -42,23 +41,6 @@ class PreparedColumn:
         if self.spec.kind == "categorical":
             return int((self.counts > 0).sum())
         return 0
-
-    def ks_detector(self, p_val: float):
-        """alibi-detect KSDrift over the sorted reference, built once and reused across checks."""
-        from .stats import alibi_class
-
-        if self._detector is None:
-            self._detector = alibi_class("SortedKSDrift")(self.sorted, p_val=p_val)
-        self._detector.p_val = p_val
-        return self._detector
-
-    def chi2_detector(self, p_val: float):
-        from .stats import alibi_class
-
-        if self._detector is None:
-            self._detector = alibi_class("CountsChiSquareDrift")(self.counts, p_val=p_val)
-        self._detector.p_val = p_val
-        return self._detector
 
     def encode(self, s):
         """Integer codes of the current side's present values on this column's labels (unseen labels get new

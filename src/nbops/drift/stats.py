@@ -1,21 +1,21 @@
-"""The statistics: alibi-detect's univariate detectors, effect sizes, multiple-testing correction, the rule.
+"""The statistics of nbops's own drift engine (scipy/numpy), effect sizes, multiple-testing correction, the rule.
 
-Numbers: alibi-detect's ``KSDrift`` (default) or ``CVMDrift``. nbops subclasses ``KSDrift`` only to reuse the
-reference's sorted values between checks (:class:`SortedKSDrift`): the statistic and the p-value are exactly
-scipy's ``ks_2samp(..., method="asymp")`` that stock ``KSDrift`` calls (the unit tests compare them), but the
-reference is sorted once, and one merge of the two sorted samples also yields the Wasserstein distance.
-Categories: alibi-detect's ``ChiSquareDrift``; the subclass :class:`CountsChiSquareDrift` keeps the reference's
-category counts and counts the current batch with ``bincount`` (stock ``ChiSquareDrift`` compares the whole
-column once per category). ``engine="alibi"`` runs the stock detectors instead.
+Numbers: the two-sample Kolmogorov-Smirnov test (:func:`ks_merge`: one linear merge of the sorted reference,
+prepared once, with the sorted batch gives the KS distance, scipy's p-value -- exact up to ``EXACT_MAX_N`` values
+per side, where scipy's own ``ks_2samp`` would use it, asymptotic above -- and the Wasserstein distance) or
+Cramer-von Mises (:func:`cvm_sorted`, scipy's ``cramervonmises_2samp``). Categories: the chi-squared test of
+homogeneity on count vectors (:func:`chi2_counts`, scipy's ``chi2_contingency``); the reference's counts are kept
+and the batch is counted with ``bincount``. These are the statistics alibi-detect's ``KSDrift`` / ``CVMDrift`` /
+``ChiSquareDrift`` compute; ``tests/alibi/`` checks the agreement to 1e-9 where alibi-detect is installed.
+``engine="alibi"`` runs alibi-detect's stock detectors instead (:mod:`nbops.drift.alibi`, optional extra).
 
 The decision rule (:func:`decide`) is a pure function of p-values and effects so the calibration tests can
 drive it with simulated statistics as well as through :func:`nbops.check_drift`.
 
-Heavy imports (numpy, scipy, alibi_detect) happen inside functions: this module is imported lazily.
+Heavy imports (numpy, scipy) happen inside functions: this module is imported lazily.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 # Effect sizes all read as "a share of rows": the KS distance (largest difference, over every threshold, in
@@ -26,69 +26,6 @@ DEFAULT_P_VAL = 0.05
 EXACT_MAX_N = 10_000          # exact KS p-values up to this many values per side (scipy's own default rule)
 LOW_POWER_EFFECT = 0.2      # warn when only changes larger than this can be detected at the sample size
 CORRECTIONS = ("bonferroni", "fdr", "none")
-
-
-@functools.lru_cache(maxsize=None)
-def _alibi():
-    """Import alibi-detect (about 6 s the first time) and define the subclasses."""
-    import logging
-    import os
-    import warnings
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    for name in ("alibi_detect", "transformers"):  # "None of PyTorch ... found" is noise for tabular tests
-        logging.getLogger(name).setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from alibi_detect.cd import ChiSquareDrift, CVMDrift, KSDrift, TabularDrift
-    import numpy as np
-
-    class SortedKSDrift(KSDrift):
-        """alibi-detect's KSDrift on one column whose reference is kept sorted across checks.
-
-        ``feature_score`` returns scipy's two-sided KS statistic and p-value in float64: the asymptotic p-value
-        stock KSDrift computes (``ks_2samp(mode="asymp")``) above 10,000 values per side, the exact one below
-        (scipy's default; the asymptotic one is anti-conservative for small samples, and alibi-detect's source
-        marks its ``asymp`` as a TODO to switch to ``exact``); ``last`` holds the merge's by-products (the
-        Wasserstein distance, the sorted current sample) for the effect sizes and plots.
-        """
-
-        def __init__(self, ref_sorted, p_val: float = DEFAULT_P_VAL):
-            super().__init__(ref_sorted.reshape(-1, 1), p_val=p_val, correction="bonferroni")
-            self.ref_sorted = ref_sorted
-            self.last: KSMerge | None = None
-
-        def feature_score(self, x_ref, x):
-            cur_sorted = np.sort(x.reshape(-1))
-            self.last = ks_merge(self.ref_sorted, cur_sorted)
-            self.cur_sorted = cur_sorted  # for the plots: no second sort
-            return np.array([self.last.p_value]), np.array([self.last.statistic])
-
-    class CountsChiSquareDrift(ChiSquareDrift):
-        """alibi-detect's ChiSquareDrift on one integer-coded column, with the reference's counts kept."""
-
-        def __init__(self, ref_counts, p_val: float = DEFAULT_P_VAL):
-            ref_counts = np.asarray(ref_counts, dtype=np.int64)
-            codes = np.flatnonzero(ref_counts).reshape(-1, 1)  # one row per observed category: enough for init
-            super().__init__(codes, p_val=p_val, categories_per_feature={0: len(ref_counts)},
-                             correction="bonferroni")
-            self.ref_counts = ref_counts
-
-        def feature_score(self, x_ref, x):
-            cur = np.bincount(x.reshape(-1), minlength=len(self.ref_counts))
-            ref = np.zeros(len(cur), dtype=np.int64)
-            ref[:len(self.ref_counts)] = self.ref_counts
-            stat, p = chi2_counts(ref, cur)
-            return np.array([p]), np.array([stat])
-
-    return {"KSDrift": KSDrift, "CVMDrift": CVMDrift, "ChiSquareDrift": ChiSquareDrift,
-            "TabularDrift": TabularDrift, "SortedKSDrift": SortedKSDrift,
-            "CountsChiSquareDrift": CountsChiSquareDrift}
-
-
-def alibi_class(name: str):
-    return _alibi()[name]
 
 
 def torch_available() -> bool:
@@ -162,9 +99,18 @@ def ks_merge(ref_sorted, cur_sorted) -> KSMerge:
     return KSMerge(statistic=d, p_value=p, wasserstein=w1)
 
 
+def cvm_sorted(ref_sorted, cur_sorted) -> tuple[float, float]:
+    """Two-sample Cramer-von Mises statistic and p-value, as ``scipy.stats.cramervonmises_2samp`` gives them
+    (scipy's ``auto`` rule: exact for small samples, asymptotic otherwise)."""
+    from scipy.stats import cramervonmises_2samp
+
+    res = cramervonmises_2samp(ref_sorted, cur_sorted)
+    return float(res.statistic), float(min(1.0, max(0.0, res.pvalue)))
+
+
 def chi2_counts(ref_counts, cur_counts) -> tuple[float, float]:
-    """Chi-squared test of homogeneity on two count vectors (categories seen on neither side dropped), as
-    alibi-detect's ChiSquareDrift computes it with ``scipy.stats.chi2_contingency``."""
+    """Chi-squared test of homogeneity on two count vectors (categories seen on neither side dropped), with
+    ``scipy.stats.chi2_contingency`` (as alibi-detect's ChiSquareDrift computes it)."""
     import numpy as np
     from scipy.stats import chi2_contingency
 
