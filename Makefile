@@ -1,10 +1,16 @@
-# The README's two commands. Both build .venv from scratch when it is missing.
+# The README's commands. Each builds its venv from scratch when it is missing.
+#   make demo        .venv (current numpy 2 / pandas 3), the showcase notebooks
+#   make test        .venv with the test extras, the whole suite
+#   make test-alibi  .venv-alibi with the optional alibi-detect engine (numpy < 2, pandas < 3): the data, drift
+#                    and telemetry tests plus the engine-agreement tests (tests/alibi)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+ALIBI  := .venv-alibi
 PYTEST_ARGS ?=
+ALIBI_TESTS := tests/alibi $(foreach d,unit functional,$(wildcard $(foreach k,data drift telemetry,tests/$(d)/test_$(k)_*.py)))
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-alibi venv clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +26,12 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	  mkdir -p $(VENV)/etc/jupyter && echo '{"ServerApp": {"allow_root": true}}' > $(VENV)/etc/jupyter/jupyter_server_config.json; fi
 	touch $@
 
+$(ALIBI)/.installed-test: pyproject.toml
+	$(PYTHON) -m venv $(ALIBI)
+	$(ALIBI)/bin/python -m pip install -q --upgrade pip
+	$(ALIBI)/bin/python -m pip install -q -e ".[alibi,test]"
+	touch $@
+
 venv: $(VENV)/.installed
 
 demo: venv
@@ -28,5 +40,8 @@ demo: venv
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-alibi: $(ALIBI)/.installed-test
+	$(ALIBI)/bin/python -m pytest $(ALIBI_TESTS) $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) .nbops notebooks/out test-artifacts
+	rm -rf $(VENV) $(ALIBI) .nbops notebooks/out test-artifacts

@@ -6,7 +6,7 @@ import time
 
 from ..errors import DriftError
 from .columns import as_frame, check_current, float_values, select_columns
-from .reference import PreparedColumn, Reference, prepare_reference
+from .reference import PreparedColumn, Reference, map_columns, prepare_reference
 from .report import DriftReport, FeatureDrift
 from .stats import (CORRECTIONS, DEFAULT_MIN_EFFECT, DEFAULT_P_VAL, LOW_POWER_EFFECT, decide, ks_critical, psi,
                     tvd)
@@ -191,7 +191,7 @@ def compare(ref: Reference, cur, roles, *, p_val, correction, min_effect, test="
         if pc is not None:
             check_current(pc.spec, pc.spec.family, cur[name])
     todo = [(n, r) for n, r in roles if n in ref.columns]
-    rows = _map_columns(lambda item: _test_column(ref.columns[item[0]], item[1], cur[item[0]], test, engine, p_val,
+    rows = map_columns(lambda item: _test_column(ref.columns[item[0]], item[1], cur[item[0]], test, engine, p_val,
                                                   plots), todo, progress)
     pending = [(row, ref.columns[row.feature]) for row in rows if row.kind not in ("datetime", "identifier")]
     constant = [row.feature for row, pc in pending
@@ -231,34 +231,6 @@ def compare(ref: Reference, cur, roles, *, p_val, correction, min_effect, test="
         notes.append("Categories not in the reference -- " + "; ".join(new))
     _power_warning(report, pending, p_val, correction, len(p))
     return report
-
-
-def _map_columns(fn, items, progress):
-    """``[fn(item) for item in items]`` in order, on up to one thread per core, with a bar for long checks."""
-    import os
-
-    workers = min(len(items), os.cpu_count() or 1)
-    bar = None
-    if progress is True or (progress is None and len(items) >= 8):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(items), desc="drift", unit="col", leave=False)
-    if workers <= 1:
-        out = []
-        for item in items:
-            out.append(fn(item))
-            bar and bar.update()
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(workers, thread_name_prefix="nbops-drift") as pool:
-            futures = [pool.submit(fn, item) for item in items]
-            out = []
-            for f in futures:
-                out.append(f.result())
-                bar and bar.update()
-    bar and bar.close()
-    return out
 
 
 def _test_column(pc: PreparedColumn, role: str, s, test, engine, p_val, plots) -> FeatureDrift:

@@ -121,22 +121,52 @@ def prepare_reference(data, *, features=None, target=None, prediction=None, cate
     both = sorted(categorical & numeric)
     if both:
         raise DriftError(f"Columns {both} are named both categorical and numeric; pick one.", columns=both)
-    cols: dict[str, PreparedColumn] = {}
-    all_missing = []
-    for name, role in roles:
+
+    def one(item):
+        name, role = item
         s = df[name]
         n_missing = int(s.isna().sum())
         if n_missing == len(s):
-            all_missing.append(name)
-            continue
-        spec = infer_spec(name, role, s, categorical, numeric, max_categories)
-        cols[name] = _prepare(spec, s, n_missing)
+            return None
+        return _prepare(infer_spec(name, role, s, categorical, numeric, max_categories), s, n_missing)
+
+    prepared = map_columns(one, roles, progress=False)
+    cols = {name: pc for (name, _), pc in zip(roles, prepared) if pc is not None}
+    all_missing = [name for (name, _), pc in zip(roles, prepared) if pc is None]
     if all_missing:
         raise DriftError(f"Columns {all_missing} have no values at all in the reference ({source}); there is no "
                          f"distribution to compare with. Leave them out (features=[...]) or fix the reference.",
                          columns=all_missing)
     opts = {"categorical": sorted(categorical), "numeric": sorted(numeric), "max_categories": max_categories}
     return Reference(cols, roles, len(df), opts, source=source, data=data, run_id=run_id, model=model)
+
+
+def map_columns(fn, items, progress):
+    """``[fn(item) for item in items]`` in order, on up to one thread per core, with a bar for long checks."""
+    import os
+
+    workers = min(len(items), os.cpu_count() or 1)
+    bar = None
+    if progress is True or (progress is None and len(items) >= 8):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), desc="drift", unit="col", leave=False)
+    if workers <= 1:
+        out = []
+        for item in items:
+            out.append(fn(item))
+            bar and bar.update()
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="nbops-drift") as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            out = []
+            for f in futures:
+                out.append(f.result())
+                bar and bar.update()
+    bar and bar.close()
+    return out
 
 
 def _prepare(spec: ColumnSpec, s, n_missing: int) -> PreparedColumn:
