@@ -47,7 +47,7 @@ _classes: dict[int, list[str]] = {}
 
 def load_ipython_extension(ip) -> None:
     """``%load_ext nbops``: register the magics. Imports IPython-level modules only."""
-    from .magics import MAGIC_CLASSES
+    from .magics import MAGIC_CLASSES, install_error_boundary
 
     if id(ip) in _registered:
         return
@@ -68,12 +68,30 @@ def load_ipython_extension(ip) -> None:
                 added.append((kind, name, before[kind].get(name)))
     _registered[id(ip)] = added
     _classes[id(ip)] = classes
+    install_error_boundary(ip)
+    _quiet_loggers()
+
+
+# MLflow's start-up chatter that would land in every first cell's output (and in saved notebooks)
+_CHATTY = ("mlflow.store.db.utils", "alembic.runtime.migration")
+
+
+def _quiet_loggers() -> None:
+    import logging
+
+    for name in _CHATTY:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:  # a level the user set stays
+            logger.setLevel(logging.WARNING)
 
 
 def unload_ipython_extension(ip) -> None:
     """``%unload_ext nbops``: remove our magics (restoring any they shadowed), stop background samplers."""
     import sys
 
+    from .magics import uninstall_error_boundary
+
+    uninstall_error_boundary(ip)
     for kind, name, previous in _registered.pop(id(ip), []):
         table = ip.magics_manager.magics[kind]
         if previous is None:

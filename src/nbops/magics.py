@@ -1,14 +1,20 @@
-"""``%%track`` and ``%nbops``: parse the arguments, call the API, show the result. No logic of their own.
+"""The front end of every magic: one argument reader and one error boundary. ``%%track`` and ``%nbops`` live
+here too: parse the arguments, call the API, show the result. No logic of their own.
 
 Each domain keeps its magics beside its code (``nbops/<domain>/magics.py``); :data:`MAGIC_CLASSES` lists them
-so ``%load_ext nbops`` registers them all, importing only IPython-level modules.
+so ``%load_ext nbops`` registers them all, importing only IPython-level modules. Every magic reads its line
+with :func:`parse` (shell quoting rules, as a terminal user expects) and every :class:`~nbops.errors.NbopsError`
+a magic raises is shown as one line by the boundary :func:`install_error_boundary` puts on the shell.
 """
 from __future__ import annotations
 
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+import shlex
+import sys
 
-from .errors import NbopsError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, real_name
+
+from .errors import NbopsError, OptionError
 
 MAGIC_CLASSES = [
     "nbops.magics:TrackMagics",
@@ -16,15 +22,136 @@ MAGIC_CLASSES = [
     "nbops.drift.magics:DriftMagics",
     "nbops.telemetry.magics:TelemetryMagics",
     "nbops.registry.magics:PromoteMagics",
+    "nbops.validation.magics:ValidateMagics",
+    "nbops.evaluation.magics:EvaluateMagics",
 ]
 
 
-def parse(magic, line: str):
-    """``parse_argstring`` with argparse's exit turned into a UsageError that says what to do."""
+# ---- arguments ----------------------------------------------------------------------------------------------
+
+def split(line: str, magic: str = "magic") -> list[str]:
+    """The magic's line split and unquoted with shell rules: ``-e "my exp"`` is one word ``my exp``,
+    ``--tag team="growth team"`` is ``team=growth team``, ``--query 'up{job="x"}'`` keeps its inner quotes."""
     try:
-        return parse_argstring(magic, line)
-    except SystemExit as exc:  # argparse exits on --help
-        raise NbopsError(f"See %{magic.__name__}? for the options.") from exc
+        return shlex.split(line, posix=True)
+    except ValueError as exc:  # "No closing quotation", "No escaped character"
+        raise OptionError(f"%{magic}: cannot read the line ({exc}): close every quote, or escape it with \\.",
+                          option=line) from None
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+        return True
+    except ValueError:
+        return False
+
+
+def _unknown_option(parser, argv: list[str]) -> str | None:
+    """The first word that looks like an option the parser does not know (checked before argparse, which would
+    complain about missing positionals first and never name the bad option)."""
+    known = parser._option_string_actions
+    for i, tok in enumerate(argv):
+        if tok == "--":
+            return None
+        if not tok.startswith("-") or tok == "-" or _is_number(tok):
+            continue
+        name = tok.split("=", 1)[0]
+        if name in known or (name.startswith("--") and any(o.startswith(name) for o in known)):
+            continue
+        if not name.startswith("--") and name[:2] in known:  # -e'my exp' -> -emy exp
+            continue
+        prev = known.get(argv[i - 1]) if i else None
+        if prev is not None and prev.nargs != 0:  # the value of the previous option, e.g. --p-val -1
+            continue
+        return tok
+    return None
+
+
+def parse(magic, line: str):
+    """Read a magic's line: split with shell rules (:func:`split`), name any unknown option, parse with the
+    magic's ``@argument`` declarations; an empty value (``-e ''``) is refused. Mistakes are one-line
+    :class:`~nbops.errors.OptionError`\\ s that say what to do."""
+    parser = magic.parser
+    name = real_name(magic)
+    argv = split(line, name)
+    see = f"See %{name}? for the options."
+    if any(t in ("-h", "--help") for t in argv):
+        raise OptionError(see, option="--help")
+    bad = _unknown_option(parser, argv)
+    if bad is not None:
+        raise OptionError(f"%{name}: unknown option {bad}. {see}", option=bad)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:  # argparse exits on some errors even with error() overridden
+        raise OptionError(f"%{name}: cannot read {line!r}. {see}", option=line) from None
+    except NbopsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - IPython's parser raises UsageError(argparse's message)
+        raise OptionError(f"%{name}: {exc}. {see}") from None
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            opt = action.option_strings[-1] if action.option_strings else action.dest
+            raise OptionError(f"%{name}: {opt} is empty: give it a value, or leave it out.", option=opt)
+    return args
+
+
+# ---- the error boundary -------------------------------------------------------------------------------------
+
+_BOUNDARY: dict[int, tuple] = {}  # id(shell) -> (custom_exceptions, CustomTB) found before nbops
+
+
+def _handler(previous):
+    exc_types, previous_tb = previous
+
+    def handle(shell, etype, value, tb, tb_offset=None):
+        if isinstance(value, NbopsError):  # a user's mistake: one line, as IPython does for UsageError
+            sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb  # %debug still works
+            stb = [f"{etype.__name__}: {value}"]
+            shell._showtraceback(etype, value, stb)
+            return stb
+        user_tb = getattr(value, "_nbops_user_tb", None)
+        if user_tb is not None:  # a tracked cell failed: its own frames only, as without nbops
+            del value._nbops_user_tb
+            value.__traceback__ = user_tb
+            shell.showtraceback((etype, value, user_tb), tb_offset=0)
+            return None
+        if exc_types and isinstance(value, exc_types) and previous_tb is not None:
+            return previous_tb(etype, value, tb, tb_offset)
+        shell.showtraceback(running_compiled_code=True)  # what IPython does without nbops
+        return None
+
+    return handle
+
+
+def install_error_boundary(shell) -> None:
+    """Show NbopsErrors as one line and failed tracked cells with the user's frames only
+    (``set_custom_exc``; any handler set before is kept for its exceptions and restored by the uninstall)."""
+    if id(shell) in _BOUNDARY or not hasattr(shell, "set_custom_exc"):
+        return
+    previous = (tuple(shell.custom_exceptions or ()), getattr(shell, "CustomTB", None))
+    _BOUNDARY[id(shell)] = previous
+    shell.set_custom_exc((BaseException,), _handler(previous))
+
+
+def uninstall_error_boundary(shell) -> None:
+    previous = _BOUNDARY.pop(id(shell), None)
+    if previous is None:
+        return
+    exc_types, custom_tb = previous
+    shell.custom_exceptions = exc_types
+    if custom_tb is not None:
+        shell.CustomTB = custom_tb
+
+
+def mark_user_traceback(exc: BaseException, tb) -> None:
+    """Ask the boundary to show ``exc`` with ``tb`` (the user's frames) instead of the frames it crossed."""
+    try:
+        exc._nbops_user_tb = tb
+    except (AttributeError, TypeError):  # an exception type without __dict__: shown the usual way
+        pass
 
 
 @magics_class

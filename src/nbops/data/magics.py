@@ -34,12 +34,9 @@ class DataMagics(Magics):
         a = parse(self.dataversion, line)
         ns = self.shell.user_ns
         var = a.var
-        if len(var) > 1 and var[0] == var[-1] and var[0] in "'\"":
-            obj = var = var[1:-1]  # a quoted path
-            default = os.path.basename(var.rstrip("/")) or var
-        elif var in ns:
+        if var in ns:
             obj, default = ns[var], var
-        elif var.isidentifier():
+        elif var.isidentifier() and not os.path.exists(var):
             raise NbopsError(f"%dataversion {var}: no variable named {var!r}; give a DataFrame variable, or a "
                              f"quoted path for a file or folder.", variable=var)
         else:

@@ -91,7 +91,7 @@ class DriftMagics(Magics):
             display(Image(data=buf.getvalue(), format="png"))
 
     def _value(self, text: str, side: str, allow_reference: bool = False):
-        text = text.strip().strip("'\"")
+        text = text.strip()
         if allow_reference and (text.startswith("run:") or text.startswith("models:")):
             return text
         ns = self.shell.user_ns

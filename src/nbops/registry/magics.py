@@ -11,13 +11,6 @@ from ..errors import GateFailed, NbopsError
 from ..magics import parse
 
 
-def unquote(text):
-    """IPython keeps the quotes around a quoted magic argument (``--reason "Q3 retrain"``); drop them."""
-    if isinstance(text, str) and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text
-
-
 @magics_class
 class PromoteMagics(Magics):
 
@@ -59,9 +52,6 @@ class PromoteMagics(Magics):
         from ..display import show
 
         a = parse(self.promote, line)
-        for key in ("name", "run", "best", "experiment", "alias", "must_beat", "reason"):
-            setattr(a, key, unquote(getattr(a, key)))
-        a.require = [unquote(r) for r in a.require]
         modes = [m for m in ("rollback", "history", "pick") if getattr(a, m)]
         if len(modes) > 1:
             raise NbopsError(f"--{modes[0]} and --{modes[1]} cannot be combined: pick one.")

@@ -61,21 +61,47 @@ class _Tee:
         return getattr(self._stream, name)
 
 
+def _cell_number(shell) -> tuple[int, int]:
+    """The ``In [n]`` of the running notebook cell and the line its body starts after (1: the ``%%track`` line);
+    ``(execution_count, 0)`` when the magic was called from Python."""
+    names = getattr(shell.compile, "_filename_map", {})
+    f = sys._getframe(1)
+    while f is not None:
+        if f.f_code.co_filename in names:
+            return names[f.f_code.co_filename], 1
+        f = f.f_back
+    return shell.execution_count, 0
+
+
 def _execute(shell, cell: str) -> Any:
     """Run the cell body the way IPython would (magics and ``!`` lines included); return the last
-    expression's value. Exceptions propagate unchanged."""
+    expression's value (None after a trailing ``;``). Exceptions propagate unchanged; their frames in the
+    cell carry the notebook cell's own ``In [n]`` and line numbers."""
     src = shell.transform_cell(cell)
     tree = ast.parse(src)
     tree = shell.transform_ast(tree) or tree
+    number, offset = _cell_number(shell)
+    filename = shell.compile.cache("\n" * offset + src, number)  # tracebacks: "Cell In[n], line L" as shown
+    ast.increment_lineno(tree, offset)
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
-    filename = shell.compile.cache(src, shell.execution_count)
+        if shell.displayhook.semicolon_at_end_of_expression(cell):
+            tree.body.append(ast.Expr(last.body))
+            last = None
     exec(compile(tree, filename, "exec", flags=shell.compile.flags, dont_inherit=True), shell.user_ns)
     if last is not None:
         ast.fix_missing_locations(last)
         return eval(compile(last, filename, "eval", flags=shell.compile.flags, dont_inherit=True), shell.user_ns)
     return None
+
+
+def _user_frames(tb):
+    """The part of a traceback inside the user's cell (nbops's own frames above it dropped)."""
+    ours = {__file__, _execute.__code__.co_filename}
+    while tb is not None and tb.tb_frame.f_code.co_filename in ours:
+        tb = tb.tb_next
+    return tb
 
 
 def _figures() -> dict[int, Any]:
@@ -125,7 +151,8 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
             stack.enter_context(contextlib.redirect_stderr(_Tee(sys.stderr, err)))
             value = _execute(shell, cell)
     except BaseException:  # noqa: BLE001 - recorded, then re-raised unchanged
-        exc_info = sys.exc_info()
+        et, ev, tb = sys.exc_info()
+        exc_info = (et, ev, _user_frames(tb) or tb)
     wall = time.perf_counter() - t0
     peak = stop_rss()
     usage_error = None
@@ -141,12 +168,17 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     tracker.__exit__(*exc_info)
     summary = tracker.summary(wall_s=wall, peak_rss=peak)
     shell.user_ns["_nbops_last_run"] = summary
+    if usage_error is not None and usage_error is exc_info[1]:  # one line says it all, the run included
+        usage_error.run_id = tracker.run_id
+        usage_error.args = (f"{usage_error} (the cell ran; its run {tracker.run_id} is recorded as FAILED)",)
+        raise usage_error.with_traceback(None)
     from ..display import show
 
     show(summary)
     if exc_info[1] is not None:
-        if usage_error is exc_info[1]:
-            raise usage_error
+        from ..magics import mark_user_traceback
+
+        mark_user_traceback(exc_info[1], exc_info[2])  # shown with the user's frames only
         raise exc_info[1].with_traceback(exc_info[2])
     return value
 
