@@ -231,3 +231,38 @@ def test_sample_option_limits_rows():
     ref = pd.DataFrame({"x": rng.normal(size=50000)})
     r = check(ref, ref.copy(), sample=1000)
     assert r["x"].n_ref == 1000 and r["x"].n_cur == 1000
+
+
+def _dtype_variants(df):
+    """The same values in every container pandas 2 and 3 hand out: object/str strings, nullable and pyarrow
+    dtypes, categoricals, datetimes at second/millisecond resolution."""
+    import pyarrow as pa
+
+    obj = df.assign(s=df["s"].astype(object))
+    nullable = df.assign(s=df["s"].astype("string"), i=df["i"].astype("Int64"), b=df["b"].astype("boolean"))
+    arrow = df.assign(s=df["s"].astype(pd.ArrowDtype(pa.string())), i=df["i"].astype("int64[pyarrow]"),
+                      b=df["b"].astype("bool[pyarrow]"), t=df["t"].astype("timestamp[ms][pyarrow]"))
+    return {"default": df, "object": obj, "nullable": nullable, "arrow": arrow,
+            "category": df.assign(s=df["s"].astype("category"))}
+
+
+def test_every_dtype_container_gives_the_same_verdicts_and_numbers():
+    rng = np.random.default_rng(1)
+    n = 3000
+    ref = pd.DataFrame({"s": rng.choice(["a", "b", "c", None], n), "i": rng.integers(0, 50, n).astype(float),
+                        "b": rng.choice([True, False], n),
+                        "t": pd.date_range("2026-01-01", periods=n, freq="h").as_unit("s")})
+    ref.loc[::7, "i"] = np.nan
+    cur = ref.sample(frac=1, random_state=2).reset_index(drop=True)
+    cur.loc[:500, "s"] = "a"
+    results = {}
+    for (name, r), c in zip(_dtype_variants(ref).items(), _dtype_variants(cur).values()):
+        rep = check(r, c, plots=False)
+        results[name] = [(f.feature, f.kind, f.test, round(f.statistic, 9), round(f.p_value, 12), f.drifted)
+                         for f in rep]
+    first = results.pop("default")
+    assert [r[:3] for r in first] == [("s", "categorical", "Chi2"), ("i", "numeric", "KS"),
+                                      ("b", "categorical", "Chi2"), ("t", "datetime", "")]
+    assert first[0][-1] is True  # the planted change in s
+    for name, rows in results.items():
+        assert str(rows) == str(first), name
