@@ -120,12 +120,19 @@ class NotebookRun:
         return EXIT_OK if self.ok else 130 if self.status == "KILLED" else EXIT_FAILED
 
     def _rows(self) -> list[tuple[str, str]]:
+        """What the console and the HTML show, with secrets masked (cron appends it to a log file)."""
+        from .tracking import redact
+
+        return [(k, redact.text(str(v))) for k, v in self._raw_rows()]
+
+    def _raw_rows(self) -> list[tuple[str, str]]:
         where = "spooled: run `nbops sync` when the store is back" if self.spooled else (self.url or self.store or "")
         rows = [("notebook", self.notebook), ("output", self.output),
                 ("status", f"{self.status} in {self.duration_s:.1f}s, {self.executed}/{self.cells} cells"),
                 ("run", f"{self.run_id} in experiment {self.experiment!r}"), ("recorded", where)]
         if self.parameters:
-            rows.append(("parameters", ", ".join(f"{k}={v!r}" for k, v in self.parameters.items())))
+            rows.append(("parameters", ", ".join(f"{k}={'****' if _secret(k) else repr(v)}"
+                                                 for k, v in self.parameters.items())))
         if self.error:
             e = self.error
             if "cell_index" in e:
@@ -217,17 +224,22 @@ def declared_parameters(path: Path) -> dict | None:
         return None
 
 
-def _masker(nb):
-    from .tracking.capture import Masker
+def _secret(name: str) -> bool:
+    from .tracking.redact import is_secret_name
 
-    values: set[str] = set()
-    for c in nb.cells:
-        if c.get("cell_type") == "code":
-            src = "\n".join(line for line in c.source.splitlines() if not line.lstrip().startswith(("%", "!")))
-            values.update(Masker(None, src).values)
-    m = Masker()
-    m.values = sorted(values | set(m.values), key=len, reverse=True)
-    return m
+    return is_secret_name(name)
+
+
+def _masker(*notebooks):
+    """The redactor, after it has learned the secrets in the code cells of ``notebooks`` (the input, and the
+    executed output with papermill's injected-parameters cell)."""
+    from .tracking import redact
+
+    for nb in notebooks:
+        for c in getattr(nb, "cells", []):
+            if c.get("cell_type") == "code":
+                redact.learn_source(c.source)
+    return redact.text
 
 
 def _html(nb_path: Path, masker) -> str | None:
@@ -239,6 +251,15 @@ def _html(nb_path: Path, masker) -> str | None:
         return masker(body)
     except Exception as exc:  # noqa: BLE001 - the .ipynb is logged anyway
         log.warning("nbops: could not render %s as HTML (%s); the .ipynb is logged.", nb_path.name, exc)
+        return None
+
+
+def _read_quietly(path: Path):
+    import nbformat
+
+    try:
+        return nbformat.read(str(path), as_version=4) if path.exists() else None
+    except Exception:  # noqa: BLE001 - a partial output notebook: its text is masked all the same
         return None
 
 
@@ -275,14 +296,16 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
                  parameters: dict | None = None, *, parameters_file: str | os.PathLike | None = None,
                  experiment: str | None = None, run_name: str | None = None, cwd: str | os.PathLike | None = None,
                  kernel_name: str | None = None, progress: bool | None = None, timeout: float | None = None,
-                 start_timeout: float = 60) -> NotebookRun:
+                 start_timeout: float = 60, tags: dict | None = None,
+                 parent_run_id: str | None = None) -> NotebookRun:
     """Execute ``notebook`` with papermill as one parent MLflow run; return what happened.
 
     ``output`` defaults to ``<notebook>.out.ipynb`` beside the input; ``parameters`` are injected as papermill
     does (``parameters_file`` first, ``parameters`` win); ``experiment`` defaults to ``NBOPS_EXPERIMENT`` /
     ``MLFLOW_EXPERIMENT_NAME`` / ``Default`` and is also the default for ``%%track`` inside; ``cwd`` (the
     kernel's working folder) defaults to the notebook's folder; ``progress`` (a bar per cell) defaults to
-    stderr being a terminal; ``timeout`` limits each cell (seconds). Bad input raises
+    stderr being a terminal; ``timeout`` limits each cell (seconds); ``tags`` are added to the parent run and
+    ``parent_run_id`` makes it a child of that run (a runbook under its telemetry run). Bad input raises
     :class:`~nbops.errors.RunnerError` before anything runs; a failing notebook does not raise: look at
     ``.status``, ``.error`` and ``.exit_code``.
     """
@@ -290,9 +313,15 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
     from papermill.exceptions import PapermillExecutionError
 
     from .tracking.capture import drop_secret_keys
+    extra_tags = tags
     from .tracking.run import Tracker
     from .tracking.writer import FAILED, FINISHED, KILLED
 
+    for what, v in (("timeout", timeout), ("start_timeout", start_timeout)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+                              or v == float("inf")):
+            raise RunnerError(f"{what}={v!r}: give a number of seconds greater than 0 (or leave it out).",
+                              exit_code=EXIT_USAGE)
     src = Path(notebook).expanduser().resolve()
     nb = _read_notebook(src)
     if src.suffix != ".ipynb":
@@ -306,6 +335,10 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
     params = dict(parameters_file and load_parameters_file(parameters_file) or {})
     for k, v in (parameters or {}).items():
         params[_check_name(k, "parameters")] = v
+    from .tracking import redact
+
+    redact.learn_params(params)  # -p api_token ...: masked wherever it reappears (notebook, HTML, console)
+    _masker(nb)
     workdir = Path(cwd).expanduser().resolve() if cwd else src.parent
     if not workdir.is_dir():
         raise RunnerError(f"Working folder {workdir} does not exist; pass an existing one with --cwd.",
@@ -332,8 +365,9 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
             "nbops.output_path": str(out), "nbops.kernel": kernel, "nbops.cwd": str(workdir)}
     if unknown:
         tags["nbops.unknown_parameters"] = ",".join(unknown)
+    tags.update({str(k): v for k, v in (extra_tags or {}).items()})
     tracker = Tracker(exp, run_name or src.stem, tags=tags, params=drop_secret_keys(params), kind="notebook",
-                      settings=s)
+                      settings=s, parent_run_id=parent_run_id)
     tracker.__enter__()
     kernel_env = {
         config.ENV_PARENT: tracker.run_id, config.ENV_NOTEBOOK: str(src), config.ENV_EXPERIMENT: exp,
@@ -397,7 +431,7 @@ def _classify(exc: BaseException) -> dict:
 def _record(tracker, src: Path, out: Path, nb, status: str, error: dict | None, duration: float, cells: int,
             executed: int) -> None:
     """Everything the parent run keeps: counts, the executed notebook (.ipynb + HTML), the failure."""
-    masker = _masker(nb)
+    masker = _masker(nb, _read_quietly(out))
     tracker.log_metrics({"nbops.cells": cells, "nbops.cells_executed": executed,
                          "nbops.duration_s": round(duration, 3)})
     if out.exists():
@@ -437,7 +471,10 @@ def add_cli(sub) -> None:
     p.add_argument("-n", "--name", help="Parent run name (default: the notebook's name).")
     p.add_argument("-k", "--kernel", help="Kernel name (default: the notebook's kernelspec).")
     p.add_argument("--cwd", help="The kernel's working folder (default: the notebook's folder).")
-    p.add_argument("--timeout", type=float, help="Fail a cell that runs longer than this many seconds.")
+    from .cli import number
+
+    p.add_argument("--timeout", type=number(float, above=0),
+                   help="Fail a cell that runs longer than this many seconds (greater than 0).")
     p.add_argument("--progress", action=argparse_bool(), default=None,
                    help="Show a progress bar per cell (default: when stderr is a terminal).")
     p.set_defaults(func=_cli_run)

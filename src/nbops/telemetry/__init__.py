@@ -18,6 +18,10 @@ _LAZY = {
     "TelemetryReport": "nbops.telemetry.report:TelemetryReport",
     "Incident": "nbops.telemetry.grouping:Incident",
     "get_sampler": "nbops.telemetry.local:get_sampler",
+    "respond": "nbops.telemetry.respond:respond",
+    "send_alerts": "nbops.telemetry.alerts:send",
+    "run_runbooks": "nbops.telemetry.runbook:run_for_new",
+    "Ledger": "nbops.telemetry.lifecycle:Ledger",
 }
 __all__ = list(_LAZY)
 

@@ -99,5 +99,8 @@ def analyze(source="local", query=None, *, detector: str = "auto", sensitivity: 
         raise TelemetryError("No samples in that window; widen --last or --start/--end.")
     scored = detect(frame, detector, sensitivity, direction)
     label = source if isinstance(source, str) else type(source).__name__
+    from .timeparse import duration
+
     return TelemetryReport(scored, incidents(scored, gap), source=label, query=query, detector=detector,
-                           sensitivity=sensitivity, direction=direction)
+                           sensitivity=sensitivity, direction=direction,
+                           gap=duration(gap, "gap") if gap is not None else None)

@@ -30,6 +30,11 @@ class TelemetryMagics(Magics):
     @argument("--stop", action="store_true", help="Stop every --live refresher.")
     @argument("--log", action="store_true", help="Record frame, incidents and figure to MLflow (the current "
                                                  "tracked run, else a new run of kind telemetry).")
+    @argument("--alert", nargs="?", const=True, metavar="URL",
+              help="Send each incident to this Alertmanager (API v2); without URL: NBOPS_ALERTMANAGER_URL. "
+                   "Re-sends are the same alert; an incident that is over is resolved.")
+    @argument("--on-incident", metavar="NOTEBOOK", help="Run this runbook notebook (nbops run) for each new "
+                                                         "incident, with the incident as parameters.")
     @argument("-e", "--experiment", help="Experiment for --log outside a tracked cell.")
     @argument("-o", "--output", metavar="VAR", help="Also store the report in this variable.")
     @line_magic
@@ -40,10 +45,12 @@ class TelemetryMagics(Magics):
         %telemetry --source prometheus --url http://localhost:9090 --query 'rate(node_cpu_seconds_total[1m])' --last 1h
         %telemetry --source df --detector seasonal --sensitivity high --direction up
         %telemetry --live 5          refresh every 5 s;  %telemetry --stop
+        %telemetry --alert http://alertmanager:9093 --on-incident runbook.ipynb     incidents to action
         """
         from ..display import show
         from ..magics import parse
         from . import api
+        from .respond import respond
 
         a = parse(self.telemetry, line)
         if a.stop:
@@ -63,8 +70,7 @@ class TelemetryMagics(Magics):
         if a.live is not None:
             return self._live(source, kw, a)
         report = api.analyze(source, **kw)
-        if a.log:
-            report.log(experiment=a.experiment)
+        respond(report, alert=a.alert, on_incident=a.on_incident, log_run=a.log, experiment=a.experiment)
         if a.output:
             self.shell.user_ns[a.output] = report
         show(report)
@@ -73,10 +79,16 @@ class TelemetryMagics(Magics):
     def _live(self, source, kw, a):
         from ..display import in_kernel, show
         from . import api, live
+        from .respond import respond
 
         if a.live <= 0:
             raise NbopsError("--live SECONDS must be positive, e.g. --live 5.")
-        first = api.analyze(source, **kw)  # fail now, in the cell, if the options are wrong
+
+        def make():
+            return respond(api.analyze(source, **kw), alert=a.alert, on_incident=a.on_incident,
+                           experiment=a.experiment)
+
+        first = make()  # fail now, in the cell, if the options are wrong
         output = None
         if in_kernel():
             import ipywidgets as w
@@ -87,7 +99,7 @@ class TelemetryMagics(Magics):
             display(output)
         else:
             show(first)
-        refresher = live.LiveRefresher(lambda: api.analyze(source, **kw), a.live, output).start()
+        refresher = live.LiveRefresher(make, a.live, output).start()
         if a.output:
             self.shell.user_ns[a.output] = refresher
         return None

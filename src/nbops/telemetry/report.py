@@ -20,13 +20,20 @@ class TelemetryReport:
     """
 
     def __init__(self, frame, incidents, *, source="frame", query=None, detector="auto", sensitivity="medium",
-                 direction="both"):
+                 direction="both", gap=None):
         self.frame = frame
         self.incidents = list(incidents)
         self.source, self.query = source, query
         self.detector, self.sensitivity, self.direction = detector, sensitivity, direction
+        self.gap = gap  # seconds, or None: 5 steps of each series (when an incident is over, see lifecycle)
         self.run_id: str | None = None
         self._png: bytes | None = None
+        # filled by nbops.telemetry.respond: ledger keys, first detections, new incidents, alert and runbooks
+        self.keys: dict = {}
+        self.detections: dict = {}
+        self.new: list = []
+        self.alerts = None
+        self.runbooks: list = []
 
     # -- numbers ------------------------------------------------------------------------------------------------
     @property
@@ -41,6 +48,13 @@ class TelemetryReport:
     def reduction(self) -> float:
         """Anomalous points per incident (how many raw alerts each incident stands for)."""
         return self.anomalous_points / len(self.incidents) if self.incidents else 0.0
+
+    def kpis(self) -> dict:
+        """Alert-volume reduction, incidents per day, mean time to detect, mean duration of resolved incidents
+        (see :func:`nbops.telemetry.lifecycle.kpis`)."""
+        from .lifecycle import kpis
+
+        return kpis(self)
 
     def to_frame(self):
         return self.frame
@@ -100,7 +114,11 @@ class TelemetryReport:
 
     # -- display ------------------------------------------------------------------------------------------------
     def __repr__(self) -> str:
+        from .lifecycle import kpi_line
+
         lines = [f"TelemetryReport: {self.summary()}"]
+        if self.incidents:
+            lines.append(f"  KPIs: {kpi_line(self.kpis())}")
         for inc in self.incidents[:20]:
             lines.append(f"  #{inc.id} {inc.start} .. {inc.end}  lead={inc.lead}  metrics={', '.join(inc.metrics)}"
                          f"  points={inc.points}  peak={inc.peak_score:.2f}")
@@ -108,7 +126,11 @@ class TelemetryReport:
             lines.append(f"  ... {len(self.incidents) - 20} more")
         if self.run_id:
             lines.append(f"  logged to run {self.run_id}")
+        lines += [f"  {x!r}" for x in self._actions()]
         return "\n".join(lines)
+
+    def _actions(self) -> list:
+        return ([self.alerts] if self.alerts is not None else []) + list(self.runbooks)
 
     def _table_html(self, limit: int = 30) -> str:
         if not self.incidents:
@@ -125,9 +147,13 @@ class TelemetryReport:
 
     def _repr_html_(self) -> str:
         img = base64.b64encode(self.png()).decode()
+        from .lifecycle import kpi_line
+
         run = f"<p>Logged to run <code>{html.escape(self.run_id)}</code></p>" if self.run_id else ""
-        return (f"<div class='nbops-telemetry'><p><b>Telemetry</b>: {html.escape(self.summary())}</p>"
-                f"<img src='data:image/png;base64,{img}' style='max-width:100%'/>{self._table_html()}{run}</div>")
+        kpi = f"<p>KPIs: {html.escape(kpi_line(self.kpis()))}</p>" if self.incidents else ""
+        acts = "".join(x._repr_html_() for x in self._actions())
+        return (f"<div class='nbops-telemetry'><p><b>Telemetry</b>: {html.escape(self.summary())}</p>{kpi}"
+                f"<img src='data:image/png;base64,{img}' style='max-width:100%'/>{self._table_html()}{run}{acts}</div>")
 
     def widget(self):
         import ipywidgets as w
@@ -160,6 +186,13 @@ class TelemetryReport:
         t.log_metrics({"telemetry.series": len(self.series), "telemetry.points": len(self.frame),
                        "telemetry.anomalous_points": self.anomalous_points,
                        "telemetry.incidents": len(self.incidents)})
+        kpis = self.kpis()
+        t.log_metrics({f"telemetry.kpi.{k}": v for k, v in kpis.items()
+                       if v is not None and k not in ("anomalous_points", "incidents")})
+        if self.incidents:
+            from .lifecycle import kpi_line
+
+            log.info("nbops: telemetry KPIs: %s", kpi_line(kpis))
         import tempfile
         from pathlib import Path
 
@@ -167,6 +200,6 @@ class TelemetryReport:
             path = Path(tmp) / "frame.parquet"
             self.frame.to_parquet(path, index=False)
             t.log_artifact(str(path), "telemetry")
-        t.log_dict({"incidents": [i.as_dict() for i in self.incidents], "summary": self.summary()},
-                   "telemetry/incidents.json")
+        t.log_dict({"incidents": [{**i.as_dict(), "key": self.keys.get(i.id)} for i in self.incidents],
+                    "summary": self.summary(), "kpis": kpis}, "telemetry/incidents.json")
         t.log_figure(self.plot(), "telemetry/figure.png")
