@@ -31,7 +31,10 @@ class DriftMagics(Magics):
                    "missing share (default 0.05, i.e. 5%% of rows).")
     @argument("--test", default="ks", choices=["ks", "cvm"], help="Test for numeric columns (default ks).")
     @argument("--sample", type=int, help="Test a random sample of at most N rows per side.")
-    @argument("--mmd", action="store_true", help="Also run multivariate MMD (needs PyTorch).")
+    @argument("--engine", default="nbops", choices=["nbops", "alibi"],
+              help="nbops (default: scipy, nothing extra) or alibi (alibi-detect's detectors; needs "
+                   "pip install \"nbops[alibi]\").")
+    @argument("--mmd", action="store_true", help="Also run multivariate MMD (needs nbops[alibi] and PyTorch).")
     @argument("--fail", action="store_true", help="Raise DriftDetected when drift is found (a scheduled run fails).")
     @argument("--on-drift", metavar="NOTEBOOK", help="Run this notebook with papermill when drift is found; it "
                                                     "gets the drift run's id as parameter drift_run_id.")
@@ -60,7 +63,7 @@ class DriftMagics(Magics):
         opts = dict(features=a.features, categorical=a.categorical, numeric=a.numeric, target=a.target,
                     prediction=a.prediction, p_val=a.p_val, correction=a.correction,
                     min_effect=DEFAULT_MIN_EFFECT if a.min_effect is None else a.min_effect, test=a.test,
-                    sample=a.sample, mmd=a.mmd, log=not a.no_log, experiment=a.experiment, run_name=a.run_name,
+                    engine=a.engine, sample=a.sample, mmd=a.mmd, log=not a.no_log, experiment=a.experiment, run_name=a.run_name,
                     on_drift=a.on_drift)
         try:
             report = check_drift(ref, cur, **opts, fail=a.fail)
