@@ -28,6 +28,8 @@ N_NUM, N_CAT = 20, 5
 SHIFTED_NUM, SHIFTED_CAT = (0, 1, 2), (0,)
 
 
+SMOKE_ARGS = ["--rows", "3000", "--batch", "500"]  # tests/unit/test_benchmarks.py: a tiny run
+
 def make(rng, n, drift: bool):
     import numpy as np
 

@@ -19,6 +19,8 @@ import time
 import warnings
 
 
+SMOKE_ARGS = ["--rows", "20000", "--repeat", "1", "--mlflow-repeat", "1"]  # tests/unit/test_benchmarks.py
+
 def timed(fn, repeat: int) -> tuple[float, float, object]:
     """Median wall seconds, median CPU seconds of this process, last result."""
     walls, cpus, out = [], [], None

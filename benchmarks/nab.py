@@ -28,6 +28,8 @@ PUBLISHED = [("Numenta HTM", 66.6, 70.5), ("CAD OSE", 62.2, 69.9), ("KNN CAD", 5
              ("Windowed Gaussian", 22.0, 39.6)]
 
 
+SMOKE_ARGS = ["--help"]  # tests/unit/test_benchmarks.py (replace with a tiny real run)
+
 def stream_scores(det: detectors.Detector, t: np.ndarray, y: np.ndarray, direction: str, window: int) -> np.ndarray:
     if det.causal:
         return det.score(t, y, direction)

@@ -45,13 +45,15 @@ PLAIN_CELLS = [
 ]
 
 
+SMOKE_ARGS = ["--sqlite", "1", "--server", "0", "--steps", "2", "--no-baseline"]  # tests/unit/test_benchmarks.py
+
 def records_per_job(steps: int) -> int:
     # train: 2 params (k, lr) + accuracy + steps loss points + 1 artifact; evaluate: 1 param + 1 metric
     return 2 + 1 + steps + 1 + 1 + 1
 
 
 def _write(path: Path, cells: list[str], steps: int) -> None:
-    from conftest import write_notebook
+    from nbops_testing import write_notebook
 
     write_notebook(path, cells, parameters={"k": 0, "steps": steps})
 

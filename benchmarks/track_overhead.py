@@ -24,6 +24,8 @@ LOAD = ("import time\nfrom IPython.core.interactiveshell import InteractiveShell
         "t = time.perf_counter()\nip.run_line_magic('load_ext', 'nbops')\nprint(time.perf_counter() - t)")
 
 
+SMOKE_ARGS = ["--runs", "2"]  # tests/unit/test_benchmarks.py: a tiny run
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=30)

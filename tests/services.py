@@ -29,15 +29,10 @@ import time
 from pathlib import Path
 
 import pytest
+from nbops_testing import free_port  # noqa: F401  (re-exported: fixtures and benchmarks import it from here)
 
 PG_BIN = Path(os.environ.get("NBOPS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 _STARTED: list["Server"] = []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _port_open(port: int) -> bool:
