@@ -191,3 +191,74 @@ if not prometheus_url:
 if prometheus_url:
     get_ipython().run_line_magic("telemetry", f"--source prometheus --query '{prometheus_query}' --last 1h -o prom_report")"""),
 ])
+
+write("runbook.ipynb", [
+    md("""
+# Runbook: what was the host doing during the incident?
+
+Run by `%telemetry ... --on-incident notebooks/runbook.ipynb` (through `nbops run`) once for each new incident,
+with the incident as parameters; or by hand: `nbops run notebooks/runbook.ipynb`. Read-only and safe: it lists
+the busiest processes (CPU and memory) and the disk usage of every mounted file system, and records both into a
+tracked run, a child of this runbook's run, itself a child of the telemetry run that found the incident."""),
+    code("""
+incident_id = "manual"
+incident_start = ""
+incident_end = ""
+incident_lead = ""
+incident_metrics = []
+incident_labels = {}
+incident_peak_score = 0.0
+incident_run_id = ""
+top_n = 10""", tags=["parameters"]),
+    code("%load_ext nbops"),
+    code("""
+print(f"incident {incident_id}: {incident_lead or 'no lead metric'} from {incident_start or '?'} to "
+      f"{incident_end or 'ongoing'}; metrics {', '.join(incident_metrics) or '-'}; labels {incident_labels}")"""),
+    md("## Busiest processes and disk usage, recorded into the run"),
+    code("""
+%%track -n runbook-diagnostics --tag incident={incident_id}
+import os, time
+import pandas as pd
+import psutil
+import nbops
+
+procs = list(psutil.process_iter(["pid", "name", "username"]))
+for p in procs:  # CPU percent needs two readings: prime every process, then read them a second later
+    try:
+        p.cpu_percent(None)
+    except psutil.Error:
+        pass
+time.sleep(1.0)
+rows = []
+for p in procs:
+    try:
+        with p.oneshot():
+            rows.append({"pid": p.pid, "name": p.info["name"], "user": p.info["username"],
+                         "cpu_percent": p.cpu_percent(None), "rss_mb": p.memory_info().rss / 2**20,
+                         "threads": p.num_threads(), "cmdline": " ".join(p.cmdline())[:200]})
+    except psutil.Error:  # gone, or not ours to look at
+        pass
+processes = pd.DataFrame(rows)
+top_cpu = processes.sort_values("cpu_percent", ascending=False).head(top_n)
+top_memory = processes.sort_values("rss_mb", ascending=False).head(top_n)
+disks = []
+for part in psutil.disk_partitions(all=False):
+    try:
+        u = psutil.disk_usage(part.mountpoint)
+    except OSError:
+        continue
+    disks.append({"mountpoint": part.mountpoint, "device": part.device, "fstype": part.fstype,
+                  "total_gb": u.total / 2**30, "used_gb": u.used / 2**30, "used_percent": u.percent})
+disk_usage = pd.DataFrame(disks)
+run = nbops.tracking.current()
+run.log_text(top_cpu.to_csv(index=False), "runbook/top_cpu_processes.csv")
+run.log_text(top_memory.to_csv(index=False), "runbook/top_memory_processes.csv")
+run.log_text(disk_usage.to_csv(index=False), "runbook/disk_usage.csv")
+run.log_metrics({"host_cpu_percent": psutil.cpu_percent(None), "load_1m": os.getloadavg()[0],
+                 "memory_used_percent": psutil.virtual_memory().percent,
+                 "max_disk_used_percent": float(disk_usage["used_percent"].max()) if len(disk_usage) else 0.0,
+                 "processes": len(processes)})"""),
+    code("top_cpu"),
+    code("top_memory"),
+    code("disk_usage"),
+])
