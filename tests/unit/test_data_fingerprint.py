@@ -74,7 +74,8 @@ def test_same_data_same_digest_copy_and_rebuild():
     df = rich_frame()
     assert fp(df) == fp(df.copy()) == fp(pd.DataFrame({c: df[c].copy() for c in df.columns}))
     v = fingerprint(df, "train")
-    assert len(v.digest) == 32 and int(v.digest, 16) >= 0 and v.short == v.digest[:12]
+    assert v.digest.startswith("v2:") and len(v.digest) == 35 and int(v.digest[3:], 16) >= 0
+    assert v.short == v.digest[:15] and v.scheme == 2
     assert v.rows == 40 and v.columns == list(df.columns) and v.name == "train"
     assert nbops.fingerprint is fingerprint and nbops.DataVersion is type(v)
     for mod in ("compare", "fingerprinting", "record", "lineage", "version"):
@@ -125,14 +126,18 @@ def test_names_dtypes_and_order_are_content():
 
 
 def test_object_values_are_type_tagged():
-    cols = [[1, 2], [1.0, 2], ["1", 2], [True, 2], [b"1", 2], [None, 2], [np.nan, 2], [pd.NA, 2], [pd.NaT, 2],
+    cols = [[1, 2], [1.0, 2], ["1", 2], [True, 2], [b"1", 2], [None, 2],
             ["None", 2], ["nan", 2], ["", 2], [decimal.Decimal("1"), 2], [(1,), 2], [[1], 2], [{"k": 1}, 2]]
     digests = [fp(pd.DataFrame({"x": pd.Series(c, dtype=object)})) for c in cols]
     assert len(set(digests)) == len(digests)
-    # text columns: None, NaN and the empty string stay apart, in the fast path too
-    text = [["a", None], ["a", np.nan], ["a", ""], ["a", "None"], ["a", pd.NA]]
+    # scheme v2: every missing value in an object column is the same missing value
+    assert {fp(pd.DataFrame({"x": pd.Series([na, 2], dtype=object)})) for na in (np.nan, pd.NA, pd.NaT)} == \
+        {digests[5]}
+    # text columns: a missing value (None, NaN, pd.NA, NaT: one missing value) differs from "" and "None"
+    text = [["a", None], ["a", ""], ["a", "None"], ["a", "nan"]]
     digests = [fp(pd.Series(c, dtype=object)) for c in text]
     assert len(set(digests)) == len(digests)
+    assert len({fp(pd.Series(["a", na], dtype=object)) for na in (None, np.nan, pd.NA, pd.NaT)}) == 1
 
 
 def test_strings_are_not_ambiguous_when_joined():
@@ -216,13 +221,14 @@ def test_polars_frames():
     v = fingerprint(df, "p")
     assert v.kind == "polars" and v.rows == 3 and fp(df) == fp(df.clone())
     prof = {c["name"]: c for c in v.profile["columns"]}
-    assert prof["a"]["nulls"] == 1 and prof["f"] == {**prof["f"], "nulls": 1, "nan": 1}
+    assert prof["a"]["nulls"] == 1 and prof["f"]["nulls"] == 2   # scheme v2: NaN and null are one missing value
     assert prof["d"]["min"] == "2024-01-01"
     for col, new in [("a", 4), ("f", 2.5), ("s", "y"), ("d", dt.date(2025, 1, 1))]:
         changed = df.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(new)).otherwise(pl.col(col))
                                   .alias(col))
         assert fp(changed) != v.digest, col
-    assert fp(df.with_columns(pl.col("f").fill_nan(None))) != v.digest  # NaN and null differ in polars
+    assert fp(df.with_columns(pl.col("f").fill_nan(None))) == v.digest  # v2: NaN and null are one missing value
+    assert fp(df.with_columns(pl.col("f").fill_nan(0.0))) != v.digest
     with pytest.raises(DataError, match="collect"):
         fingerprint(df.lazy(), "lazy")
 

@@ -1,5 +1,9 @@
 """``diff(old, new)``: what changed between two versions of a dataset.
 
+Two versions whose digests were made by different digest schemes (a version recorded before scheme v2 and one
+made now) cannot be compared by digest: the diff then says "digest scheme changed" and reports only what the
+names and row counts show, never a content change it cannot know about.
+
 From two :class:`DataVersion` s (for instance the previous version recorded in MLflow and the current one) the
 diff says: the row count change, columns added / removed / retyped, which columns' content changed (each column
 has its own digest) and how their profile moved (nulls, min, max, mean, distinct values). Given the frames
@@ -30,6 +34,7 @@ class DataDiff:
     changes: list[dict] = field(default_factory=list)             # {column, stat, old, new}
     rows_added: int | None = None                                 # exact, when the data of both was at hand
     rows_removed: int | None = None
+    scheme_changed: bool = False                                  # digests by different schemes: not comparable
 
     @property
     def identical(self) -> bool:
@@ -45,6 +50,9 @@ class DataDiff:
         if self.identical:
             return f"identical to {self.old.short}"
         bits = []
+        if self.scheme_changed:
+            bits.append(f"digest scheme changed (v{self.old.scheme} -> v{self.new.scheme}): the digests cannot be "
+                        f"compared, so no content change is reported")
         if self.rows_added is not None:
             bits.append(f"+{self.rows_added:,} / -{self.rows_removed:,} rows")
         elif self.row_delta:
@@ -57,6 +65,8 @@ class DataDiff:
             bits.append("retyped: " + ", ".join(f"{c} {a}->{b}" for c, a, b in self.columns_retyped))
         if self.columns_changed:
             bits.append("content changed in: " + ", ".join(self.columns_changed))
+        if self.scheme_changed and self.rows_added is None and not self.row_delta and len(bits) == 1:
+            bits.append("same row count and columns")
         if not bits:
             bits.append("content changed")
         return f"vs {self.old.short}: " + "; ".join(bits)
@@ -78,6 +88,9 @@ class DataDiff:
         listed = {r["column"] for r in rows}
         rows += [{"column": c, "status": "changed", "stat": None, "old": None, "new": None}
                  for c in self.columns_changed if c not in listed]
+        if self.scheme_changed:
+            rows.insert(0, {"column": None, "status": "scheme changed", "stat": "digest scheme",
+                            "old": f"v{self.old.scheme}", "new": f"v{self.new.scheme}"})
         return pd.DataFrame(rows, columns=["column", "status", "stat", "old", "new"])
 
     def __repr__(self) -> str:
@@ -101,7 +114,12 @@ def compare(old: DataVersion, new: DataVersion) -> DataDiff:
     d = DataDiff(old, new)
     if d.identical:
         return d
-    od, nd = old.dtypes, new.dtypes
+    if not old.comparable(new):
+        d.scheme_changed = True
+        d.columns_added = [c for c in new.columns if c not in set(old.columns)]
+        d.columns_removed = [c for c in old.columns if c not in set(new.columns)]
+        return d
+    od, nd = old.types, new.types
     d.columns_added = [c for c in new.columns if c not in od]
     d.columns_removed = [c for c in old.columns if c not in nd]
     d.columns_retyped = [(c, od[c], nd[c]) for c in new.columns if c in od and od[c] != nd[c]]

@@ -178,151 +178,344 @@ def top_from_counts(values, counts, k: int = TOP) -> list[list]:
     return [[short_text(values[i]), int(counts[i])] for i in idx if counts[i] > 0]
 
 
-# -- numeric buffers ------------------------------------------------------------------------------------------------
-def _native(a: np.ndarray) -> np.ndarray:
-    if a.dtype.byteorder not in ("=", "|") and a.dtype.byteorder != ("<" if np.little_endian else ">"):
-        a = a.astype(a.dtype.newbyteorder("="))
+# -- column digests (scheme v2) -------------------------------------------------------------------------------------
+# A column's digest covers its logical type (``int64``, ``float64``, ``string``, ``timestamp[UTC]``, ...; never the
+# container: numpy, pandas masked, pyarrow or polars), its length, and streams that do not depend on how the data is
+# chunked: the values (missing slots filled with a fixed filler), the row numbers of the missing values, and for
+# text the lengths and the UTF-8 bytes. Every missing value of a column is the same missing value (NaN, None,
+# pd.NA, NaT, an arrow / polars null).
+INT64_MIN = np.iinfo(np.int64).min
+_UNITS = (("ns", 1), ("us", 1_000), ("ms", 1_000_000), ("s", 1_000_000_000))
+_TO_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+          "h": 3_600_000_000_000, "D": 86_400_000_000_000, "W": 604_800_000_000_000}
+SAMPLE_ROWS = 1 << 16           # text columns longer than HIGH_CARD_ROWS: values sampled to detect id-like columns
+HIGH_CARD_ROWS = 200_000
+
+
+def column_digest(ltype: str, n: int, *parts: bytes) -> bytes:
+    """The digest of one column from its logical type, length and part digests."""
+    h = xxhash.xxh3_128()
+    h.update(_lp(b"col2|", ltype.encode()))
+    h.update(b"%d|" % n)
+    for p in parts:
+        h.update(p)
+    return h.digest()
+
+
+class _Missing:
+    """The row numbers of missing values, streamed as little-endian int64 (independent of chunk sizes)."""
+
+    def __init__(self):
+        self.h = xxhash.xxh3_128()
+        self.count = 0
+
+    def add(self, mask: np.ndarray, start: int) -> None:
+        idx = np.flatnonzero(mask)
+        if idx.size:
+            self.count += int(idx.size)
+            self.h.update((idx.astype(np.int64) + start).astype("<i8", copy=False).view(np.uint8))
+
+    def digest(self) -> bytes:
+        return b"M%d:" % self.count + self.h.digest()
+
+
+def _le(a: np.ndarray) -> np.ndarray:
+    """Little-endian, contiguous: the byte order every stream is hashed in."""
+    if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and not np.little_endian):
+        a = a.astype(a.dtype.newbyteorder("<"))
     return np.ascontiguousarray(a)
 
 
 def numeric(values: np.ndarray, tick: Callable[[int], None], mask: np.ndarray | None = None,
-            stats: bool = True) -> tuple[bytes, dict]:
-    """Hash a numeric / boolean / datetime / timedelta buffer (any shape, read as C order) in chunks, computing
-    the profile (nulls, min, max, mean) on the same chunks while they are in cache.
+            stats: bool = True, ltype: str | None = None) -> tuple[bytes, dict, str]:
+    """Hash a numeric / boolean buffer (any shape, read as C order) in chunks, computing the profile (nulls,
+    min, max, mean) on the same chunks while they are in cache.
 
-    ``mask``: True where the value is missing (pandas masked arrays, arrow validity); those slots must already
-    hold a fixed filler (0) so that their bytes are stable. Float NaNs are canonicalised.
+    ``mask``: True where the value is missing (pandas masked arrays, arrow validity). Missing slots and float
+    NaNs are one missing value: their row numbers are hashed apart and the slot is hashed as a fixed filler
+    (the canonical NaN for floats, 0 otherwise), so the bytes a container left there do not matter.
     """
-    a = _native(values).reshape(-1)
+    a = _le(values).reshape(-1)
     kind = a.dtype.kind
-    h = xxhash.xxh3_128()
-    h.update(b"n%s|%d|" % (a.dtype.str.encode(), a.size))
+    ltype = ltype or ("bool" if kind == "b" else a.dtype.name)
     if mask is not None:
         mask = np.ascontiguousarray(mask, dtype=bool).reshape(-1)
-        h.update(b"m")
-        h.update(np.packbits(mask).tobytes())
-    is_float = kind == "f"
-    is_complex = kind == "c"
-    is_time = kind in "Mm"
-    nan_count = nulls = 0
-    count = 0
-    lo = hi = None
-    total = 0.0
-    itemsize = a.dtype.itemsize
+    vals = xxhash.xxh3_128()
+    miss = _Missing()
+    is_float, is_complex = kind == "f", kind == "c"
+    filler = np.nan if (is_float or is_complex) else 0
+    count, lo, hi, total = 0, None, None, 0.0
     with np.errstate(all="ignore"):  # signalling NaNs, overflowing sums: figures, not warnings
         for start in range(0, a.size, CHUNK):
             c = a[start:start + CHUNK]
-            valid = None if mask is None else ~mask[start:start + CHUNK]
+            m = None if mask is None else mask[start:start + CHUNK]
+            if m is not None and not m.any():
+                m = None
             chunk_sum = None
-            if is_float:  # one pass: a sum that is not NaN proves there is no NaN to canonicalise (the common case)
+            if is_float:  # one pass: a sum that is not NaN proves there is no NaN (the common case)
                 chunk_sum = float(np.add.reduce(c, dtype=np.float64))
-            if is_complex or (is_float and chunk_sum != chunk_sum):
-                chunk_sum = None
-                parts = c.view(c.real.dtype) if is_complex else c
-                nan = np.isnan(parts)
+                if chunk_sum != chunk_sum:
+                    chunk_sum = None
+                    nan = np.isnan(c)
+                    if nan.any():
+                        m = nan if m is None else m | nan
+            elif is_complex:
+                nan = np.isnan(c)
                 if nan.any():
-                    parts = np.where(nan, np.nan, parts)
-                    c = parts.view(c.dtype) if is_complex else parts
-                    nan_any = nan.reshape(len(c), -1).any(axis=1) if is_complex else nan
-                    nan_count += int(np.count_nonzero(nan_any & valid) if valid is not None else np.count_nonzero(nan_any))
-                    valid = ~nan_any if valid is None else (valid & ~nan_any)
-            h.update(c.view(np.uint8))
+                    m = nan if m is None else m | nan
+            if m is not None:
+                c = c.copy()
+                c[m] = filler
+                miss.add(m, start)
+            vals.update(c.view(np.uint8))
             if stats and not is_complex:
-                if is_time:
-                    iv = c.view("i8")
-                    nat = iv == np.iinfo(np.int64).min
-                    if nat.any():
-                        nulls += int(np.count_nonzero(nat if valid is None else nat & valid))
-                        valid = ~nat if valid is None else valid & ~nat
-                    v = iv if valid is None else iv[valid]
-                else:
-                    v = c if valid is None else c[valid]
+                v = c if m is None else c[~m]
                 if v.size:
                     count += v.size
                     vmin, vmax = v.min(), v.max()
                     lo = vmin if lo is None or vmin < lo else lo
                     hi = vmax if hi is None or vmax > hi else hi
-                    if not is_time:
-                        total += chunk_sum if chunk_sum is not None and valid is None else \
-                            float(np.add.reduce(v, dtype=np.float64))
-            tick(len(c) * itemsize)
-    digest = h.digest()
-    if mask is not None:  # a masked / arrow column: missing is the mask; NaN is a value, counted apart
-        out: dict = {"nulls": int(np.count_nonzero(mask))}
-        if nan_count:
-            out["nan"] = nan_count
-    else:                 # numpy semantics, as pandas reads them: NaN and NaT are the missing values
-        out = {"nulls": nan_count + nulls}
+                    total += chunk_sum if chunk_sum is not None and m is None else \
+                        float(np.add.reduce(v, dtype=np.float64))
+            tick(len(c) * a.dtype.itemsize)
+    digest = column_digest(ltype, a.size, vals.digest(), miss.digest())
+    out: dict = {"nulls": miss.count}
     if not stats or is_complex or count == 0:
-        return digest, out
+        return digest, out, ltype
     if kind == "b":
         out["mean"] = json_number(total / count)
-    elif is_time:
-        unit = np.datetime_data(a.dtype)[0]
-        conv = (lambda x: str(np.datetime64(int(x), unit))) if kind == "M" else \
-            (lambda x: str(np.timedelta64(int(x), unit)))
-        out["min"], out["max"] = conv(lo), conv(hi)
     else:
         out["min"], out["max"], out["mean"] = json_number(lo), json_number(hi), json_number(total / count)
-    return digest, out
+    return digest, out, ltype
+
+
+def canonical_tz(tz) -> str | None:
+    """One name per time zone whatever library made it: zoneinfo / pytz / arrow names as they are, every spelling
+    of UTC as ``UTC``, fixed offsets as ``+HH:MM``."""
+    if tz is None:
+        return None
+    name = getattr(tz, "key", None) or getattr(tz, "zone", None)
+    if name is None and isinstance(tz, str):
+        name = tz
+    if name is None:
+        import datetime as dt_
+
+        off = tz.utcoffset(dt_.datetime(2000, 1, 1)) if hasattr(tz, "utcoffset") else None
+        if off is not None and tz.utcoffset(dt_.datetime(2000, 7, 1)) == off:
+            mins = int(off.total_seconds() // 60)
+            name = f"{'+' if mins >= 0 else '-'}{abs(mins) // 60:02d}:{abs(mins) % 60:02d}"
+        else:
+            name = str(tz)
+    if name in ("UTC", "utc", "Etc/UTC", "Z", "+00:00", "-00:00", "Etc/Zulu", "Zulu", "Universal", "Etc/Universal",
+                "UCT", "Etc/UCT"):
+        return "UTC"
+    return name
+
+
+def _time_text(v: int, unit: str, kind: str, tz: str | None) -> str:
+    import pandas as pd
+
+    if kind == "duration":
+        return str(pd.Timedelta(np.timedelta64(int(v), unit)))
+    ts = pd.Timestamp(np.datetime64(int(v), unit))
+    if tz is not None:
+        ts = ts.tz_localize("UTC")
+        try:
+            ts = ts.tz_convert(tz)
+        except Exception:  # noqa: BLE001 - a zone this pandas cannot resolve: the UTC instant
+            pass
+    return ts.isoformat()
+
+
+def temporal(values: np.ndarray, unit: str, tick: Callable[[int], None], mask: np.ndarray | None = None,
+             stats: bool = True, kind: str = "timestamp", tz=None) -> tuple[bytes, dict, str]:
+    """Hash timestamps or durations given as int64 counts of ``unit`` (NaT = the minimum int64 is missing, as is
+    ``mask``). The counts are hashed in the finest of ns, us, ms, s that holds every value, so the same instants
+    give the same digest whatever resolution they are stored in (s, ms, us, ns). Time-zone-aware timestamps are
+    UTC instants plus the zone name, which is part of the type (``timestamp[Europe/Paris]``)."""
+    a = np.ascontiguousarray(values).reshape(-1).view(np.int64)
+    tzname = canonical_tz(tz)
+    ltype = "duration" if kind == "duration" else f"timestamp[{tzname}]" if tzname else "timestamp"
+    if mask is not None:
+        mask = np.ascontiguousarray(mask, dtype=bool).reshape(-1)
+    src = _TO_NS.get(unit)
+    if src is None:
+        raise Unsupported(np.datetime64(0, unit))
+    # pass 1: the missing values and the range (decides the unit the values are hashed in)
+    missing = np.zeros(a.size, dtype=bool) if a.size else np.zeros(0, dtype=bool)
+    lo = hi = None
+    for start in range(0, a.size, CHUNK):
+        c = a[start:start + CHUNK]
+        m = c == INT64_MIN
+        if mask is not None:
+            m |= mask[start:start + CHUNK]
+        missing[start:start + CHUNK] = m
+        v = c[~m] if m.any() else c
+        if v.size:
+            vmin, vmax = int(v.min()), int(v.max())
+            lo = vmin if lo is None or vmin < lo else lo
+            hi = vmax if hi is None or vmax > hi else hi
+    target, scale = unit, 1
+    for u, f in _UNITS:
+        if src % f:
+            continue
+        k = src // f
+        if lo is None or (-(2 ** 63) < lo * k and hi * k < 2 ** 63):
+            target, scale = u, k
+            break
+    vals = xxhash.xxh3_128()
+    vals.update(b"u:%s|" % target.encode())
+    miss = _Missing()
+    with np.errstate(all="ignore"):
+        for start in range(0, a.size, CHUNK):
+            c = a[start:start + CHUNK]
+            m = missing[start:start + CHUNK]
+            has = m.any()
+            if scale != 1 or has:
+                c = c * scale if scale != 1 else c.copy()
+                if has:
+                    c[m] = 0
+                    miss.add(m, start)
+            vals.update(_le(c).view(np.uint8))
+            tick(len(c) * 8)
+    digest = column_digest(ltype, a.size, vals.digest(), miss.digest())
+    out: dict = {"nulls": miss.count}
+    if stats and lo is not None:
+        out["min"], out["max"] = (_time_text(lo, unit, kind, tzname), _time_text(hi, unit, kind, tzname))
+    return digest, out, ltype
+
+
+def strings(arr, tick: Callable[[int], None], stats: bool = True, ltype: str = "string") -> tuple[bytes, dict, str]:
+    """Hash a pyarrow text (or binary) array / chunked array from its buffers: the lengths (from the offsets), the
+    UTF-8 bytes and the row numbers of the nulls; no Python object per value. The profile's distinct and top
+    values come from arrow's hash table (skipped, with ``high_cardinality: true``, for long columns whose
+    sampled values are mostly distinct: ids and free text)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    binary = ltype == "binary"
+    wide_type = pa.large_binary() if binary else pa.large_string()
+    lens_h, data_h, miss = xxhash.xxh3_128(), xxhash.xxh3_128(), _Missing()
+    start = 0
+    for ch in chunks:
+        n = len(ch)
+        t = ch.type
+        if pa.types.is_null(t):
+            miss.add(np.ones(n, dtype=bool), start)
+            lens_h.update(np.zeros(n, dtype="<i8").view(np.uint8))
+            start += n
+            continue
+        if not (pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t)
+                or pa.types.is_large_binary(t)):
+            ch = ch.cast(wide_type)  # string_view, binary_view, fixed-size binary
+            t = ch.type
+        if ch.null_count:
+            miss.add(ch.is_null().to_numpy(zero_copy_only=False), start)
+            ch = pc.fill_null(ch, pa.scalar(b"" if binary else "", type=t))
+        bufs = ch.buffers()
+        off_type = np.int64 if (pa.types.is_large_string(t) or pa.types.is_large_binary(t)) else np.int32
+        off = np.frombuffer(bufs[1], dtype=off_type, count=n + 1, offset=ch.offset * np.dtype(off_type).itemsize) \
+            if n else np.zeros(1, dtype=off_type)
+        lens = np.diff(off).astype("<i8", copy=False)
+        lens_h.update(lens.view(np.uint8))
+        o0, o1 = int(off[0]), int(off[-1])
+        if o1 > o0:
+            data_h.update(memoryview(bufs[2])[o0:o1])
+        tick(n * 8 + (o1 - o0))
+        start += n
+    digest = column_digest(ltype, start, lens_h.digest(), data_h.digest(), miss.digest())
+    out: dict = {"nulls": miss.count}
+    if stats:
+        out.update(_text_profile(arr, start - miss.count))
+    return digest, out, ltype
+
+
+def _text_profile(arr, valid: int) -> dict:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if valid == 0 or pa.types.is_null(arr.type):
+        return {"distinct": 0, "top": []}
+    n = len(arr)
+    if n > HIGH_CARD_ROWS:
+        sample = arr.slice(0, SAMPLE_ROWS)
+        k = len(sample) - sample.null_count
+        if k and len(pc.unique(sample)) > k // 2:
+            return {"high_cardinality": True}
+    vc = pc.value_counts(arr)
+    values, counts = vc.field("values"), vc.field("counts")
+    if values.null_count:
+        keep = pc.is_valid(values)
+        values, counts = values.filter(keep), counts.filter(keep)
+    c = counts.to_numpy(zero_copy_only=False)
+    k = min(TOP, c.size)
+    idx = np.argsort(-c, kind="stable")[:k]   # ties: first seen first (value_counts keeps first-seen order)
+    top_vals = values.take(pa.array(idx)).to_pylist()
+    return {"distinct": int(c.size), "top": [[short_text(v), int(c[i])] for v, i in zip(top_vals, idx.tolist())]}
 
 
 # -- Python-object columns ------------------------------------------------------------------------------------------
-def _na_kind(v) -> int:
-    return 0 if v is None else 1 if type(v) is float else 2
+def as_text(values: np.ndarray):
+    """The pyarrow text array of an object column whose values are all ``str`` or missing (None, NaN, pd.NA,
+    NaT); None when any value is something else. One C loop over the objects."""
+    import pyarrow as pa
+
+    try:
+        arr = pa.array(values, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError, UnicodeError, OverflowError):
+        return None
+    t = arr.type
+    return arr if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t) else None
 
 
-def objects(values: np.ndarray, tick: Callable[[int], None], stats: bool = True) -> tuple[bytes, dict]:
-    """Hash an object column. Fast path when every non-missing value is a ``str``: pandas' factorize gives the
-    distinct strings (in first-seen order) and one code per row, which together determine the column exactly;
-    missing values (None, NaN, pd.NA, NaT) keep their kind. Otherwise each value is encoded with :func:`enc`."""
+def _na_cell(v) -> bool:
+    import sys
+
+    pd = sys.modules.get("pandas")
+    if pd is not None and (v is pd.NA or v is pd.NaT):
+        return True
+    if isinstance(v, np.floating):
+        return bool(np.isnan(v))
+    if isinstance(v, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(v))
+    return False
+
+
+def _float_cell(v: float) -> bytes:
+    return b"N" if v != v else b"F" + _PACK_D(v)
+
+
+_FAST_CELL: dict[type, Callable[[Any], bytes]] = {**_FAST, float: _float_cell}
+
+
+def enc_cell(v: Any) -> bytes:
+    """:func:`enc` for one cell of a column: every missing value (None, NaN, pd.NA, NaT) is the same ``N``."""
+    f = _FAST_CELL.get(type(v))
+    if f is not None:
+        return f(v)
+    return b"N" if _na_cell(v) else _enc_other(v)
+
+
+def objects(values: np.ndarray, tick: Callable[[int], None], stats: bool = True) -> tuple[bytes, dict, str]:
+    """Hash an object column; returns ``(digest, stats, logical type)``. Text (every value a ``str`` or missing)
+    goes through pyarrow once and is hashed from its buffers, exactly as a pandas ``str`` / ``string`` /
+    arrow / polars text column is (type ``string``). Anything else is encoded value by value with type tags
+    (``1``, ``1.0``, ``True``, ``"1"`` differ; every missing value is one), type ``object``."""
     import pandas as pd
 
     vals = np.asarray(values, dtype=object).reshape(-1)
     n = vals.size
+    text = as_text(vals)
+    if text is not None:
+        return strings(text, tick, stats)
     h = xxhash.xxh3_128()
-    fact = None
-    if n:
-        try:  # a str never equals a non-str, so when every distinct value is a str no two kinds were merged
-            codes, uniques = pd.factorize(vals, use_na_sentinel=True)
-            uniques = np.asarray(uniques, dtype=object)
-            if len(uniques) == 0 or pd.api.types.infer_dtype(uniques, skipna=False) == "string":
-                fact = codes, uniques
-        except TypeError:  # unhashable values (lists, dicts): the general encoder below
-            fact = None
-    if fact is not None:
-        codes, uniques = fact
-        h.update(b"s%d|%d|" % (n, len(uniques)))
-        text = "".join(uniques.tolist()).encode("utf-8", "surrogatepass")
-        lens = np.fromiter(map(len, uniques.tolist()), dtype=np.int64, count=len(uniques))
-        h.update(lens.view(np.uint8))
-        h.update(text)
-        codes = np.ascontiguousarray(codes, dtype=np.int64)
-        h.update(codes.view(np.uint8))
-        missing = codes < 0
-        nulls = int(np.count_nonzero(missing))
-        if nulls:  # which kind of missing value sits where (None, NaN, or another NA) is content too
-            na = vals[missing]
-            kinds = np.fromiter(map(_na_kind, na.tolist()), dtype=np.uint8, count=nulls)
-            h.update(b"k")
-            h.update(kinds.tobytes())
-            for v in na[kinds == 2].tolist():
-                h.update(enc(v))
-        tick(n * 8)
-        out: dict = {"nulls": nulls}
-        if stats:
-            counts = np.bincount(codes[~missing], minlength=len(uniques)) if nulls else \
-                np.bincount(codes, minlength=len(uniques))
-            out.update(distinct=int(len(uniques)), top=top_from_counts(uniques, counts))
-        return h.digest(), out
-    h.update(b"o%d|" % n)
-    nulls = 0
     types: Counter = Counter()
     tops: Counter = Counter()
     hashable = True
     for start in range(0, n, OBJ_CHUNK):
         chunk = vals[start:start + OBJ_CHUNK].tolist()
-        h.update(b"".join(map(enc, chunk)))  # raises Unsupported for an arbitrary object
+        h.update(b"".join(map(enc_cell, chunk)))  # raises Unsupported for an arbitrary object
         if stats:
             types.update(type(v).__name__ for v in chunk)
             if hashable:
@@ -332,17 +525,17 @@ def objects(values: np.ndarray, tick: Callable[[int], None], stats: bool = True)
                     hashable = False
         tick(len(chunk) * 8)
     nulls = int(pd.isna(vals).sum()) if n else 0
-    out = {"nulls": nulls}
+    out: dict = {"nulls": nulls}
     if stats:
         out["types"] = dict(types.most_common())
         if hashable:
             out["distinct"] = len(tops)
             out["top"] = [[short_text(v), c] for (_, v), c in tops.most_common(TOP)]
-    return h.digest(), out
+    return column_digest("object", n, h.digest()), out, "object"
 
 
 def _is_na(v) -> bool:
-    if v is None:
+    if v is None or _na_cell(v):
         return True
     try:
         return bool(v != v)

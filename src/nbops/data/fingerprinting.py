@@ -32,8 +32,9 @@ import numpy as np
 import xxhash
 
 from ..errors import DataError
-from .encode import Unsupported, _lp, enc, numeric, objects
-from .version import DataVersion
+from .columns import ndarray_column, pandas_column, polars_column
+from .encode import Unsupported, enc
+from .version import SCHEME_PREFIX, DataVersion
 
 log = logging.getLogger("nbops")
 
@@ -133,65 +134,6 @@ def _column_error(exc: Unsupported, label: str, name: str | None) -> DataError:
                      f"df[{label!r}].astype(str)) or drop it.", column=label, variable=name)
 
 
-def pandas_column(ser, tick: Callable[[int], None], stats: bool = True) -> tuple[bytes, dict]:
-    """Digest and profile figures of one pandas column (a Series). Raises :class:`Unsupported`."""
-    import pandas as pd
-    from pandas.api.extensions import ExtensionArray
-
-    dtype = ser.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        return _categorical(ser, tick, stats)
-    if isinstance(dtype, np.dtype):
-        if dtype.kind == "O":
-            return objects(ser.to_numpy(), tick, stats)
-        return numeric(ser.to_numpy(), tick, stats=stats)
-    arr = ser.array
-    if isinstance(dtype, pd.DatetimeTZDtype):
-        d, st = numeric(np.asarray(arr.asi8).view(f"M8[{dtype.unit}]"), tick, stats=False)
-        if stats:
-            st.update(min=str(ser.min()) if st["nulls"] < len(ser) else None,
-                      max=str(ser.max()) if st["nulls"] < len(ser) else None)
-        return d, st
-    if isinstance(dtype, pd.PeriodDtype):
-        d, st = numeric(np.asarray(arr.asi8), tick, stats=False)
-        st["nulls"] = int(ser.isna().sum())
-        if stats and st["nulls"] < len(ser):
-            st.update(min=str(ser.min()), max=str(ser.max()))
-        return d, st
-    if isinstance(dtype, pd.SparseDtype):
-        return pandas_column(ser.sparse.to_dense(), tick, stats)
-    from pandas.core.arrays.masked import BaseMaskedArray  # Int64, Float64, boolean
-
-    if isinstance(arr, BaseMaskedArray):
-        mask = np.asarray(arr.isna())
-        filler = False if dtype.kind == "b" else 0
-        data = arr.to_numpy(dtype=dtype.numpy_dtype, na_value=filler)
-        return numeric(data, tick, mask=mask, stats=stats)
-    if isinstance(arr, ExtensionArray):  # string, arrow-backed, interval and other extension arrays
-        return objects(ser.to_numpy(dtype=object, na_value=None), tick, stats)
-    return objects(np.asarray(ser, dtype=object), tick, stats)
-
-
-def _categorical(ser, tick, stats) -> tuple[bytes, dict]:
-    from .encode import top_from_counts
-
-    cat = ser.array
-    cats = cat.categories
-    cd, _ = pandas_column(cats.to_series(index=range(len(cats))), lambda n: None, stats=False)
-    codes = np.asarray(cat.codes)
-    h = xxhash.xxh3_128()
-    h.update(b"c%d|%d|%s" % (len(codes), len(cats), b"o" if cat.ordered else b"u"))
-    h.update(cd)
-    h.update(np.ascontiguousarray(codes).view(np.uint8))
-    tick(codes.nbytes)
-    missing = codes < 0
-    out: dict = {"nulls": int(np.count_nonzero(missing))}
-    if stats:
-        counts = np.bincount(codes[~missing].astype(np.int64), minlength=len(cats))
-        out.update(distinct=int(np.count_nonzero(counts)), top=top_from_counts(np.asarray(cats, dtype=object), counts))
-    return h.digest(), out
-
-
 def _work(ser) -> int:
     dt = ser.dtype
     return len(ser) * (dt.itemsize if isinstance(dt, np.dtype) and dt.kind != "O" else 8)
@@ -205,18 +147,27 @@ def _index_part(idx, mode: bool | None, tick) -> tuple[bytes, dict]:
         return b"", {"hashed": False, "type": kind}
     h = xxhash.xxh3_128()
     h.update(b"index|%d|" % idx.nlevels)
-    dtypes = []
+    dtypes, types = [], []
     for level in range(idx.nlevels):
         values = idx.get_level_values(level)
         ser = pd.Series(values.to_numpy() if isinstance(values, pd.RangeIndex) else values,
                         index=pd.RangeIndex(len(values)), copy=False)
-        d, _ = pandas_column(ser, tick, stats=False)
+        d, _, ltype = pandas_column(ser, tick, stats=False)
         h.update(enc(idx.names[level]))
-        h.update(_lp(b"", str(values.dtype).encode()))
         h.update(d)
         dtypes.append(str(values.dtype))
+        types.append(ltype)
     return h.digest(), {"hashed": True, "type": kind, "names": [None if n is None else str(n) for n in idx.names],
-                        "dtypes": dtypes}
+                        "dtypes": dtypes, "types": types}
+
+
+def _header(is_series: bool, n_rows: int, n_cols: int, series_name=None) -> xxhash.xxh3_128:
+    """The start of a frame / series digest: the same for pandas and polars (a series' name "" is no name)."""
+    h = xxhash.xxh3_128()
+    h.update(b"nbops.v2.%s|%d|%d|" % (b"series" if is_series else b"frame", n_rows, n_cols))
+    if is_series:
+        h.update(enc(None if series_name in (None, "") else series_name))
+    return h
 
 
 def _pandas(obj, name, index, profile, progress) -> DataVersion:
@@ -230,23 +181,22 @@ def _pandas(obj, name, index, profile, progress) -> DataVersion:
     cols = [frame.iloc[:, i] for i in range(n_cols)]
     work = sum(_work(c) for c in cols)
     bar = _Progress(work, f"fingerprint {name or ''}".strip(), progress)
-    h = xxhash.xxh3_128()
-    h.update(b"nbops.%s.v1|%d|%d|" % (b"series" if is_series else b"frame", n_rows, n_cols))
+    h = _header(is_series, n_rows, n_cols, obj.name if is_series else None)
     schema, prof_cols = [], []
     nbytes = 0
     try:
         for i, ser in enumerate(cols):
             try:
-                d, st = pandas_column(ser, bar.tick, profile)
+                d, st, ltype = pandas_column(ser, bar.tick, profile)
             except Unsupported as exc:
                 raise _column_error(exc, labels[i], name) from None
             dt = str(ser.dtype)
-            h.update(enc(names[i] if not is_series else obj.name))
-            h.update(_lp(b"", dt.encode()))
+            if not is_series:
+                h.update(enc(names[i]))
             h.update(d)
             nbytes += _work(ser)
-            schema.append({"name": labels[i], "dtype": dt})
-            prof_cols.append({"name": labels[i], "dtype": dt, **st, "digest": d.hex()})
+            schema.append({"name": labels[i], "dtype": dt, "type": ltype})
+            prof_cols.append({"name": labels[i], "dtype": dt, "type": ltype, **st, "digest": d.hex()})
         try:
             idx_digest, idx_info = _index_part(frame.index, index, bar.tick)
         except Unsupported as exc:
@@ -257,7 +207,7 @@ def _pandas(obj, name, index, profile, progress) -> DataVersion:
     source = {"type": "pandas.Series" if is_series else "pandas.DataFrame"}
     if name:
         source["variable"] = name
-    return DataVersion(digest=h.hexdigest(), name=name, kind="series" if is_series else "frame", rows=n_rows,
+    return DataVersion(digest=SCHEME_PREFIX + h.hexdigest(), name=name, kind="series" if is_series else "frame", rows=n_rows,
                        columns=labels, schema=schema, profile={"columns": prof_cols, "index": idx_info},
                        source=source, created=_dt.datetime.now(_dt.timezone.utc), nbytes=nbytes)
 
@@ -267,7 +217,7 @@ def _ndarray(a: np.ndarray, name, profile, progress) -> DataVersion:
         a = a.astype(a.dtype.newbyteorder("="))  # byte order is storage, not content
     bar = _Progress(a.nbytes if a.dtype.kind != "O" else a.size * 8, f"fingerprint {name or ''}".strip(), progress)
     h = xxhash.xxh3_128()
-    h.update(_lp(b"nbops.ndarray.v1|", f"{a.dtype.str}|{a.dtype.descr if a.dtype.names else ''}|{a.shape}".encode()))
+    h.update(b"nbops.v2.array|%s|" % repr(tuple(a.shape)).encode())
     if a.ndim == 2 and a.dtype.names is None:
         parts = [(str(j), a[:, j]) for j in range(a.shape[1])]
     elif a.dtype.names:
@@ -277,48 +227,23 @@ def _ndarray(a: np.ndarray, name, profile, progress) -> DataVersion:
     schema, prof_cols = [], []
     try:
         for label, part in parts:
-            kind = part.dtype.kind
             try:
-                if kind == "O":
-                    d, st = objects(part, bar.tick, profile)
-                else:
-                    d, st = numeric(part, bar.tick, stats=profile and kind in "biufcMm")
+                d, st, ltype = ndarray_column(part, bar.tick, profile)
             except Unsupported as exc:
                 raise _column_error(exc, label, name) from None
+            if a.dtype.names:
+                h.update(enc(label))
             h.update(d)
-            schema.append({"name": label, "dtype": str(part.dtype)})
-            prof_cols.append({"name": label, "dtype": str(part.dtype), **st, "digest": d.hex()})
+            schema.append({"name": label, "dtype": str(part.dtype), "type": ltype})
+            prof_cols.append({"name": label, "dtype": str(part.dtype), "type": ltype, **st, "digest": d.hex()})
     finally:
         bar.close()
     source = {"type": "numpy.ndarray", "shape": list(a.shape)}
     if name:
         source["variable"] = name
-    return DataVersion(digest=h.hexdigest(), name=name, kind="array", rows=a.shape[0] if a.ndim else 1,
+    return DataVersion(digest=SCHEME_PREFIX + h.hexdigest(), name=name, kind="array", rows=a.shape[0] if a.ndim else 1,
                        columns=[s["name"] for s in schema], schema=schema, profile={"columns": prof_cols},
                        source=source, created=_dt.datetime.now(_dt.timezone.utc), nbytes=int(a.nbytes))
-
-
-def polars_column(s, tick, stats: bool = True) -> tuple[bytes, dict]:
-    """Digest and profile of one polars Series: numbers, booleans and dates as buffers with a null mask (NaN is a
-    value, not a null, as polars has it); text, categoricals and nested values through the object encoder."""
-    import polars as pl
-
-    dt = s.dtype
-    nulls = s.null_count()
-    mask = s.is_null().to_numpy() if nulls else None
-    if dt == pl.Boolean:
-        return numeric(s.fill_null(False).to_numpy(), tick, mask=mask, stats=stats)
-    if dt.is_numeric() and not isinstance(dt, pl.Decimal):
-        return numeric(s.fill_null(0).to_numpy(), tick, mask=mask, stats=stats)
-    if dt.is_temporal():
-        d, st = numeric(s.to_physical().fill_null(0).to_numpy(), tick, mask=mask, stats=False)
-        if stats and nulls < len(s):
-            st.update(min=str(s.min()), max=str(s.max()))
-        return d, st
-    if dt in (pl.String, pl.Categorical) or isinstance(dt, (pl.Categorical, pl.Enum)):
-        vals = s.cast(pl.String).to_numpy()
-        return objects(np.asarray(vals, dtype=object), tick, stats)
-    return objects(np.asarray(s.to_list() + [None], dtype=object)[:-1], tick, stats)
 
 
 def _polars(obj, name, profile, progress) -> DataVersion:
@@ -328,26 +253,25 @@ def _polars(obj, name, profile, progress) -> DataVersion:
     frame = obj.to_frame() if is_series else obj
     n_rows, n_cols = frame.shape
     bar = _Progress(int(frame.estimated_size()), f"fingerprint {name or ''}".strip(), progress)
-    h = xxhash.xxh3_128()
-    h.update(b"nbops.polars.v1|%d|%d|" % (n_rows, n_cols))
+    h = _header(is_series, n_rows, n_cols, obj.name if is_series else None)
     schema, prof_cols = [], []
     try:
         for s in frame.get_columns():
             try:
-                d, st = polars_column(s, bar.tick, profile)
+                d, st, ltype = polars_column(s, bar.tick, profile)
             except Unsupported as exc:
                 raise _column_error(exc, s.name, name) from None
-            h.update(enc(s.name))
-            h.update(_lp(b"", str(s.dtype).encode()))
+            if not is_series:
+                h.update(enc(s.name))
             h.update(d)
-            schema.append({"name": s.name, "dtype": str(s.dtype)})
-            prof_cols.append({"name": s.name, "dtype": str(s.dtype), **st, "digest": d.hex()})
+            schema.append({"name": s.name, "dtype": str(s.dtype), "type": ltype})
+            prof_cols.append({"name": s.name, "dtype": str(s.dtype), "type": ltype, **st, "digest": d.hex()})
     finally:
         bar.close()
     source = {"type": "polars.Series" if is_series else "polars.DataFrame"}
     if name:
         source["variable"] = name
-    return DataVersion(digest=h.hexdigest(), name=name, kind="polars", rows=n_rows, columns=[s["name"] for s in schema],
+    return DataVersion(digest=SCHEME_PREFIX + h.hexdigest(), name=name, kind="polars", rows=n_rows, columns=[s["name"] for s in schema],
                        schema=schema, profile={"columns": prof_cols}, source=source,
                        created=_dt.datetime.now(_dt.timezone.utc), nbytes=int(frame.estimated_size()))
 

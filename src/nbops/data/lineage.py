@@ -2,7 +2,10 @@
 
 Both use MLflow's own search filter on dataset inputs (``dataset.digest = '...'``, ``dataset.name = '...'``,
 supported by ``search_runs`` in MLflow 2.x/3.x), across every active experiment of the store; a store that
-refuses the filter is scanned instead. Reads only (``get_writer().client``)."""
+refuses the filter is scanned instead. Reads only (``get_writer().client``).
+
+Digests carry their scheme (``v2:<hex>`` now, bare hex for versions recorded before digest scheme v2): a history
+that spans both says where the scheme changed, since the same data has a different digest under each."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -12,11 +15,11 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import DataError
-from .version import DataVersion
+from .version import SCHEME_PREFIX, DataVersion, digest_scheme, short_digest
 
 log = logging.getLogger("nbops")
 SNAPSHOT_TAG = "nbops.data.snapshot."
-_HEX = re.compile(r"^[0-9a-f]{6,32}$")
+_HEX = re.compile(r"^(v2:)?[0-9a-f]{6,32}$")
 
 
 def safe_name(name: str) -> str:
@@ -44,6 +47,20 @@ class Lineage:
     def run_ids(self) -> list[str]:
         return list(dict.fromkeys(r["run_id"] for r in self.rows))
 
+    @property
+    def scheme_changes(self) -> list[int]:
+        """Positions ``i`` where row ``i`` and row ``i - 1`` carry digests of different schemes (newest first)."""
+        out = []
+        for i in range(1, len(self.rows)):
+            a, b = self._scheme(self.rows[i - 1]), self._scheme(self.rows[i])
+            if a != b and "bytes" not in (a, b):  # a file's bytes and a frame are different things, not schemes
+                out.append(i)
+        return out
+
+    @staticmethod
+    def _scheme(row: dict) -> int | str:
+        return "bytes" if row.get("kind_data") in ("file", "folder") else digest_scheme(row["digest"])
+
     def versions(self) -> list[DataVersion]:
         """The distinct versions, newest first, each with the runs that recorded it in ``.runs``."""
         out: dict[str, DataVersion] = {}
@@ -57,17 +74,23 @@ class Lineage:
     def to_frame(self):
         import pandas as pd
 
-        cols = ["time", "name", "digest", "rows", "columns", "context", "snapshot", "run_name", "run_id",
+        cols = ["time", "name", "digest", "scheme", "rows", "columns", "context", "snapshot", "run_name", "run_id",
                 "experiment", "kind", "status"]
-        return pd.DataFrame([{k: r.get(k) for k in cols} for r in self.rows], columns=cols)
+        return pd.DataFrame([{**{k: r.get(k) for k in cols}, "scheme": digest_scheme(r["digest"])} for r in self.rows],
+                            columns=cols)
 
     def __repr__(self) -> str:
         if not self.rows:
             return f"{self.title}: none recorded"
         lines = [f"{self.title}: {len(self.rows)} record(s)"]
-        for r in self.rows:
+        changes = set(self.scheme_changes)
+        for i, r in enumerate(self.rows):
+            if i in changes:
+                lines.append(f"  -- digest scheme changed: v{digest_scheme(self.rows[i - 1]['digest'])} above, "
+                             f"v{digest_scheme(r['digest'])} below (the same data has another digest under each "
+                             f"scheme; this is not a data change) --")
             shape = f"{r['rows']:,} x {r['columns']}" if r.get("rows") is not None else ""
-            lines.append(f"  {r['time']:%Y-%m-%d %H:%M:%S}  {r['name']:<16} {r['digest'][:12]}  {shape:<16} "
+            lines.append(f"  {r['time']:%Y-%m-%d %H:%M:%S}  {r['name']:<16} {short_digest(r['digest']):<15}  {shape:<16} "
                          f"{r['context'] or '':<10} run {r['run_name'] or ''} ({r['run_id']})"
                          + ("  [snapshot]" if r.get("snapshot") else ""))
         return "\n".join(lines)
@@ -77,7 +100,10 @@ class Lineage:
         if not self.rows:
             return head
         df = self.to_frame()
-        df["digest"] = df["digest"].str[:12]
+        df["digest"] = [short_digest(d) for d in df["digest"]]
+        if self.scheme_changes:
+            head += ("<div>digest scheme changed between records (v1 digests were made before scheme v2; the same "
+                     "data has another digest under each scheme): see the <code>scheme</code> column</div>")
         return head + df.to_html(index=False, na_rep="", border=0)
 
 
@@ -136,7 +162,7 @@ def _search(filter_string: str | None, match) -> list[dict]:
                          "context": ctx, "snapshot": f"{SNAPSHOT_TAG}{safe_name(ds.name)}" in tags,
                          "run_name": run.info.run_name, "run_id": run.info.run_id,
                          "experiment": names.get(run.info.experiment_id), "kind": tags.get("nbops.kind"),
-                         "status": run.info.status, "_dataset": ds})
+                         "status": run.info.status, "kind_data": v.kind, "_dataset": ds})
     rows.sort(key=lambda r: r["time"], reverse=True)
     return rows
 
@@ -144,8 +170,9 @@ def _search(filter_string: str | None, match) -> list[dict]:
 def _get_digest(digest) -> str:
     d = digest.digest if isinstance(digest, DataVersion) else str(digest).strip().lower()
     if not _HEX.match(d):
-        raise DataError(f"{digest!r} is not a digest: give the 32 hex digits of a DataVersion (or at least its "
-                        f"first 6, as `short` shows them).", digest=str(digest))
+        raise DataError(f"{digest!r} is not a digest: give a DataVersion's digest ('v2:' and 32 hex digits, or the "
+                        f"32 hex digits of an older one), or at least its first 6 hex digits, as `short` shows "
+                        f"them.", digest=str(digest))
     return d
 
 
@@ -153,11 +180,17 @@ def runs_using(digest) -> Lineage:
     """Every run (in any active experiment) that logged a dataset with this digest -- a full digest, a prefix of
     at least 6 hex digits (``DataVersion.short``), or a :class:`DataVersion`."""
     d = _get_digest(digest)
-    if len(d) == 32:
+    bare = d.removeprefix(SCHEME_PREFIX)
+    if len(bare) == 32:
         rows = _search(f"dataset.digest = '{d}'", lambda ds: ds.digest == d)
-    else:
+    elif d.startswith(SCHEME_PREFIX):
         rows = _search(f"dataset.digest LIKE '{d}%'", lambda ds: ds.digest.startswith(d))
-    return Lineage(f"runs using {d[:12]}", rows)
+    else:  # a bare prefix: a v1 digest, or the hex digits of a v2 one
+        rows = _search(f"dataset.digest LIKE '{d}%'", lambda ds: ds.digest.startswith(d))
+        rows += _search(f"dataset.digest LIKE '{SCHEME_PREFIX}{d}%'",
+                        lambda ds: ds.digest.startswith(SCHEME_PREFIX + d))
+        rows.sort(key=lambda r: r["time"], reverse=True)
+    return Lineage(f"runs using {short_digest(d)}", rows)
 
 
 def history(name: str) -> Lineage:

@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import DataError, NbopsError
 from .compare import DataDiff, compare, row_changes
 from .lineage import SNAPSHOT_TAG, Lineage, history, runs_using, safe_name
-from .version import DataVersion
+from .version import DataVersion, digest_scheme
 
 log = logging.getLogger("nbops")
 SNAPSHOT_DIR = "data"
@@ -93,6 +93,9 @@ def log_to_run(tracker, obj: Any, name: str, snapshot: bool = False, context: st
             src["snapshot"] = f"{SNAPSHOT_DIR}/{snap.name}"
             record["source"] = json.dumps(src, default=str)
         tracker.log_dataset(record, v)
+        from ..validation.store import attach  # the data contract, stored with the version (never raises)
+
+        attach(tracker, obj, name, v)
         if snap is not None:
             tracker.log_artifact(str(snap), SNAPSHOT_DIR)
             tracker.set_tag(SNAPSHOT_TAG + safe_name(name), f"{SNAPSHOT_DIR}/{snap.name}")
@@ -157,7 +160,8 @@ def load_snapshot(run_id: str, name: str | None = None):
         from .fingerprinting import fingerprint
 
         got = fingerprint(df, stem, profile=False).digest
-        if got != logged[-1].digest and json.loads(logged[-1].source or "{}").get("type") == "pandas.DataFrame":
+        if got != logged[-1].digest and digest_scheme(got) == digest_scheme(logged[-1].digest) \
+                and json.loads(logged[-1].source or "{}").get("type") == "pandas.DataFrame":
             log.warning("nbops: the snapshot %s of run %s does not hash to the digest the run logged (%s != %s); "
                         "parquet may have changed a dtype.", path, run_id, got[:12], logged[-1].digest[:12])
         df.attrs["nbops.digest"] = logged[-1].digest
@@ -184,6 +188,9 @@ class VersionReport:
             return "lineage unavailable"
         earlier = [r for r in self.seen_in.rows if r["run_id"] != self.recorded_in]
         if not earlier:
+            if self.diff is not None and self.diff.scheme_changed:
+                return ("new under digest scheme v2: earlier versions of this name have v1 digests, which cannot "
+                        "say whether the content is the same")
             return "new: this exact content was not recorded before"
         runs = ", ".join(f"{r['run_name'] or r['run_id']} ({r['name']}, {r['time']:%Y-%m-%d %H:%M})"
                          for r in earlier[:5])

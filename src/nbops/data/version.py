@@ -8,6 +8,21 @@ import json
 from dataclasses import dataclass, field
 
 SCHEMA_VERSION = 1
+SCHEME = 2                 # the digest scheme fingerprint() writes (see docs/data.md, "Digest schemes")
+SCHEME_PREFIX = "v2:"      # v2 digests of in-memory data carry it; v1 digests are 32 bare hex digits
+
+
+def digest_scheme(digest: str | None) -> int:
+    """The scheme a digest was made with: 2 for ``v2:<32 hex>``, 1 for the bare 32 hex digits nbops wrote before
+    (files and folders keep bare digests under every scheme: the xxh3-128 of their bytes)."""
+    return 2 if isinstance(digest, str) and digest.startswith(SCHEME_PREFIX) else 1
+
+
+def short_digest(digest: str) -> str:
+    """The first 12 hex digits, with the scheme prefix when there is one (``v2:4c277888bd22``)."""
+    if digest.startswith(SCHEME_PREFIX):
+        return SCHEME_PREFIX + digest[len(SCHEME_PREFIX):][:12]
+    return digest[:12]
 
 
 def _fmt_int(n) -> str:
@@ -74,7 +89,21 @@ class DataVersion:
     # -- identity -------------------------------------------------------------------------------------------
     @property
     def short(self) -> str:
-        return self.digest[:12]
+        return short_digest(self.digest)
+
+    @property
+    def scheme(self) -> int:
+        """The digest scheme (2 now; 1 for versions recorded by nbops before digest scheme v2)."""
+        return digest_scheme(self.digest)
+
+    @property
+    def bytes_digest(self) -> bool:
+        """A file or folder: its digest is the xxh3-128 of bytes, the same under every scheme."""
+        return self.kind in ("file", "folder")
+
+    def comparable(self, other: "DataVersion") -> bool:
+        """Whether the two digests can be compared: made by the same scheme (or both digests of bytes)."""
+        return self.scheme == other.scheme or (self.bytes_digest and other.bytes_digest)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, DataVersion) and other.digest == self.digest
@@ -89,6 +118,12 @@ class DataVersion:
     @property
     def dtypes(self) -> dict[str, str]:
         return {c["name"]: c["dtype"] for c in self.schema}
+
+    @property
+    def types(self) -> dict[str, str]:
+        """Logical type per column (scheme v2: ``int64``, ``string``, ``timestamp[UTC]``, ...; the container's
+        dtype string for v1 versions)."""
+        return {c["name"]: c.get("type") or c["dtype"] for c in self.schema}
 
     # -- MLflow records -------------------------------------------------------------------------------------
     def mlflow_schema(self) -> dict:
@@ -169,7 +204,9 @@ class DataVersion:
 
     def __repr__(self) -> str:
         head = f"DataVersion {self.name or '(unnamed)'} {self.short}: {self.shape_text()} [{self.kind}]"
-        lines = [head, f"  digest  {self.digest}", f"  source  {self.describe_source()}",
+        lines = [head, f"  digest  {self.digest}" + ("  (digest scheme v1)" if self.scheme == 1 and not self.bytes_digest
+                                                     and self.kind != "unknown" else ""),
+                 f"  source  {self.describe_source()}",
                  f"  created {self.created.isoformat(timespec='seconds')}"]
         if self.seconds is not None and self.nbytes:
             lines.append(f"  hashed  {_fmt_bytes(self.nbytes)} in {self.seconds:.3f}s")
