@@ -192,7 +192,7 @@ def compare(ref: Reference, cur, roles, *, p_val, correction, min_effect, test="
             check_current(pc.spec, pc.spec.family, cur[name])
     todo = [(n, r) for n, r in roles if n in ref.columns]
     rows = map_columns(lambda item: _test_column(ref.columns[item[0]], item[1], cur[item[0]], test, engine, p_val,
-                                                  plots), todo, progress)
+                                                  plots), todo, progress, cells=len(cur) * len(todo))
     pending = [(row, ref.columns[row.feature]) for row in rows if row.kind not in ("datetime", "identifier")]
     constant = [row.feature for row, pc in pending
                 if row.test and pc.distinct() <= 1 and row.statistic == 0 and not (pc.n_missing or row.missing_cur)]

@@ -141,14 +141,15 @@ def prepare_reference(data, *, features=None, target=None, prediction=None, cate
     return Reference(cols, roles, len(df), opts, source=source, data=data, run_id=run_id, model=model)
 
 
-def map_columns(fn, items, progress):
-    """``[fn(item) for item in items]`` in order, on up to one thread per core, with a bar for long checks."""
+def map_columns(fn, items, progress, cells: int = 0):
+    """``[fn(item) for item in items]`` in order, on up to one thread per core. A bar only with ``progress=True``
+    or, with ``progress=None``, for checks of at least ``BAR_CELLS`` values (``cells``) in an interactive shell."""
     import os
 
     workers = min(len(items), os.cpu_count() or 1)
     bar = None
     if progress is True or (progress is None and len(items) >= 8):
-        from tqdm.auto import tqdm
+        from ..display.progress import tqdm  # no bar when headless
 
         bar = tqdm(total=len(items), desc="drift", unit="col", leave=False)
     if workers <= 1:
@@ -167,6 +168,19 @@ def map_columns(fn, items, progress):
                 bar and bar.update()
     bar and bar.close()
     return out
+
+
+BAR_CELLS = 20_000_000  # about a second of work: below that a bar is noise
+
+
+def _interactive() -> bool:
+    """A person is watching: an IPython kernel that is not run by papermill / nbconvert (they save outputs)."""
+    import os
+    import sys
+
+    if os.environ.get("NBOPS_PARENT_RUN_ID") or "papermill" in sys.modules:
+        return False
+    return "ipykernel" in sys.modules or sys.stderr.isatty()
 
 
 def _prepare(spec: ColumnSpec, s, n_missing: int) -> PreparedColumn:
