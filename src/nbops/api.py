@@ -27,10 +27,12 @@ def runs(notebook: str | None = None, n: int = 10, experiment: str | None = None
     import mlflow
 
     df = mlflow.search_runs(experiment_ids=ids, filter_string=flt, max_results=n, order_by=["start_time DESC"])
-    keep = [c for c in df.columns if c in ("run_id", "tags.mlflow.runName", "status", "start_time", "end_time")
+    keep = [c for c in df.columns if c in ("run_id", "tags.mlflow.runName", "status", "start_time", "end_time",
+                                           "tags.nbops.incidents")
             or c.startswith(("params.", "metrics.")) and not c.startswith("metrics.nbops.")
             and not c.startswith("metrics.system/")]
-    return df[keep].rename(columns={"tags.mlflow.runName": "run_name"}).dropna(axis=1, how="all")
+    return df[keep].rename(columns={"tags.mlflow.runName": "run_name", "tags.nbops.incidents": "incidents"}) \
+        .dropna(axis=1, how="all")
 
 
 @dataclass

@@ -275,6 +275,21 @@ def _count_executed(out: Path) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
+def _host_telemetry(tracker) -> Iterator[None]:
+    """The host's samples over the run (series, anomalies marked) and the incidents it overlapped, into the
+    parent (:func:`nbops.telemetry.overlap.watch_run`); never fails the run."""
+    try:
+        from .telemetry.overlap import watch_run
+
+        cm = watch_run(tracker)
+    except Exception as exc:  # noqa: BLE001 - psutil missing, ...: the run goes on without it
+        log.debug("nbops: no host telemetry for this run: %s", exc)
+        cm = contextlib.nullcontext()
+    with cm:
+        yield
+
+
+@contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """A scheduler stops a job with SIGTERM: end the parent run KILLED and shut the kernel down."""
     def handler(signum, frame):
@@ -382,7 +397,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
     flt = _DropPapermillUnknown()
     pm_log.addFilter(flt)
     try:
-        with _environ(kernel_env), _sigterm_as_interrupt():
+        with _environ(kernel_env), _sigterm_as_interrupt(), _host_telemetry(tracker):
             kw = {"execution_timeout": timeout} if timeout else {}
             pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(workdir), kernel_name=kernel,
                                 progress_bar=progress, log_output=False, start_timeout=start_timeout, **kw)

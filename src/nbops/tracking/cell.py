@@ -29,6 +29,7 @@ log = logging.getLogger("nbops")
 CELL_HOOKS: list[str] = [
     "nbops.data.autoversion:versions_reads",      # frames read with pandas.read_csv/read_parquet
     "nbops.telemetry.local:system_metrics",       # host samples of the cell's time window under system/
+    "nbops.telemetry.overlap:run_incidents",      # host incidents the cell overlapped -> tag nbops.incidents
 ]
 
 
