@@ -75,8 +75,9 @@ def kpis(report) -> dict:
     - ``alert_reduction_pct``: 100 * (1 - incidents / anomalous points), how much alert volume grouping saves;
       ``points_per_incident`` the same as a ratio;
     - ``incidents_per_day``: incidents over the window's span;
-    - ``mean_time_to_detect_s``: first detection (wall clock, from the ledger) minus start, over incidents first
-      seen in live data (history analysed after the fact says nothing about detection);
+    - ``mean_time_to_detect_s``: first detection (wall clock, from the ledger) minus start, over the incidents
+      caught while still going on in live data (one found already over says when someone looked, not how
+      fast detection is);
     - ``mean_duration_s``: over the incidents that are over (the MTTR input); ``resolved`` how many are.
     """
     pts, n = report.anomalous_points, len(report.incidents)
@@ -183,6 +184,7 @@ class Ledger:
         Returns ``{incident id: entry}``."""
         now = time.time() if now is None else now
         live = _is_live(report, now)
+        tails = _series_tails(report.frame) if report.incidents else {}
 
         def fn(data):
             entries = data["incidents"]
@@ -194,8 +196,10 @@ class Ledger:
                 if key is None:
                     raw = f"{sc}|{inc.lead}|{s0:.3f}"
                     key = "nbops-" + hashlib.sha1(raw.encode()).hexdigest()[:12]
+                    # detection is measured only for incidents caught while going on, in live data: one found
+                    # already over says when someone looked, not how fast the detector is
                     entries[key] = {"scope": sc, "start": s0, "end": s1, "lead": inc.lead, "detected_at": now,
-                                    "live": live, "sent": {}, "runbook": None}
+                                    "live": live and not over(report, inc, tails), "sent": {}, "runbook": None}
                     report.new.append(inc.id)
                 e = entries[key]
                 e["start"], e["end"] = min(e["start"], s0), max(e["end"], s1)

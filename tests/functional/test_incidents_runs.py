@@ -1,0 +1,294 @@
+"""From anomaly to action, without Alertmanager: KPIs, the incident ledger's stable keys, an unreachable
+Alertmanager, runbooks run by a real kernel (papermill) once per new incident, and runs that know the host was
+starved under them (a real CPU hog process started and stopped here, a real kernel, a real MLflow store)."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbops_testing import ROOT, all_artifacts, free_port, write_notebook
+from nbops.errors import NbopsError
+
+RUNBOOK = ROOT / "notebooks" / "runbook.ipynb"
+
+
+def host_frame(start: float, n: int, faults: dict[str, list[tuple[int, int]]], step: float = 1.0) -> pd.DataFrame:
+    """cpu per host, one sample per ``step`` from ``start``; ``faults``: host -> [(from, to)) spans of +60."""
+    t = pd.to_datetime(start + np.arange(n) * step, unit="s")
+    rng = np.random.default_rng(1)
+    parts = []
+    for host, spans in faults.items():
+        y = 20 + rng.normal(0, 1.0, n)
+        for a, b in spans:
+            y[a:b] += 60
+        parts.append(pd.DataFrame({"timestamp": t, "metric": "cpu_utilization_percentage",
+                                   "labels": f'host="{host}"', "value": y}))
+    return pd.concat(parts, ignore_index=True)
+
+
+# -- KPIs and the ledger --------------------------------------------------------------------------------------
+def test_kpis_are_computed_shown_and_logged(ip, client):
+    day = 86400.0
+    # two days of 1-minute samples, three faults of 10 points on one host: 30 points -> 3 incidents
+    ip.user_ns["cpu"] = host_frame(time.time() - 2 * day, 2880, {"a": [(500, 510), (1500, 1510), (2500, 2510)]},
+                                   step=60.0)
+    ip.run_line_magic("telemetry", "--source cpu --detector robust --log -e kpi -o rep")
+    rep = ip.user_ns["rep"]
+    k = rep.kpis()
+    assert k["anomalous_points"] == 30 and k["incidents"] == 3
+    assert k["alert_reduction_pct"] == pytest.approx(90.0) and k["points_per_incident"] == 10
+    assert k["incidents_per_day"] == pytest.approx(3 / (2879 * 60 / day), rel=1e-3)
+    assert k["resolved"] == 3 and k["mean_duration_s"] == pytest.approx(9 * 60)
+    assert k["mean_time_to_detect_s"] is None  # history: first seen long after the fact
+    assert "alert volume reduced 90.0% (30 anomalous points -> 3 incidents)" in repr(rep)
+    assert "KPIs:" in rep._repr_html_()
+    m = client.get_run(rep.run_id).data.metrics
+    assert m["telemetry.kpi.alert_reduction_pct"] == pytest.approx(90.0)
+    assert m["telemetry.kpi.mean_duration_s"] == pytest.approx(540.0)
+    assert m["telemetry.kpi.resolved"] == 3 and "telemetry.kpi.mean_time_to_detect_s" not in m
+
+
+def test_time_to_detect_is_measured_on_live_data(ip):
+    now = time.time()
+    ip.user_ns["cpu"] = host_frame(now - 299, 300, {"a": [(280, 300)]})  # abnormal for the last 20 s
+    ip.run_line_magic("telemetry", "--source cpu --detector robust -o rep")
+    k = ip.user_ns["rep"].kpis()
+    assert k["resolved"] == 0 and k["mean_duration_s"] is None  # still going on: no MTTR input yet
+    assert 19 <= k["mean_time_to_detect_s"] < 19 + (time.time() - now) + 1
+
+
+def test_ledger_keys_are_stable_and_scoped(ip, tmp_path):
+    from nbops.telemetry import analyze
+    from nbops.telemetry.lifecycle import Ledger
+
+    ledger = Ledger(tmp_path / "ledger.json")
+    start = time.time() - 400
+    first = analyze(host_frame(start, 300, {"a": [(290, 300)], "b": [(290, 300)]}), detector="robust")
+    ledger.observe(first)
+    assert len(first.incidents) == 2 and sorted(first.new) == [1, 2] and len(set(first.keys.values())) == 2
+    # later: the same incidents, grown and then over, plus a new one on host a
+    later = analyze(host_frame(start, 400, {"a": [(290, 305), (380, 390)], "b": [(290, 303)]}), detector="robust")
+    ledger.observe(later)
+    assert len(later.incidents) == 3
+    old = {later.keys[i.id] for i in later.incidents if i.id not in later.new}
+    assert old == set(first.keys.values()) and len(later.new) == 1
+    assert len(json.loads((tmp_path / "ledger.json").read_text())["incidents"]) == 3
+
+
+# -- Alertmanager that does not answer ------------------------------------------------------------------------
+def test_unreachable_alertmanager_is_one_line_and_the_incident_is_still_logged(ip, client):
+    url = f"http://127.0.0.1:{free_port()}"
+    ip.user_ns["cpu"] = host_frame(time.time() - 299, 300, {"a": [(100, 110)]})
+    r = ip.run_cell(f"%telemetry --source cpu --detector robust --alert {url} -o rep")
+    assert r.success  # the magic does not fail
+    rep = ip.user_ns["rep"]
+    assert not rep.alerts.ok and "\n" not in rep.alerts.error
+    assert rep.alerts.error.startswith(f"Cannot reach Alertmanager at {url}")
+    assert rep.alerts.error in repr(rep) and "Cannot reach Alertmanager" in rep._repr_html_()
+    saved = json.loads(Path(client.download_artifacts(rep.run_id, "telemetry/incidents.json")).read_text())
+    assert [i["key"] for i in saved["incidents"]] == list(rep.keys.values())
+
+
+def test_alert_without_a_url_says_what_to_do(ip, monkeypatch):
+    monkeypatch.delenv("NBOPS_ALERTMANAGER_URL", raising=False)
+    ip.user_ns["cpu"] = host_frame(time.time() - 299, 300, {"a": [(100, 110)]})
+    with pytest.raises(NbopsError, match="NBOPS_ALERTMANAGER_URL"):
+        ip.run_line_magic("telemetry", "--source cpu --alert")
+
+
+# -- runbooks in a real kernel --------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_runbook_runs_once_per_new_incident_as_a_child_run_and_failures_are_recorded(ip, client, tmp_path):
+    start = time.time() - 600
+    ip.user_ns["cpu"] = host_frame(start, 300, {"a": [(100, 110)]})
+    ip.run_line_magic("telemetry", f"--source cpu --detector robust --on-incident {RUNBOOK} -e ops -o rep")
+    rep = ip.user_ns["rep"]
+    assert len(rep.runbooks) == 1, repr(rep)
+    rb = rep.runbooks[0]
+    assert rb.ok, rb.line()
+    key = rep.keys[rep.incidents[0].id]
+    parent = client.get_run(rb.run_id)  # the runbook's nbops run: child of the telemetry run, linked by tag
+    assert parent.data.tags["nbops.incident.id"] == key and parent.data.tags["mlflow.parentRunId"] == rep.run_id
+    assert parent.data.params["incident_id"] == key and parent.data.params["incident_lead"].startswith("cpu_")
+    assert parent.info.status == "FINISHED" and f"runbook runbook.ipynb for incident {key}: FINISHED" in repr(rep)
+    # the showcase runbook recorded the host's processes and disks into its tracked child run
+    exp = parent.info.experiment_id
+    diag = client.search_runs([exp], f"tags.mlflow.parentRunId = '{rb.run_id}'")
+    assert len(diag) == 1 and diag[0].data.tags["incident"] == key
+    arts = set(all_artifacts(client, diag[0].info.run_id))
+    assert {"runbook/top_cpu_processes.csv", "runbook/disk_usage.csv"} <= arts
+    top = pd.read_csv(client.download_artifacts(diag[0].info.run_id, "runbook/top_cpu_processes.csv"))
+    assert len(top) >= 1 and {"pid", "name", "cpu_percent", "rss_mb"} <= set(top.columns)
+    assert diag[0].data.metrics["processes"] >= len(top) and 0 < diag[0].data.metrics["max_disk_used_percent"] <= 100
+    # found again: no second runbook for the same incident
+    ip.run_line_magic("telemetry", f"--source cpu --detector robust --on-incident {RUNBOOK} -e ops -o rep2")
+    assert ip.user_ns["rep2"].runbooks == [] and ip.user_ns["rep2"].keys == rep.keys
+    # a runbook that fails, on a new incident: FAILED, recorded and shown
+    bad = write_notebook(tmp_path / "bad_runbook.ipynb", ["raise RuntimeError(f'cannot fix {incident_id}')"],
+                         parameters={"incident_id": "", "incident_lead": ""})
+    ip.user_ns["cpu"] = host_frame(start, 300, {"a": [(100, 110)], "b": [(200, 210)]})
+    ip.run_line_magic("telemetry", f"--source cpu --detector robust --on-incident {bad} -e ops -o rep3")
+    rep3 = ip.user_ns["rep3"]
+    assert [r.status for r in rep3.runbooks] == ["FAILED"]
+    failed = rep3.runbooks[0]
+    assert "RuntimeError: cannot fix nbops-" in failed.error and failed.error in repr(rep3)
+    run = client.get_run(failed.run_id)
+    assert run.info.status == "FAILED" and run.data.tags["nbops.error.ename"] == "RuntimeError"
+    from nbops.telemetry.lifecycle import Ledger
+
+    assert Ledger().entry(failed.incident)["runbook"]["status"] == "FAILED"
+
+
+def test_runbook_that_does_not_exist_is_one_line(ip):
+    ip.user_ns["cpu"] = host_frame(time.time() - 299, 300, {"a": [(100, 110)]})
+    with pytest.raises(NbopsError, match="--on-incident nope.ipynb: no such notebook"):
+        ip.run_line_magic("telemetry", "--source cpu --on-incident nope.ipynb")
+
+
+# -- runs that know -------------------------------------------------------------------------------------------
+class FakeSampler:
+    """The sampler's read interface over a frame we control (the detection and tagging are the real ones)."""
+    interval = 1.0
+
+    def __init__(self, frame):
+        self.df = frame
+
+    def frame(self, since=None, until=None, metrics=None):
+        t = self.df["timestamp"]
+        keep = (t >= pd.Timestamp(since, unit="s")) & (t <= pd.Timestamp(until, unit="s"))
+        return self.df[keep].reset_index(drop=True)
+
+
+def test_overlap_tags_only_runs_that_overlapped_an_incident(store):
+    from nbops.telemetry.overlap import TAG, mark
+    from nbops.tracking.run import track
+
+    start = time.time() - 600
+    s = FakeSampler(host_frame(start, 600, {"gpu-box": [(400, 430)]}))
+    with track("overlap", "during") as during:
+        assert len(mark(during, s, start + 410, start + 420)) == 1
+    with track("overlap", "before") as before:
+        assert mark(before, s, start + 300, start + 350) == []
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient(store)
+    tag = c.get_run(during.run_id).data.tags[TAG]
+    assert tag.startswith("nbops-") and tag.endswith(":cpu_utilization_percentage")
+    assert TAG not in c.get_run(before.run_id).data.tags
+    line = during.summary().warnings[-1]
+    assert line.startswith("host incident during this run: cpu_utilization_percentage abnormal on gpu-box")
+    assert "host incident" in repr(during.summary())
+
+
+class Hog:
+    """A real CPU hog: busy-looping processes, two per core."""
+
+    def __init__(self):
+        n = 2 * (os.cpu_count() or 1)
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+        self.started = time.time()
+
+    def stop(self):
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.wait()
+
+
+class Kernel:
+    """A real Jupyter kernel (jupyter_client), cells executed one at a time from the test."""
+
+    def __init__(self, cwd, env):
+        from jupyter_client.manager import start_new_kernel
+
+        self.km, self.kc = start_new_kernel(kernel_name="python3", cwd=str(cwd), env={**os.environ, **env})
+
+    def run(self, code: str) -> str:
+        out = []
+
+        def hook(msg):
+            c = msg["content"]
+            if msg["msg_type"] == "stream":
+                out.append(c["text"])
+            elif msg["msg_type"] in ("execute_result", "display_data"):
+                out.append(c["data"].get("text/plain", ""))
+            elif msg["msg_type"] == "error":
+                out.append("\n".join(c["traceback"]))
+
+        reply = self.kc.execute_interactive(code, output_hook=hook, timeout=None)
+        text = "".join(out)
+        assert reply["content"]["status"] == "ok", text
+        return text
+
+    def value(self, expr: str):
+        return json.loads(self.run(f"import json as _j; print(_j.dumps({expr}))").strip().splitlines()[-1])
+
+    def wait_until(self, expr: str, what: str, deadline: float = 600.0):
+        """Poll ``expr`` in the kernel until it is truthy (the deadline only stops a broken test hanging)."""
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            v = self.value(expr)
+            if v:
+                return v
+            time.sleep(0.5)
+        raise AssertionError(f"never reached: {what}")
+
+    def stop(self):
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+@pytest.mark.slow
+def test_a_training_cell_run_while_a_cpu_hog_starves_the_host_carries_the_incident(store, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    k = Kernel(tmp_path, {"MLFLOW_TRACKING_URI": store, "NBOPS_TELEMETRY_INTERVAL": "0.5"})
+    hog = None
+    try:
+        k.run("%load_ext nbops\nimport time, nbops\nfrom nbops.telemetry.overlap import incidents_during\n"
+              "s = nbops.telemetry.get_sampler()")
+        k.wait_until("s.count >= 80", "a baseline of 80 samples before the hog")
+        hog = Hog()
+        hog_t0 = hog.started
+        # the state we need: the kernel's own samples show the host starved, in an incident begun under the hog
+        k.wait_until(f"[i.id for i in incidents_during(s, time.time() - 1, time.time())[1] "
+                     f"if i.start.timestamp() >= {hog_t0 - 1}]", "an incident on this host under the hog")
+        k.run("""
+%%track -e training -n train
+from sklearn.linear_model import LogisticRegression
+from sklearn.datasets import make_classification
+X, y = make_classification(n_samples=2000, n_features=20, random_state=0)
+n0 = s.count
+while s.count < n0 + 6:          # train until the sampler has seen this cell: six samples, not a duration
+    model = LogisticRegression(max_iter=200).fit(X, y)
+accuracy = model.score(X, y)""")
+        hog.stop()
+        hog = None
+        summary = k.run("print(repr(_nbops_last_run))")
+        runs = k.run("%nbops runs --all -e training")
+    finally:
+        if hog is not None:
+            hog.stop()
+        k.stop()
+    c = MlflowClient(store)
+    (run,) = c.search_runs([c.get_experiment_by_name("training").experiment_id])
+    assert run.data.tags["nbops.kind"] == "track" and "accuracy" in run.data.metrics
+    tag = run.data.tags["nbops.incidents"]
+    pairs = [p.split(":") for p in tag.split(";")]
+    assert all(key.startswith("nbops-") and metric for key, metric in pairs)
+    from nbops.telemetry.lifecycle import Ledger
+
+    ledger = Ledger(tmp_path / ".nbops" / "incidents.json")
+    starts = [ledger.entry(key)["start"] for key, _ in pairs]
+    assert max(starts) >= hog_t0 - 1  # an incident the hog caused, not an older one
+    assert "host incident during this run:" in summary
+    assert "incidents" in runs and pairs[0][0] in runs
