@@ -130,7 +130,8 @@ class DataVersion:
         """Schema JSON: MLflow's ``mlflow_colspec`` (so the MLflow UI shows a table) plus nbops's exact dtypes."""
         return {"mlflow_colspec": [{"type": _mlflow_type(c["dtype"]), "name": c["name"], "required": True}
                                    for c in self.schema],
-                "nbops": {"version": SCHEMA_VERSION, "kind": self.kind, "columns": self.schema}}
+                "nbops": {"version": SCHEMA_VERSION, "digest_scheme": self.scheme, "kind": self.kind,
+                          "columns": self.schema}}
 
     def mlflow_profile(self) -> dict:
         return {"num_rows": self.rows, "num_elements": (self.rows or 0) * max(len(self.columns), 1),
