@@ -30,6 +30,7 @@ _LAZY = {
     "sync": "nbops.api:sync",
 }
 _SUBMODULES = frozenset({"data", "drift", "telemetry", "registry", "tracking", "display", "config", "errors", "api"})
+    "secret": "nbops.tracking.redact:secret",
 __all__ = ["NbopsError", "load_ipython_extension", "unload_ipython_extension", *_LAZY]
 
 

@@ -15,18 +15,53 @@ import sys
 from . import config
 from .errors import NbopsError
 
-CLI_MODULES = ["nbops.cli", "nbops.data.cli", "nbops.registry.cli", "nbops.runner", "nbops.server.cli"]
+CLI_MODULES = ["nbops.cli", "nbops.data.cli", "nbops.registry.cli", "nbops.runner", "nbops.server.cli",
+               "nbops.validation.cli", "nbops.evaluation.cli"]
+
+
+def number(kind=int, minimum: float | None = None, maximum: float | None = None, above: float | None = None):
+    """An argparse ``type`` for a number in range: ``number(int, 1)`` (1 or more), ``number(int, 1, 65535)``,
+    ``number(float, above=0)`` (greater than 0). Out of range is rejected with one line saying what is accepted."""
+    what = "a whole number" if kind is int else "a number"
+    if above is not None:
+        rng = f"greater than {above:g}"
+    elif minimum is not None and maximum is not None:
+        rng = f"from {minimum:g} to {maximum:g}"
+    elif minimum is not None:
+        rng = f"of {minimum:g} or more"
+    else:
+        rng = f"of {maximum:g} or less" if maximum is not None else ""
+
+    def convert(text: str):
+        try:
+            v = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}; give {what} {rng}".rstrip()) from None
+        if v != v or v in (float("inf"), float("-inf")) or (minimum is not None and v < minimum) or \
+                (maximum is not None and v > maximum) or (above is not None and v <= above):
+            raise argparse.ArgumentTypeError(f"{text} is out of range; give {what} {rng}")
+        return v
+
+    convert.__name__ = kind.__name__  # argparse names the type in its messages
+    return convert
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (what was wrong, and where to read more), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def add_cli(sub) -> None:
     p = sub.add_parser("ui", help="Start the MLflow UI on the configured store (the embedded one by default).")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=number(int, 1, 65535), default=5000)
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(func=_ui)
     p = sub.add_parser("status", help="Show the store, the experiment, the spool and the versions in use.")
     p.set_defaults(func=lambda a: _print(__import__("nbops.api", fromlist=["status"]).status()))
     p = sub.add_parser("runs", help="List recent runs.")
-    p.add_argument("-n", type=int, default=10)
+    p.add_argument("-n", type=number(int, 1), default=10, help="How many runs (1 or more; default 10).")
     p.add_argument("-e", "--experiment")
     p.add_argument("--notebook", help="Only runs of this notebook path.")
     p.set_defaults(func=_runs)
@@ -73,7 +108,7 @@ def _sync(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nbops", description="Notebook-native MLOps over MLflow.")
+    parser = Parser(prog="nbops", description="Notebook-native MLOps over MLflow.")
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in CLI_MODULES:
@@ -92,13 +127,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(message)s")
+    from .tracking.redact import Filter  # what the console shows is masked too (cron keeps it in a log file)
+
+    for h in logging.getLogger().handlers:
+        if not any(isinstance(f, Filter) for f in h.filters):
+            h.addFilter(Filter())
     if not getattr(a, "func", None):
         parser.print_help()
         return 2
     try:
         return int(a.func(a) or 0)
     except NbopsError as exc:
-        print(f"nbops: {exc}", file=sys.stderr)
+        from .tracking.redact import text
+
+        print(f"nbops: {text(str(exc))}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         return 130

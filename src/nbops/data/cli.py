@@ -7,7 +7,9 @@ def add_cli(sub) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     h = dsub.add_parser("history", help="Every version recorded under a dataset name, newest first.")
     h.add_argument("name", help="Dataset name (the --data variable, the %%dataversion --name, or a file name).")
-    h.add_argument("-n", type=int, default=50, help="At most this many records (default 50).")
+    from ..cli import number
+
+    h.add_argument("-n", type=number(int, 1), default=50, help="At most this many records (1 or more; default 50).")
     h.set_defaults(func=_history)
     r = dsub.add_parser("runs", help="Runs that logged a dataset with this digest (32 hex digits, or a prefix).")
     r.add_argument("digest")

@@ -9,8 +9,8 @@ Rules (documented in the README):
   name has a metric word as one of its ``_``-separated parts (accuracy, acc, auc, f1, loss, rmse, ...) and
   whose value after the cell is a real number (not a bool). A metric-looking name is a metric, never a param.
 - **secrets**: a name that looks like a credential (token, secret, password, key, AWS_*, ...) is never a
-  parameter or tag; string literals assigned to such names, values of such variables and environment
-  variables, and strings shaped like well-known keys are masked in every text nbops stores.
+  parameter or tag; its values (variables, dict keys, keywords, parameters, environment variables) and strings
+  shaped like well-known keys are masked in every text nbops stores (see :mod:`nbops.tracking.redact`).
 """
 from __future__ import annotations
 
@@ -22,32 +22,19 @@ import subprocess
 import sys
 from functools import lru_cache
 
+from . import redact
+
 METRIC_WORDS = {
     "accuracy", "acc", "auc", "roc", "f1", "f2", "fbeta", "precision", "recall", "loss", "rmse", "mse", "mae",
     "mape", "smape", "r2", "rsquared", "score", "error", "err", "logloss", "ll", "ndcg", "map", "mrr", "bleu",
     "rouge", "perplexity", "ppl", "iou", "dice", "kappa", "mcc", "brier", "gini", "ks", "lift", "aucpr", "wer",
     "cer", "specificity", "sensitivity", "tpr", "fpr", "deviance", "likelihood", "rmsle", "medae", "hit", "hits",
 }
-SECRET_NAME = re.compile(
-    r"(?i)(token|secret|passw|passwd|pwd|api_?key|apikey|access_?key|private_?key|secret_?key|credential|"
-    r"auth|cookie|session_?id|signature|^aws_|_key$|^key$|dsn|conn(ection)?_?str)")
-KEY_SHAPES = [
-    re.compile(r"\b(sk|pk|rk)[-_](live|test|proj)?[-_]?[A-Za-z0-9_-]{16,}"),  # Stripe / OpenAI style
-    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),                                   # AWS access key id
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),                         # GitHub tokens
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),                        # Slack
-    re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),                              # Google API key
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWT
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
-    re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),                       # user:password@ in URLs
-    re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),                                # Hugging Face
-]
-MASK = "****"
+MASK = redact.MASK
 PARAM_TYPES = (bool, int, float, str)
 
 
-def is_secret_name(name: str) -> bool:
-    return bool(SECRET_NAME.search(name))
+is_secret_name = redact.is_secret_name   # the name rule lives with the redactor (word boundaries, allow-list)
 
 
 def is_metric_name(name: str) -> bool:
@@ -119,7 +106,7 @@ def auto_params(source: str, ns: dict) -> dict:
     for n in literal:
         if n.startswith("_") or is_secret_name(n) or is_metric_name(n) or n not in ns:
             continue
-        v = ns[n]
+        v = redact.plain(ns[n])  # numpy 2 scalars as the Python values they hold: np.float64(0.5) -> 0.5
         if isinstance(v, PARAM_TYPES) or v is None or (isinstance(v, (list, tuple)) and len(v) <= 20):
             out[n] = v
     return out
@@ -155,45 +142,24 @@ def papermill_parameters(history: list[str]) -> dict:
                 except (ValueError, TypeError, SyntaxError):
                     continue
                 for n in (n for t in node.targets for n in _names(t)):
-                    if not is_secret_name(n):
+                    if is_secret_name(n):
+                        redact.learn_object(value, n)   # -p api_token ...: masked wherever it reappears
+                    else:
                         params[n] = value
     return params
 
 
 class Masker:
-    """Masks secrets in any text nbops stores."""
+    """Learns the secrets of a cell (its namespace and source, the environment) and masks them, with every
+    value learned before in this process, in any text: a thin view of :mod:`nbops.tracking.redact`."""
 
     def __init__(self, ns: dict | None = None, source: str | None = None):
-        values = set()
-        for name, v in list((ns or {}).items()):
-            if isinstance(v, str) and len(v) >= 6 and is_secret_name(name):
-                values.add(v)
-        for name, v in os.environ.items():
-            if len(v) >= 6 and is_secret_name(name):
-                values.add(v)
-        if source:
-            try:
-                for node in ast.walk(ast.parse(source)):
-                    if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(
-                            getattr(node, "value", None), ast.Constant) and isinstance(node.value.value, str):
-                        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                        if any(is_secret_name(n) for t in targets for n in _names(t)) and len(node.value.value) >= 4:
-                            values.add(node.value.value)
-                    elif isinstance(node, ast.keyword) and node.arg and is_secret_name(node.arg) and isinstance(
-                            node.value, ast.Constant) and isinstance(node.value.value, str) and len(node.value.value) >= 4:
-                        values.add(node.value.value)
-            except SyntaxError:
-                pass
-        self.values = sorted(values, key=len, reverse=True)
+        redact.learn_namespace(ns)
+        redact.learn_source(source, ns)
+        redact.learn_environ()
 
     def __call__(self, text: str) -> str:
-        if not text:
-            return text
-        for v in self.values:
-            text = text.replace(v, MASK)
-        for rx in KEY_SHAPES:
-            text = rx.sub(MASK, text)
-        return text
+        return redact.text(text)
 
 
 def drop_secret_keys(d: dict) -> dict:

@@ -22,6 +22,7 @@ from typing import Any
 
 from .. import config
 from ..errors import TrackingError, NbopsError
+from . import redact
 from .writer import FAILED, FINISHED, KILLED, RunRef, get_writer
 
 log = logging.getLogger("nbops")
@@ -62,7 +63,7 @@ class Tracker:
         self.data_versions: list[Any] = []
         self._models: list[tuple[Any, str, str, Any]] = []
         self._explicit_parent = parent_run_id
-        self.masker = masker or (lambda s: s)
+        self.masker = masker or redact.text
         self.run: RunRef | None = None
         self.status: str | None = None
         self.error: BaseException | None = None
@@ -175,10 +176,11 @@ class Tracker:
         return p
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self._path(artifact_file).write_text(text, encoding="utf-8")
+        """An artifact from text, secrets masked (see :mod:`nbops.tracking.redact`)."""
+        self._path(artifact_file).write_text(redact.text(text), encoding="utf-8")
 
     def log_dict(self, data: dict, artifact_file: str) -> None:
-        self._path(artifact_file).write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+        self.log_text(json.dumps(redact.plain(data), indent=2, default=str), artifact_file)
 
     def log_artifact(self, local_path: str, artifact_path: str | None = None) -> None:
         src = Path(local_path)
@@ -186,6 +188,7 @@ class Tracker:
             raise NbopsError(f"log_artifact: {local_path} does not exist.", path=str(local_path))
         dest = self._path(str(Path(artifact_path or "") / src.name))
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest)
+        redact.files(dest) if dest.is_dir() else redact.file(dest)  # text files: secrets masked in the copy
 
     def log_figure(self, figure, artifact_file: str) -> None:
         figure.savefig(self._path(artifact_file), dpi=100, bbox_inches="tight")

@@ -10,7 +10,10 @@ Layout, one folder a run under the spool root (``.nbops/spool`` by default, ``NB
     <local run id>/state.json      written by sync: the server run id and the last record replayed
 
 Appends are atomic per line (one ``write`` of a complete line, then fsync), so a crash leaves at most a torn
-last line, which sync reports and skips.
+last line. Sync skips it; when no end-of-run record made it to the journal, sync closes the run FAILED with the
+tag ``nbops.incomplete`` and says so.
+
+Everything in it has been through the redactor first (the writer masks before it spools): no secret is kept here.
 """
 from __future__ import annotations
 
@@ -30,14 +33,20 @@ def _atomic_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def read_journal(d: Path) -> list[dict]:
-    """The records of one spooled run. A torn last line (a crash mid-append) is left out; a bad line anywhere
-    else raises ``ValueError`` naming the line."""
+class Journal(list):
+    """The records of one spooled run; ``torn`` is True when its last line was cut short (a crash mid-append)."""
+    torn = False
+
+
+def read_journal(d: Path) -> Journal:
+    """The records of one spooled run. A torn last line (a crash mid-append) is left out and ``.torn`` set; a bad
+    line anywhere else raises ``ValueError`` naming the line."""
     path = Path(d) / "journal.jsonl"
+    out = Journal()
     if not path.exists():
-        return []
-    lines = path.read_bytes().splitlines()
-    out = []
+        return out
+    raw = path.read_bytes()
+    lines = raw.splitlines()
     for i, line in enumerate(lines):
         try:
             rec = json.loads(line)
@@ -45,7 +54,8 @@ def read_journal(d: Path) -> list[dict]:
                 raise ValueError("not a spool record")
             out.append(rec)
         except ValueError as exc:
-            if i == len(lines) - 1 and not path.read_bytes().endswith(b"\n"):
+            if i == len(lines) - 1 and not raw.endswith(b"\n"):
+                out.torn = True
                 break  # torn last line: the write never completed, so the record was never acknowledged
             raise ValueError(f"journal line {i + 1} is not a spool record ({exc})") from exc
     return out
@@ -111,10 +121,14 @@ class Spool:
                 state = json.loads((d / "state.json").read_text()) if (d / "state.json").exists() else {}
             except ValueError:
                 state = {}
+            unfinished = False
             try:
-                last = max((r["seq"] for r in read_journal(d)), default=-1)
+                records = read_journal(d)
+                last = max((r["seq"] for r in records), default=-1)
+                unfinished = records.torn and not any(r["op"] == "end_run" for r in records) \
+                    and not state.get("closed_incomplete")
             except ValueError:  # corrupt: sync reports it
                 last = state.get("done", -1) + 1
-            if not state.get("server_run_id") or state.get("done", -1) < last:
+            if not state.get("server_run_id") or state.get("done", -1) < last or unfinished:
                 n += 1
         return n

@@ -8,6 +8,10 @@ then the process died before ``state.json`` was saved) is harmless: params and t
 metric points and dataset inputs are keyed by their content on the store, artifacts are overwritten with the
 same files, and a model is looked up by name on its run before it is logged again.
 
+A journal torn in its last line (the process died mid-append, typically writing the end-of-run record) without
+an end-of-run record is replayed up to the tear, then its run is closed FAILED with the tag ``nbops.incomplete``
+= ``true`` (and ``nbops.incomplete.reason``); the report names it and ``nbops sync`` exits 1.
+
 ``idmap.json`` maps local run ids to server run ids; parent links are rewritten through it, including on child
 runs that reached the store directly while their parent was still spooled.
 """
@@ -22,6 +26,7 @@ from pathlib import Path
 
 from .. import config
 from ..errors import TrackingError
+from . import redact
 from .spool import LOCAL_PREFIX, Spool, _atomic_json, read_journal
 from .writer import SPOOL_ID_TAG, RunRef, Writer, is_unreachable
 
@@ -40,10 +45,11 @@ class SyncReport:
     pushed: dict[str, Counter] = field(default_factory=dict)  # local id -> records pushed now, by kind
     relinked: list[str] = field(default_factory=list)     # server runs whose parent link was rewritten
     up_to_date: int = 0                                    # spooled runs that had nothing left to push
+    incomplete: list[tuple[str, str]] = field(default_factory=list)  # (local id, server id) closed FAILED now
 
     @property
     def ok(self) -> bool:
-        return not self.skipped
+        return not self.skipped and not self.incomplete
 
     def __str__(self) -> str:
         lines = [f"nbops sync -> {self.target}: {self.records} records pushed, {len(self.created)} runs created, "
@@ -52,6 +58,8 @@ class SyncReport:
             what = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
             lines.append(f"  {local} -> {self.mapping.get(local, '?')}: {what}")
         lines += [f"  relinked child run {r} to its synced parent" for r in self.relinked]
+        lines += [f"  incomplete {k} -> {sid}: its journal was torn before the end-of-run record; the run is "
+                  f"closed FAILED and tagged nbops.incomplete" for k, sid in self.incomplete]
         lines += [f"  skipped {k}: {why}" for k, why in self.skipped]
         return "\n".join(lines)
 
@@ -64,7 +72,7 @@ class SyncReport:
     def _repr_html_(self) -> str:
         import html
 
-        from ..display.summary import table_html
+        from ..display.views import kv_html as table_html
 
         rows = [("store", html.escape(self.target)), ("records pushed", str(self.records)),
                 ("runs created", str(len(self.created))), ("runs updated", str(len(self.resumed))),
@@ -72,6 +80,8 @@ class SyncReport:
         rows += [(html.escape(k), html.escape(f"-> {self.mapping.get(k, '?')}: " + ", ".join(
             f"{n} {op}" for op, n in sorted(c.items())))) for k, c in self.pushed.items()]
         rows += [("skipped " + html.escape(k), html.escape(why)) for k, why in self.skipped]
+        rows += [("incomplete " + html.escape(k), html.escape(f"-> {sid}: journal torn before the end-of-run "
+                                                              f"record; closed FAILED")) for k, sid in self.incomplete]
         return table_html(rows, "nbops sync")
 
 
@@ -107,7 +117,7 @@ def sync(settings: config.Settings | None = None, spool_dir: str | Path | None =
             log.warning("nbops sync: %s is corrupt; rebuilding it from the runs' state files", idmap_path)
             idmap = {}
         try:
-            from tqdm.auto import tqdm
+            from ..display.progress import tqdm  # no bar when headless
 
             todo = spool.entries()
             for _ in range(len(todo) + 1):  # parents before children, whatever the folders' order
@@ -158,7 +168,8 @@ def _sync_one(writer: Writer, d: Path, idmap: dict, report: SyncReport) -> None:
     done = state.get("done", -1)
     last = max((r["seq"] for r in records), default=-1)
     server_id = state.get("server_run_id")
-    if server_id and done >= last:
+    unfinished = records.torn and not any(r["op"] == "end_run" for r in records)
+    if server_id and done >= last and not (unfinished and not state.get("closed_incomplete")):
         idmap[local] = server_id
         report.up_to_date += 1
         return  # already on the store
@@ -176,7 +187,7 @@ def _sync_one(writer: Writer, d: Path, idmap: dict, report: SyncReport) -> None:
         if found:
             server_id = found[0].info.run_id
         else:
-            tags = _map_parent(tags, idmap)
+            tags = _map_parent(redact.mapping(tags, 5000), idmap)  # spools of older versions: masked now
             tags[SPOOL_ID_TAG] = local
             r = writer.call(client.create_run, exp_id, start_time=meta.get("start_time"), tags=tags,
                             run_name=meta.get("run_name"))
@@ -200,10 +211,30 @@ def _sync_one(writer: Writer, d: Path, idmap: dict, report: SyncReport) -> None:
         pushed[rec["op"]] += 1
         state["done"] = rec["seq"]
         _atomic_json(state_path, state)
+    if unfinished and not state.get("closed_incomplete"):
+        _close_incomplete(writer, run, d)
+        state["closed_incomplete"] = True
+        _atomic_json(state_path, state)
+        report.incomplete.append((local, server_id))
+        log.warning("nbops sync: spooled run %s (now %s) ends in a torn journal line and has no end-of-run "
+                    "record; it is closed FAILED and tagged nbops.incomplete", local, server_id)
     if pushed:
         report.pushed[local] = pushed
         if not created:
             report.resumed.append(server_id)
+
+
+def _close_incomplete(writer: Writer, run: RunRef, d: Path) -> None:
+    """End a run whose journal was torn before its end-of-run record: FAILED, tagged, at the journal's time."""
+    from mlflow.entities import RunTag
+
+    journal = d / "journal.jsonl"
+    end_ms = int((journal.stat().st_mtime if journal.exists() else (d / "meta.json").stat().st_mtime) * 1000)
+    writer.call(writer.client.log_batch, run.run_id, tags=[
+        RunTag("nbops.incomplete", "true"),
+        RunTag("nbops.incomplete.reason", "the spool journal was torn in its last line (the process stopped "
+                                          "while writing); records up to the tear were synced")])
+    writer.call(writer.client.set_terminated, run.run_id, "FAILED", end_ms)
 
 
 def _relink_children(writer: Writer, local: str, server_id: str, report: SyncReport) -> None:
@@ -235,8 +266,10 @@ def _replay(writer: Writer, run: RunRef, d: Path, rec: dict, idmap: dict) -> Non
                             f"{files}; it was skipped at that record. Restore them, or delete {d} to give up "
                             f"on the rest of this run.", path=str(files))
     if op == "log_batch":
-        writer._direct_batch(run.run_id, {**rec, "tags": _map_parent(dict(rec.get("tags") or {}), idmap)})
+        writer._direct_batch(run.run_id, {**rec, "params": redact.mapping(rec.get("params"), 6000),
+                                          "tags": _map_parent(redact.mapping(rec.get("tags"), 5000), idmap)})
     elif op == "log_artifacts":
+        redact.files(files)
         writer._direct_artifacts(run, files, rec.get("artifact_path"))
     elif op == "log_inputs":
         writer._direct_inputs(run.run_id, rec["datasets"])

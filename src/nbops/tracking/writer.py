@@ -1,6 +1,7 @@
 """The one writer. Every record nbops writes -- runs, params, metrics, tags, artifacts, dataset inputs, models,
 statuses -- goes through :class:`Writer`, which sends it to the MLflow store or, when the store does not answer
-(or ``NBOPS_OFFLINE=1``), appends it to the durable local spool that ``nbops sync`` replays later.
+(or ``NBOPS_OFFLINE=1``), appends it to the durable local spool that ``nbops sync`` replays later. Every value
+is masked by the one redactor (:mod:`nbops.tracking.redact`) before it leaves: to the store and to the spool alike.
 
 Two guards make the embedded SQLite store safe for parallel notebooks (MLflow issues #6490, #4123): every write
 holds an inter-process file lock beside the database, and a write that still meets "database is locked" is
@@ -22,6 +23,7 @@ from typing import Any, Iterator
 
 from .. import config
 from ..errors import TrackingError
+from . import redact
 
 log = logging.getLogger("nbops")
 
@@ -114,7 +116,26 @@ class Writer:
             # parallel first runs must do that one at a time (else "table _alembic_tmp_... already exists").
             with self.guard():
                 self._client = MlflowClient(self.settings.tracking_uri)
+                if self.settings.embedded and self.settings.sqlite_path is not None:
+                    self._home_default_experiment(self.settings.sqlite_path)
         return self._client
+
+    def _home_default_experiment(self, db: Path) -> None:
+        """MLflow creates the ``Default`` experiment (id 0) with its artifacts in ``<cwd>/mlruns/0``, wherever the
+        process happens to start. In the embedded store every experiment's artifacts live under
+        ``.nbops/artifacts/``: point ``Default`` there (runs already made keep their own artifact location)."""
+        import sqlite3
+
+        want = f"{self.settings.artifact_root}/0"
+        con = sqlite3.connect(str(db), timeout=30)
+        try:
+            with con:
+                con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0 AND "
+                            "artifact_location != ?", (want, want))
+        except sqlite3.Error as exc:  # an older schema: leave it, runs still work
+            log.debug("nbops: could not move the Default experiment's artifacts to %s: %s", want, exc)
+        finally:
+            con.close()
 
     def _prepare_sqlite(self, db: Path) -> None:
         """Put the SQLite store in WAL mode (persistent, once per file): readers no longer block the writer and
@@ -230,7 +251,9 @@ class Writer:
 
     def start_run(self, experiment: str, run_name: str | None = None, tags: dict | None = None,
                   parent_run_id: str | None = None, start_time: float | None = None) -> RunRef:
-        tags = {k: _text(v, 5000) for k, v in (tags or {}).items()}
+        tags = redact.mapping(tags, 5000)
+        if run_name:
+            run_name = redact.text(str(run_name))
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         start_ms = int((start_time or time.time()) * 1000)
@@ -264,10 +287,12 @@ class Writer:
         """Params, metrics, tags and metric series ``(key, value, unix_seconds, step)`` in as few writes as
         MLflow's ``log_batch`` limits allow (one, for a typical cell)."""
         ts = int((timestamp or time.time()) * 1000)
-        params = [[str(k), _text(v, MAX_PARAM_LEN)] for k, v in (params or {}).items()]
-        tags = [[str(k), _text(v, 5000)] for k, v in (tags or {}).items()]
-        rows = [[str(k), float(v), ts, step] for k, v in (metrics or {}).items()]
-        rows += [[k, float(v), int(t * 1000), int(s)] for k, v, t, s in (series or [])]
+        params = list(redact.mapping(params, MAX_PARAM_LEN).items())
+        tags = list(redact.mapping(tags, 5000).items())
+        names: dict[str, str] = {}
+        name = lambda k: names.get(k) or names.setdefault(k, redact.text(str(k)))  # noqa: E731
+        rows = [[name(k), float(v), ts, step] for k, v in (metrics or {}).items()]
+        rows += [[name(k), float(v), int(t * 1000), int(s)] for k, v, t, s in (series or [])]
         while params or tags or rows:
             # MLflow's limits: 100 params, 100 tags, 1000 metrics and 1000 items in all per batch
             p, params = params[:100], params[100:]
@@ -289,6 +314,7 @@ class Writer:
         local_dir = Path(local_dir)
         if not local_dir.is_dir() or not any(local_dir.iterdir()):
             return
+        redact.files(local_dir)
         op = {"op": "log_artifacts", "artifact_path": artifact_path}
         self._server_or_spool(run, op, lambda: self._direct_artifacts(run, local_dir, artifact_path),
                               files={"dir": local_dir})
@@ -315,6 +341,9 @@ class Writer:
         """Dataset inputs: dicts with name, digest, source_type, source, schema, profile, context."""
         if not datasets:
             return
+        datasets = [{**d, "name": redact.text(str(d.get("name", "dataset"))),
+                     "source": redact.text(d.get("source")), "schema": redact.text(d.get("schema")),
+                     "profile": redact.profile_json(d.get("profile"))} for d in datasets]
         op = {"op": "log_inputs", "datasets": datasets}
         self._server_or_spool(run, op, lambda: self._direct_inputs(run.run_id, datasets))
 
@@ -384,11 +413,6 @@ class Writer:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "experiment"
-
-
-def _text(v: Any, limit: int) -> str:
-    s = v if isinstance(v, str) else repr(v) if not isinstance(v, (int, float, bool)) else str(v)
-    return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
 def _pickle_to_tmp(model: Any, input_example: Any) -> Path:

@@ -1,0 +1,485 @@
+"""The one redactor: every text and value nbops writes passes through :func:`text` (or :func:`value`,
+:func:`mapping`, :func:`files`) on its way to the store, the spool or the console.
+
+It masks, with ``****``:
+
+1. **Shapes of well-known keys**, found by the regex plugins of `detect-secrets` (Yelp's maintained rule set:
+   AWS, GitHub, GitLab, Slack, Stripe, OpenAI, SendGrid, Twilio, Discord, npm, PyPI, Azure storage, Artifactory,
+   IBM Cloud, Cloudant, Mailchimp, Square, Telegram, JWTs, private-key headers, basic-auth URLs), plus a few
+   shapes it lacks (whole private-key blocks, OpenAI-style ``sk-...`` keys of any form, Hugging Face ``hf_``,
+   Google ``AIza...``, GitHub ``github_pat_``, the ``user:password@`` of any URL).
+2. **The concrete secret values this process has seen**: every string value of a secret-named variable,
+   dict key, keyword argument (``password=...``), parameter (``-p api_token ...`` or papermill's injected
+   cell), environment variable (including ``os.environ["X_TOKEN"] = ...`` set inside a cell), and every value
+   given to :func:`secret`. Each is masked wherever it reappears, in the forms nbops stores it in: as is,
+   JSON-escaped (notebooks), HTML-escaped (the notebook's HTML), URL-quoted and ``repr``-escaped.
+
+A name is secret when one of its words (split at ``_``, ``-``, ``.``, digits and camelCase) is a credential
+word (token, secret, password, passwd, pwd, passphrase, apikey, credential(s), auth, cookie, dsn, signature,
+jwt, bearer, ...), when it ends in ``key`` (``api_key``, ``secret_key``, ``key``), starts with ``aws_``, or
+names a session id / connection string -- unless it is on the allow-list (``PWD``, ``OLDPWD``,
+``SSH_AUTH_SOCK``, ...: the working directory is never masked). ``NBOPS_SECRET_NAMES`` adds names (comma
+separated, ``*`` globs allowed) and ``NBOPS_NOT_SECRET_NAMES`` adds allow-listed ones.
+
+Masking never changes what the user's code computes: nbops only reads the namespace and masks its own copies.
+Values shorter than 6 characters are not learned (masking ``"abc"`` everywhere would garble every text);
+:func:`secret` takes values of 4 characters or more. Images embedded in notebooks and HTML are left alone.
+"""
+from __future__ import annotations
+
+import ast
+import fnmatch
+import html
+import json
+import logging
+import os
+import re
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+log = logging.getLogger("nbops")
+
+MASK = "****"
+MIN_LEARNED = 6      # shortest value learned from a name rule
+MIN_EXPLICIT = 4     # shortest value nbops.secret() accepts
+ENV_NAMES = "NBOPS_SECRET_NAMES"
+ENV_NOT_NAMES = "NBOPS_NOT_SECRET_NAMES"
+
+SECRET_WORDS = frozenset({
+    "token", "tokens", "secret", "secrets", "password", "passwords", "passwd", "pwd", "passphrase", "apikey",
+    "apikeys", "credential", "credentials", "creds", "auth", "authorization", "cookie", "cookies", "dsn",
+    "signature", "jwt", "bearer", "privatekey", "secretkey", "accesskey", "sessionid", "connstr", "pat", "otp",
+    "hmac", "salt",
+})
+SECRET_PAIRS = frozenset({("session", "id"), ("conn", "str"), ("connection", "string"), ("client", "secret"),
+                          ("private", "key"), ("access", "key"), ("secret", "key")})
+ALLOWED_NAMES = frozenset({
+    "pwd", "oldpwd", "ssh_auth_sock", "xauthority", "tokenizers_parallelism", "gpg_agent_info", "pin_memory",
+    "nbops_secret_names", "nbops_not_secret_names",
+})
+
+_PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z]|\b|[_\W\d])|[A-Z]?[a-z]+|[A-Z]+")
+
+
+def _words(name: str) -> list[str]:
+    return [w.lower() for chunk in re.split(r"[_\W\d]+", name) if chunk for w in _PARTS.findall(chunk)]
+
+
+def is_secret_name(name: Any) -> bool:
+    """True when ``name`` (a variable, key, parameter, column or environment variable) names a credential."""
+    if not isinstance(name, str) or not name:
+        return False
+    return _is_secret_name(name, os.environ.get(ENV_NAMES, ""), os.environ.get(ENV_NOT_NAMES, ""))
+
+
+@lru_cache(maxsize=4096)
+def _is_secret_name(name: str, extra: str, allowed: str) -> bool:
+    low = name.lower()
+    listed = lambda spec: any(fnmatch.fnmatchcase(low, p.strip().lower()) for p in spec.split(",") if p.strip())  # noqa: E731
+    if low in ALLOWED_NAMES or listed(allowed):
+        return False
+    if listed(extra):
+        return True
+    words = _words(name)
+    if not words:
+        return False
+    if any(w in SECRET_WORDS for w in words) or words[-1] == "key" or words[0] == "aws":
+        return True
+    return any(p in SECRET_PAIRS for p in zip(words, words[1:]))
+
+
+# -- the values seen in this process ----------------------------------------------------------------------------
+_LOCK = threading.Lock()
+_VALUES: set[str] = set()
+_FORMS: list[str] | None = None   # every stored form of every value, longest first (rebuilt on change)
+
+
+def _forms(v: str) -> set[str]:
+    from urllib.parse import quote, quote_plus
+
+    out = {v, json.dumps(v)[1:-1], html.escape(v), html.escape(v, quote=False), quote(v, safe=""),
+           quote_plus(v), repr(v)[1:-1], json.dumps(html.escape(v))[1:-1]}
+    return {f for f in out if len(f) >= MIN_EXPLICIT}
+
+
+def remember(v: Any, minimum: int = MIN_LEARNED) -> None:
+    """Learn a secret value (strings of ``minimum`` characters or more; bytes are decoded)."""
+    global _FORMS
+    if isinstance(v, bytes):
+        try:
+            v = v.decode("utf-8")
+        except UnicodeDecodeError:
+            return
+    if not isinstance(v, str):
+        return
+    v = v.strip()
+    if len(v) < minimum or v == MASK or v in _VALUES:
+        return
+    with _LOCK:
+        _VALUES.add(v)
+        _FORMS = None
+
+
+def secret(value: Any) -> Any:
+    """Mark ``value`` as secret and return it unchanged: ``token = nbops.secret(vault.read("api"))``. From then
+    on nbops masks it in everything it writes (source, output, parameters, tags, notebooks, the spool)."""
+    from ..errors import NbopsError
+
+    if isinstance(value, (list, tuple, set)):
+        for v in value:
+            secret(v)
+        return value
+    if not isinstance(value, (str, bytes)) or len(value.strip()) < MIN_EXPLICIT:
+        raise NbopsError(f"nbops.secret() takes a string of {MIN_EXPLICIT} characters or more (got "
+                         f"{type(value).__name__}); mark the secret value itself, e.g. nbops.secret(token).")
+    remember(value, MIN_EXPLICIT)
+    return value
+
+
+def known_values() -> int:
+    """How many secret values are known (for status displays and tests; never the values)."""
+    return len(_VALUES)
+
+
+def forget_all() -> None:
+    """Forget the learned values (tests)."""
+    global _FORMS
+    with _LOCK:
+        _VALUES.clear()
+        _FORMS = None
+
+
+def learn_object(obj: Any, name: str | None = None, depth: int = 0) -> None:
+    """Learn from one named value: a string under a secret name; strings under secret keys of dicts (nested);
+    a string or bytes of a secret-named variable. Lists and tuples are searched for dicts."""
+    if depth > 4:
+        return
+    if name is not None and is_secret_name(name):
+        if isinstance(obj, (str, bytes)):
+            remember(obj)
+        elif isinstance(obj, (list, tuple)) and len(obj) <= 50:
+            for x in obj:
+                if isinstance(x, (str, bytes)):
+                    remember(x)
+    if isinstance(obj, dict) and len(obj) <= 500:
+        for k, v in list(obj.items()):
+            learn_object(v, str(k), depth + 1)
+    elif isinstance(obj, (list, tuple)) and 0 < len(obj) <= 200 and isinstance(obj[0], (dict, list, tuple)):
+        for x in obj:
+            learn_object(x, None, depth + 1)
+
+
+def learn_namespace(ns: dict | None) -> None:
+    """Learn from a kernel namespace: secret-named variables and secret keys inside dicts (read only)."""
+    for k, v in list((ns or {}).items()):
+        if k.startswith("_") or callable(v) and not isinstance(v, dict):
+            continue
+        if isinstance(v, (str, bytes, dict, list, tuple)):
+            learn_object(v, k)
+
+
+def learn_params(params: dict | None) -> None:
+    for k, v in (params or {}).items():
+        learn_object(v, str(k))
+
+
+def learn_environ() -> None:
+    for k, v in list(os.environ.items()):
+        if is_secret_name(k):
+            remember(v)
+
+
+def _key_name(node: ast.AST) -> str | None:
+    """The secret-bearing name of an assignment target: ``x``, ``obj.x``, ``d["x"]``, ``os.environ["X"]``."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        return node.slice.value
+    return None
+
+
+def _const_strings(node: ast.AST, ns: dict | None) -> Iterable[str]:
+    """String constants (and f-string parts) in ``node``, plus the value of a plain name it refers to."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, (str, bytes)):
+            yield sub.value
+        elif isinstance(sub, ast.Name) and ns is not None and isinstance(ns.get(sub.id), str) and sub is node:
+            yield ns[sub.id]
+
+
+def learn_source(source: str | None, ns: dict | None = None) -> None:
+    """Learn from code: strings assigned to secret names (variables, attributes, dict keys, ``os.environ``),
+    passed as secret-named keywords (``password=...``), paired with secret keys in dict literals, or given to
+    ``os.environ.setdefault`` / ``os.putenv`` / ``nbops.secret``. Code that does not parse is scanned line by
+    line (magics and ``!`` lines are skipped)."""
+    if not source:
+        return
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError:
+            return
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            flat = []
+            for t in targets:
+                flat += list(t.elts) if isinstance(t, (ast.Tuple, ast.List)) else [t]
+            if any(is_secret_name(_key_name(t)) for t in flat):
+                for s in _const_strings(node.value, ns):
+                    remember(s)
+        elif isinstance(node, ast.keyword) and node.arg and is_secret_name(node.arg):
+            for s in _const_strings(node.value, ns):
+                remember(s)
+        elif isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values):
+                if isinstance(k, ast.Constant) and is_secret_name(k.value) and v is not None:
+                    for s in _const_strings(v, ns):
+                        remember(s)
+        elif isinstance(node, ast.Call) and node.args:
+            fn = node.func
+            fname = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
+            if fname in ("setdefault", "putenv", "__setitem__") and len(node.args) >= 2 and isinstance(
+                    node.args[0], ast.Constant) and is_secret_name(node.args[0].value):
+                for s in _const_strings(node.args[1], ns):
+                    remember(s)
+            elif fname == "secret":
+                for s in _const_strings(node.args[0], ns):
+                    remember(s, MIN_EXPLICIT)
+
+
+# -- key shapes ------------------------------------------------------------------------------------------------
+# Shapes detect-secrets does not cover (or covers only in part: it finds a private key's header line, and a JWT's
+# first two parts). Run before its plugins, so a whole block goes at once.
+EXTRA_SHAPES = [
+    re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----.*?-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----",
+               re.S),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),   # a whole JWT
+    re.compile(r"\b(?:sk|pk|rk)[-_](?:live|test|proj|ant|svcacct|admin)?[-_]?[A-Za-z0-9_-]{16,}"),  # sk-... keys
+    re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),                                          # Hugging Face
+    re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),                                        # Google API key
+    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{40,}\b"),                                 # GitHub fine-grained
+    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),                                   # GitHub, any length
+    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),                                  # Slack, any form
+    re.compile(r"(?<=://)[^/\s:@'\"<>]+:[^/\s@'\"<>]+(?=@)"),                        # user:password@ in URLs
+    re.compile(r"(?i)(?<=\bbearer )[A-Za-z0-9._~+/=-]{8,}"),                          # Authorization: Bearer
+]
+# ``NAME = "value"``, ``NAME: value``, ``NAME=value`` in any text (a diff, a .env file, printed config): the
+# value is masked when NAME is a secret name. Unquoted values count only when they are not a number and not a
+# plain identifier without digits (``token = api_token`` stays readable; ``password=hunter22`` does not).
+_ASSIGNED = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>["']?\s*(?::|=|:=|=>)\s*)(?:(?P<q>["'])"""
+                       r"""(?P<qv>[^"'\n]{4,}?)(?P=q)|(?P<v>[^\s"',;()\[\]{}<>]{4,})(?=[\s"',;)\]}<>]|$))""")
+# Plugins left out: IPPublicDetector (an address is not a secret), and the keyword / entropy plugins, which are
+# not regex rule sets (the name rules above do the keyword work; entropy would mask digests and run ids).
+_SKIP_PLUGINS = {"IPPublicDetector"}
+_PLUGINS: list | None = None
+
+
+def _plugins() -> list:
+    """detect-secrets' regex detectors, instantiated once (imported on first use: ~0.15 s)."""
+    global _PLUGINS
+    if _PLUGINS is None:
+        try:
+            from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+            from detect_secrets.plugins.base import RegexBasedDetector
+
+            found = []
+            for cls in get_mapping_from_secret_type_to_class().values():
+                if issubclass(cls, RegexBasedDetector) and cls.__name__ not in _SKIP_PLUGINS:
+                    try:
+                        found.append(cls())
+                    except TypeError:  # a plugin that needs settings
+                        continue
+            _PLUGINS = found
+        except ImportError:  # pragma: no cover - a core dependency; the extra shapes still apply
+            log.warning("nbops: detect-secrets is not installed; only nbops's own key shapes are masked "
+                        "(pip install detect-secrets).")
+            _PLUGINS = []
+    return _PLUGINS
+
+
+# Spans left alone: images embedded as data URIs (HTML) or as base64 output data (.ipynb).
+_PROTECTED = re.compile(r"data:image/[\w.+-]+;base64,[A-Za-z0-9+/=]+|\"image/(?:png|jpeg|gif|webp)\":\s*"
+                        r"\"[A-Za-z0-9+/=\\n]+\"")
+
+
+def _value_forms() -> list[str]:
+    global _FORMS
+    if _FORMS is None:
+        with _LOCK:
+            forms: set[str] = set()
+            for v in _VALUES:
+                forms |= _forms(v)
+            _FORMS = sorted(forms, key=len, reverse=True)
+    return _FORMS
+
+
+def _assigned(m: re.Match) -> str:
+    if not is_secret_name(m.group("name").rsplit(".", 1)[-1]):
+        return m.group(0)
+    if m.group("qv") is not None:
+        v = m.group("qv")
+        if v == MASK or "{" in v:
+            return m.group(0)
+        return f"{m.group('name')}{m.group('sep')}{m.group('q')}{MASK}{m.group('q')}"
+    v = m.group("v")
+    if v == MASK or (v.isidentifier() and not any(c.isdigit() for c in v)) or re.fullmatch(r"[-+]?[\d.eE_]+", v) or v.startswith(("os.", "$")):
+        return m.group(0)
+    return f"{m.group('name')}{m.group('sep')}{MASK}"
+
+
+def _redact_plain(s: str) -> str:
+    for v in _value_forms():
+        if v in s:
+            s = s.replace(v, MASK)
+    if "=" in s or ":" in s:
+        s = _ASSIGNED.sub(_assigned, s)
+    for rx in EXTRA_SHAPES:
+        s = rx.sub(MASK, s)
+    found = set()
+    for p in _plugins():
+        try:
+            found.update(m for m in p.analyze_string(s) if isinstance(m, str) and len(m) >= MIN_EXPLICIT)
+        except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the write
+            log.debug("nbops: detect-secrets plugin %s failed: %s", type(p).__name__, exc)
+    for m in sorted(found - {MASK}, key=len, reverse=True):
+        if m.strip("* ") and m in s:
+            s = s.replace(m, MASK)
+    return s
+
+
+def text(s: Any) -> Any:
+    """``s`` with every known secret value and key shape masked (non-strings are returned unchanged)."""
+    if not isinstance(s, str) or not s:
+        return s
+    learn_environ()
+    if "base64" in s or "image/" in s:
+        out, last = [], 0
+        for m in _PROTECTED.finditer(s):
+            out += [_redact_plain(s[last:m.start()]), m.group(0)]
+            last = m.end()
+        out.append(_redact_plain(s[last:]))
+        return "".join(out)
+    return _redact_plain(s)
+
+
+def plain(v: Any) -> Any:
+    """numpy / pandas scalars as the Python values they hold (``np.float64(0.5)`` -> ``0.5``), recursively in
+    lists, tuples and dicts, so a stored value reads as the user wrote it on numpy 1 and 2 alike."""
+    if type(v) in (str, bool, int, float) or v is None:
+        return v
+    mod = type(v).__module__
+    if mod.startswith("numpy"):
+        item = getattr(v, "item", None)
+        if item is not None and getattr(v, "ndim", 0) == 0:
+            return plain(item())
+        if hasattr(v, "tolist") and getattr(v, "size", 1e9) <= 50:
+            return plain(v.tolist())
+    if mod.startswith("pandas") and hasattr(v, "isoformat"):  # Timestamp
+        return v.isoformat()
+    if isinstance(v, (list, tuple)):
+        out = [plain(x) for x in v]
+        return out if isinstance(v, list) else tuple(out)
+    if isinstance(v, dict):
+        return {plain(k): plain(x) for k, x in v.items()}
+    if isinstance(v, float):
+        return float(v)
+    if isinstance(v, int):
+        return int(v)
+    return v
+
+
+def value(v: Any, limit: int | None = None) -> str:
+    """A param or tag value as the text nbops stores: plain Python form, secrets masked, cut to ``limit``."""
+    p = plain(v)
+    s = p if isinstance(p, str) else str(p) if isinstance(p, (int, float, bool)) else repr(p)
+    s = text(s)
+    if limit and len(s) > limit:
+        s = s[: limit - 3] + "..."
+    return s
+
+
+def mapping(d: dict | None, limit: int | None = None) -> dict:
+    """Params or tags: secret-named keys dropped, every value through :func:`value`."""
+    return {str(k): value(v, limit) for k, v in (d or {}).items()
+            if not is_secret_name(str(k)) or str(k).startswith(("mlflow.", "nbops."))}
+
+
+def profile_json(s: str | None) -> str | None:
+    """A dataset profile (JSON): top / min / max values of secret-named columns masked, then :func:`text`."""
+    if not s:
+        return s
+    try:
+        data = json.loads(s)
+    except ValueError:
+        return text(s)
+
+    def walk(o):
+        if isinstance(o, dict):
+            if is_secret_name(str(o.get("name", ""))):
+                for k in ("top", "min", "max", "mean", "examples", "sample"):
+                    if k in o:
+                        o[k] = MASK
+            for x in o.values():
+                walk(x)
+        elif isinstance(o, list):
+            for x in o:
+                walk(x)
+    walk(data)
+    return text(json.dumps(data, default=str))
+
+
+TEXT_SUFFIXES = {".txt", ".py", ".patch", ".diff", ".json", ".jsonl", ".ipynb", ".html", ".htm", ".md", ".csv",
+                 ".tsv", ".yaml", ".yml", ".log", ".cfg", ".ini", ".toml", ".xml", ".sql", ".sh", ".r", ".env", ""}
+MAX_FILE = 64 * 2**20
+
+
+def file(path: str | os.PathLike) -> None:
+    """Redact one text file in place (binary files and files over 64 MB are left alone)."""
+    p = Path(path)
+    if p.suffix.lower() not in TEXT_SUFFIXES or not p.is_file() or p.stat().st_size > MAX_FILE:
+        return
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError):
+        return
+    red = text(raw)
+    if red != raw:
+        p.write_text(red, encoding="utf-8")
+
+
+def files(folder: str | os.PathLike) -> None:
+    """Redact every text file under ``folder`` in place."""
+    for p in Path(folder).rglob("*"):
+        if p.is_file():
+            file(p)
+
+
+class Filter(logging.Filter):
+    """A logging filter that masks what a log record says (installed on the console handler of ``nbops``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001
+            return True
+        red = text(msg)
+        if red != msg:
+            record.msg, record.args = red, None
+        return True
+
+
+def _install_log_filter() -> None:
+    lg = logging.getLogger("nbops")
+    if not any(isinstance(f, Filter) for f in lg.filters):
+        lg.addFilter(Filter())
+
+
+_install_log_filter()  # every nbops log line (warnings name URLs and errors) is masked at the source

@@ -1,0 +1,175 @@
+"""The one redactor (nbops.tracking.redact): name rules, key shapes, learned values in every stored form."""
+import html
+import json
+from urllib.parse import quote
+
+import numpy as np
+import pytest
+
+import nbops
+from nbops.errors import NbopsError
+from nbops.tracking import redact
+
+# Fake keys of every shape the issue names; none is a real credential.
+SHAPES = {
+    "aws": "AKIAIOSFODNN7EXAMPLE",
+    "github": "ghp_" + "a1B2c3D4e5" * 3 + "abcdef",
+    "slack": "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "openai": "sk-proj-" + "Ab3dEfGh1jKlMnOpQrSt" + "T3BlbkFJ" + "Uv5xYz0123456789AbCd",
+    "openai_style": "sk-live-4eC39HqLyjWDarjtT1zdp7dc",
+    "stripe": "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "private_key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAplantedkeybody0123456789\n"
+                   "-----END RSA PRIVATE KEY-----",
+    "hugging_face": "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz012345",
+    "sendgrid": "SG." + "a" * 22 + "." + "b" * 43,
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    redact.forget_all()
+    yield
+    redact.forget_all()
+
+
+@pytest.mark.parametrize("kind", sorted(SHAPES))
+def test_key_shapes_are_masked_in_any_text(kind):
+    key = SHAPES[kind]
+    out = redact.text(f"before {key} after")
+    assert key not in out and "before" in out and "after" in out
+    if kind == "private_key":
+        assert "plantedkeybody" not in out  # the whole block, not just its header line
+
+
+def test_detect_secrets_plugins_are_the_rule_set():
+    names = {type(p).__name__ for p in redact._plugins()}
+    assert {"AWSKeyDetector", "GitHubTokenDetector", "SlackDetector", "JwtTokenDetector", "BasicAuthDetector",
+            "PrivateKeyDetector", "OpenAIDetector", "StripeDetector"} <= names
+    assert "IPPublicDetector" not in names
+
+
+def test_url_userinfo_is_masked_in_params_tags_lists_and_dicts():
+    url = "postgresql://bob:pl4nted-pw@db.example:5432/x"
+    for v in (url, [url, "a"], {"db": url}, (url,), {"nested": {"u": url}}):
+        out = redact.value(v)
+        assert "pl4nted-pw" not in out and "bob" not in out and "db.example:5432/x" in out, out
+    assert redact.mapping({"db_url": url, "lr": 0.1}) == {"db_url": "postgresql://****@db.example:5432/x",
+                                                         "lr": "0.1"}
+
+
+@pytest.mark.parametrize("name", ["api_token", "OPENAI_API_KEY", "db_password", "aws_secret_access_key", "key",
+                                  "client_secret", "auth_header", "private_key", "apiKey", "X_TOKEN", "session_id",
+                                  "MLFLOW_TRACKING_PASSWORD", "secretKey", "passwd", "DB_PWD"])
+def test_secret_names(name):
+    assert redact.is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", ["PWD", "OLDPWD", "lr", "monkey", "keyboard_layout", "keys_per_row", "author",
+                                  "db_url", "tokenizer", "passenger_count", "SSH_AUTH_SOCK", "keyring"])
+def test_word_boundaries_and_allow_list(name):
+    assert not redact.is_secret_name(name)
+
+
+def test_working_directory_is_never_masked(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PWD", str(tmp_path))
+    monkeypatch.setenv("OLDPWD", str(tmp_path.parent))
+    text = f"reading {tmp_path}/data.csv from {tmp_path.parent}"
+    assert redact.text(text) == text
+
+
+def test_configured_names(monkeypatch):
+    monkeypatch.setenv("NBOPS_SECRET_NAMES", "vault_*, LICENCE")
+    monkeypatch.setenv("NBOPS_NOT_SECRET_NAMES", "auth_mode")
+    assert redact.is_secret_name("vault_path") and redact.is_secret_name("licence")
+    assert not redact.is_secret_name("auth_mode") and redact.is_secret_name("auth_header")
+    redact.learn_namespace({"vault_path": "secret/data/team-a"})
+    assert "team-a" not in redact.text("read secret/data/team-a")
+
+
+def test_values_of_secret_names_are_learned_and_masked_everywhere(monkeypatch):
+    ns = {"api_token": "tok-planted-0001", "cfg": {"db": {"password": "dict-planted-0002"}, "lr": 0.1},
+          "servers": [{"secret_key": "list-planted-0003"}], "lr": "not-a-secret-value"}
+    redact.learn_namespace(ns)
+    redact.learn_source("conn = connect(host='h', password='kw-planted-0004')\n"
+                        "import os\nos.environ['X_TOKEN'] = 'env-planted-0005'\n"
+                        "settings.api_key = 'attr-planted-0006'\nd = {'client_secret': 'lit-planted-0007'}\n")
+    monkeypatch.setenv("PAYMENTS_API_KEY", "envvar-planted-0008")
+    planted = ["tok-planted-0001", "dict-planted-0002", "list-planted-0003", "kw-planted-0004", "env-planted-0005",
+               "attr-planted-0006", "lit-planted-0007", "envvar-planted-0008"]
+    text = "Error: login failed for " + " ".join(planted) + " lr=not-a-secret-value"
+    out = redact.text(text)
+    assert not any(p in out for p in planted), out
+    assert "not-a-secret-value" in out
+
+
+def test_every_stored_form_of_a_value_is_masked():
+    v = 'pa"ss<word>&1/2 x'
+    redact.secret(v)
+    for form in (v, json.dumps(v), html.escape(v), quote(v, safe=""), repr(v), json.dumps(html.escape(v))):
+        assert "word" not in redact.text(f"[{form}]"), form
+
+
+def test_nbops_secret_marks_a_value_and_returns_it():
+    assert nbops.secret("my-vault-value") == "my-vault-value"
+    assert "my-vault-value" not in redact.text("got my-vault-value back")
+    with pytest.raises(NbopsError):
+        nbops.secret("ab")
+    with pytest.raises(NbopsError):
+        nbops.secret(12345)
+
+
+def test_short_values_are_not_learned():
+    redact.learn_namespace({"token": "abc"})
+    assert redact.text("abc def") == "abc def"
+
+
+def test_assignments_in_text_mask_the_value_not_the_code():
+    diff = '+DB_PASSWORD = "diff-planted-1"\n+token = api_token\n+n_tokens: 512\nexport GH_TOKEN=abcd1234efgh\n'
+    out = redact.text(diff)
+    assert "diff-planted-1" not in out and "abcd1234efgh" not in out
+    assert "+token = api_token" in out and "n_tokens: 512" in out
+
+
+def test_images_are_left_alone():
+    # base64 image data must never be rewritten, even where a key pattern would match inside it
+    data = "AKIAIOSFODNN7EXAMPLE" + "QUJD" * 10
+    page = f'<img src="data:image/png;base64,{data}"> and AKIAIOSFODNN7EXAMPLE'
+    out = redact.text(page)
+    assert data in out and out.endswith("and ****")
+    nb = json.dumps({"outputs": [{"data": {"image/png": data, "text/plain": "AKIAIOSFODNN7EXAMPLE"}}]})
+    out = json.loads(redact.text(nb))["outputs"][0]["data"]
+    assert out["image/png"] == data and out["text/plain"] == "****"
+
+
+def test_numpy_scalars_are_stored_as_python_values():
+    assert redact.value(np.float64(0.5)) == "0.5"
+    assert redact.value(np.int64(3)) == "3"
+    assert redact.value(np.bool_(True)) == "True"
+    assert redact.value([np.float64(0.1), np.int32(2)]) == "[0.1, 2]"
+    assert redact.value({"a": np.float32(0.25)}) == "{'a': 0.25}"
+    assert redact.value(np.array(7)) == "7"
+
+
+def test_profile_sample_values_of_secret_columns_are_masked():
+    prof = json.dumps({"nbops": {"columns": [
+        {"name": "password", "top": [["hunter22", 3]], "min": "aaa", "max": "zzz"},
+        {"name": "city", "top": [["Paris", 2]]}]}})
+    out = redact.profile_json(prof)
+    assert "hunter22" not in out and "Paris" in out and "aaa" not in out
+
+
+def test_logging_is_masked(caplog):
+    import logging
+    with caplog.at_level(logging.WARNING, logger="nbops"):
+        logging.getLogger("nbops").warning("store at %s did not answer", "https://u:pl4nted@mlflow.example")
+    assert "pl4nted" not in caplog.text and "mlflow.example" in caplog.text
+
+
+def test_masking_never_changes_the_namespace():
+    ns = {"api_token": "tok-planted-0001", "cfg": {"password": "dict-planted-0002"}}
+    before = json.dumps(ns)
+    redact.learn_namespace(ns)
+    redact.text("tok-planted-0001")
+    assert json.dumps(ns) == before
