@@ -25,16 +25,20 @@ def series(n=3000, step=300.0, seed=0, spike_at=2500, spike=8.0, gaps=True):
     return t[keep], y[keep], int(keep[:spike_at].sum())
 
 
-def test_seasonal_is_causal_each_score_uses_only_the_past():
+@pytest.mark.parametrize("name", ["seasonal", "ensemble"])
+def test_streaming_detectors_are_causal_each_score_uses_only_the_past(name):
     t, y, _ = series()
-    det = detectors.get("seasonal")
+    det = detectors.get(name)
+    assert det.causal
     full = det.score(t, y)
     for cut in (40, 700, 1500, 2300):
         np.testing.assert_allclose(det.score(t[:cut], y[:cut]), full[:cut], rtol=0, atol=0, equal_nan=True)
 
 
-@pytest.mark.parametrize("name", ["seasonal", "auto", "sr"])
+@pytest.mark.parametrize("name", ["seasonal", "ensemble", "auto", "sr"])
 def test_detectors_find_the_spike_despite_gaps_and_jitter(name):
+    if name == "sr":
+        pytest.importorskip("alibi_detect", reason="sr needs the optional alibi-detect (make test-alibi)")
     t, y, i = series()
     det = detectors.get(name)
     s = det.score(t, y)
@@ -44,9 +48,37 @@ def test_detectors_find_the_spike_despite_gaps_and_jitter(name):
     assert i in flagged and len(flagged) <= 5
 
 
-def test_direction_and_sensitivity():
+def test_sr_without_alibi_detect_says_what_to_install():
+    try:
+        import alibi_detect  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("alibi-detect is installed here (.venv-alibi)")
+    t, y, _ = series()
+    with pytest.raises(TelemetryError, match=r'pip install "nbops\[alibi\]"') as err:
+        detectors.get("sr").score(t, y)
+    assert "\n" not in str(err.value)
+
+
+def test_nothing_but_sr_imports_alibi_detect():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, pandas as pd\n"
+            "from nbops.telemetry import detectors, api, grouping, nab, report\n"
+            "t = np.arange(600) * 60.0; y = np.sin(t / 3600)\n"
+            "for name in ('auto', 'ensemble', 'seasonal', 'robust'):\n"
+            "    detectors.get(name).score(t, y)\n"
+            "print('alibi_detect' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["seasonal", "ensemble"])
+def test_direction_and_sensitivity(name):
     t, y, i = series(spike=-8.0)
-    det = detectors.get("seasonal")
+    det = detectors.get(name)
     assert det.score(t, y, "down")[i] >= det.threshold("medium")
     assert det.score(t, y, "up")[i] < det.threshold("high")
     s = det.score(t, y)
@@ -56,7 +88,7 @@ def test_direction_and_sensitivity():
         det.score(t, y, "sideways")
     with pytest.raises(TelemetryError, match="--sensitivity"):
         det.threshold("extreme")
-    with pytest.raises(TelemetryError, match="unknown; choose one of auto, robust, seasonal, sr"):
+    with pytest.raises(TelemetryError, match="unknown; choose one of auto, ensemble, robust, seasonal, sr"):
         detectors.get("prophet")
 
 
@@ -73,8 +105,8 @@ def test_auto_scores_a_short_window_the_seasonal_baseline_cannot():
     assert set(flagged) == set(range(60, 70))
     assert not (detectors.get("robust").score(t, y, "down") >= det.threshold("high")).any()
     long_t, long_y, _ = series()
-    assert len(long_y) >= 300  # enough history: auto is the seasonal baseline, causal
-    np.testing.assert_array_equal(det.score(long_t, long_y), detectors.get("seasonal").score(long_t, long_y))
+    assert len(long_y) >= 300  # enough history: auto is the causal ensemble
+    np.testing.assert_array_equal(det.score(long_t, long_y), detectors.get("ensemble").score(long_t, long_y))
 
 
 def test_flat_line_and_missing_values():

@@ -86,3 +86,34 @@ def test_corpus_normalisation():
     files = [(lab(), det(10)), (lab(), det())]
     r = nab.optimize(files)
     assert (r.raw, r.null, r.perfect) == (pytest.approx(0.0), -2.0, 2.0) and r.score == pytest.approx(50.0)
+
+
+def test_alert_figures_and_threshold_for_a_false_positive_rate():
+    # 20 rows, 17 scored; window rows 10..14. Scores: two outside (rows 5, 16), two inside (11, 12).
+    s = np.zeros(20)
+    s[[5, 16, 11, 12]] = [0.9, 0.5, 0.8, 0.7]
+    r = nab.score_at([(lab(), s)], 0.6)  # detections: rows 5, 11, 12
+    assert (r.alerts, r.fp, r.points) == (3, 1, 17)
+    assert r.fp_per_10k == pytest.approx(1e4 / 17) and r.hit_share == pytest.approx(2 / 3)
+    best = nab.optimize([(lab(), s)])
+    assert best.threshold == pytest.approx(0.8) and (best.alerts, best.fp) == (2, 1) and best.points == 17
+    # at most 1 false positive in 17 rows (588 per 10k): row 16 may fire, row 5 may not -> threshold just above 0.5
+    assert 0.5 < nab.threshold_for_fp_rate([(lab(), s)], 1e4 / 17) <= 0.9
+    assert nab.threshold_for_fp_rate([(lab(), s)], 0.0) > 0.9
+
+
+def test_leave_one_out_chooses_on_the_other_groups_only():
+    t = T
+    # two "categories" a/, b/; setting "good" fires at each window's left edge, "bad" fires outside only.
+    good, bad = det(10), det(5)
+    runs = {"good": [(nab.FileLabels.build(n, t, WIN), good) for n in ("a/1", "b/1")],
+            "bad": [(nab.FileLabels.build(n, t, WIN), bad) for n in ("a/1", "b/1")]}
+    held = nab.leave_one_out(runs, lambda n: n.split("/")[0])
+    assert {g: k for g, (k, _) in held.groups.items()} == {"a": "good", "b": "good"}
+    assert held.score == pytest.approx(100.0) and held.fp == 0
+    # a setting that is perfect on a/ only cannot be chosen for a/ (it is judged on b/)
+    runs = {"fits_a": [(nab.FileLabels.build("a/1", t, WIN), good), (nab.FileLabels.build("b/1", t, WIN), bad)],
+            "fits_b": [(nab.FileLabels.build("a/1", t, WIN), bad), (nab.FileLabels.build("b/1", t, WIN), good)]}
+    held = nab.leave_one_out(runs, lambda n: n.split("/")[0])
+    assert {g: k for g, (k, _) in held.groups.items()} == {"a": "fits_b", "b": "fits_a"}
+    assert held.score < 0

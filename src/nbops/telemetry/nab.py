@@ -114,6 +114,18 @@ class Result:
     fp: int
     fn: int
     per_file: dict = field(default_factory=dict)
+    alerts: int = 0  #: scored rows at or above the threshold (detections, in windows or not)
+    points: int = 0  #: scored rows (outside the probationary period)
+
+    @property
+    def fp_per_10k(self) -> float:
+        """False-positive rows per 10,000 scored rows: how often this would page someone for nothing."""
+        return 1e4 * self.fp / self.points if self.points else 0.0
+
+    @property
+    def hit_share(self) -> float:
+        """Share of alerts (detection rows) that fall inside a labelled window."""
+        return (self.alerts - self.fp) / self.alerts if self.alerts else 0.0
 
     @property
     def score(self) -> float:
@@ -121,17 +133,20 @@ class Result:
 
     def line(self) -> str:
         return (f"{self.profile} score={self.score:.1f} threshold={self.threshold:.6g} "
-                f"tp={self.tp} fp={self.fp} fn={self.fn}")
+                f"tp={self.tp} fp={self.fp} fn={self.fn} fp/10k={self.fp_per_10k:.2f} "
+                f"alerts_in_windows={100 * self.hit_share:.0f}%")
 
 
 def score_at(files: list[tuple[FileLabels, np.ndarray]], threshold: float, profile: str = "standard") -> Result:
     """The NAB score of a corpus at one threshold (``files`` pairs each file's labels with its scores)."""
     a_tp, a_fp, a_fn = PROFILES[profile]
     raw = 0.0
-    tp = fp = fn = n_win = 0
+    tp = fp = fn = n_win = alerts = points = 0
     per_file = {}
     for lab, scores in files:
-        det = (np.asarray(scores, dtype=float) >= threshold) & lab.scored
+        det = (np.asarray(scores, dtype=float) >= threshold) & lab.scored & (lab.window != -2)
+        alerts += int(det.sum())
+        points += int((lab.scored & (lab.window != -2)).sum())
         out = det & (lab.window == -1)
         fp += int(out.sum())
         f_raw = a_fp * float(lab.fp_value[out].sum())
@@ -146,7 +161,7 @@ def score_at(files: list[tuple[FileLabels, np.ndarray]], threshold: float, profi
             n_win += 1
         raw += f_raw
         per_file[lab.name] = f_raw
-    return Result(profile, threshold, raw, -a_fn * n_win, a_tp * n_win, tp, fp, fn, per_file)
+    return Result(profile, threshold, raw, -a_fn * n_win, a_tp * n_win, tp, fp, fn, per_file, alerts, points)
 
 
 def optimize(files: list[tuple[FileLabels, np.ndarray]], profile: str = "standard") -> Result:
@@ -158,7 +173,7 @@ def optimize(files: list[tuple[FileLabels, np.ndarray]], profile: str = "standar
     """
     a_tp, a_fp, a_fn = PROFILES[profile]
     parts_s, parts_w, parts_v, parts_k = [], [], [], []
-    n_win = 0
+    n_win = points = 0
     for lab, s in files:
         s = np.asarray(s, dtype=float)
         if len(s) != len(lab.window):
@@ -166,6 +181,7 @@ def optimize(files: list[tuple[FileLabels, np.ndarray]], profile: str = "standar
         wins = lab.windows
         ids = {k: n_win + j for j, k in enumerate(wins)}
         n_win += len(wins)
+        points += int((lab.scored & (lab.window != -2)).sum())
         idx = np.flatnonzero(lab.scored & np.isfinite(s) & (lab.window != -2))
         w = lab.window[idx]
         parts_s.append(s[idx])
@@ -180,7 +196,7 @@ def optimize(files: list[tuple[FileLabels, np.ndarray]], profile: str = "standar
     best_val = np.full(n_win, -np.inf)
     raw = -a_fn * n_win
     tp = fp = 0
-    best = Result(profile, float("inf"), raw, -a_fn * n_win, a_tp * n_win, 0, 0, n_win)
+    best = Result(profile, float("inf"), raw, -a_fn * n_win, a_tp * n_win, 0, 0, n_win, points=points)
     i, n = 0, len(s)
     while i < n:
         j = i
@@ -198,9 +214,86 @@ def optimize(files: list[tuple[FileLabels, np.ndarray]], profile: str = "standar
                 best_val[w] = val[j]
             j += 1
         if raw > best.raw + 1e-12:
-            best = Result(profile, float(s[i]), raw, -a_fn * n_win, a_tp * n_win, tp, fp, n_win - tp)
+            best = Result(profile, float(s[i]), raw, -a_fn * n_win, a_tp * n_win, tp, fp, n_win - tp,
+                          alerts=j, points=points)
         i = j
     return best
+
+
+def threshold_for_fp_rate(files: list[tuple[FileLabels, np.ndarray]], fp_per_10k: float) -> float:
+    """The lowest threshold whose false-positive rows stay at or below ``fp_per_10k`` per 10,000 scored rows."""
+    outside, points = [], 0
+    for lab, s in files:
+        s = np.asarray(s, dtype=float)
+        keep = lab.scored & (lab.window != -2)
+        points += int(keep.sum())
+        o = s[keep & (lab.window == -1)]
+        outside.append(o[np.isfinite(o)])
+    o = np.sort(np.concatenate(outside))[::-1] if outside else np.array([])
+    allowed = int(math.floor(fp_per_10k * points / 1e4 + 1e-9))
+    if allowed >= len(o):
+        return float(o[-1]) if len(o) else 0.0
+    return float(np.nextafter(o[allowed], np.inf))
+
+
+@dataclass
+class HeldOut:
+    """A leave-one-group-out evaluation: each group scored at the setting and threshold chosen on the others."""
+    profile: str
+    raw: float
+    null: float
+    perfect: float
+    groups: dict  # group -> (chosen setting, Result on the held-out group)
+
+    @property
+    def score(self) -> float:
+        return 100.0 * (self.raw - self.null) / (self.perfect - self.null) if self.perfect != self.null else 0.0
+
+    @property
+    def fp(self) -> int:
+        return sum(r.fp for _, r in self.groups.values())
+
+    @property
+    def points(self) -> int:
+        return sum(r.points for _, r in self.groups.values())
+
+    @property
+    def fp_per_10k(self) -> float:
+        return 1e4 * self.fp / self.points if self.points else 0.0
+
+    @property
+    def hit_share(self) -> float:
+        alerts = sum(r.alerts for _, r in self.groups.values())
+        return (alerts - self.fp) / alerts if alerts else 0.0
+
+    def line(self) -> str:
+        return (f"{self.profile} leave-one-category-out score={self.score:.1f} fp={self.fp} "
+                f"fp/10k={self.fp_per_10k:.2f} alerts_in_windows={100 * self.hit_share:.0f}%")
+
+
+def leave_one_out(runs: dict, group_of, profile: str = "standard") -> HeldOut:
+    """``runs``: setting -> list of (FileLabels, scores) over the same files. For each group (``group_of(name)``,
+    e.g. the NAB category), the setting and the threshold are chosen on the *other* groups only (best normalised
+    score there), and the held-out group is scored with them; the pooled score sums raw, null and perfect over the
+    held-out groups. A group without windows is still scored (its false positives count)."""
+    settings = list(runs)
+    names = [lab.name for lab, _ in runs[settings[0]]]
+    groups = sorted({group_of(n) for n in names})
+    raw = null = perfect = 0.0
+    out = {}
+    for g in groups:
+        best = None
+        for key in settings:
+            train = [f for f in runs[key] if group_of(f[0].name) != g]
+            r = optimize(train, profile)
+            if best is None or r.score > best[1].score + 1e-12:
+                best = (key, r)
+        key, chosen = best
+        test = [f for f in runs[key] if group_of(f[0].name) == g]
+        r = score_at(test, chosen.threshold, profile)
+        raw, null, perfect = raw + r.raw, null + r.null, perfect + r.perfect
+        out[g] = (key, r)
+    return HeldOut(profile, raw, null, perfect, out)
 
 
 def read_series(path: str | Path):
