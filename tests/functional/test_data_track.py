@@ -313,3 +313,40 @@ def test_offline_versions_are_spooled_then_synced(ip, client, monkeypatch):
     assert sync().ok
     h = history("offline_set")
     assert len(h) == 1 and h[0]["digest"] == report.version.digest and h[0]["kind"] == "dataversion"
+
+
+def test_a_v1_record_then_v2_says_scheme_changed(ip, client, capsys):
+    """A version recorded by nbops before digest scheme v2 (bare 32-hex digest, container dtypes) and the same
+    data versioned now: the report, the history and the diff say the digest scheme changed, not the data."""
+    import nbops
+    from nbops.data import history, record_version, runs_using
+    from nbops.data.compare import compare
+
+    df = frame(50, seed=4)
+    v = nbops.fingerprint(df, "legacy")
+    rec = v.to_record("legacy", "dataversion")
+    schema = json.loads(rec["schema"])
+    schema["nbops"] = {"version": 1, "kind": "frame", "columns": [{"name": c["name"], "dtype": c["dtype"]}
+                                                                  for c in v.schema]}
+    old_digest = "4c277888bd2227bef62acb3916fd50c3"   # what v1 stored: 32 hex digits, no scheme
+    rec.update(digest=old_digest, schema=json.dumps(schema))
+    with nbops.track("exp", "legacy-v1", kind="dataversion") as t:
+        t.log_dataset(rec)
+    ip.user_ns["legacy_df"] = df
+    ip.run_line_magic("dataversion", "legacy_df --name legacy")
+    out = capsys.readouterr().out
+    assert "digest scheme changed (v1 -> v2)" in out and "new under digest scheme v2" in out
+    assert "content changed" not in out.replace("no content change", "")
+    hist = history("legacy")
+    assert [r["digest"] for r in hist] == [v.digest, old_digest]
+    assert hist.scheme_changes == [1] and hist.to_frame()["scheme"].tolist() == [2, 1]
+    assert "digest scheme changed: v2 above, v1 below" in repr(hist)
+    new, old = hist.versions()
+    d = compare(old, new)
+    assert d.scheme_changed and d.columns_changed == [] and d.columns_retyped == []
+    # the same data again: already recorded under v2, nothing new
+    assert record_version(df, "legacy").already_in == hist[0]["run_id"]
+    # lookups by the hex digits alone find the v2 record, by the old digest the v1 one
+    assert runs_using(v.digest[3:15]).run_ids == [hist[0]["run_id"]]
+    assert runs_using(v.short).run_ids == [hist[0]["run_id"]]
+    assert runs_using(old_digest).run_ids == [hist[1]["run_id"]]
