@@ -21,6 +21,8 @@ _LAZY = {
     "DataVersion": "nbops.data:DataVersion",
     "check_drift": "nbops.drift:check_drift",
     "DriftReport": "nbops.drift:DriftReport",
+    "validate": "nbops.validation:validate",
+    "evaluate": "nbops.evaluation:evaluate",
     "promote": "nbops.registry:promote",
     "rollback": "nbops.registry:rollback",
     "PromotionResult": "nbops.registry:PromotionResult",
@@ -28,9 +30,9 @@ _LAZY = {
     "runs": "nbops.api:runs",
     "status": "nbops.api:status",
     "sync": "nbops.api:sync",
-}
-_SUBMODULES = frozenset({"data", "drift", "telemetry", "registry", "tracking", "display", "config", "errors", "api"})
     "secret": "nbops.tracking.redact:secret",
+}
+_SUBMODULES = frozenset({"validation", "evaluation", "data", "drift", "telemetry", "registry", "tracking", "display", "config", "errors", "api"})
 __all__ = ["NbopsError", "load_ipython_extension", "unload_ipython_extension", *_LAZY]
 
 

@@ -169,6 +169,7 @@ class TrackMagics(Magics):
     @argument("--snapshot", action="store_true", help="Also store the --data frames as parquet artifacts (a "
                                                       "later drift check can use them as its reference).")
     @argument("--model", help="Variable holding the fitted model to log (sklearn flavour, pyfunc otherwise).")
+    @argument("--validate", metavar="REF", help="Check every --data frame against REF's data contract (a %%dataversion name, run:ID, models:/NAME@ALIAS or a YAML file) before the body runs; a violation stops the cell.")
     @argument("--tag", action="append", metavar="K=V", help="A run tag; repeat for more.")
     @cell_magic
     def track(self, line: str, cell: str):
@@ -183,7 +184,7 @@ class TrackMagics(Magics):
         a = parse(self.track, line)
         opts = CellOptions(experiment=a.experiment, run_name=a.run_name, params=split_names(a.params),
                            metrics=split_names(a.metrics), data=split_names(a.data) or [], model=a.model,
-                           tags=parse_tags(a.tag), snapshot=a.snapshot)
+                           tags=parse_tags(a.tag), snapshot=a.snapshot, validate=a.validate)
         if opts.model and not opts.model.isidentifier():
             raise NbopsError(f"--model {opts.model!r} is not a variable name.")
         return run_cell(self.shell, cell, opts)

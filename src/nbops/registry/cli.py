@@ -36,6 +36,8 @@ def add_cli(sub) -> None:
                                                         "the first --require metric).")
     p.add_argument("--require-no-drift", action="store_true", help="Needs a no-drift check on the candidate's "
                                                                    "version newer than its training run.")
+    p.add_argument("--serve-check", action="store_true", help="Serve the candidate with `mlflow models serve` "
+                                                          "and check its answers before the alias moves.")
     p.add_argument("--reason", help="Why (kept in the audit trail).")
     p.add_argument("--dry-run", action="store_true", help="Evaluate everything, change nothing.")
     p.add_argument("--no-log", action="store_true", help="Do not record a run of kind 'promote'.")
@@ -66,7 +68,8 @@ def _promote(a) -> int:
         try:
             res = promote(a.name, a.run, best=a.best, experiment=a.experiment, maximize=a.maximize, alias=a.alias,
                           require=a.require, must_beat=a.must_beat, require_no_drift=a.require_no_drift,
-                          reason=a.reason, dry_run=a.dry_run, log_run=not a.no_log)
+                          reason=a.reason, dry_run=a.dry_run, log_run=not a.no_log,
+                          serve_check=a.serve_check)
         except GateFailed as exc:
             if getattr(exc, "result", None) is not None:
                 _out(exc.result, a.json)

@@ -58,6 +58,8 @@ class PromotionResult:
     previous_alias_to: str | None = None  # where previous-<alias> points after the change
     tracking_uri: str | None = None
     notes: list[str] = field(default_factory=list)
+    serve: object = None                # the ServeCheck of --serve-check
+    version_tags: dict = field(default_factory=dict)  # extra tags for the version (the serve check's)
 
     @property
     def passed(self) -> bool:
@@ -260,7 +262,8 @@ def _notebook(notebook: str | None) -> str | None:
 def promote(name: str, run: str | None = None, *, best: str | None = None, experiment: str | None = None,
             maximize: bool | None = None, alias: str = "champion", require=(), must_beat: str | None = None,
             require_no_drift: bool = False, reason: str | None = None, dry_run: bool = False,
-            notebook: str | None = None, log_run: bool = True) -> PromotionResult:
+            notebook: str | None = None, log_run: bool = True, serve_check: bool = False,
+            serve_data=None) -> PromotionResult:
     """Register the model that run ``run`` logged (or the ``best`` run of ``experiment`` on a metric) as a version
     of ``name`` and move ``alias`` to it -- only if every gate passes.
 
@@ -268,6 +271,9 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
     candidate must strictly beat on ``best`` or on the first ``require`` metric; passes when no version holds it),
     ``require_no_drift`` (a ``no-drift`` check on the candidate's version newer than the end of its training run).
     ``maximize`` (True/False) overrides which direction is better. ``dry_run`` evaluates and changes nothing.
+    ``serve_check`` serves the candidate with ``mlflow models serve`` and checks its answers on ``serve_data``
+    (default: the sample ``%evaluate`` kept, else the run's data snapshot) before anything moves; a pass tags
+    the version ``nbops.serve_check=passed`` with the latency (see :mod:`nbops.registry.serve`).
 
     Returns a :class:`PromotionResult`; raises :class:`~nbops.errors.GateFailed` (with ``.result``) when a gate
     fails and :class:`~nbops.errors.PromotionError` when the promotion cannot be done as asked.
@@ -317,11 +323,21 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
             f"run {cand.run_id} (no version of {name!r} made from it yet)"
         gates.append(drift_gate(existing.tags if existing else None, cand.trained_at_ms, where))
 
+    serve = None
+    if serve_check:
+        if all(g.passed for g in gates):
+            serve = _serve_gate(c, cand, serve_data, gates)
+        else:
+            notes.append("serve check not run: other gates failed")
     user, _src = audit.who(s)
     res = PromotionResult(name, alias, "promote", "dry-run" if dry_run else "pending",
                           str(existing.version) if existing else None, holder, cand, gates, dry_run=dry_run,
                           reason=reason, who=user, notebook=_notebook(notebook), tracking_uri=s.tracking_uri,
                           notes=notes)
+    if serve is not None:
+        res.serve = serve
+        if serve.passed:
+            res.version_tags.update(serve.tags())
     if existing is not None:
         res.notes.append(f"reusing version {existing.version}, already registered from this run's model")
     if dry_run:
@@ -387,6 +403,20 @@ def rollback(name: str, alias: str = "champion", *, reason: str | None = None, d
     with _event_run(res, (cand.experiment if cand else None) or s.experiment, log_run):
         _apply_rollback(w, c, res, tv, aliases, back)
     return res
+
+
+def _serve_gate(client, cand, data, gates: list) -> object:
+    """Serve the candidate for real (:func:`nbops.registry.serve.serve_check`); appends its gate."""
+    from .serve import ServeCheck, sample_for, serve_check
+
+    sample = sample_for(client, cand, data)
+    if sample is None or len(sample) == 0:
+        sc = ServeCheck(False, "no sample to send: run %evaluate on the model (it keeps one), track the "
+                               "training data with --data df --snapshot, or pass serve_data=", cand.model_uri)
+    else:
+        sc = serve_check(cand.model_uri, sample)
+    gates.append(GateResult("serve-check", "serve", sc.passed, sc.latency_p95_ms, None, sc.detail))
+    return sc
 
 
 # -- writes -------------------------------------------------------------------------------------------------
@@ -489,7 +519,7 @@ def _move(w, c, res: PromotionResult, version: str, aliases: dict, new_previous:
 def _apply(w, c, res: PromotionResult, cand, existing, rm, aliases: dict) -> None:
     name, alias = res.name, res.alias
     event = _event(res, "promote", cand.run_id, cand.model_id)
-    tags = audit.event_tags(event, res.gates)
+    tags = {**audit.event_tags(event, res.gates), **res.version_tags}
     created_rm = False
     try:
         if rm is None:

@@ -34,6 +34,9 @@ class PromoteMagics(Magics):
                                                    "first --require metric); passes when none holds it.")
     @argument("--require-no-drift", action="store_true",
               help="Needs a no-drift check on the candidate's version newer than the end of its training run.")
+    @argument("--serve-check", action="store_true", help="Before the alias moves, serve the candidate with `mlflow "
+                                                        "models serve` and compare its answers with in-process "
+                                                        "predictions; tags the version nbops.serve_check=passed.")
     @argument("--reason", help="Why (kept in the audit trail).")
     @argument("--dry-run", action="store_true", help="Evaluate everything, change nothing.")
     @argument("--no-log", action="store_true", help="Do not record the promotion as a run of kind 'promote'.")
@@ -68,6 +71,8 @@ class PromoteMagics(Magics):
         experiment = a.experiment or self._last_experiment()
         opts = dict(alias=a.alias, require=a.require, must_beat=a.must_beat, require_no_drift=a.require_no_drift,
                     reason=a.reason, maximize=a.maximize, log_run=not a.no_log, notebook=self._notebook())
+        if a.serve_check:
+            opts["serve_check"] = True
         if a.pick:
             if a.run or a.best:
                 raise NbopsError("--pick chooses the run from a table: drop --run/--best, or drop --pick.")

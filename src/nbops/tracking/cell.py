@@ -43,6 +43,7 @@ class CellOptions:
     model: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     snapshot: bool = False
+    validate: str | None = None    # --validate REF: the --data frames are checked before the body runs
 
 
 class _Tee:
@@ -150,7 +151,9 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
                     log.warning("nbops: a cell hook failed and is skipped: %s", e)
             stack.enter_context(contextlib.redirect_stdout(_Tee(sys.stdout, out)))
             stack.enter_context(contextlib.redirect_stderr(_Tee(sys.stderr, err)))
+            pending = _validate_data(ns, opts, before=True)  # --validate: a violation stops the body
             value = _execute(shell, cell)
+            _validate_data(ns, opts, names=pending)
     except BaseException:  # noqa: BLE001 - recorded, then re-raised unchanged
         et, ev, tb = sys.exc_info()
         exc_info = (et, ev, _user_frames(tb) or tb)
@@ -267,6 +270,33 @@ def _collect(shell, cell, opts, tracker: Tracker, nb, git, stdout, stderr, figs_
             raise NbopsError(f"--model {opts.model}: no variable named {opts.model!r} after the cell ran; name "
                              f"the fitted model variable.", variable=opts.model)
         tracker.log_model(ns[opts.model], name="model")
+        from ..evaluation.models import remember  # %evaluate VAR finds this run
+
+        remember(ns[opts.model], tracker.run_id)
+
+
+def _validate_data(ns, opts: CellOptions, before: bool = False, names=None) -> list[str]:
+    """``--validate REF``: check each ``--data`` frame against REF's contract (results shown, logged on this run);
+    frames that exist before the body runs are checked then, the others right after it. Returns those left."""
+    if not opts.validate:
+        return []
+    if not opts.data:
+        raise NbopsError("--validate REF checks the --data frames: name them, e.g. --data train --validate REF.")
+    todo = [n for n in (opts.data if names is None else names)]
+    now = [n for n in todo if n in ns] if before else todo
+    from ..display import show
+    from ..validation.api import validate
+
+    for name in now:
+        if name not in ns:
+            continue  # said by --data's own check after the cell
+        try:
+            show(validate(ns[name], opts.validate, fail=True, name=name))
+        except NbopsError as exc:
+            if getattr(exc, "result", None) is not None:
+                show(exc.result)
+            raise
+    return [n for n in todo if n not in now]
 
 
 def parse_tags(pairs: list[str] | None) -> dict[str, str]:

@@ -1,0 +1,127 @@
+"""The checks nbops adds to pandera (registered once, on first use), so a contract is a plain pandera schema:
+``pandera.DataFrameSchema.from_yaml`` reads a contract file once this module is imported.
+
+- ``nbops_kind(kind)``: the logical type (integer, float, bool, string, datetime), not the exact dtype: an int
+  column read back as float because it gained a missing value still holds integers; ``str`` (pandas 3) and
+  ``object`` (pandas 2) are both strings. Element-wise, so the offending values are the failure cases.
+- ``nbops_missing_share(max_share)``: the missing share of a batch is not significantly above ``max_share``
+  (one-sided binomial test at 0.1%, so a 10-row batch with one missing value is not a violation of a 2% bound).
+- ``nbops_row_count(min_rows, max_rows)``: the row-count band.
+"""
+from __future__ import annotations
+
+ALPHA = 0.001          # significance of the missing-share test
+KINDS = ("integer", "float", "bool", "string", "datetime", "any")
+_registered = False
+
+
+def kind_of(series) -> str:
+    """The logical kind of a pandas Series."""
+    import pandas as pd
+    from pandas.api import types as t
+
+    d = series.dtype
+    if t.is_bool_dtype(d):
+        return "bool"
+    if t.is_integer_dtype(d):
+        return "integer"
+    if t.is_float_dtype(d):
+        return "float"
+    if t.is_datetime64_any_dtype(d):
+        return "datetime"
+    if isinstance(d, pd.CategoricalDtype):
+        return kind_of(pd.Series(d.categories)) if len(d.categories) else "string"
+    if t.is_string_dtype(d) or d == object:
+        vals = series.dropna()
+        if len(vals) and all(isinstance(v, bool) for v in vals.iloc[:1000]):
+            return "bool"
+        return "string"
+    return "any"
+
+
+def kind_mask(series, kind: str):
+    """Boolean Series: True where the value fits ``kind`` (nulls are handled by nullability, not here)."""
+    import numpy as np
+    import pandas as pd
+    from pandas.api import types as t
+
+    s = series
+    d = s.dtype
+    if isinstance(d, pd.CategoricalDtype):
+        s = s.astype(object)
+        d = s.dtype
+    if kind == "any":
+        return pd.Series(True, index=s.index)
+    if kind == "integer":
+        if t.is_bool_dtype(d):
+            return pd.Series(False, index=s.index)
+        if t.is_integer_dtype(d):
+            return pd.Series(True, index=s.index)
+        if t.is_float_dtype(d):
+            v = s.to_numpy(dtype="float64", na_value=np.nan)
+            return pd.Series(np.isnan(v) | (np.isfinite(v) & (np.floor(v) == v)), index=s.index)
+        return s.map(lambda v: v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)))
+                     or (isinstance(v, float) and (v != v or v.is_integer())))
+    if kind == "float":
+        if t.is_bool_dtype(d):
+            return pd.Series(False, index=s.index)
+        if t.is_numeric_dtype(d):
+            return pd.Series(True, index=s.index)
+        return s.map(lambda v: v is None or (isinstance(v, (int, float, np.integer, np.floating))
+                                             and not isinstance(v, (bool, np.bool_))))
+    if kind == "bool":
+        if t.is_bool_dtype(d):
+            return pd.Series(True, index=s.index)
+        return s.map(lambda v: v is None or isinstance(v, (bool, np.bool_)) or (isinstance(v, float) and v != v))
+    if kind == "string":
+        if t.is_string_dtype(d) and d != object:
+            return pd.Series(True, index=s.index)
+        if d == object:
+            return s.map(lambda v: v is None or isinstance(v, str) or (isinstance(v, float) and v != v))
+        return pd.Series(False, index=s.index)
+    if kind == "datetime":
+        if t.is_datetime64_any_dtype(d):
+            return pd.Series(True, index=s.index)
+        return s.map(lambda v: v is None or isinstance(v, (pd.Timestamp, np.datetime64))
+                     or (isinstance(v, float) and v != v))
+    raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
+
+
+def missing_share_ok(n_missing: int, n: int, max_share: float) -> bool:
+    """False when ``n_missing`` of ``n`` is significantly more than ``max_share`` (one-sided, ALPHA)."""
+    if n == 0 or n_missing == 0:
+        return True
+    if max_share <= 0:
+        return False
+    if max_share >= 1:
+        return True
+    from scipy.stats import binom
+
+    return bool(binom.sf(n_missing - 1, n, max_share) >= ALPHA)
+
+
+def register() -> None:
+    """Register nbops's checks with pandera (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    import pandas as pd
+    from pandera import extensions
+
+    try:
+        @extensions.register_check_method(statistics=["kind"], supported_types=pd.Series)
+        def nbops_kind(series, *, kind):
+            return kind_mask(series, kind)
+
+        @extensions.register_check_method(statistics=["max_share"], supported_types=pd.Series)
+        def nbops_missing_share(series, *, max_share):
+            return missing_share_ok(int(series.isna().sum()), len(series), float(max_share))
+
+        @extensions.register_check_method(statistics=["min_rows", "max_rows"], supported_types=pd.DataFrame)
+        def nbops_row_count(df, *, min_rows, max_rows):
+            n = len(df)
+            return (min_rows is None or n >= min_rows) and (max_rows is None or n <= max_rows)
+    except ValueError as exc:  # registered by an earlier import of this module (a reload)
+        if "already" not in str(exc):
+            raise
+    _registered = True

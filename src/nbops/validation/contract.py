@@ -1,0 +1,235 @@
+"""Data contracts: what a frame must look like, inferred from reference data and kept as a pandera schema.
+
+:func:`infer` reads a reference frame and writes down, per column, what an i.i.d. sample of the same source
+satisfies -- and nothing tighter:
+
+- **columns** are required and no others are expected (``strict``); **kind** is the logical type
+  (:func:`nbops.validation.checks.kind_of`), so pandas 2's ``object`` and pandas 3's ``str`` agree;
+- **nullability**: a column the reference never had missing is ``nullable: false`` (a model trained on it never
+  saw a missing value); otherwise the missing share is bounded by the 99.9% upper confidence bound of the
+  reference's share, tested against a batch with a one-sided binomial test (small batches are not punished);
+- **numeric ranges** get a margin from the reference's own tail: the distance from the extreme to the k-th
+  most extreme value (k = 1% of the rows, at least 10) is added beyond it, on a log scale for non-negative
+  columns (whose bound then never goes below 0). Identifier columns and datetimes get no range (new ids and new
+  dates are expected);
+- **category sets** for string / bool columns whose values look like a closed set (at most 1,000 distinct
+  values and hardly any seen only once, by the Good-Turing reading of singletons): an unseen category is a
+  violation;
+- **keys** (declared with ``keys=``, or identifier-like columns: unique, never missing and named ``id``,
+  ``*_id``, ``key``, ``uuid``, or an integer sequence) must stay unique;
+- **row count** between 1 and 10x the reference (an empty extract or an exploded join); edit it for the batch
+  sizes you expect.
+
+The contract is a pandera ``DataFrameSchema`` (built-in checks ``isin``, ``in_range``, ``unique``, ``nullable``,
+``strict`` plus the three in :mod:`~nbops.validation.checks`), so ``to_yaml()`` gives pandera's own YAML and a
+hand-edited file is read back with :meth:`Contract.from_yaml`.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from ..errors import DataError
+
+MAX_CATEGORIES = 1000
+ROW_FACTOR = 10
+TAIL_ALPHA = 0.001
+_ID_NAME = re.compile(r"(^|[_\W])(id|key|uuid|guid)$|^(id|key|uuid|guid)([_\W]|$)|[a-z0-9]Id$|[a-z0-9]ID$",
+                      re.IGNORECASE)
+
+
+def _pa():
+    import pandera.pandas as pa
+
+    from .checks import register
+
+    register()
+    return pa
+
+
+@dataclass
+class Contract:
+    """A data contract: a pandera ``DataFrameSchema`` and where it came from (``source``)."""
+
+    schema: object
+    source: str = ""
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.columns)
+
+    def to_yaml(self) -> str:
+        head = ("# nbops data contract (a pandera DataFrameSchema; edit it and pass the file to %validate --against)\n"
+                + (f"# {self.source}\n" if self.source else ""))
+        return head + self.schema.to_yaml()
+
+    def save(self, path) -> None:
+        from pathlib import Path
+
+        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "") -> "Contract":
+        pa = _pa()
+        try:
+            schema = pa.DataFrameSchema.from_yaml(text)
+        except Exception as exc:  # noqa: BLE001 - pandera's reasons, in one line
+            raise DataError(f"The contract {source or 'YAML'} is not a pandera schema pandera can read "
+                            f"({type(exc).__name__}: {str(exc)[:300]}). Start from `nbops data contract NAME > "
+                            f"contract.yaml` and edit that.", path=source) from exc
+        return cls(schema, source or "contract YAML")
+
+    @classmethod
+    def load(cls, path) -> "Contract":
+        from pathlib import Path
+
+        p = Path(path)
+        if not p.is_file():
+            raise DataError(f"No contract file {path}: write one with `nbops data contract NAME > {p.name}`.",
+                            path=str(path))
+        return cls.from_yaml(p.read_text(encoding="utf-8"), str(p))
+
+    def without(self, columns) -> "Contract":
+        cols = [c for c in columns if c in self.schema.columns]
+        return Contract(self.schema.remove_columns(cols) if cols else self.schema, self.source)
+
+    def to_frame(self):
+        """One row per column: kind, nullable, missing bound, range, categories, unique."""
+        import pandas as pd
+
+        rows = []
+        for name, col in self.schema.columns.items():
+            st = {c.name: c.statistics for c in col.checks}
+            rng = st.get("in_range") or {}
+            cats = (st.get("isin") or {}).get("allowed_values")
+            rows.append({"column": name, "kind": (st.get("nbops_kind") or {}).get("kind"),
+                         "nullable": col.nullable, "max_missing_share": (st.get("nbops_missing_share") or {})
+                         .get("max_share"), "min": rng.get("min_value"), "max": rng.get("max_value"),
+                         "categories": None if cats is None else len(cats), "unique": col.unique})
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        return f"Contract ({len(self.schema.columns)} columns; {self.source})\n" + self.to_frame().to_string(index=False)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return (f"<div><b>Contract</b> {html.escape(self.source)}</div>"
+                + self.to_frame().to_html(index=False, na_rep="", border=0))
+
+
+# -- inference ---------------------------------------------------------------------------------------------------
+def _is_identifier(name, s, kind: str) -> bool:
+    if kind not in ("integer", "string") or len(s) < 2 or s.isna().any() or not s.is_unique:
+        return False
+    if _ID_NAME.search(str(name)):
+        return True
+    return kind == "integer" and len(s) >= 20 and s.is_monotonic_increasing
+
+
+def _g(x):
+    import numpy as np
+
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def _g_inv(y: float) -> float:
+    return math.copysign(math.expm1(min(abs(y), 700.0)), y)
+
+
+def _tail_bounds(values, k: int):
+    """(low, high): beyond each extreme by an exponential-tail extrapolation (see the module docs)."""
+    import numpy as np
+
+    v = np.asarray(values, dtype="float64")
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if n == 0:
+        return None, None
+    lo, hi = float(v.min()), float(v.max())
+    if n < 4:
+        return lo, hi
+    k = max(2, min(k, n // 4))
+    g = np.partition(_g(v), [k, n - 1 - k])   # the k+1 extremes on each side, unsorted within
+    reach = math.log(ROW_FACTOR * k / TAIL_ALPHA)   # P(a batch of ROW_FACTOR x n rows passes a bound) ~ 1 - alpha
+    top_u, bot_u = g[n - 1 - k], g[k]
+    top_scale = float(g[n - k:].mean() - top_u)      # mean excess of the k largest over the (k+1)-th
+    bot_scale = float(bot_u - g[:k].mean())
+    high = _g_inv(top_u + reach * top_scale)
+    low = _g_inv(bot_u - reach * bot_scale)
+    if lo >= 0:
+        low = max(low, 0.0)  # a column that never was negative stays non-negative
+    return min(low, lo), max(high, hi)
+
+
+def _closed_set(counts, n: int) -> bool:
+    d = len(counts)
+    if d == 0 or d > MAX_CATEGORIES or d > max(2, n // 5):
+        return False
+    singletons = int((counts == 1).sum())
+    return singletons <= max(1, 0.001 * n)
+
+
+def _nice(x: float, up: bool) -> float | int:
+    """Round a bound outwards to 4 significant digits (readable YAML, never tighter)."""
+    if not math.isfinite(x) or x == 0:
+        return x
+    mag = 10 ** (math.floor(math.log10(abs(x))) - 3)
+    q = round(x / mag, 6)  # 1799.9999999 is 1800: float noise must not move a bound by a step
+    r = (math.ceil(q) if up else math.floor(q)) * mag
+    r = float(f"{r:.12g}")
+    return int(r) if r.is_integer() and abs(r) < 2**53 else r
+
+
+def infer(df, *, keys=None, source: str = "") -> Contract:
+    """Infer a :class:`Contract` from the reference frame ``df`` (see the module docs for the rules)."""
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import beta
+
+    from .checks import kind_of
+
+    pa = _pa()
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"A contract is inferred from a pandas DataFrame, not a {type(df).__name__}.")
+    if df.columns.duplicated().any():
+        raise DataError("The reference has duplicate column names: a contract needs one name per column.")
+    keys = [keys] if isinstance(keys, str) else list(keys or [])
+    missing = [k for k in keys if k not in df.columns]
+    if missing:
+        raise DataError(f"keys: no column {', '.join(map(repr, missing))} in the reference.")
+    n = len(df)
+    tail_k = max(10, math.ceil(0.01 * n))
+    columns = {}
+    for name in df.columns:
+        s = df[name]
+        kind = kind_of(s)
+        nulls = int(s.isna().sum())
+        checks = [pa.Check.nbops_kind(kind=kind)]
+        ident = name in keys or (not keys and _is_identifier(name, s, kind))
+        nullable = nulls > 0
+        if nullable:
+            upper = float(beta.ppf(0.999, nulls + 1, max(n - nulls, 1)))
+            checks.append(pa.Check.nbops_missing_share(max_share=_nice(min(upper, 1.0), True), ignore_na=False))
+        vals = s.dropna()
+        if not ident and kind in ("integer", "float") and len(vals):
+            lo, hi = _tail_bounds(vals.to_numpy(dtype="float64"), tail_k)
+            if lo is not None and math.isfinite(lo) and math.isfinite(hi):
+                lo, hi = _nice(lo, False), _nice(hi, True)
+                if kind == "integer":
+                    lo, hi = math.floor(round(lo, 6)), math.ceil(round(hi, 6))
+                checks.append(pa.Check.in_range(lo, hi))
+        elif not ident and kind in ("string", "bool") and len(vals):
+            counts = vals.astype(object).value_counts()
+            if _closed_set(counts.to_numpy(), len(vals)):
+                allowed = sorted((v.item() if isinstance(v, np.generic) else v for v in counts.index), key=str)
+                checks.append(pa.Check.isin(allowed))
+        columns[name] = pa.Column(None, checks=checks, nullable=nullable, unique=ident and len(keys) <= 1,
+                                  required=True)
+    frame_checks = [pa.Check.nbops_row_count(min_rows=1, max_rows=int(max(n, 1) * ROW_FACTOR))]
+    schema = pa.DataFrameSchema(columns, checks=frame_checks, strict=True,
+                                unique=keys if len(keys) > 1 else None,
+                                title="nbops data contract",
+                                description=source or f"inferred from {n:,} rows")
+    return Contract(schema, source or f"inferred from {n:,} rows x {df.shape[1]} columns")
