@@ -73,6 +73,12 @@ def load_ipython_extension(ip) -> None:
     _classes[id(ip)] = classes
     install_error_boundary(ip)
     _quiet_loggers()
+    from .display.progress import quiet_libraries
+
+    quiet_libraries()
+    from . import warmup
+
+    warmup.install(ip)
 
 
 # MLflow's start-up chatter that would land in every first cell's output (and in saved notebooks)
@@ -95,6 +101,9 @@ def unload_ipython_extension(ip) -> None:
     from .magics import uninstall_error_boundary
 
     uninstall_error_boundary(ip)
+    from . import warmup
+
+    warmup.uninstall(ip)
     for kind, name, previous in _registered.pop(id(ip), []):
         table = ip.magics_manager.magics[kind]
         if previous is None:

@@ -27,8 +27,8 @@ def runs(notebook: str | None = None, n: int = 10, experiment: str | None = None
     import mlflow
 
     df = mlflow.search_runs(experiment_ids=ids, filter_string=flt, max_results=n, order_by=["start_time DESC"])
-    keep = [c for c in df.columns if c in ("run_id", "tags.mlflow.runName", "status", "start_time", "end_time",
-                                           "tags.nbops.incidents")
+    keep = [c for c in df.columns if c in ("run_id", "experiment_id", "tags.mlflow.runName", "status", "start_time",
+                                           "end_time", "tags.nbops.incidents")
             or c.startswith(("params.", "metrics.")) and not c.startswith("metrics.nbops.")
             and not c.startswith("metrics.system/")]
     return df[keep].rename(columns={"tags.mlflow.runName": "run_name", "tags.nbops.incidents": "incidents"}) \
@@ -42,19 +42,23 @@ class Status:
     spool: str
     pending: int
     versions: dict
+    last_run: str | None = None     # the kernel's last tracked run and its experiment (set by %nbops status)
+
+    def _rows(self) -> list[tuple[str, str]]:
+        rows = [("store", self.store), ("experiment", f"{self.experiment} (the default for new runs)")]
+        if self.last_run:
+            rows.append(("last run", self.last_run))
+        return rows + [("spool", f"{self.spool} ({self.pending} runs waiting for `nbops sync`)"),
+                       ("versions", ", ".join(f"{k} {x}" for k, x in self.versions.items()))]
 
     def __repr__(self) -> str:
-        v = ", ".join(f"{k} {x}" for k, x in self.versions.items())
-        return (f"nbops status\n  store       {self.store}\n  experiment  {self.experiment}\n"
-                f"  spool       {self.spool} ({self.pending} runs waiting for `nbops sync`)\n  versions    {v}")
+        from .display.views import kv_text
+        return kv_text(self._rows(), "nbops status")
 
     def _repr_html_(self) -> str:
-        from .display.summary import table_html
         import html
-        return table_html([("store", html.escape(self.store)), ("experiment", html.escape(self.experiment)),
-                           ("spool", html.escape(f"{self.spool} ({self.pending} runs waiting for `nbops sync`)")),
-                           ("versions", html.escape(", ".join(f"{k} {x}" for k, x in self.versions.items())))],
-                          "nbops status")
+        from .display.views import kv_html
+        return kv_html([(k, html.escape(v)) for k, v in self._rows()], "nbops status")
 
 
 def status() -> Status:

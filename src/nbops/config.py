@@ -71,7 +71,12 @@ class Settings:
         return Path(self.tracking_uri.split(":///", 1)[-1]) if ":///" in self.tracking_uri else None
 
     def describe(self) -> str:
-        kind = "embedded SQLite store" if self.embedded else "MLFLOW_TRACKING_URI"
+        if self.embedded:
+            kind = "embedded SQLite store"
+        elif self.sqlite_path is not None and self.sqlite_path.parent.name == ".nbops":
+            kind = "a project's embedded SQLite store, named by MLFLOW_TRACKING_URI"
+        else:
+            kind = "MLFLOW_TRACKING_URI"
         mode = " (offline: writes go to the spool)" if self.offline else ""
         return f"{self.tracking_uri} [{kind}]{mode}"
 

@@ -206,7 +206,7 @@ class TrackMagics(Magics):
 
         a = parse(self.nbops, line)
         if a.command == "runs":
-            from .display.runs import RunsTable
+            from .tracking.summary import RunsTable
             from .tracking.notebook import notebook_path
 
             nb = None if a.all else notebook_path(self.shell.user_ns)
@@ -216,7 +216,11 @@ class TrackMagics(Magics):
             show(table)
             return None
         if a.command == "status":
-            show(api.status())
+            st = api.status()
+            last = self.shell.user_ns.get("_nbops_last_run")
+            if last is not None:
+                st.last_run = f"{last.run_id} ({last.status}) in experiment {last.experiment!r}"
+            show(st)
             return None
         show(api.sync())
         return None

@@ -147,9 +147,9 @@ class NotebookRun:
         return "\n".join(["nbops run"] + [f"  {k:<11} {v}" for k, v in self._rows()])
 
     def _repr_html_(self) -> str:
-        from .display.summary import table_html
+        from .display.views import kv_html
 
-        return table_html([(k, html.escape(str(v))) for k, v in self._rows()], "nbops run")
+        return kv_html([(k, html.escape(str(v))) for k, v in self._rows()], "nbops run")
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -170,6 +170,15 @@ def _environ(values: dict[str, str | None]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _is_ipykernel(kernel: str) -> bool:
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        return "ipykernel" in " ".join(KernelSpecManager().get_kernel_spec(kernel).argv)
+    except Exception:  # noqa: BLE001 - an unknown kernel name is papermill's to report
+        return False
 
 
 class _DropPapermillUnknown(logging.Filter):
@@ -399,6 +408,8 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
     try:
         with _environ(kernel_env), _sigterm_as_interrupt(), _host_telemetry(tracker):
             kw = {"execution_timeout": timeout} if timeout else {}
+            if _is_ipykernel(kernel):  # its start-up warnings would land in the output of a cell that runs us
+                kw["extra_arguments"] = ["--IPKernelApp.log_level=ERROR"]
             pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(workdir), kernel_name=kernel,
                                 progress_bar=progress, log_output=False, start_timeout=start_timeout, **kw)
     except PapermillExecutionError as exc:

@@ -137,10 +137,10 @@ def test_failing_tracked_cell_shows_the_users_traceback_only(ip, client):
 
 
 def test_trailing_semicolon_silences_the_tracked_cells_value(ip):
-    out = printed(ip, "%%track -n quiet\nanswer = 41\nanswer + 1;\n")
-    assert "42" not in out
-    out = printed(ip, "%%track -n loud\nanswer = 41\nanswer + 1\n")
-    assert "42" in out
+    out = printed(ip, "%%track -n quiet\nanswer = 987653\nanswer + 1;\n")
+    assert "987654" not in out and "FINISHED" in out
+    out = printed(ip, "%%track -n loud\nanswer = 987653\nanswer + 1\n")
+    assert "987654" in out
 
 
 # ---- declared error fields --------------------------------------------------------------------------------------

@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from nbops.display import bundle
-from nbops.display.runs import RunsTable
-from nbops.display.summary import RunSummary
+from nbops.tracking.summary import RunsTable, RunSummary
 from nbops.display.views import (FrameView, LiveView, action_table, figure_html, figure_png, figure_widget,
                                  frame_html, frame_text, frame_widget)
 from nbops.errors import NbopsError
@@ -120,8 +119,10 @@ def test_runs_table_and_summary_widget():
     h = runs._repr_html_()
     assert "params.lr" in h and "metrics.lr" in h and ">acc<" in h   # clashing names keep their prefix
     assert "2024-01-02 03:04:05" in h
-    s = RunSummary(run_id="abc123", run_name="n", experiment="e", status="FINISHED",
-                   params={f"p{i}": i for i in range(5)}, metrics={"acc": 0.9})
-    w = s.widget()
-    assert "nbops-run-summary-widget" in w._dom_classes
-    assert "abc123" in w.children[0].value and w.children[1].get_title(0) == "params (5)"
+    assert 'href="http://127.0.0.1:5000/#/runs/a1"' in h          # run ids link to the MLflow UI
+    s = RunSummary(run_id="abc123", run_name="n", experiment="e", status="FAILED", error="ValueError: bad",
+                   params={f"p{i}": i for i in range(9)}, metrics={"acc": 0.9}, url="http://ui/#/runs/abc123")
+    h = s._repr_html_()
+    assert '<a href="http://ui/#/runs/abc123"' in h and "ValueError: bad" in h
+    assert "<details><summary>p0=0, p1=1" in h and "(9)</summary>" in h and not hasattr(s, "widget")
+    assert "error       ValueError: bad" in repr(s)

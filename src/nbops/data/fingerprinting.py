@@ -55,7 +55,7 @@ class _Progress:
         self.bar = None
         if progress is False or total <= 0:
             return
-        from tqdm.auto import tqdm
+        from ..display.progress import tqdm  # no bar when headless
 
         self.bar = tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
                         delay=0 if progress else 1.0, leave=False)

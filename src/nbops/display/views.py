@@ -48,21 +48,30 @@ def _rows(df, max_rows: int):
 # ---- tables -----------------------------------------------------------------------------------------------
 
 def frame_html(df, title: str | None = None, max_rows: int = MAX_ROWS, highlight: str | None = None,
-               css_class: str = "", index: bool = False) -> str:
-    """``df`` as a compact HTML table; rows whose boolean column ``highlight`` is true are tinted.
+               css_class: str = "", index: bool = False, links: dict | None = None) -> str:
+    """``df`` as a compact HTML table; rows whose boolean column ``highlight`` is true (or whose entry in a
+    ``highlight`` list of booleans is) are tinted; cells of a
+    column in ``links`` (``{column: {value: url}}``) are links.
 
     At most ``max_rows`` rows; a footer says how many were left out.
     """
+    from .links import a
+
+    links = links or {}
     if index:
         df = df.reset_index()
     shown, hidden = _rows(df, max_rows)
     cols = list(shown.columns)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
     body = []
-    for rec in shown.itertuples(index=False):
+    marks = list(highlight) if highlight is not None and not isinstance(highlight, str) else None
+    for i, rec in enumerate(shown.itertuples(index=False)):
         row = dict(zip(cols, rec))
-        style = f" style='{_HIGHLIGHT}'" if highlight and bool(row.get(highlight)) else ""
-        body.append(f"<tr{style}>" + "".join(f"<td>{html.escape(_cell(row[c]))}</td>" for c in cols) + "</tr>")
+        tint = marks[i] if marks is not None else (highlight and bool(row.get(highlight)))
+        style = f" style='{_HIGHLIGHT}'" if tint else ""
+        body.append(f"<tr{style}>" + "".join(
+            f"<td>{a(links[c].get(row[c]), _cell(row[c])) if c in links else html.escape(_cell(row[c]))}</td>"
+            for c in cols) + "</tr>")
     cap = (f"<caption style='text-align:left;font-weight:bold;padding-bottom:4px'>{html.escape(title)}</caption>"
            if title else "")
     foot = (f"<tr><td colspan='{len(cols)}' style='text-align:left;color:#57606a'>... {hidden} more "
@@ -85,7 +94,7 @@ def frame_text(df, title: str | None = None, max_rows: int = MAX_ROWS, index: bo
 
 
 def frame_widget(df, title: str | None = None, max_rows: int = MAX_ROWS, highlight: str | None = None,
-                 css_class: str = "", index: bool = False):
+                 css_class: str = "", index: bool = False, links: dict | None = None):
     """An interactive table: sort by any column (ascending or descending) and show every row on demand.
 
     Sorting and paging re-render in the kernel; the frame itself is not changed.
@@ -94,7 +103,7 @@ def frame_widget(df, title: str | None = None, max_rows: int = MAX_ROWS, highlig
 
     if index:
         df = df.reset_index()
-    table = w.HTML(frame_html(df, title, max_rows, highlight, css_class))
+    table = w.HTML(frame_html(df, title, max_rows, highlight, css_class, links=links))
     table.add_class("nbops-table-body")
     controls = []
     sort = w.Dropdown(options=[("(as computed)", None)] + [(str(c), c) for c in df.columns], value=None,
@@ -106,7 +115,8 @@ def frame_widget(df, title: str | None = None, max_rows: int = MAX_ROWS, highlig
         view = df
         if sort.value is not None:
             view = df.sort_values(sort.value, ascending=not desc.value, kind="stable", na_position="last")
-        table.value = frame_html(view, title, len(df) if every.value else max_rows, highlight, css_class)
+        table.value = frame_html(view, title, len(df) if every.value else max_rows, highlight, css_class,
+                                 links=links)
 
     for c in (sort, desc, every):
         c.observe(render, names="value")
@@ -122,7 +132,7 @@ def frame_widget(df, title: str | None = None, max_rows: int = MAX_ROWS, highlig
 
 
 class FrameView:
-    """Any DataFrame as a result object: ``show(FrameView(df, "runs"))`` sends table widget + HTML + text."""
+    """Any DataFrame as a result object: ``show(FrameView(df, "runs"))`` sends table (widget) + HTML + text."""
 
     def __init__(self, df, title: str | None = None, max_rows: int = MAX_ROWS, highlight: str | None = None,
                  css_class: str = ""):
@@ -139,6 +149,20 @@ class FrameView:
 
     def widget(self):
         return frame_widget(self.df, self.title, self.max_rows, self.highlight, self.css_class)
+
+
+def kv_html(rows: list[tuple[str, str]], title: str | None = None, css_class: str = "nbops") -> str:
+    """A two-column label/value table (values are HTML, already escaped): the house style for small results."""
+    body = "".join(f"<tr><th style='text-align:left;padding-right:1em;vertical-align:top'>{html.escape(k)}</th>"
+                   f"<td style='text-align:left'>{v}</td></tr>" for k, v in rows)
+    cap = f"<caption style='text-align:left;font-weight:bold'>{html.escape(title)}</caption>" if title else ""
+    return f"<table class='{css_class}'>{cap}{body}</table>"
+
+
+def kv_text(rows: list[tuple[str, str]], title: str | None = None) -> str:
+    """The same rows as aligned text."""
+    width = max((len(k) for k, _ in rows), default=0)
+    return "\n".join(([title] if title else []) + [f"  {k:<{width}}  {v}" for k, v in rows])
 
 
 # ---- figures ----------------------------------------------------------------------------------------------

@@ -82,16 +82,7 @@ class DriftMagics(Magics):
             self.shell.user_ns[a.output] = report
         if a.quiet:
             return
-        show(report)
-        fig = report.plot() if report.is_drift else None
-        if fig is not None:  # as PNG: the figure is not pyplot's, so no inline backend hook displays it
-            import io
-
-            from IPython.display import Image, display
-
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-            display(Image(data=buf.getvalue(), format="png"))
+        show(report)  # verdict, table and (when drifted) the plots: one output
 
     def _value(self, text: str, side: str, allow_reference: bool = False):
         text = text.strip()

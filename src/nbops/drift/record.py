@@ -85,7 +85,7 @@ def _log(t, report, ref, current) -> None:
         fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
         png = base64.b64encode(buf.getvalue()).decode()
     t.log_text(report.to_json(), "drift/report.json")
-    t.log_text(_html_page(report, png), "drift/report.html")
+    t.log_text(_html_page(report, None if report.png() else png), "drift/report.html")  # the report embeds its plot
 
 
 def _data_versions(t, report, ref, current) -> None:

@@ -130,7 +130,7 @@ class DriftReport:
             d = {k: getattr(f, k) for k in FRAME_COLUMNS}
             d["new_categories"] = ", ".join(map(str, f.new_categories))
             rows.append(d)
-        df = pd.DataFrame(rows, index=pd.Index([f.feature for f in self.features], name="feature"),
+        df = pd.DataFrame(rows, index=pd.Index([f.feature for f in self.features], name="feature", dtype=object),
                           columns=FRAME_COLUMNS)
         df["drifted"] = df["drifted"].astype(bool)
         return df
@@ -163,6 +163,8 @@ class DriftReport:
                              f"{_num(f.effect, 3):>7} {miss:>13}  {'YES ' + f.reason if f.drifted else 'no'}"
                              + (f"  [{f.note}]" if f.note else ""))
         lines += [f"  warning: {w}" for w in self.warnings] + [f"  note: {n}" for n in self.notes]
+        if self.on_drift:
+            lines.append(f"  on drift: {_on_drift_text(self.on_drift)}")
         if self.run_id:
             lines.append(f"  logged to run {self.run_id}")
         return "\n".join(lines)
@@ -175,35 +177,56 @@ class DriftReport:
             groups.append(("target / prediction", outs))
         return groups
 
+    def table(self, features: list[FeatureDrift] | None = None):
+        """The report as a readable table: drifted columns first (largest change first), plain headers."""
+        import pandas as pd
+
+        rows = []
+        for f in sorted(self.features if features is None else features,
+                        key=lambda f: (not f.drifted, f.role != "feature", -(0 if math.isnan(f.effect) else f.effect))):
+            miss = f"{f.missing_ref:.1%} -> {f.missing_cur:.1%}" if (f.missing_ref or f.missing_cur) else ""
+            note = f.note + (f" new: {', '.join(map(str, f.new_categories[:10]))}" if f.new_categories else "")
+            rows.append({"column": f.feature + ("" if f.role == "feature" else f" ({f.role})"),
+                         "drifted": f"yes ({f.reason})" if f.drifted else "no",
+                         "change": f"{_num(f.effect, 3)} {f.effect_name}".strip(),
+                         "p-value (adjusted)": _num(f.p_adjusted), "test": f.test or "-", "missing (ref -> cur)": miss,
+                         "type": f.kind, "note": note.strip()})
+        df = pd.DataFrame(rows, columns=["column", "drifted", "change", "p-value (adjusted)", "test",
+                                         "missing (ref -> cur)", "type", "note"])
+        return df[[c for c in df.columns if c in ("column", "drifted") or (df[c] != "").any()]]
+
+    def png(self) -> bytes | None:
+        """The figure of the drifted columns as PNG (None when nothing drifted); drawn once, then kept."""
+        if not hasattr(self, "_png"):
+            from ..display.views import figure_png
+
+            fig = self.plot() if self.is_drift else None
+            self._png = figure_png(fig, dpi=80) if fig is not None else None
+        return self._png
+
     def _repr_html_(self) -> str:
+        from ..display.links import run_link
+        from ..display.views import figure_html, frame_html
+
         e = html.escape
         color = "#b00020" if self.is_drift else "#1b5e20"
-        out = [f"<div class='nbops-drift'><p style='margin:0 0 .3em 0'><b style='color:{color}'>"
+        out = [f"<div class='nbops-drift'><p style='margin:0 0 .3em 0'><b style='color:{color};font-size:1.1em'>"
                f"{e(self.verdict())}</b><br><small>reference {e(self.reference)} ({self.n_ref_rows:,} rows) vs "
                f"current {e(self.current)} ({self.n_cur_rows:,} rows); {e(self._settings())}</small></p>"]
-        head = ("<tr><th style='text-align:left'>column</th><th>kind</th><th>test</th><th>statistic</th>"
-                "<th>p-value</th><th>adjusted</th><th>effect</th><th>W/std or PSI</th><th>missing ref&rarr;cur</th>"
-                "<th>drifted</th><th style='text-align:left'>note</th></tr>")
-        for title, group in self._groups():
-            out.append(f"<table class='nbops'><caption style='text-align:left;font-weight:bold'>{e(title)}"
-                       f"</caption>{head}")
-            for f in group:
-                extra = _num(f.wasserstein_norm, 3) if f.kind == "numeric" else _num(f.psi, 3)
-                miss = f"{f.missing_ref:.1%}&rarr;{f.missing_cur:.1%}" if (f.missing_ref or f.missing_cur) else ""
-                note = f.note + (f" new: {', '.join(map(str, f.new_categories[:10]))}" if f.new_categories else "")
-                mark = f"<b style='color:#b00020'>yes</b> ({e(f.reason)})" if f.drifted else "no"
-                out.append(f"<tr><td style='text-align:left'>{e(f.feature)}</td><td>{e(f.kind)}</td>"
-                           f"<td>{e(f.test or '-')}</td><td>{_num(f.statistic, 4)}</td><td>{_num(f.p_value)}</td>"
-                           f"<td>{_num(f.p_adjusted)}</td><td>{_num(f.effect, 3)} <small>{e(f.effect_name)}</small>"
-                           f"</td><td>{extra}</td><td>{miss}</td><td>{mark}</td>"
-                           f"<td style='text-align:left'><small>{e(note)}</small></td></tr>")
-            out.append("</table>")
-        for w in self.warnings:
-            out.append(f"<p style='color:#8a6d00;margin:.2em 0'>&#9888; {e(w)}</p>")
-        for n in self.notes:
-            out.append(f"<p style='margin:.2em 0'><small>{e(n)}</small></p>")
+        if self.on_drift:
+            out.append(f"<p style='margin:.2em 0'><b>on drift</b>: {e(_on_drift_text(self.on_drift))}</p>")
+        groups = self._groups()
+        for title, group in groups:
+            table = self.table(group)
+            out.append(frame_html(table, title if len(groups) > 1 else None, max_rows=100,
+                                  highlight=[v != "no" for v in table["drifted"]], css_class="nbops-drift-table"))
+        png = self.png()
+        if png is not None:
+            out.append(figure_html(png, alt=f"reference vs current: {', '.join(self.drifted)}", css_class="nbops-drift-plot"))
+        out += [f"<p style='color:#8a6d00;margin:.2em 0'>&#9888; {e(w)}</p>" for w in self.warnings]
+        out += [f"<p style='margin:.2em 0'><small>{e(n)}</small></p>" for n in self.notes]
         if self.run_id:
-            out.append(f"<p><small>logged to run <code>{e(self.run_id)}</code></small></p>")
+            out.append(f"<p><small>logged to run {run_link(self.run_id)}</small></p>")
         out.append("</div>")
         return "".join(out)
 
@@ -214,26 +237,15 @@ class DriftReport:
 
         return plot_report(self, features, max_features)
 
-    def widget(self):
-        """An ipywidgets view: the table, and the plots in a second tab."""
-        import ipywidgets as w
 
-        table = w.HTML(self._repr_html_())
-        plots = w.Output()
-        fig = self.plot()
-        if fig is not None:
-            import io
-
-            from IPython.display import Image, display
-
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-            with plots:
-                display(Image(data=buf.getvalue(), format="png"))
-        tabs = w.Tab(children=[table, plots])
-        tabs.set_title(0, "Drift")
-        tabs.set_title(1, "Plots")
-        return tabs
+def _on_drift_text(d: dict) -> str:
+    nb = d.get("notebook", "")
+    text = f"ran {nb}: {d.get('status', '?')}"
+    if d.get("run_id"):
+        text += f" (run {d['run_id']})"
+    if d.get("error"):
+        text += f" -- {d['error']}"
+    return text
 
 
 def _num(v, digits: int = 3) -> str:

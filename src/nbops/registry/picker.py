@@ -8,34 +8,12 @@ Headless kernels cannot click: under papermill / nbclient (``allow_stdin`` is Fa
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from dataclasses import dataclass, field
 from html import escape
 
-from ..config import ENV_NOTEBOOK
+from ..display import headless_reason  # noqa: F401 - the magic asks here whether --pick can work
 
 log = logging.getLogger("nbops")
-
-
-def headless_reason() -> str | None:
-    """Why no one can click a button here, or None when a notebook frontend is attached."""
-    if os.environ.get(ENV_NOTEBOOK):
-        return "this kernel runs under `nbops run`"
-    ip = sys.modules.get("IPython")
-    shell = ip.get_ipython() if ip else None
-    if shell is None:
-        return "not running in IPython"
-    kernel = getattr(shell, "kernel", None)
-    if kernel is None:
-        return "not running in a Jupyter kernel"
-    if not getattr(kernel, "_allow_stdin", True):
-        return "the kernel runs headless (papermill or nbclient)"
-    try:
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return "ipywidgets is not installed"
-    return None
 
 
 @dataclass

@@ -100,7 +100,7 @@ def query_range(query: str, start: float, end: float, step: float, url: str | No
     series: dict[tuple[str, str], tuple[list, list]] = {}
     bar = None
     if progress and len(parts) > 1:
-        from tqdm.auto import tqdm
+        from ..display.progress import tqdm  # no bar when headless
 
         bar = tqdm(total=len(parts), desc="prometheus", unit="chunk", leave=False)
     try:

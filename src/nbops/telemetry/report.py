@@ -1,13 +1,32 @@
 """TelemetryReport: the scored frame and its incidents, shown as a multi-panel figure and an incident table."""
 from __future__ import annotations
 
-import base64
 import html
-import io
 import logging
 
 log = logging.getLogger("nbops")
-MAX_PANELS = 12
+MAX_PANELS = 6
+
+
+def _is_percentage(metric: str) -> bool:
+    m = metric.lower()
+    return m.endswith(("percentage", "_percent", "_pct", "_ratio_percent")) or "percent" in m
+
+
+def _when(t) -> str:
+    try:
+        return t.strftime("%Y-%m-%d %H:%M:%S")
+    except AttributeError:
+        return str(t)
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
 
 
 class TelemetryReport:
@@ -64,24 +83,59 @@ class TelemetryReport:
 
         return to_frame(self.incidents)
 
+    def alerts_per_day(self, sensitivity: str | None = None) -> float:
+        """Alerts (anomalous points, all series) per day of the window that ``sensitivity`` (default: the one
+        used) would have raised: thresholds from :mod:`nbops.telemetry.detectors`, chosen on the NAB benchmark."""
+        import numpy as np
+
+        from .detectors import get, names
+
+        if not len(self.frame) or self.detector not in names():
+            return 0.0
+        days = max((self.frame["timestamp"].max() - self.frame["timestamp"].min()).total_seconds(), 1.0) / 86400
+        if sensitivity is None or sensitivity == self.sensitivity:
+            return self.anomalous_points / days
+        score = np.nan_to_num(self.frame["score"].to_numpy(float), nan=0.0)
+        return float((score >= get(self.detector).threshold(sensitivity)).sum()) / days
+
+    def alerts_line(self) -> str:
+        """``sensitivity medium: 1.2 alerts/day here (low 0.4, high 3.0)``."""
+        others = ", ".join(f"{k} {self.alerts_per_day(k):.3g}" for k in ("low", "medium", "high")
+                           if k != self.sensitivity)
+        return f"sensitivity {self.sensitivity}: {self.alerts_per_day():.3g} alerts/day here ({others})"
+
     def summary(self) -> str:
         return (f"{len(self.series)} series, {len(self.frame)} points from {self.source} "
                 f"(detector {self.detector}, sensitivity {self.sensitivity}, direction {self.direction}): "
-                f"{self.anomalous_points} anomalous points -> {len(self.incidents)} incidents")
+                f"{self.anomalous_points} anomalous points -> {len(self.incidents)} incidents; {self.alerts_line()}")
 
     # -- pictures -----------------------------------------------------------------------------------------------
-    def plot(self, max_panels: int = MAX_PANELS, figsize=None):
-        """A matplotlib Figure: one panel per series (first ``max_panels``), anomalies in red, incidents shaded."""
+    def ranked_series(self) -> list[tuple[str, str]]:
+        """Series with anomalies first (most anomalous points first), then the rest in their order."""
+        if not len(self.frame):
+            return []
+        counts = self.frame.groupby(["metric", "labels"], sort=False)["anomaly"].sum()
+        return sorted(self.series, key=lambda k: -int(counts.get(k, 0)))
+
+    def plot(self, max_panels: int = MAX_PANELS, figsize=None, all_series: bool = False):
+        """A matplotlib Figure of the series with anomalies (every series with ``all_series``; at most
+        ``max_panels``): anomalous points in red, the span of each incident shaded on the series it touched,
+        percentage axes from 0. Its height is capped, so it stays readable under a cell."""
         from matplotlib.figure import Figure
         import pandas as pd
 
         from .grouping import series_name
 
-        keys = self.series[:max_panels]
+        ranked = self.ranked_series()
+        flagged = [k for k in ranked if self._anomalies(k)]
+        keys = (ranked if all_series or not flagged else flagged)[:max_panels]
+        if not flagged and not all_series:
+            keys = ranked[:min(max_panels, 4)]
         n = max(len(keys), 1)
-        fig = Figure(figsize=figsize or (11, 1.9 * n + 0.6), layout="constrained")
+        fig = Figure(figsize=figsize or (11, min(1.7 * n + 0.7, 9.0)), layout="constrained")
         axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
         groups = {k: g for k, g in self.frame.groupby(["metric", "labels"], sort=False)}
+        window = (self.frame["timestamp"].max() - self.frame["timestamp"].min()).total_seconds() if len(self.frame) else 0
         for ax, key in zip(axes, keys):
             g = groups[key].sort_values("timestamp")
             name = series_name(*key)
@@ -90,26 +144,38 @@ class TelemetryReport:
             if len(bad):
                 ax.scatter(bad["timestamp"], bad["value"], s=18, color="#d62728", zorder=3, label="anomaly")
             for inc in self.incidents:
-                if name in inc.series:
-                    pad = pd.Timedelta(seconds=max(inc.duration_s * 0.02, 1))
-                    ax.axvspan(inc.start - pad, inc.end + pad, color="#ff7f0e", alpha=0.18, lw=0)
-                    ax.annotate(f"#{inc.id}", (inc.start, 1), xycoords=("data", "axes fraction"), fontsize=7,
-                                va="top", color="#b35900")
+                if name not in inc.series:
+                    continue
+                mine = bad[(bad["timestamp"] >= inc.start) & (bad["timestamp"] <= inc.end)]["timestamp"]
+                start, end = (mine.min(), mine.max()) if len(mine) else (inc.start, inc.end)
+                pad = pd.Timedelta(seconds=max((end - start).total_seconds() * 0.05, window * 0.006, 1))
+                ax.axvspan(start - pad, end + pad, color="#ff7f0e", alpha=0.2, lw=0)
+                ax.annotate(f"#{inc.id}", (start, 1), xycoords=("data", "axes fraction"), fontsize=7,
+                            va="top", color="#b35900")
+            if _is_percentage(key[0]):
+                ax.set_ylim(0, max(100.0, float(g["value"].max()) * 1.05))
             ax.set_title(name if len(name) < 110 else name[:107] + "...", fontsize=8, loc="left")
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
         if not keys:
             axes[0].text(0.5, 0.5, "no data", ha="center", va="center", transform=axes[0].transAxes)
         more = len(self.series) - len(keys)
-        fig.suptitle(f"{self.anomalous_points} anomalous points -> {len(self.incidents)} incidents"
-                     + (f" ({more} more series not drawn)" if more > 0 else ""), fontsize=9)
+        note = ""
+        if more > 0:
+            note = f" ({more} more series {'without anomalies ' if not all_series and flagged else ''}not drawn: " \
+                   f"plot(all_series=True))"
+        fig.suptitle(f"{self.anomalous_points} anomalous points -> {len(self.incidents)} incidents{note}", fontsize=9)
         return fig
+
+    def _anomalies(self, key) -> int:
+        g = self.frame[(self.frame["metric"] == key[0]) & (self.frame["labels"] == key[1])]
+        return int(g["anomaly"].sum())
 
     def png(self) -> bytes:
         if self._png is None:
-            buf = io.BytesIO()
-            self.plot().savefig(buf, format="png", dpi=90)
-            self._png = buf.getvalue()
+            from ..display.views import figure_png
+
+            self._png = figure_png(self.plot(), dpi=90)
         return self._png
 
     # -- display ------------------------------------------------------------------------------------------------
@@ -120,7 +186,8 @@ class TelemetryReport:
         if self.incidents:
             lines.append(f"  KPIs: {kpi_line(self.kpis())}")
         for inc in self.incidents[:20]:
-            lines.append(f"  #{inc.id} {inc.start} .. {inc.end}  lead={inc.lead}  metrics={', '.join(inc.metrics)}"
+            lines.append(f"  #{inc.id} {_when(inc.start)} for {_duration(inc.duration_s)}  first abnormal={inc.lead}"
+                         f"  metrics={', '.join(inc.metrics)}"
                          f"  points={inc.points}  peak={inc.peak_score:.2f}")
         if len(self.incidents) > 20:
             lines.append(f"  ... {len(self.incidents) - 20} more")
@@ -132,33 +199,29 @@ class TelemetryReport:
     def _actions(self) -> list:
         return ([self.alerts] if self.alerts is not None else []) + list(self.runbooks)
 
-    def _table_html(self, limit: int = 30) -> str:
-        if not self.incidents:
-            return "<p>No incidents.</p>"
-        head = "".join(f"<th>{h}</th>" for h in ("#", "start", "end", "lead (first abnormal)", "metrics", "points",
-                                                 "peak score"))
-        rows = []
-        for inc in self.incidents[:limit]:
-            cells = (inc.id, inc.start, inc.end, inc.lead, ", ".join(inc.metrics), inc.points, f"{inc.peak_score:.2f}")
-            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-        more = f"<p>{len(self.incidents) - limit} more incidents: report.incidents_frame()</p>" \
-            if len(self.incidents) > limit else ""
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+    def incident_table(self):
+        """The incidents as a table a person reads: start to the second, duration in words, no nanoseconds."""
+        import pandas as pd
+
+        rows = [{"#": inc.id, "start": _when(inc.start), "duration": _duration(inc.duration_s),
+                 "first abnormal": inc.lead, "metrics": ", ".join(inc.metrics), "points": inc.points,
+                 "peak score": round(float(inc.peak_score), 2)} for inc in self.incidents]
+        return pd.DataFrame(rows, columns=["#", "start", "duration", "first abnormal", "metrics", "points",
+                                           "peak score"])
 
     def _repr_html_(self) -> str:
-        img = base64.b64encode(self.png()).decode()
+        from ..display.links import run_link
+        from ..display.views import figure_html, frame_html
         from .lifecycle import kpi_line
 
-        run = f"<p>Logged to run <code>{html.escape(self.run_id)}</code></p>" if self.run_id else ""
+        run = f"<p>Logged to run {run_link(self.run_id)}</p>" if self.run_id else ""
         kpi = f"<p>KPIs: {html.escape(kpi_line(self.kpis()))}</p>" if self.incidents else ""
         acts = "".join(x._repr_html_() for x in self._actions())
+        table = (frame_html(self.incident_table(), "incidents", max_rows=30, css_class="nbops-incidents")
+                 if self.incidents else "<p>No incidents.</p>")
         return (f"<div class='nbops-telemetry'><p><b>Telemetry</b>: {html.escape(self.summary())}</p>{kpi}"
-                f"<img src='data:image/png;base64,{img}' style='max-width:100%'/>{self._table_html()}{run}{acts}</div>")
-
-    def widget(self):
-        import ipywidgets as w
-
-        return w.HTML(self._repr_html_())
+                f"{table}{figure_html(self.png(), alt='telemetry', css_class='nbops-telemetry-figure')}"
+                f"{run}{acts}</div>")
 
     # -- recording ----------------------------------------------------------------------------------------------
     def log(self, tracker=None, experiment: str | None = None, run_name: str | None = None) -> str | None:

@@ -86,11 +86,8 @@ def _execute(shell, cell: str) -> Any:
     filename = shell.compile.cache("\n" * offset + src, number)  # tracebacks: "Cell In[n], line L" as shown
     ast.increment_lineno(tree, offset)
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not shell.displayhook.semicolon_at_end_of_expression(cell):
         last = ast.Expression(tree.body.pop().value)
-        if shell.displayhook.semicolon_at_end_of_expression(cell):
-            tree.body.append(ast.Expr(last.body))
-            last = None
     exec(compile(tree, filename, "exec", flags=shell.compile.flags, dont_inherit=True), shell.user_ns)
     if last is not None:
         ast.fix_missing_locations(last)
@@ -139,6 +136,7 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     tracker.set_tags(_git_tags(git := git.result()))
     figs_before = {id(f) for f in _figures().values()}
     out, err = io.StringIO(), io.StringIO()
+    base_rss = _rss()
     stop_rss = capture.peak_rss_sampler()
     t0 = time.perf_counter()
     value, exc_info = None, (None, None, None)
@@ -170,7 +168,7 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
         log.warning("nbops: could not capture everything from the cell: %s", e)
         tracker.warnings.append(f"capture: {e}")
     tracker.__exit__(*exc_info)
-    summary = tracker.summary(wall_s=wall, peak_rss=peak)
+    summary = tracker.summary(wall_s=wall, peak_rss=peak, base_rss=base_rss)
     shell.user_ns["_nbops_last_run"] = summary
     if usage_error is not None and usage_error is exc_info[1]:  # one line says it all, the run included
         usage_error.run_id = tracker.run_id
@@ -185,6 +183,19 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
         mark_user_traceback(exc_info[1], exc_info[2])  # shown with the user's frames only
         raise exc_info[1].with_traceback(exc_info[2])
     return value
+
+
+def _rss() -> int | None:
+    """This process's resident memory now, in bytes (what the cell's peak is measured against)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        try:
+            import psutil
+            return psutil.Process().memory_info().rss
+        except Exception:  # noqa: BLE001 - memory is a nicety in the summary
+            return None
 
 
 _EXECUTOR = None

@@ -207,7 +207,7 @@ class Tracker:
 
     # -- result ---------------------------------------------------------------------------------------------
     def summary(self, **extra):
-        from ..display.summary import RunSummary
+        from .summary import RunSummary
 
         return RunSummary.from_tracker(self, **extra)
 
