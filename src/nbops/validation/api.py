@@ -70,7 +70,7 @@ def _detail(label: str, column, frame, contract, stats: dict) -> str:
     if label == "out of range" and stats:
         return f"allowed {stats.get('min_value')} .. {stats.get('max_value')}"
     if label == "unseen category" and stats:
-        vals = stats.get("allowed_values") or []
+        vals = stats.get("allowed_values") or stats.get("allowed") or []
         shown = ", ".join(map(str, vals[:8])) + (", ..." if len(vals) > 8 else "")
         return f"known: {shown}"
     if label == "dtype" and stats:

@@ -6,9 +6,16 @@
   ``object`` (pandas 2) are both strings. Element-wise, so the offending values are the failure cases.
 - ``nbops_missing_share(max_share)``: the missing share of a batch is not significantly above ``max_share``
   (one-sided binomial test at 0.1%, so a 10-row batch with one missing value is not a violation of a 2% bound).
+- ``nbops_range(min_value, max_value, ref_rows)`` and ``nbops_categories(allowed, ref_rows)``: like pandera's
+  ``in_range`` / ``isin``, but a handful of values beyond the bound (or of an unseen category) is tolerated when
+  a sample of ``ref_rows`` rows from the same source would show as many by chance (:func:`rare_by_chance`); a
+  negative value in a non-negative range, or one further out than the range is wide, never is. Leave
+  ``ref_rows`` out (or use pandera's own ``in_range`` / ``isin``) for a bound with no tolerance.
 - ``nbops_row_count(min_rows, max_rows)``: the row-count band.
 """
 from __future__ import annotations
+
+import math
 
 ALPHA = 0.001          # significance of the missing-share test
 KINDS = ("integer", "float", "bool", "string", "datetime", "any")
@@ -100,6 +107,67 @@ def missing_share_ok(n_missing: int, n: int, max_share: float) -> bool:
     return bool(binom.sf(n_missing - 1, n, max_share) >= ALPHA)
 
 
+def rare_by_chance(k: int, m: int, n: int | None) -> bool:
+    """True when ``k`` of a batch of ``m`` rows falling outside what ``n`` reference rows showed is what chance
+    alone gives often enough (p >= ALPHA). Exchangeability makes this distribution-free: the chance that the ``k``
+    most extreme (or only) values of the pooled ``n + m`` rows all sit in the batch is C(m,k) / C(n+m,k).
+    ``n`` None (a hand-written bound) tolerates nothing."""
+    if k <= 0:
+        return True
+    if not n or n <= 0 or k > m:
+        return False
+    log_p = 0.0
+    for i in range(k):
+        log_p += math.log((m - i) / (n + m - i))
+        if log_p < math.log(ALPHA):
+            return False
+    return True
+
+
+def range_mask(series, min_value, max_value, ref_rows):
+    """True where a value is in range -- or out of it on a side where so few values are out that a sample of the
+    reference's own source would show as many (a storm day beyond every day of the reference). Never tolerated:
+    a negative value where the bound is non-negative, a value further out than the range's own width."""
+    import numpy as np
+    import pandas as pd
+
+    v = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    ok = np.ones(len(v), dtype=bool)
+    lo = -np.inf if min_value is None else float(min_value)
+    hi = np.inf if max_value is None else float(max_value)
+    width = hi - lo if np.isfinite(hi - lo) else np.inf
+    with np.errstate(invalid="ignore"):
+        below, above = v < lo, v > hi
+        hard = (v < lo - width) | (v > hi + width)
+        if lo >= 0:
+            hard |= v < 0
+    m = int(np.count_nonzero(~np.isnan(v)))
+    for side in (below, above):
+        k = int(side.sum())
+        if k and not rare_by_chance(k, m, ref_rows):
+            ok &= ~side
+    ok &= ~hard
+    return pd.Series(ok, index=series.index)
+
+
+def category_mask(series, allowed, ref_rows):
+    """True where a value is a known category -- or an unseen one so rare in the batch (alone and together with
+    the other unseen ones) that a sample of the reference's source would show it as often (see rare_by_chance)."""
+    import pandas as pd
+
+    known = series.isin(list(allowed))
+    unseen = ~known & series.notna()
+    k_all = int(unseen.sum())
+    if not k_all:
+        return pd.Series(True, index=series.index)
+    m = int(series.notna().sum())
+    if not rare_by_chance(k_all, m, ref_rows):
+        return ~unseen
+    counts = series[unseen].astype(object).value_counts()
+    bad = [v for v, k in counts.items() if not rare_by_chance(int(k), m, ref_rows)]
+    return ~(unseen & series.isin(bad)) if bad else pd.Series(True, index=series.index)
+
+
 def register() -> None:
     """Register nbops's checks with pandera (idempotent)."""
     global _registered
@@ -116,6 +184,15 @@ def register() -> None:
         @extensions.register_check_method(statistics=["max_share"], supported_types=pd.Series)
         def nbops_missing_share(series, *, max_share):
             return missing_share_ok(int(series.isna().sum()), len(series), float(max_share))
+
+        @extensions.register_check_method(statistics=["min_value", "max_value", "ref_rows"],
+                                          supported_types=pd.Series)
+        def nbops_range(series, *, min_value, max_value, ref_rows=None):
+            return range_mask(series, min_value, max_value, ref_rows)
+
+        @extensions.register_check_method(statistics=["allowed", "ref_rows"], supported_types=pd.Series)
+        def nbops_categories(series, *, allowed, ref_rows=None):
+            return category_mask(series, allowed, ref_rows)
 
         @extensions.register_check_method(statistics=["min_rows", "max_rows"], supported_types=pd.DataFrame)
         def nbops_row_count(df, *, min_rows, max_rows):

@@ -13,8 +13,11 @@ satisfies -- and nothing tighter:
   columns (whose bound then never goes below 0). Identifier columns and datetimes get no range (new ids and new
   dates are expected);
 - **category sets** for string / bool columns whose values look like a closed set (at most 1,000 distinct
-  values and hardly any seen only once, by the Good-Turing reading of singletons): an unseen category is a
-  violation;
+  values and hardly any seen only once, by the Good-Turing reading of singletons; not date strings): an unseen
+  category is a violation;
+- a **handful** of values beyond a range, or of an unseen category, is not a violation when a random sample of
+  the reference's own source would show as many (the storm day that only one half of a random split holds):
+  :func:`nbops.validation.checks.rare_by_chance` decides, distribution-free, at 0.1%;
 - **keys** (declared with ``keys=``, or identifier-like columns: unique, never missing and named ``id``,
   ``*_id``, ``key``, ``uuid``, or an integer sequence) must stay unique;
 - **row count** between 1 and 10x the reference (an empty extract or an exploded join); edit it for the batch
@@ -101,8 +104,8 @@ class Contract:
         rows = []
         for name, col in self.schema.columns.items():
             st = {c.name: c.statistics for c in col.checks}
-            rng = st.get("in_range") or {}
-            cats = (st.get("isin") or {}).get("allowed_values")
+            rng = st.get("nbops_range") or st.get("in_range") or {}
+            cats = (st.get("nbops_categories") or {}).get("allowed") or (st.get("isin") or {}).get("allowed_values")
             rows.append({"column": name, "kind": (st.get("nbops_kind") or {}).get("kind"),
                          "nullable": col.nullable, "max_missing_share": (st.get("nbops_missing_share") or {})
                          .get("max_share"), "min": rng.get("min_value"), "max": rng.get("max_value"),
@@ -171,6 +174,20 @@ def _closed_set(counts, n: int) -> bool:
     return singletons <= max(1, 0.001 * n)
 
 
+def _date_like(values) -> bool:
+    """Strings that are dates ('2011-01-01'): new ones are expected, so they get no category set."""
+    import pandas as pd
+
+    sample = [v for v in list(values)[:200] if isinstance(v, str)]
+    if not sample or not any(ch.isdigit() for ch in sample[0]):
+        return False
+    try:
+        parsed = pd.to_datetime(pd.Series(sample), errors="coerce", format="mixed")
+    except (ValueError, TypeError):
+        return False
+    return bool(parsed.notna().mean() >= 0.95)
+
+
 def _nice(x: float, up: bool) -> float | int:
     """Round a bound outwards to 4 significant digits (readable YAML, never tighter)."""
     if not math.isfinite(x) or x == 0:
@@ -219,12 +236,12 @@ def infer(df, *, keys=None, source: str = "") -> Contract:
                 lo, hi = _nice(lo, False), _nice(hi, True)
                 if kind == "integer":
                     lo, hi = math.floor(round(lo, 6)), math.ceil(round(hi, 6))
-                checks.append(pa.Check.in_range(lo, hi))
+                checks.append(pa.Check.nbops_range(min_value=lo, max_value=hi, ref_rows=len(vals)))
         elif not ident and kind in ("string", "bool") and len(vals):
             counts = vals.astype(object).value_counts()
-            if _closed_set(counts.to_numpy(), len(vals)):
+            if _closed_set(counts.to_numpy(), len(vals)) and not _date_like(counts.index):
                 allowed = sorted((v.item() if isinstance(v, np.generic) else v for v in counts.index), key=str)
-                checks.append(pa.Check.isin(allowed))
+                checks.append(pa.Check.nbops_categories(allowed=allowed, ref_rows=len(vals)))
         columns[name] = pa.Column(None, checks=checks, nullable=nullable, unique=ident and len(keys) <= 1,
                                   required=True)
     frame_checks = [pa.Check.nbops_row_count(min_rows=1, max_rows=int(max(n, 1) * ROW_FACTOR))]

@@ -10,6 +10,7 @@ _CHECKS = [(r"^column_in_dataframe", "missing column"), (r"^column_in_schema", "
            (r"^not_nullable", "missing values"), (r"^field_uniqueness", "duplicate key"),
            (r"^multiple_fields_uniqueness", "duplicate key"), (r"^nbops_kind", "dtype"),
            (r"^isin", "unseen category"), (r"^in_range", "out of range"),
+           (r"^nbops_categories", "unseen category"), (r"^nbops_range", "out of range"),
            (r"^nbops_missing_share", "missing share"), (r"^nbops_row_count", "row count"),
            (r"^dtype", "dtype"), (r"^coerce", "dtype")]
 
