@@ -190,10 +190,10 @@ def test_overlap_tags_only_runs_that_overlapped_an_incident(store):
 
 
 class Hog:
-    """A real CPU hog: busy-looping processes, two per core."""
+    """A real CPU hog: one busy-looping process per core."""
 
     def __init__(self):
-        n = 2 * (os.cpu_count() or 1)
+        n = os.cpu_count() or 1
         self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
         self.started = time.time()
 
@@ -292,3 +292,43 @@ accuracy = model.score(X, y)""")
     assert max(starts) >= hog_t0 - 1  # an incident the hog caused, not an older one
     assert "host incident during this run:" in summary
     assert "incidents" in runs and pairs[0][0] in runs
+
+
+@pytest.mark.slow
+def test_nbops_run_parent_records_host_telemetry_and_the_incident_it_ran_into(store, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from nbops.runner import run_notebook
+    from nbops.telemetry import local
+    from nbops.telemetry.overlap import incidents_during
+
+    monkeypatch.setenv("NBOPS_TELEMETRY_INTERVAL", "0.5")
+    local.shutdown()
+    s = local.get_sampler()  # this process runs `nbops run`: its sampler watches the host
+    hog = None
+    try:
+        while s.count < 80:  # a baseline before the hog
+            time.sleep(0.2)
+        hog = Hog()
+        while not [i for i in incidents_during(s, time.time() - 1, time.time())[1]
+                   if i.start.timestamp() >= hog.started - 1]:
+            time.sleep(0.5)  # until the host is visibly starved (a state, polled)
+        nb = write_notebook(tmp_path / "job.ipynb", ["x = sum(range(1000))"])
+        result = run_notebook(nb, tmp_path / "job.out.ipynb", experiment="jobs")
+        hog.stop()
+        hog = None
+    finally:
+        if hog is not None:
+            hog.stop()
+        local.shutdown()
+    assert result.ok, repr(result)
+    assert any(w.startswith("host incident during this run:") for w in result.warnings)
+    assert "host incident during this run" in repr(result)
+    c = MlflowClient(store)
+    run = c.get_run(result.run_id)
+    assert run.data.tags["nbops.incidents"].startswith("nbops-")
+    cpu = c.get_metric_history(result.run_id, "system/cpu_utilization_percentage")
+    marks = c.get_metric_history(result.run_id, "system/anomalous_metrics")
+    assert len(cpu) >= 2 and len(marks) >= 2 and max(m.value for m in marks) >= 1  # anomalies marked in time
+    assert {"telemetry/figure.png", "telemetry/frame.parquet", "telemetry/incidents.json"} <= set(
+        all_artifacts(c, result.run_id))
