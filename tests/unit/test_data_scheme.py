@@ -77,6 +77,12 @@ def test_arrow_chunks_and_slices_do_not_matter():
     chunked = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array([values[:13], values[13:31], values[31:]],
                                                                         type=pa.string())))
     assert fp(one) == fp(chunked)
+    # arrow lets a null slot keep bytes: they are not content
+    offsets = pa.array([0, 2, 4, 6], pa.int32()).buffers()[1]
+    validity = pa.array([True, False, True]).buffers()[1]
+    dirty = pa.StringArray.from_buffers(3, offsets, pa.py_buffer(b"abXYcd"), validity)
+    assert dirty.to_pylist() == ["ab", None, "cd"]
+    assert fp(pd.Series(pd.arrays.ArrowExtensionArray(dirty))) == fp(pd.Series(["ab", None, "cd"], dtype=object))
     for kind in ("str", "string[pyarrow]", object):  # a slice keeps an offset into the arrow buffers
         s = pd.Series(values, dtype=kind)
         assert fp(s.iloc[9:].reset_index(drop=True)) == fp(pd.Series(values[9:], dtype=object))

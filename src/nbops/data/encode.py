@@ -410,14 +410,23 @@ def strings(arr, tick: Callable[[int], None], stats: bool = True, ltype: str = "
                 or pa.types.is_large_binary(t)):
             ch = ch.cast(wide_type)  # string_view, binary_view, fixed-size binary
             t = ch.type
-        if ch.null_count:
-            miss.add(ch.is_null().to_numpy(zero_copy_only=False), start)
-            ch = pc.fill_null(ch, pa.scalar(b"" if binary else "", type=t))
-        bufs = ch.buffers()
         off_type = np.int64 if (pa.types.is_large_string(t) or pa.types.is_large_binary(t)) else np.int32
-        off = np.frombuffer(bufs[1], dtype=off_type, count=n + 1, offset=ch.offset * np.dtype(off_type).itemsize) \
-            if n else np.zeros(1, dtype=off_type)
+
+        def offsets(c):
+            if not n:
+                return np.zeros(1, dtype=off_type), None
+            b = c.buffers()
+            return np.frombuffer(b[1], dtype=off_type, count=n + 1, offset=c.offset * np.dtype(off_type).itemsize), b
+
+        off, bufs = offsets(ch)
         lens = np.diff(off).astype("<i8", copy=False)
+        if ch.null_count:
+            null = ch.is_null().to_numpy(zero_copy_only=False)
+            miss.add(null, start)
+            if lens[null].any():  # arrow lets a null slot keep bytes; they are not content
+                ch = pc.fill_null(ch, pa.scalar(b"" if binary else "", type=t))
+                off, bufs = offsets(ch)
+                lens = np.diff(off).astype("<i8", copy=False)
         lens_h.update(lens.view(np.uint8))
         o0, o1 = int(off[0]), int(off[-1])
         if o1 > o0:
