@@ -1,0 +1,88 @@
+"""Warm the heavy imports while the person types: the first ``%%track`` would otherwise pay ``import mlflow``
+(about 3 s here) in the cell itself.
+
+After the cell that ran ``%load_ext nbops`` finishes, one daemon thread imports what the first magics need, a
+module at a time and only while no cell runs: when a cell starts, the thread finishes the module it is importing
+and then waits until the kernel is idle again, so the user's own cells share the interpreter for a fraction of a
+second at most. A cell that needs one of these modules first imports it itself (Python's per-module import locks
+keep that correct). It does no I/O against the store and writes nothing. ``NBOPS_WARM_IMPORTS=0`` switches it off.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+# smallest first, so a starting cell waits for little; together what `import mlflow` and the first %drift pull in
+MODULES = ("numpy", "pandas", "pydantic", "sqlalchemy", "requests", "fastapi", "mlflow.entities", "mlflow.data",
+           "mlflow.tracking", "mlflow", "scipy.stats", "matplotlib.figure")
+log = logging.getLogger("nbops")
+
+
+class _Warmup:
+    def __init__(self, ip):
+        self.ip = ip
+        self.idle = threading.Event()
+        self.waiting = threading.Event()  # set while the thread is held back by a running cell
+        self.stopped = False
+        self.thread: threading.Thread | None = None
+
+    def pre(self, info=None) -> None:
+        self.idle.clear()
+
+    def post(self, result=None) -> None:
+        self.idle.set()
+
+    def run(self) -> None:
+        import importlib
+        import sys
+        import warnings
+
+        for name in MODULES:
+            if not self.idle.is_set():
+                self.waiting.set()
+                self.idle.wait()
+                self.waiting.clear()
+            if self.stopped:
+                return
+            if name in sys.modules:
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    importlib.import_module(name)
+            except Exception as exc:  # an optional module missing is not the user's problem here
+                log.debug("nbops warm-up: %s not imported (%s)", name, exc)
+        uninstall(self.ip)
+
+
+_ACTIVE: dict[int, _Warmup] = {}
+
+
+def enabled() -> bool:
+    return os.environ.get("NBOPS_WARM_IMPORTS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def install(ip) -> None:
+    """Start the warm-up once the current cell (the one running ``%load_ext``) has finished."""
+    if not enabled() or id(ip) in _ACTIVE:
+        return
+    w = _ACTIVE[id(ip)] = _Warmup(ip)
+    ip.events.register("pre_run_cell", w.pre)
+    ip.events.register("post_run_cell", w.post)
+    # starts held back: the cell running %load_ext is still running; its post_run_cell lets the thread go
+    w.thread = threading.Thread(target=w.run, name="nbops-warmup", daemon=True)
+    w.thread.start()
+
+
+def uninstall(ip) -> None:
+    w = _ACTIVE.pop(id(ip), None)
+    if w is None:
+        return
+    w.stopped = True
+    w.idle.set()
+    for event, cb in (("pre_run_cell", w.pre), ("post_run_cell", w.post)):
+        try:
+            ip.events.unregister(event, cb)
+        except ValueError:
+            pass

@@ -1,0 +1,62 @@
+"""The import warm-up after %load_ext: it runs after the loading cell, waits while a cell runs, and is undone by
+%unload_ext (in a fresh interpreter each, so earlier imports cannot hide anything)."""
+import subprocess
+import sys
+import textwrap
+
+SHELL = textwrap.dedent("""
+    import os, sys, threading
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core import events
+    ip = InteractiveShell.instance()
+    def live():
+        return [t for t in threading.enumerate() if t.name == "nbops-warmup"]
+""")
+
+
+def _run(code: str, env_extra=None) -> list[str]:
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    out = subprocess.run([sys.executable, "-c", SHELL + textwrap.dedent(code)], capture_output=True, text=True,
+                         env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.split()
+
+
+def test_mlflow_is_imported_after_the_loading_cell_not_during_it():
+    out = _run("""
+        ip.run_cell("%load_ext nbops")
+        print("mlflow" in sys.modules)           # the loading cell itself stays instant
+        for t in live():
+            t.join()
+        print("mlflow" in sys.modules, len(ip.events.callbacks["post_run_cell"]))
+    """)
+    assert out[0] == "False"
+    assert out[1] == "True"
+
+
+def test_the_warmup_waits_while_a_cell_runs():
+    out = _run("""
+        ip.run_line_magic("load_ext", "nbops")    # as inside a running cell: no post_run_cell yet
+        from nbops import warmup
+        w = warmup._ACTIVE[id(ip)]
+        w.waiting.wait()                          # held back before its first module
+        print("mlflow" in sys.modules, w.thread.is_alive())
+        w.post()                                  # the cell ends: it goes on
+        w.thread.join()
+        print("mlflow" in sys.modules, id(ip) in warmup._ACTIVE)
+    """)
+    assert out == ["False", "True", "True", "False"]
+
+
+def test_switched_off_and_unloaded_leave_no_hooks():
+    out = _run("""
+        before = {k: list(v) for k, v in ip.events.callbacks.items()}
+        ip.run_cell("%load_ext nbops")
+        ip.run_cell("%unload_ext nbops")
+        print(all(ip.events.callbacks[k] == v for k, v in before.items()))
+        ip.run_cell("x = 1")
+        print("mlflow" in sys.modules)
+    """, {"NBOPS_WARM_IMPORTS": "0"})
+    assert out == ["True", "False"]
