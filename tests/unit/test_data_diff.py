@@ -85,3 +85,18 @@ def test_record_is_what_the_writer_expects():
         assert isinstance(json.loads(rec[key]), dict)
     assert rec["source_type"] == "code"
     assert hash(v) == hash(fingerprint(base())) and v == fingerprint(base())  # versions compare by digest
+
+
+def test_row_changes_see_values_not_containers():
+    """A snapshot read back by another pandas (datetime64[ns] vs [us], object vs str, int64 vs Int64) has the same
+    rows as the frame at hand."""
+    old = pd.DataFrame({"t": pd.to_datetime(["2024-01-01", "2024-01-02", None]).astype("datetime64[ns]"),
+                        "s": pd.Series(["a", None, "c"], dtype=object), "i": [1, 2, 3], "f": [0.5, np.nan, 1.0]})
+    new = pd.DataFrame({"t": old.t.astype("datetime64[us]"), "s": old.s.astype("string"), "i": old.i.astype("Int64"),
+                        "f": old.f.astype("double[pyarrow]")})
+    assert row_changes(old, new) == (0, 0)
+    assert diff(old, new).identical                 # and the v2 digests agree
+    new.loc[1, "i"] = 5
+    assert row_changes(old, new) == (1, 1)
+    tz_old = pd.DataFrame({"t": pd.to_datetime(["2024-01-01 10:00"]).tz_localize("Europe/Paris")})
+    assert row_changes(tz_old, tz_old.assign(t=tz_old.t.astype("datetime64[ms, Europe/Paris]"))) == (0, 0)

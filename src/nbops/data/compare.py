@@ -151,8 +151,13 @@ def row_changes(old_df, new_df) -> tuple[int, int] | None:
     if not common or not old_df.columns.is_unique or not new_df.columns.is_unique:
         return None
     try:
-        ha = pd.util.hash_pandas_object(old_df[common], index=False).to_numpy()
-        hb = pd.util.hash_pandas_object(new_df[common], index=False).to_numpy()
+        old_part, new_part = old_df[common], new_df[common]
+        differ = [c for c in common if old_part[c].dtype != new_part[c].dtype]
+        if differ:  # the same values in other containers (a snapshot read back by another pandas, say)
+            old_part = old_part.assign(**{c: _row_canonical(old_part[c]) for c in differ})
+            new_part = new_part.assign(**{c: _row_canonical(new_part[c]) for c in differ})
+        ha = pd.util.hash_pandas_object(old_part, index=False).to_numpy()
+        hb = pd.util.hash_pandas_object(new_part, index=False).to_numpy()
     except (TypeError, ValueError):
         return None
     ua, ca = np.unique(ha, return_counts=True)
@@ -162,6 +167,35 @@ def row_changes(old_df, new_df) -> tuple[int, int] | None:
     both = a.index.union(b.index)
     a, b = a.reindex(both, fill_value=0), b.reindex(both, fill_value=0)
     return int((b - a).clip(lower=0).sum()), int((a - b).clip(lower=0).sum())
+
+
+def _row_canonical(ser):
+    """One representation per logical type for row hashing: datetimes as UTC/naive nanoseconds, text as Python
+    objects with None for missing, nullable / arrow numbers as numpy (float64 when something is missing)."""
+    import numpy as np
+    import pandas as pd
+
+    dt = ser.dtype
+    try:
+        if pd.api.types.is_datetime64_any_dtype(dt) and not isinstance(dt, pd.ArrowDtype):
+            tz = getattr(dt, "tz", None)
+            return ser.dt.tz_convert("UTC").astype("datetime64[ns, UTC]") if tz is not None else \
+                ser.astype("datetime64[ns]")
+        if isinstance(dt, pd.ArrowDtype) and pd.api.types.is_datetime64_any_dtype(dt):
+            return _row_canonical(ser.astype(f"datetime64[ns, {dt.pyarrow_dtype.tz}]" if dt.pyarrow_dtype.tz
+                                             else "datetime64[ns]"))
+        if pd.api.types.is_string_dtype(dt) and not isinstance(dt, pd.CategoricalDtype):
+            out = ser.astype(object)
+            return out.where(ser.notna(), None)
+        if pd.api.types.is_numeric_dtype(dt) and not isinstance(dt, np.dtype):
+            has_na = bool(ser.isna().any())
+            if pd.api.types.is_bool_dtype(dt) and not has_na:
+                return pd.Series(ser.to_numpy(dtype=bool), index=ser.index, name=ser.name)
+            target = "float64" if has_na or pd.api.types.is_float_dtype(dt) else "int64"
+            return pd.Series(ser.to_numpy(dtype=target, na_value=np.nan), index=ser.index, name=ser.name)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return ser
 
 
 def _as_frame(obj: Any):

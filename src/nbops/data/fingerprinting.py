@@ -207,8 +207,8 @@ def _pandas(obj, name, index, profile, progress) -> DataVersion:
     source = {"type": "pandas.Series" if is_series else "pandas.DataFrame"}
     if name:
         source["variable"] = name
-    return DataVersion(digest=SCHEME_PREFIX + h.hexdigest(), name=name, kind="series" if is_series else "frame", rows=n_rows,
-                       columns=labels, schema=schema, profile={"columns": prof_cols, "index": idx_info},
+    return DataVersion(digest=SCHEME_PREFIX + h.hexdigest(), name=name, kind="series" if is_series else "frame",
+                       rows=n_rows, columns=labels, schema=schema, profile={"columns": prof_cols, "index": idx_info},
                        source=source, created=_dt.datetime.now(_dt.timezone.utc), nbytes=nbytes)
 
 
@@ -271,7 +271,8 @@ def _polars(obj, name, profile, progress) -> DataVersion:
     source = {"type": "polars.Series" if is_series else "polars.DataFrame"}
     if name:
         source["variable"] = name
-    return DataVersion(digest=SCHEME_PREFIX + h.hexdigest(), name=name, kind="polars", rows=n_rows, columns=[s["name"] for s in schema],
+    return DataVersion(digest=SCHEME_PREFIX + h.hexdigest(), name=name, kind="polars", rows=n_rows,
+                       columns=[s["name"] for s in schema],
                        schema=schema, profile={"columns": prof_cols}, source=source,
                        created=_dt.datetime.now(_dt.timezone.utc), nbytes=int(frame.estimated_size()))
 

@@ -90,7 +90,8 @@ class Lineage:
                              f"v{digest_scheme(r['digest'])} below (the same data has another digest under each "
                              f"scheme; this is not a data change) --")
             shape = f"{r['rows']:,} x {r['columns']}" if r.get("rows") is not None else ""
-            lines.append(f"  {r['time']:%Y-%m-%d %H:%M:%S}  {r['name']:<16} {short_digest(r['digest']):<15}  {shape:<16} "
+            lines.append(f"  {r['time']:%Y-%m-%d %H:%M:%S}  {r['name']:<16} {short_digest(r['digest']):<15}  "
+                         f"{shape:<16} "
                          f"{r['context'] or '':<10} run {r['run_name'] or ''} ({r['run_id']})"
                          + ("  [snapshot]" if r.get("snapshot") else ""))
         return "\n".join(lines)

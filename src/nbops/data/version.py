@@ -49,6 +49,10 @@ def _fmt_val(v) -> str:
 
 def _mlflow_type(dtype: str) -> str:
     d = dtype.lower()
+    if d.startswith("double"):
+        return "double"
+    if d.startswith("timestamp"):
+        return "datetime"
     if d.startswith(("int", "uint")):
         return "integer" if d.endswith(("8", "16", "32")) else "long"
     if d.startswith("float"):
@@ -128,7 +132,8 @@ class DataVersion:
     # -- MLflow records -------------------------------------------------------------------------------------
     def mlflow_schema(self) -> dict:
         """Schema JSON: MLflow's ``mlflow_colspec`` (so the MLflow UI shows a table) plus nbops's exact dtypes."""
-        return {"mlflow_colspec": [{"type": _mlflow_type(c["dtype"]), "name": c["name"], "required": True}
+        return {"mlflow_colspec": [{"type": _mlflow_type(c.get("type") or c["dtype"]), "name": c["name"],
+                                    "required": True}
                                    for c in self.schema],
                 "nbops": {"version": SCHEMA_VERSION, "digest_scheme": self.scheme, "kind": self.kind,
                           "columns": self.schema}}
@@ -205,8 +210,8 @@ class DataVersion:
 
     def __repr__(self) -> str:
         head = f"DataVersion {self.name or '(unnamed)'} {self.short}: {self.shape_text()} [{self.kind}]"
-        lines = [head, f"  digest  {self.digest}" + ("  (digest scheme v1)" if self.scheme == 1 and not self.bytes_digest
-                                                     and self.kind != "unknown" else ""),
+        v1 = self.scheme == 1 and not self.bytes_digest and self.kind != "unknown"
+        lines = [head, f"  digest  {self.digest}" + ("  (digest scheme v1)" if v1 else ""),
                  f"  source  {self.describe_source()}",
                  f"  created {self.created.isoformat(timespec='seconds')}"]
         if self.seconds is not None and self.nbytes:
