@@ -9,7 +9,7 @@
 - ``nbops_range(min_value, max_value, ref_rows)`` and ``nbops_categories(allowed, ref_rows)``: like pandera's
   ``in_range`` / ``isin``, but a handful of values beyond the bound (or of an unseen category) is tolerated when
   a sample of ``ref_rows`` rows from the same source would show as many by chance (:func:`rare_by_chance`); a
-  negative value in a non-negative range, or one further out than the range is wide, never is. Leave
+  negative value in a non-negative range, or one further out than ten range widths, never is. Leave
   ``ref_rows`` out (or use pandera's own ``in_range`` / ``isin``) for a bound with no tolerance.
 - ``nbops_row_count(min_rows, max_rows)``: the row-count band.
 """
@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 
-ALPHA = 0.001          # significance of the missing-share test
+ALPHA = 0.001          # significance of the missing-share test and of rare_by_chance
+HARD_WIDTHS = 10       # a value further out than this many range widths is never "rare by chance"
 KINDS = ("integer", "float", "bool", "string", "datetime", "any")
 _registered = False
 
@@ -127,7 +128,7 @@ def rare_by_chance(k: int, m: int, n: int | None) -> bool:
 def range_mask(series, min_value, max_value, ref_rows):
     """True where a value is in range -- or out of it on a side where so few values are out that a sample of the
     reference's own source would show as many (a storm day beyond every day of the reference). Never tolerated:
-    a negative value where the bound is non-negative, a value further out than the range's own width."""
+    a negative value where the bound is non-negative, a value further out than ten times the range's width."""
     import numpy as np
     import pandas as pd
 
@@ -135,10 +136,10 @@ def range_mask(series, min_value, max_value, ref_rows):
     ok = np.ones(len(v), dtype=bool)
     lo = -np.inf if min_value is None else float(min_value)
     hi = np.inf if max_value is None else float(max_value)
-    width = hi - lo if np.isfinite(hi - lo) else np.inf
+    width = hi - lo if np.isfinite(hi - lo) and hi > lo else np.inf  # a constant column has no width to go by
     with np.errstate(invalid="ignore"):
         below, above = v < lo, v > hi
-        hard = (v < lo - width) | (v > hi + width)
+        hard = (v < lo - HARD_WIDTHS * width) | (v > hi + HARD_WIDTHS * width)
         if lo >= 0:
             hard |= v < 0
     m = int(np.count_nonzero(~np.isnan(v)))
