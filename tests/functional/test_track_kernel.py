@@ -42,22 +42,34 @@ def test_papermill_run_records_injected_parameters_and_notebook(store, client, t
 
 
 def test_kernel_interrupt_mid_cell_is_killed(store, client, tmp_path):
-    """A real Ctrl-C: interrupt the kernel while a tracked cell sleeps."""
-    import threading
+    """A real Ctrl-C: interrupt the kernel while a tracked cell sleeps -- once its run exists in the store (the
+    first tracked cell imports mlflow, which takes as long as the machine's load makes it)."""
+    import os
+    import time
+
     from jupyter_client import KernelManager
 
     km = KernelManager(kernel_name="python3")
-    km.start_kernel(cwd=str(tmp_path), env={**__import__("os").environ})
+    km.start_kernel(cwd=str(tmp_path), env={**os.environ})
     kc = km.client()
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=60)
         kc.execute_interactive("%load_ext nbops", timeout=60)
-        threading.Timer(4.0, km.interrupt_kernel).start()
-        reply = kc.execute_interactive("%%track -e intr -n sleepy\nimport time\nfor i in range(600):\n"
-                                       "    time.sleep(0.1)", timeout=120)
+        msg_id = kc.execute("%%track -e intr -n sleepy\nimport time\nfor i in range(6000):\n    time.sleep(0.1)")
+
+        def running():
+            exp = client.get_experiment_by_name("intr")
+            return exp and client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
+
+        while not running():  # the state we need, polled: the tracked run has started
+            time.sleep(0.2)
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=600)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = kc.get_shell_msg(timeout=600)
         assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
-        reply = kc.execute_interactive("%%track -e intr -n next\naccuracy = 1.0", timeout=60)
+        reply = kc.execute_interactive("%%track -e intr -n next\naccuracy = 1.0", timeout=600)
         assert reply["content"]["status"] == "ok"
     finally:
         kc.stop_channels()
