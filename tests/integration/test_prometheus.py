@@ -100,7 +100,7 @@ def live_prometheus(node_exporter, tmp_path):
     import requests
 
     p = Prom(tmp_path / "tsdb", scrape_port=node_exporter)
-    for _ in range(300):  # until a few scrapes are in
+    while True:  # until a few scrapes are in (polled: as long as a loaded machine needs)
         r = requests.get(f"{p.url}/api/v1/query", params={"query": "count_over_time(up[1m])"}).json()
         if r["data"]["result"] and float(r["data"]["result"][0]["value"][1]) >= 4:
             break
