@@ -13,7 +13,6 @@ import base64
 import datetime as dt
 import io
 import logging
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -146,21 +145,16 @@ def _on_drift(t, report, notebook) -> BaseException | None:
     out = Path(tempfile.mkdtemp(prefix="nbops-ondrift-")) / f"{nb.stem}.out.ipynb"
     report.on_drift = {"notebook": str(nb), "status": "running"}
     log.info("nbops: drift found; running %s", nb)
+    from ..runner import run_notebook
+
     try:
-        from ..runner import run_notebook
-    except ImportError:
-        run_notebook = None
-    if run_notebook is not None:
-        try:
-            nr = run_notebook(nb, out, parameters={"drift_run_id": t.run_id}, experiment=t.experiment,
-                              run_name=f"{nb.stem} (on drift)", cwd=nb.parent, progress=False)
-            report.on_drift.update(status="ok" if nr.ok else "failed", run_id=nr.run_id)
-            if not nr.ok:
-                report.on_drift["error"] = f"{(nr.error or {}).get('ename')}: {(nr.error or {}).get('evalue')}"
-        except NbopsError as exc:
-            report.on_drift.update(status="failed", error=str(exc))
-    else:  # pragma: no cover - the runner module is part of nbops; kept for partial installations
-        report.on_drift.update(_papermill(nb, out, t.run_id))
+        nr = run_notebook(nb, out, parameters={"drift_run_id": t.run_id}, experiment=t.experiment,
+                          run_name=f"{nb.stem} (on drift)", cwd=nb.parent, progress=False)
+        report.on_drift.update(status="ok" if nr.ok else "failed", run_id=nr.run_id)
+        if not nr.ok:
+            report.on_drift["error"] = f"{(nr.error or {}).get('ename')}: {(nr.error or {}).get('evalue')}"
+    except NbopsError as exc:
+        report.on_drift.update(status="failed", error=str(exc))
     failure = None
     if report.on_drift["status"] != "ok":
         failure = RunnerError(f"The on-drift notebook {nb.name} failed ({report.on_drift.get('error', '')[:300]}); "
@@ -174,20 +168,3 @@ def _on_drift(t, report, notebook) -> BaseException | None:
     t.log_text(report.to_json(), "drift/report.json")  # again, now with the on-drift outcome
     return failure
 
-
-def _papermill(nb: Path, out: Path, run_id: str) -> dict:
-    import papermill as pm
-
-    old = os.environ.get("NBOPS_PARENT_RUN_ID")
-    os.environ["NBOPS_PARENT_RUN_ID"] = run_id
-    try:
-        pm.execute_notebook(str(nb), str(out), parameters={"drift_run_id": run_id}, cwd=str(nb.parent),
-                            progress_bar=False)
-        return {"status": "ok"}
-    except Exception as exc:  # noqa: BLE001
-        return {"status": "failed", "error": f"{type(exc).__name__}: {str(exc)[:500]}"}
-    finally:
-        if old is None:
-            os.environ.pop("NBOPS_PARENT_RUN_ID", None)
-        else:
-            os.environ["NBOPS_PARENT_RUN_ID"] = old
