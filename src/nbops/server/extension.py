@@ -53,6 +53,14 @@ class Nbops(Configurable):
              "/nbops/api/telemetry request already has history. False: it starts on the first request.",
     ).tag(config=True)
 
+    mlflow_ui = Bool(
+        True,
+        help="Point the run links of the kernels this server starts at the MLflow UI it serves at "
+             "<base_url>mlflow/ (started on first visit by jupyter-server-proxy, on the store the kernels use; "
+             "also a JupyterLab launcher tile). A tracking server's own UI always wins. False: links go to "
+             "NBOPS_UI_URL, else `nbops ui`'s http://127.0.0.1:5000/.",
+    ).tag(config=True)
+
     workers = Int(
         2, help="Threads that run the blocking work (MLflow queries, sampling) off the server's event loop.",
     ).tag(config=True)
@@ -77,6 +85,10 @@ def load(serverapp) -> Nbops:
     web_app.settings["nbops"] = conf
     web_app.settings["nbops_executor"] = executor(conf.workers)
     web_app.settings["nbops_root_dir"] = getattr(serverapp, "root_dir", "") or os.getcwd()
+    if conf.mlflow_ui:  # run ids the kernels show link to the MLflow UI jupyter-server-proxy serves here
+        from .proxy import export_ui_url
+
+        export_ui_url(web_app.settings["base_url"])
     base = url_path_join(web_app.settings["base_url"], API_PREFIX)
     web_app.add_handlers(".*$", [(url_path_join(base, name), cls) for name, cls in handlers.ROUTES])
     if conf.telemetry and conf.sample_at_start:
