@@ -1,0 +1,143 @@
+"""Data contracts without a store: inference, checks, YAML round trip, results (pandera does the checking)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbops.errors import NbopsError
+from nbops.validation import Contract, infer_contract
+from nbops.validation.api import validate
+from nbops.validation.checks import kind_mask, missing_share_ok, rare_by_chance
+from nbops.validation.errors import ValidationFailed
+
+
+def people(n, seed):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"id": np.arange(n) + seed * n, "age": rng.integers(18, 90, n),
+                         "income": rng.lognormal(10, 1, n), "score": rng.normal(size=n),
+                         "city": rng.choice(["Oslo", "Lima", "Pune", "Kyiv"], n),
+                         "tip": np.where(rng.random(n) < 0.2, np.nan, rng.exponential(5, n))})
+
+
+def check(data, contract, **kw):
+    return validate(data, contract, log_run=False, **kw)
+
+
+def by(res):
+    return {(v["column"], v["check"]): v for v in res.violations}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_halves_of_one_source_pass(seed):
+    src = people(4000, 0).sample(frac=1, random_state=seed).reset_index(drop=True)
+    res = check(src.iloc[2000:], infer_contract(src.iloc[:2000]))
+    assert res.ok, repr(res)
+
+
+def test_planted_violations_are_named_with_counts_and_examples():
+    ref, new = people(5000, 1), people(5000, 2)
+    new = new.drop(columns=["score"]).assign(extra=1)
+    new.loc[:29, "city"] = "Atlantis"
+    new["age"] = new["age"].astype("float64")
+    new.loc[30:39, "age"] = -3
+    new.loc[40:59, "age"] = np.nan
+    new.loc[60:61, "id"] = new.loc[62, "id"]
+    res = check(new, infer_contract(ref))
+    v = by(res)
+    assert not res.ok
+    assert v[("score", "missing column")]["count"] == 5000
+    assert ("extra", "unexpected column") in v
+    assert v[("city", "unseen category")]["count"] == 30 and v[("city", "unseen category")]["examples"] == ["Atlantis"]
+    assert v[("age", "out of range")]["count"] == 10 and v[("age", "out of range")]["examples"] == [-3.0]
+    assert v[("age", "missing values")]["count"] == 20
+    assert v[("id", "duplicate key")]["count"] >= 2
+    assert ("age", "dtype") not in v  # an int column read back as float with NaN still holds integers
+    frame = res.to_frame()
+    assert list(frame.columns) == ["column", "check", "count", "examples", "detail"]
+    assert repr(res).startswith("Validation FAILED") and "Atlantis" in res._repr_html_()
+
+
+def test_the_rare_value_a_random_half_can_hold_is_tolerated_but_many_are_not():
+    vals = np.random.default_rng(0).permutation(np.arange(100, 1100))   # not a sequence: no identifier
+    ref = pd.DataFrame({"n": vals, "c": ["a", "b"] * 500})
+    one = pd.DataFrame({"n": np.r_[vals[:-1], 3], "c": ["a", "b"] * 499 + ["a", "zzz"]})
+    assert check(one, infer_contract(ref)).ok          # one storm day, one rare category: chance alone
+    many = one.copy()
+    many.loc[:99, "n"] = 3
+    many.loc[:99, "c"] = "zzz"
+    v = by(check(many, infer_contract(ref)))
+    assert v[("n", "out of range")]["count"] == 101 and v[("c", "unseen category")]["count"] == 101
+    neg = one.copy()
+    neg.loc[0, "n"] = -1                               # a never-negative column: one negative is enough
+    assert by(check(neg, infer_contract(ref)))[("n", "out of range")]["examples"] == [-1]
+
+
+def test_rare_by_chance_is_the_pooled_rank_probability():
+    assert rare_by_chance(1, 100, 100)                 # p = 0.5
+    assert rare_by_chance(9, 1000, 1000)               # p ~ 0.002
+    assert not rare_by_chance(10, 1000, 1000)          # p ~ 0.00096
+    assert not rare_by_chance(1, 100, None)            # a hand-written bound tolerates nothing
+
+
+def test_missing_share_is_bounded_with_a_batch_size_aware_test():
+    assert missing_share_ok(1, 10, 0.02)               # one in ten is not evidence against 2%
+    assert not missing_share_ok(400, 1000, 0.05)
+    ref = people(5000, 3)
+    c = infer_contract(ref)
+    more = people(5000, 4)
+    more.loc[:2000, "tip"] = np.nan
+    assert by(check(more, c))[("tip", "missing share")]["count"] >= 2000
+    assert check(people(5000, 5), c).ok
+
+
+def test_kinds_agree_across_string_dtypes_and_integral_floats():
+    s_obj = pd.Series(["a", None, "b"], dtype=object)
+    assert kind_mask(s_obj, "string").all()
+    assert kind_mask(s_obj.astype("string"), "string").all()
+    assert kind_mask(pd.Series([1.0, np.nan, 3.0]), "integer").all()
+    assert list(kind_mask(pd.Series([1.0, 2.5]), "integer")) == [True, False]
+    assert not kind_mask(pd.Series([1, 2]), "string").any()
+    c = infer_contract(pd.DataFrame({"s": pd.Series(["x", "y"] * 50, dtype=object)}))
+    assert check(pd.DataFrame({"s": pd.Series(["x", "y"] * 50, dtype="string")}), c).ok
+
+
+def test_identifiers_and_dates_get_no_range_or_category_set():
+    ref = pd.DataFrame({"PassengerId": np.arange(1, 501), "day": pd.date_range("2011-01-01", periods=500).astype(str),
+                        "x": np.arange(500) % 7})
+    later = pd.DataFrame({"PassengerId": np.arange(501, 1001),
+                          "day": pd.date_range("2013-01-01", periods=500).astype(str), "x": np.arange(500) % 7})
+    assert check(later, infer_contract(ref)).ok
+
+
+def test_yaml_round_trip_and_a_hand_edited_contract(tmp_path):
+    ref = people(2000, 6)
+    c = infer_contract(ref, keys=["id"])
+    text = c.to_yaml()
+    assert text.startswith("# nbops data contract") and "nbops_range" in text and "nbops_categories" in text
+    edited = "\n".join(ln for ln in text.splitlines() if ln.strip() != "- Oslo")  # Oslo is no longer allowed
+    path = tmp_path / "contract.yaml"
+    path.write_text(edited)
+    back = Contract.load(path)
+    assert back.columns == c.columns
+    new = people(2000, 7)
+    res = check(new, str(path))
+    assert by(res)[("city", "unseen category")]["examples"] == ["Oslo"]
+    assert check(new, c).ok
+    with pytest.raises(NbopsError, match="pandera"):
+        Contract.from_yaml("columns: [not, a, schema", "broken.yaml")
+
+
+def test_fail_raises_with_the_result_and_ignore_leaves_columns_out():
+    ref = people(1000, 8)
+    new = ref.drop(columns=["score"]).assign(note="x")
+    with pytest.raises(ValidationFailed) as e:
+        check(new, infer_contract(ref), fail=True)
+    assert e.value.result is not None and not e.value.result.ok and e.value.exit_code == 1
+    assert check(new, infer_contract(ref), ignore=["score", "note"]).ok
+
+
+def test_row_count_band_and_empty_batch():
+    c = infer_contract(people(100, 9))
+    v = by(check(people(100, 9).iloc[:0], c))
+    assert ("(rows)", "row count") in v
