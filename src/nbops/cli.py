@@ -112,14 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in CLI_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ImportError as exc:
-            if exc.name and exc.name.startswith("nbops."):
-                continue  # a domain not built yet
-            raise
-        if hasattr(mod, "add_cli"):
-            mod.add_cli(sub)
+        importlib.import_module(name).add_cli(sub)
     return parser
 
 

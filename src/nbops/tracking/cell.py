@@ -112,10 +112,7 @@ def _hooks(tracker: Tracker) -> list:
     out = []
     for spec in CELL_HOOKS:
         mod, fn = spec.split(":")
-        try:
-            out.append(getattr(importlib.import_module(mod), fn)(tracker))
-        except (ImportError, AttributeError) as exc:
-            log.debug("nbops: cell hook %s unavailable: %s", spec, exc)
+        out.append(getattr(importlib.import_module(mod), fn)(tracker))
     return out
 
 
