@@ -84,6 +84,23 @@ def test_ledger_keys_are_stable_and_scoped(ip, tmp_path):
     assert len(json.loads((tmp_path / "ledger.json").read_text())["incidents"]) == 3
 
 
+def test_a_sustained_fault_is_over_only_when_its_values_are_back_to_normal():
+    """The seasonal detector flags the first point of a plateau only; the incident still lasts as long as the
+    values stay outside the band they kept before it, and is over once they are back for 5 steps."""
+    from nbops.telemetry import analyze
+    from nbops.telemetry.lifecycle import epoch, lifecycle
+
+    start = time.time() - 1000
+    going = analyze(host_frame(start, 700, {"a": [(600, 700)]}), detector="seasonal")
+    (inc,) = going.incidents
+    assert inc.points < 10  # the detector flagged the plateau's start only
+    assert lifecycle(going, inc) == (False, start + 699)  # still abnormal at the last sample
+    back = analyze(host_frame(start, 720, {"a": [(600, 700)]}), detector="seasonal")
+    (inc,) = [i for i in back.incidents if epoch(i.start) < start + 650]
+    assert lifecycle(back, inc) == (True, start + 699)
+    assert back.kpis()["mean_duration_s"] == pytest.approx(699 - (epoch(inc.start) - start))
+
+
 # -- Alertmanager that does not answer ------------------------------------------------------------------------
 def test_unreachable_alertmanager_is_one_line_and_the_incident_is_still_logged(ip, client):
     url = f"http://127.0.0.1:{free_port()}"
@@ -95,7 +112,7 @@ def test_unreachable_alertmanager_is_one_line_and_the_incident_is_still_logged(i
     assert rep.alerts.error.startswith(f"Cannot reach Alertmanager at {url}")
     assert rep.alerts.error in repr(rep) and "Cannot reach Alertmanager" in rep._repr_html_()
     saved = json.loads(Path(client.download_artifacts(rep.run_id, "telemetry/incidents.json")).read_text())
-    assert [i["key"] for i in saved["incidents"]] == list(rep.keys.values())
+    assert [i["ledger_id"] for i in saved["incidents"]] == list(rep.keys.values())
 
 
 def test_alert_without_a_url_says_what_to_do(ip, monkeypatch):

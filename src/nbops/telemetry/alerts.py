@@ -101,7 +101,7 @@ def build(report, incident, entry: dict, now: float, min_firing: float, run_id: 
     """The postable alert for one incident and whether it is resolved. ``entry`` is its ledger entry (changed
     here: frozen labels, first send)."""
     from .grouping import GROUP_BY
-    from .lifecycle import epoch, iso, lead_metric, over
+    from .lifecycle import epoch, iso, lead_metric, lifecycle
 
     key = report.keys[incident.id]
     labels = entry.get("labels")
@@ -113,11 +113,11 @@ def build(report, incident, entry: dict, now: float, min_firing: float, run_id: 
                   "source": src if len(src) <= 200 else "..." + src[-197:]}
         labels.update({k: str(incident.labels[k]) for k in GROUP_BY if k in incident.labels and k != "instance"})
         entry["labels"] = labels
-    done = over(report, incident)
+    done, last_bad = lifecycle(report, incident)
     first = entry.setdefault("first_sent", now)
     if not done:
         entry["sent_ongoing"] = True
-    start, end = epoch(incident.start), epoch(incident.end)
+    start, end = epoch(incident.start), last_bad
     host = labels.get("host") or labels["instance"]
     summary = (f"{lead_metric(incident)} abnormal on {host} from {iso(start)} "
                + (f"to {iso(end)}" if done else "(ongoing)")

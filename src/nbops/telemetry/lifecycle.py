@@ -28,32 +28,83 @@ _LOCK = threading.Lock()
 
 
 # -- when is an incident over ---------------------------------------------------------------------------------
-def _series_tails(frame) -> dict:
-    """{series name: (last timestamp, median step seconds)} of a scored frame."""
+BASELINE_POINTS = 200   # points before the incident that define its series' normal band
+BAND_Z = 4.0            # the band: median +- BAND_Z robust standard deviations (floored like the robust detector)
+
+
+def _series(frame) -> dict:
+    """{series name: (times in unix seconds, values, median step seconds)} of a scored frame (cached)."""
     import numpy as np
 
     from .grouping import series_name
 
     out = {}
     for (metric, labels), g in frame.groupby(["metric", "labels"], sort=False):
-        ts = np.sort(g["timestamp"].to_numpy("datetime64[ns]").astype(np.int64) / 1e9)
+        g = g.sort_values("timestamp", kind="stable")
+        ts = g["timestamp"].to_numpy("datetime64[ns]").astype(np.int64) / 1e9
         step = float(np.median(np.diff(ts))) if len(ts) > 1 else 1.0
-        out[series_name(metric, labels)] = (ts[-1], step)
+        out[series_name(metric, labels)] = (ts, g["value"].to_numpy(float), step)
     return out
 
 
-def over(report, incident, tails: dict | None = None) -> bool:
-    """True when every series of ``incident`` was seen normal for at least the gap after the incident's end."""
-    tails = tails if tails is not None else _series_tails(report.frame)
-    end = incident.end.timestamp() if incident.end.tzinfo else incident.end.tz_localize("UTC").timestamp()
+def _settle(ts, ys, t0: float, t_end: float, pad: float) -> tuple[bool, float]:
+    """``(over, last abnormal time)`` of one series from ``t0`` on: abnormal is a value outside the band of the
+    points before ``t0`` (or, with too few of those, the flagged span up to ``t_end``); over once the values
+    stay inside the band for ``pad`` seconds. Detectors that flag only the first point of a sustained fault (the
+    seasonal one) would otherwise call it over while the host is still down."""
+    import numpy as np
+
+    before = ys[(ts < t0) & np.isfinite(ys)][-BASELINE_POINTS:]
+    if len(before) >= 10:
+        med = float(np.median(before))
+        sd = max(1.4826 * float(np.median(np.abs(before - med))), 0.1 * float(np.std(before)), 0.01 * abs(med),
+                 1e-9)
+        bad = np.abs(ys - med) > BAND_Z * sd
+    else:
+        bad = np.zeros(len(ys), bool)
+    last = t_end
+    for i in np.flatnonzero(ts >= t0):
+        if ts[i] <= t_end or bad[i]:
+            last = max(last, ts[i]) if bad[i] else last
+        elif ts[i] - last >= pad:
+            return True, last
+    return False, last
+
+
+def lifecycle(report, incident) -> tuple[bool, float]:
+    """``(over, end)``: ``end`` is the last abnormal time of the incident's series (unix seconds; a value outside
+    its pre-incident band, or a flagged point); ``over`` when each series was then observed normal for at least
+    the grouping gap (``report.gap``, default 5 steps of the series)."""
+    cache = report.__dict__.setdefault("_lifecycle", {})
+    if incident.id in cache and cache[incident.id][0] is incident:
+        return cache[incident.id][1]
+    series = report.__dict__.get("_series_cache")
+    if series is None or series[0] is not report.frame:
+        series = report._series_cache = (report.frame, _series(report.frame))
+    t0, t_end = epoch(incident.start), epoch(incident.end)
+    done, end = True, t_end
     gap = getattr(report, "gap", None)
-    for s in incident.series:
-        if s not in tails:
-            return False
-        last, step = tails[s]
-        if last - end < (gap if gap is not None else 5 * max(step, 1e-9)):
-            return False
-    return True
+    for name in incident.series:
+        if name not in series[1]:
+            done = False
+            continue
+        ts, ys, step = series[1][name]
+        settled, last_bad = _settle(ts, ys, t0, t_end, gap if gap is not None else 5 * max(step, 1e-9))
+        end = max(end, last_bad)
+        done = done and settled
+    cache[incident.id] = (incident, (done, end))
+    return done, end
+
+
+def over(report, incident) -> bool:
+    """True when every series of ``incident`` was seen normal for at least the gap after its last abnormal
+    value (see :func:`lifecycle`)."""
+    return lifecycle(report, incident)[0]
+
+
+def ended(report, incident) -> float:
+    """Unix seconds of the incident's last abnormal value."""
+    return lifecycle(report, incident)[1]
 
 
 def epoch(ts) -> float:
@@ -89,11 +140,10 @@ def kpis(report) -> dict:
         span = (report.frame["timestamp"].max() - report.frame["timestamp"].min()).total_seconds()
         if span > 0:
             out["incidents_per_day"] = round(n / (span / 86400.0), 3)
-    tails = _series_tails(report.frame) if n else {}
-    done = [i for i in report.incidents if over(report, i, tails)]
+    done = [i for i in report.incidents if over(report, i)]
     out["resolved"] = len(done)
     if done:
-        out["mean_duration_s"] = round(sum(i.duration_s for i in done) / len(done), 3)
+        out["mean_duration_s"] = round(sum(ended(report, i) - epoch(i.start) for i in done) / len(done), 3)
     ttd = [d["detected_at"] - epoch(i.start) for i in report.incidents
            if (d := getattr(report, "detections", {}).get(i.id)) and d.get("live")]
     if ttd:
@@ -184,7 +234,6 @@ class Ledger:
         Returns ``{incident id: entry}``."""
         now = time.time() if now is None else now
         live = _is_live(report, now)
-        tails = _series_tails(report.frame) if report.incidents else {}
 
         def fn(data):
             entries = data["incidents"]
@@ -199,10 +248,10 @@ class Ledger:
                     # detection is measured only for incidents caught while going on, in live data: one found
                     # already over says when someone looked, not how fast the detector is
                     entries[key] = {"scope": sc, "start": s0, "end": s1, "lead": inc.lead, "detected_at": now,
-                                    "live": live and not over(report, inc, tails), "sent": {}, "runbook": None}
+                                    "live": live and not over(report, inc), "sent": {}, "runbook": None}
                     report.new.append(inc.id)
                 e = entries[key]
-                e["start"], e["end"] = min(e["start"], s0), max(e["end"], s1)
+                e["start"], e["end"] = min(e["start"], s0), max(e["end"], s1, ended(report, inc))
                 e.update(last_seen=now, metrics=inc.metrics, points=inc.points,
                          peak_score=max(e.get("peak_score", 0.0), inc.peak_score))
                 report.keys[inc.id] = key
@@ -221,7 +270,7 @@ def _is_live(report, now: float) -> bool:
     """The data reaches (nearly) now: within 5 steps of the slowest series, and at least a minute."""
     if not len(report.frame):
         return False
-    tails = _series_tails(report.frame)
-    last = max(t for t, _ in tails.values())
-    step = max(s for _, s in tails.values())
+    series = _series(report.frame)
+    last = max(ts[-1] for ts, _, _ in series.values())
+    step = max(st for _, _, st in series.values())
     return bool(now - last <= max(5 * step, 60.0))

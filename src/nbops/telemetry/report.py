@@ -263,6 +263,6 @@ class TelemetryReport:
             path = Path(tmp) / "frame.parquet"
             self.frame.to_parquet(path, index=False)
             t.log_artifact(str(path), "telemetry")
-        t.log_dict({"incidents": [{**i.as_dict(), "key": self.keys.get(i.id)} for i in self.incidents],
+        t.log_dict({"incidents": [{**i.as_dict(), "ledger_id": self.keys.get(i.id)} for i in self.incidents],
                     "summary": self.summary(), "kpis": kpis}, "telemetry/incidents.json")
         t.log_figure(self.plot(), "telemetry/figure.png")

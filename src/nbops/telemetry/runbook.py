@@ -55,10 +55,10 @@ class RunbookResult:
 
 
 def parameters(report, incident, key: str) -> dict:
-    from .lifecycle import epoch, iso, over
+    from .lifecycle import epoch, iso, lifecycle
 
-    return {"incident_id": key, "incident_start": iso(epoch(incident.start)),
-            "incident_end": iso(epoch(incident.end)) if over(report, incident) else "",
+    done, end = lifecycle(report, incident)
+    return {"incident_id": key, "incident_start": iso(epoch(incident.start)), "incident_end": iso(end) if done else "",
             "incident_lead": incident.lead, "incident_metrics": list(incident.metrics),
             "incident_labels": {str(k): str(v) for k, v in incident.labels.items()},
             "incident_peak_score": round(float(incident.peak_score), 4), "incident_run_id": report.run_id or ""}
