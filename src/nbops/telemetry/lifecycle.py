@@ -140,6 +140,7 @@ def kpis(report) -> dict:
         span = (report.frame["timestamp"].max() - report.frame["timestamp"].min()).total_seconds()
         if span > 0:
             out["incidents_per_day"] = round(n / (span / 86400.0), 3)
+            out["window_s"] = round(span, 3)
     done = [i for i in report.incidents if over(report, i)]
     out["resolved"] = len(done)
     if done:
@@ -157,7 +158,10 @@ def kpi_line(k: dict) -> str:
         parts.append(f"alert volume reduced {k['alert_reduction_pct']:.1f}% ({k['anomalous_points']} anomalous "
                      f"points -> {k['incidents']} incidents)")
     if k["incidents_per_day"] is not None:
-        parts.append(f"{k['incidents_per_day']:.3g} incidents/day")
+        per = f"{k['incidents_per_day']:.3g} incidents/day"
+        if k.get("window_s", 86400) < 86400:  # a short window: say what the rate is extrapolated from
+            per += f" ({k['incidents']} in {_dur(k['window_s'])})"
+        parts.append(per)
     if k["mean_time_to_detect_s"] is not None:
         parts.append(f"mean time to detect {_dur(k['mean_time_to_detect_s'])}")
     if k["mean_duration_s"] is not None:

@@ -89,7 +89,7 @@ class TelemetryMagics(Magics):
 
         def make():
             return respond(api.analyze(source, **kw), alert=a.alert, on_incident=a.on_incident,
-                           experiment=a.experiment)
+                           log_new=False, experiment=a.experiment)
 
         first = make()  # fail now, in the cell, if the options are wrong
         output = None

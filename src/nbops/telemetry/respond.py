@@ -13,9 +13,11 @@ log = logging.getLogger("nbops")
 
 
 def respond(report, *, alert: str | bool | None = None, on_incident=None, log_run: bool = False,
-            experiment: str | None = None, ledger=None):
+            log_new: bool = True, experiment: str | None = None, ledger=None):
     """Act on ``report``. ``alert``: an Alertmanager URL, or ``True`` for ``NBOPS_ALERTMANAGER_URL``;
-    ``on_incident``: a runbook notebook; ``log_run``: record the report even when nothing is new."""
+    ``on_incident``: a runbook notebook; ``log_run``: record the report even when nothing is new; ``log_new``:
+    record it when there are new incidents to alert on or run a runbook for (``--live`` refreshes do not: from
+    their thread the record could land in the tracked cell the user is running)."""
     from . import alerts as am
     from .lifecycle import Ledger, kpi_line
 
@@ -26,7 +28,7 @@ def respond(report, *, alert: str | bool | None = None, on_incident=None, log_ru
 
         check_notebook(on_incident)
     ledger.observe(report)
-    if report.run_id is None and (log_run or ((url or on_incident) and report.new)):
+    if report.run_id is None and (log_run or (log_new and (url or on_incident) and report.new)):
         report.log(experiment=experiment)
     run_url = _run_url(report.run_id)
     if url:
