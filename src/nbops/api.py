@@ -23,7 +23,9 @@ def runs(notebook: str | None = None, n: int = 10, experiment: str | None = None
         return pd.DataFrame()
     flt = ""
     if notebook:
-        flt = f"tags.`mlflow.source.name` = '{notebook.replace(chr(39), chr(92) + chr(39))}'"
+        from .tracking.mlflow_errors import quote
+
+        flt = f"tags.`mlflow.source.name` = {quote(notebook)}"
     import mlflow
 
     df = mlflow.search_runs(experiment_ids=ids, filter_string=flt, max_results=n, order_by=["start_time DESC"])

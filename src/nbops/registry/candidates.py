@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 
 from ..errors import PromotionError
+from ..tracking.mlflow_errors import not_found
 from .gates import unknown_metric
 
 log = logging.getLogger("nbops")
@@ -44,11 +45,6 @@ class Candidate:
         return f"{self.run_name or '?'} ({self.run_id[:8]})"
 
 
-def _not_found(exc) -> bool:
-    code = getattr(exc, "error_code", "")
-    return code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc).lower()
-
-
 def from_run(client, run, require_model: bool = True) -> Candidate:
     exp_name = None
     try:
@@ -75,7 +71,7 @@ def get(client, run_id: str) -> Candidate:
     try:
         run = client.get_run(run_id)
     except Exception as exc:  # noqa: BLE001
-        if _not_found(exc) or "INVALID_PARAMETER_VALUE" in str(getattr(exc, "error_code", "")):
+        if not_found(exc) or "INVALID_PARAMETER_VALUE" in str(getattr(exc, "error_code", "")):
             raise PromotionError(f"Run {run_id!r} does not exist in {client.tracking_uri}: check the id (`nbops "
                                  f"runs` lists recent runs).", run_id=run_id) from None
         raise
@@ -98,7 +94,7 @@ def logged_model(client, run, required: bool = True):
         try:
             models.append(client.get_logged_model(o.model_id))
         except Exception as exc:  # noqa: BLE001
-            if not _not_found(exc):
+            if not not_found(exc):
                 raise
     if not models:
         try:

@@ -24,6 +24,7 @@ from typing import Any, Iterator
 from .. import config
 from ..errors import TrackingError
 from . import redact
+from .mlflow_errors import already_exists
 
 log = logging.getLogger("nbops")
 
@@ -242,7 +243,7 @@ class Writer:
             try:
                 return self.client.create_experiment(name, artifact_location=loc)
             except MlflowException as exc:
-                if "already exists" in str(exc) or getattr(exc, "error_code", "") == "RESOURCE_ALREADY_EXISTS":
+                if already_exists(exc):
                     return self.client.get_experiment_by_name(name).experiment_id
                 raise
 
