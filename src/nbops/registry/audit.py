@@ -133,16 +133,14 @@ class PromotionHistory:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{escape(str(r[c]))}</td>" for c in
-                             ("when", "action", "alias", "version", "replaced", "who", "run_id", "reason",
-                              "outcome", "gates")) + "</tr>" for r in self.rows())
+        from ..display.links import run_url
+        from ..display.views import frame_html
+
+        df = self.to_frame().drop(columns=["notebook"]).rename(columns={"run_id": "run"})
         aliases = ", ".join(f"<code>{escape(a)}</code>&rarr;v{escape(str(v))}" for a, v in sorted(self.aliases.items()))
-        head = "".join(f"<th>{c}</th>" for c in ("when", "action", "alias", "version", "replaced", "who", "run",
-                                                 "reason", "outcome", "gates"))
         return (f"<div class='nbops-promote-history'><b>Promotion history of {escape(self.name)}</b> "
                 f"({len(self.records)} events; aliases now: {aliases or 'none'})"
-                f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
+                + frame_html(df, None, max_rows=200, links={"run": {r: run_url(r) for r in df["run"]}}) + "</div>")
 
 
 def history(name: str, alias: str | None = None) -> PromotionHistory:

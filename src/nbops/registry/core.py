@@ -119,22 +119,32 @@ class PromotionResult:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        from ..display.links import a, model_url, run_link
+        from ..display.views import frame_html
+
         color = {"promoted": "#1a7f37", "rolled-back": "#1a7f37", "unchanged": "#57606a",
                  "dry-run": "#1a7f37" if self.passed else "#cf222e", "gate-failed": "#cf222e"}.get(self.status, "#57606a")
-        rows = "".join(
-            f"<tr><td style='color:{'#1a7f37' if g.passed else '#cf222e'}'><b>{'pass' if g.passed else 'FAIL'}</b></td>"
-            f"<td><code>{escape(g.name)}</code></td><td>{escape(_s(g.measured))}</td>"
-            f"<td>{escape(_s(g.expected))}</td><td>{escape(g.detail)}</td></tr>" for g in self.gates)
-        table = ("<table><thead><tr><th></th><th>gate</th><th>measured</th><th>against</th><th>detail</th></tr>"
-                 f"</thead><tbody>{rows}</tbody></table>") if self.gates else "<p><i>no gates</i></p>"
+        if self.gates:
+            import pandas as pd
+
+            gates = pd.DataFrame([{"result": "pass" if g.passed else "FAIL", "gate": g.name, "measured": _s(g.measured),
+                                   "against": _s(g.expected), "detail": g.detail} for g in self.gates])
+            table = frame_html(gates, None, highlight=[not g.passed for g in self.gates], css_class="nbops-gates")
+        else:
+            table = "<p><i>no gates</i></p>"
         c = self.candidate
         facts = []
         if c:
-            facts.append(f"candidate <code>{escape(c.run_id)}</code> ({escape(str(c.run_name))}) in "
+            facts.append(f"candidate {run_link(c.run_id, c.experiment_id)} ({escape(str(c.run_name))}) in "
                          f"{escape(str(c.experiment or c.experiment_id))}, model <code>{escape(str(c.model_uri))}</code>")
-        for k, v in (("by", self.who), ("at", self.when), ("reason", self.reason), ("event run", self.event_run_id)):
+        if self.version:
+            facts.append(f"version {a(model_url(self.name, self.version), 'v' + str(self.version))} of "
+                         f"{a(model_url(self.name), self.name)}")
+        for k, v in (("by", self.who), ("at", self.when), ("reason", self.reason)):
             if v:
                 facts.append(f"{k}: {escape(str(v))}")
+        if self.event_run_id:
+            facts.append(f"event run {run_link(self.event_run_id)}")
         notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)
         return (f"<div class='nbops-promotion'><p style='color:{color}'><b>{escape(self.headline())}</b></p>"
                 f"{table}<p style='font-size:90%'>{'<br>'.join(facts)}</p>"
