@@ -71,7 +71,7 @@ def test_telemetry_magic_on_a_user_frame_logs_to_mlflow(ip, client):
     ip.run_line_magic("telemetry", "--source temps --detector seasonal --sensitivity medium --log -e telem -o rep")
     rep = ip.user_ns["rep"]
     assert rep.anomalous_points >= len(rep.incidents) >= 2
-    assert "incidents" in repr(rep) and "<img src='data:image/png;base64," in rep._repr_html_()
+    assert "incidents" in repr(rep) and "src='data:image/png;base64," in rep._repr_html_()
     inc = rep.incidents_frame()
     assert list(inc.columns[:5]) == ["id", "start", "end", "duration_s", "lead"]
     run = client.get_run(rep.run_id)

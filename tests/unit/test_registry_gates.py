@@ -143,7 +143,8 @@ def test_result_views():
     text = repr(r)
     assert "Not promoted" in text and "FAIL  accuracy>=0.95" in text and "stays on v1" in text
     html = r._repr_html_()
-    assert "<table>" in html and "FAIL" in html and "accuracy&gt;=0.95" in html
+    assert "<table" in html and "FAIL" in html and "accuracy&gt;=0.95" in html
+    assert '<a href="http://127.0.0.1:5000/#/experiments/1/runs/abcdef1234"' in html
     df = r.to_frame()
     assert list(df["passed"]) == [False] and df.loc[0, "measured"] == 0.9
     assert r.uri == "models:/wine@champion" and not r.passed

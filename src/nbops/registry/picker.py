@@ -56,13 +56,18 @@ class Picker:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        import pandas as pd
+
+        from ..display.links import run_url
+        from ..display.views import frame_html
+
         rows = self.rows()
-        cols = list(rows[0]) if rows else ["run_id", "run"]
-        head = "".join(f"<th>{escape(c)}</th>" for c in cols)
-        body = "".join("<tr>" + "".join(f"<td>{escape(_fmt(r[c]))}</td>" for c in cols) + "</tr>" for r in rows)
+        df = pd.DataFrame([{k: _fmt(v) for k, v in r.items()} for r in rows], columns=list(rows[0]) if rows
+                          else ["run_id", "run"])
+        exp = {c.run_id: c.experiment_id for c in self.candidates}
         return (f"<div class='nbops-pick'><b>Candidates for {escape(self.name)}</b> (experiment "
-                f"{escape(self.experiment)})<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-                f"</div>")
+                f"{escape(self.experiment)})" + frame_html(df, None, max_rows=100, links={
+                    "run_id": {r: run_url(r, exp.get(r)) for r in df["run_id"]}}) + "</div>")
 
     def promote(self, run_id: str, **overrides):
         """Promote one candidate with the picker's options (what the button does)."""
@@ -130,9 +135,9 @@ def pick(name: str, experiment: str | None = None, n: int = 50, **options) -> Pi
         held: dict[str, list[str]] = {}
         for alias, version in (getattr(rm, "aliases", {}) or {}).items():
             held.setdefault(str(version), []).append(alias)
-        from .audit import _q
+        from ..tracking.mlflow_errors import quote
 
-        for mv in c.search_model_versions(f"name='{_q(name)}'"):
+        for mv in c.search_model_versions(f"name={quote(name)}"):
             rid = by_uri.get(mv.source) or (mv.run_id if mv.run_id in {x.run_id for x in cands} else None)
             if rid is None:
                 continue

@@ -1,9 +1,9 @@
 """``%telemetry --live N``: refresh the report in place every N seconds without blocking the kernel.
 
-A daemon thread re-runs the analysis and replaces the contents of an ``ipywidgets.Output`` (outside a
-kernel: the last report is simply kept). ``%telemetry --stop``, :func:`shutdown` (called by
-``%unload_ext nbops``) and interpreter exit stop every refresher; a refresher also stops itself after
-``max_errors`` failures in a row, saying why in its output.
+The refresher is :class:`nbops.display.views.LiveView` (the one live view of nbops) fed by the analysis;
+this module adds only what telemetry needs: the list of running refreshers for ``%telemetry --stop``,
+:func:`shutdown` (called by ``%unload_ext nbops`` and at exit), and stopping after ``max_errors`` failed
+refreshes in a row, saying why in the view.
 """
 from __future__ import annotations
 
@@ -11,69 +11,58 @@ import atexit
 import logging
 import threading
 
+from ..display.views import LiveView
+
 log = logging.getLogger("nbops")
 _LIVE: list["LiveRefresher"] = []
 _LOCK = threading.Lock()
 
 
-class LiveRefresher:
+class LiveRefresher(LiveView):
+    """``make_report()`` every ``interval`` seconds into ``output`` (an ipywidgets Output already displayed;
+    None: the view displays itself, or outside a kernel just keeps ``report``)."""
+
     def __init__(self, make_report, interval: float, output=None, max_errors: int = 3):
-        self.make_report = make_report
-        self.interval = float(interval)
-        self.output = output
-        self.max_errors = max_errors
+        super().__init__("nbops-telemetry-live")
+        self._out = output
+        self.make_report, self.interval, self.max_errors = make_report, float(interval), max_errors
         self.report = None
         self.refreshes = 0
         self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="nbops-telemetry-live", daemon=True)
+        self._errors = 0
 
     def start(self) -> "LiveRefresher":
+        self.every(self.interval, self._make)  # (every() stops a previous loop first, which unlists it)
         with _LOCK:
             _LIVE.append(self)
-        self._thread.start()
         return self
 
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
+    def _make(self):
+        try:
+            report = self.make_report()
+        except Exception as exc:  # noqa: BLE001 - counted; the view says why once it gives up
+            self._errors += 1
+            self.error = exc
+            log.warning("nbops: live telemetry refresh failed: %s", exc)
+            if self._errors >= self.max_errors:
+                raise RuntimeError(f"stopped after {self._errors} failures: {exc}") from exc
+            return None
+        self._errors, self.report = 0, report
+        self.refreshes += 1
+        return report
 
-    def _render(self, report) -> None:
-        if self.output is None:
+    def update(self, obj) -> None:
+        from ..display import in_kernel
+
+        if self._handle is None and (self._out is not None or not in_kernel()):
+            self.last, self.updates = obj, self.updates + 1
+            if self._out is not None:
+                self._data(obj)  # replaces what the displayed Output shows
             return
-        from ..display import bundle
+        super().update(obj)
 
-        self.output.clear_output(wait=True)
-        data = bundle(report)
-        data.pop("application/vnd.jupyter.widget-view+json", None)
-        self.output.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
-
-    def _loop(self) -> None:
-        errors = 0
-        while not self._stop.is_set():
-            try:
-                self.report = self.make_report()
-                self.refreshes += 1
-                self._render(self.report)
-                errors = 0
-            except Exception as exc:  # noqa: BLE001 - a refresh failure must not kill the kernel's thread silently
-                errors += 1
-                self.error = exc
-                log.warning("nbops: live telemetry refresh failed: %s", exc)
-                if errors >= self.max_errors:
-                    if self.output is not None:
-                        self.output.outputs = ({"output_type": "stream", "name": "stderr",
-                                                "text": f"live telemetry stopped after {errors} failures: {exc}\n"},)
-                    break
-            self._stop.wait(self.interval)
-        with _LOCK:
-            if self in _LIVE:
-                _LIVE.remove(self)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+    def stop(self, timeout: float | None = 10.0) -> None:
+        super().stop(timeout)
         with _LOCK:
             if self in _LIVE:
                 _LIVE.remove(self)
@@ -81,12 +70,13 @@ class LiveRefresher:
 
 def running() -> list[LiveRefresher]:
     with _LOCK:
-        return list(_LIVE)
+        return [r for r in _LIVE if r.running]
 
 
 def shutdown() -> int:
     """Stop every live refresher; returns how many were running."""
-    items = running()
+    with _LOCK:
+        items = list(_LIVE)
     for r in items:
         r.stop()
     return len(items)
