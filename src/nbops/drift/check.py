@@ -157,9 +157,9 @@ def _roles_for(ref: Reference, cur, features, target, prediction) -> list[tuple[
         raise DriftError("target=/prediction= are fixed when the reference is prepared; pass them to "
                          "prepare_reference().")
     if features is not None:
-        from .columns import _names
+        from .columns import column_list
 
-        wanted = _names(features)
+        wanted = column_list(features)
         unknown = [c for c in wanted if c not in ref.columns and c not in dict(roles)]
         if unknown:
             raise DriftError(f"Columns {unknown} are not in the prepared reference; prepare it with them.",

@@ -83,11 +83,11 @@ _COMPATIBLE = {frozenset({"number"}), frozenset({"text"}), frozenset({"bool"}), 
 def select_columns(ref, cur, features=None, target=None, prediction=None) -> list[tuple[str, str]]:
     """``[(column, role)]`` to check: features first, then target and prediction columns. Errors list every
     missing or mismatched column at once."""
-    target = _names(target)
-    prediction = _names(prediction)
+    target = column_list(target)
+    prediction = column_list(prediction)
     outputs = target + prediction
     if features is not None:
-        features = _names(features)
+        features = column_list(features)
         wanted = list(dict.fromkeys(features + outputs))
         missing_ref = [c for c in wanted if c not in ref.columns]
         missing_cur = [c for c in wanted if c not in cur.columns]
@@ -115,7 +115,7 @@ def select_columns(ref, cur, features=None, target=None, prediction=None) -> lis
     return roles
 
 
-def _names(v) -> list[str]:
+def column_list(v) -> list[str]:
     if v is None:
         return []
     if isinstance(v, str):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DriftError
-from .columns import (DEFAULT_MAX_CATEGORIES, ColumnSpec, _names, as_frame, float_values, infer_spec,
+from .columns import (DEFAULT_MAX_CATEGORIES, ColumnSpec, column_list, as_frame, float_values, infer_spec,
                       select_columns)
 
 log = logging.getLogger("nbops")
@@ -113,8 +113,8 @@ def prepare_reference(data, *, features=None, target=None, prediction=None, cate
         data, source, run_id, model = src.frame, src.label, src.run_id, src.model
     df = as_frame(data, "reference")
     roles = _roles or select_columns(df, df, features=features, target=target, prediction=prediction)
-    categorical = set(_names(categorical))
-    numeric = set(_names(numeric))
+    categorical = set(column_list(categorical))
+    numeric = set(column_list(numeric))
     unknown = sorted((categorical | numeric) - {c for c, _ in roles})
     if unknown:
         raise DriftError(f"categorical=/numeric= name columns that are not checked: {unknown}.", columns=unknown)
