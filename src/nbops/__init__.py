@@ -7,6 +7,7 @@ are imported only by the functions that need them, so loading the extension is i
 from __future__ import annotations
 
 import importlib
+import os
 
 from ._lazy import lazy_getattr
 from .errors import NbopsError
@@ -67,6 +68,10 @@ def load_ipython_extension(ip) -> None:
     added = []
     for kind, table in ip.magics_manager.magics.items():
         for name, fn in table.items():
+    if os.environ.get("NBOPS_REDACT_CHANNEL"):  # a kernel of `nbops run`: report the secrets it sees
+        from .tracking.redact import watch_kernel
+
+        watch_kernel(ip)
             if before[kind].get(name) is not fn:
                 added.append((kind, name, before[kind].get(name)))
     _registered[id(ip)] = added
@@ -100,6 +105,8 @@ def unload_ipython_extension(ip) -> None:
 
     from .magics import uninstall_error_boundary
 
+    if "nbops.tracking.redact" in sys.modules:
+        sys.modules["nbops.tracking.redact"].unwatch_kernel(ip)
     uninstall_error_boundary(ip)
     from . import warmup
 

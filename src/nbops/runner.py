@@ -400,6 +400,8 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
         config.ENV_HOME: str(config.home(src.parent)) if s.embedded else os.environ.get(config.ENV_HOME),
         "PYTHONUNBUFFERED": "1",  # the cells' output reaches the saved notebook as it is printed
     }
+    channel = redact.open_channel()  # the kernel reports digests of the secrets it sees (never the values)
+    kernel_env.update(channel)
     status, error = FINISHED, None
     t0 = time.time()
     pm_log = logging.getLogger("papermill")
@@ -427,6 +429,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
         pm_log.removeFilter(flt)
     duration = time.time() - t0
     cells, executed = _count_executed(out) if out.exists() else (sum(c.cell_type == "code" for c in nb.cells), 0)
+    redact.read_channel(channel)
     _record(tracker, src, out, nb, status, error, duration, cells, executed)
     tracker.close(status)
     result = NotebookRun(notebook=str(src), output=str(out), status=status, run_id=tracker.run_id, experiment=exp,

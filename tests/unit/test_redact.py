@@ -173,3 +173,20 @@ def test_masking_never_changes_the_namespace():
     redact.learn_namespace(ns)
     redact.text("tok-planted-0001")
     assert json.dumps(ns) == before
+
+
+def test_values_only_the_kernel_saw_reach_the_runner_as_digests(monkeypatch):
+    # nbops run: the kernel reports keyed digests of what it learned; the runner masks matching substrings
+    env = redact.open_channel()
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    redact.learn_namespace({"vault_token": "from-the-vault-7f3a9c"})
+    raw = open(env[redact.ENV_CHANNEL], encoding="utf-8").read()
+    assert "from-the-vault" not in raw and raw.count("\n") >= 1   # digests, never the value
+    for k in env:
+        monkeypatch.delenv(k)
+    redact.forget_all()  # the runner is another process: it never saw the value
+    assert redact.read_channel(env) >= 1
+    assert not __import__("os").path.exists(env[redact.ENV_CHANNEL])  # the channel is gone after reading
+    out = redact.text('{"text": "print -> from-the-vault-7f3a9c", "html": "&lt;from-the-vault-7f3a9c&gt;"}')
+    assert "from-the-vault" not in out and out.count("****") == 2

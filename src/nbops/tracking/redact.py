@@ -120,6 +120,7 @@ def remember(v: Any, minimum: int = MIN_LEARNED) -> None:
     with _LOCK:
         _VALUES.add(v)
         _FORMS = None
+    _report(v)
 
 
 def secret(value: Any) -> Any:
@@ -138,6 +139,121 @@ def secret(value: Any) -> Any:
     return value
 
 
+# -- kernel -> `nbops run`: what the kernel learned, as keyed digests ------------------------------------------
+# `nbops run` stores the executed notebook from its own process, which never sees values a kernel computed (a
+# token read from a vault, then printed). It gives the kernel a channel file in a private folder and a random key
+# (never stored); the kernel appends, per learned value and stored form, its length, first characters and a keyed
+# BLAKE2 digest -- never the value -- and the runner masks every substring with a matching digest.
+ENV_CHANNEL, ENV_CHANNEL_KEY = "NBOPS_REDACT_CHANNEL", "NBOPS_REDACT_KEY"
+_DIGESTS: dict[tuple[int, str], set[str]] = {}
+_DIGEST_KEY: bytes | None = None
+
+
+def _prefix_len(n: int) -> int:
+    return max(1, min(3, n // 3))
+
+
+def _digest(key: bytes, form: str) -> str:
+    import hashlib
+
+    return hashlib.blake2b(form.encode("utf-8"), key=key[:64], digest_size=16).hexdigest()
+
+
+def _report(v: str) -> None:
+    path, key = os.environ.get(ENV_CHANNEL), os.environ.get(ENV_CHANNEL_KEY)
+    if not path or not key:
+        return
+    lines = "".join(json.dumps({"n": len(f), "p": f[:_prefix_len(len(f))], "h": _digest(key.encode(), f)}) + "\n"
+                    for f in _forms(v))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, lines.encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.debug("nbops: cannot report a secret digest to %s: %s", path, exc)
+
+
+def open_channel() -> dict[str, str]:
+    """For ``nbops run``: a fresh channel (private folder, random key); returns the kernel's environment."""
+    import secrets
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="nbops-redact-")  # mode 0700
+    return {ENV_CHANNEL: os.path.join(folder, "digests.jsonl"), ENV_CHANNEL_KEY: secrets.token_hex(32)}
+
+
+def read_channel(env: dict[str, str]) -> int:
+    """For ``nbops run``, after the kernel stopped: take in its digests, delete the channel; returns how many."""
+    global _DIGEST_KEY
+    import shutil
+
+    path = env.get(ENV_CHANNEL)
+    if not path:
+        return 0
+    n = 0
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    d = json.loads(line)
+                    _DIGESTS.setdefault((int(d["n"]), str(d["p"])), set()).add(str(d["h"]))
+                    n += 1
+                except (ValueError, KeyError, TypeError):
+                    continue
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+    _DIGEST_KEY = env[ENV_CHANNEL_KEY].encode()
+    return n
+
+
+def _mask_digests(s: str) -> str:
+    if not _DIGESTS or _DIGEST_KEY is None:
+        return s
+    for (n, prefix), hashes in sorted(_DIGESTS.items(), key=lambda kv: -kv[0][0]):
+        out, last, i = [], 0, s.find(prefix)
+        while i != -1:
+            if _digest(_DIGEST_KEY, s[i:i + n]) in hashes:
+                out += [s[last:i], MASK]
+                last = i + n
+                i = s.find(prefix, last)
+            else:
+                i = s.find(prefix, i + 1)
+        if out:
+            s = "".join(out) + s[last:]
+    return s
+
+
+def watch_kernel(shell) -> None:
+    """Under ``nbops run``: learn from every cell the kernel runs (its source and the namespace after it), so the
+    runner can mask values that only the kernel saw. Undone by :func:`unwatch_kernel`."""
+    if not os.environ.get(ENV_CHANNEL) or getattr(shell, "_nbops_redact_watch", None):
+        return
+
+    def post_run_cell(result):
+        try:
+            learn_source(getattr(result.info, "raw_cell", "") or "", shell.user_ns)
+            learn_namespace(shell.user_ns)
+        except Exception as exc:  # noqa: BLE001 - never in the user's way
+            log.debug("nbops: could not learn secrets from the cell: %s", exc)
+
+    shell.events.register("post_run_cell", post_run_cell)
+    shell._nbops_redact_watch = post_run_cell
+
+
+def unwatch_kernel(shell) -> None:
+    cb = getattr(shell, "_nbops_redact_watch", None)
+    if cb is not None:
+        try:
+            shell.events.unregister("post_run_cell", cb)
+        except ValueError:
+            pass
+        shell._nbops_redact_watch = None
+
+
 def known_values() -> int:
     """How many secret values are known (for status displays and tests; never the values)."""
     return len(_VALUES)
@@ -145,10 +261,12 @@ def known_values() -> int:
 
 def forget_all() -> None:
     """Forget the learned values (tests)."""
-    global _FORMS
+    global _FORMS, _DIGEST_KEY
     with _LOCK:
         _VALUES.clear()
         _FORMS = None
+        _DIGESTS.clear()
+        _DIGEST_KEY = None
 
 
 def learn_object(obj: Any, name: str | None = None, depth: int = 0) -> None:
@@ -339,6 +457,7 @@ def _redact_plain(s: str) -> str:
     for v in _value_forms():
         if v in s:
             s = s.replace(v, MASK)
+    s = _mask_digests(s)
     if "=" in s or ":" in s:
         s = _ASSIGNED.sub(_assigned, s)
     for rx in EXTRA_SHAPES:

@@ -1,0 +1,150 @@
+"""Issue 13, end to end: a scheduled notebook planted with fake keys of every kind, run with `nbops run` in a real
+kernel online, offline (NBOPS_OFFLINE=1) and then `nbops sync`, leaves none of them under `.nbops/` (store,
+artifacts, spool), in the store's answers or on the console; also against a real `mlflow server`."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nbops_testing import write_notebook
+from services import mlflow_server  # noqa: F401
+
+NBOPS = str(Path(sys.executable).parent / "nbops")
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwbGFudGVkIn0.c2lnbmF0dXJlLXBsYW50ZWQtMDEyMzQ1"
+KEY_BODY = "MIIEplantedPrivateKeyBody0123456789abcdef"
+PLANTED = {
+    "param": "param-planted-tok-81",                      # -p api_token ...
+    "param_url": "urlpw-planted-82",                      # -p db_url postgresql://u:<pw>@h/db
+    "tag_url": "tagpw-planted-83",                        # --tag conn=...://u:<pw>@...
+    "variable": "var-planted-84",                         # client_secret = ...
+    "dict_key": "dictkey-planted-85",                     # cfg = {"password": ...}
+    "keyword": "kwarg-planted-86",                        # connect(password=...)
+    "env_cell": "envcell-planted-87",                     # os.environ["SERVICE_X_TOKEN"] = ...
+    "env": "envvar-planted-88",                           # PAYMENTS_API_KEY in the job's environment
+    "list_url": "listpw-planted-89",                      # mirrors = ["https://m:<pw>@..."]
+    "column": "colpw-planted-90",                         # a DataFrame column named password
+    "aws": "AKIAIOSFODNN7EXAMPLE",
+    "github": "ghp_" + "Zq9" * 12,
+    "slack": "xoxb-1234567890-0987654321-planted",
+    "openai": "sk-proj-planted0123456789abcdefXYZ",
+    "jwt": JWT,
+    "private_key": KEY_BODY,
+    "diff": "diffpw-planted-91",                          # an uncommitted credential in git/diff.patch
+    "runtime": "runtime-planted-92",                      # computed in the kernel, printed by an untracked cell
+}
+CELLS = [
+    "%load_ext nbops",
+    "import os\nos.environ['SERVICE_X_TOKEN'] = 'envcell-planted-87'\n"
+    "client_secret = 'var-planted-84'\ncfg = {'db': {'password': 'dictkey-planted-85'}, 'lr': 0.1}\n",
+    "%%track -e secrets -n train --tag conn=postgresql://tag_user:tagpw-planted-83@db/x --data users\n"
+    "import pandas as pd\n"
+    "def connect(host, password):\n    return host\n"
+    "conn = connect('db', password='kwarg-planted-86')\n"
+    "mirrors = ['https://m:listpw-planted-89@mirror.example/x']\n"
+    "users = pd.DataFrame({'password': ['colpw-planted-90'] * 4, 'n': range(4)})\n"
+    f"keys = ['AKIAIOSFODNN7EXAMPLE', '{PLANTED['github']}', '{PLANTED['slack']}', '{PLANTED['openai']}', '{JWT}']\n"
+    f"pem = '-----BEGIN RSA PRIVATE KEY-----\\n{KEY_BODY}\\n-----END RSA PRIVATE KEY-----'\n"
+    "print('token', api_token, 'url', db_url, 'secret', client_secret, cfg, os.environ['SERVICE_X_TOKEN'],\n"
+    "      os.environ['PAYMENTS_API_KEY'], keys, pem)\n"
+    "accuracy = 0.75\n",
+    "check = 'var-planted-84' == client_secret  # a later cell's source holds the value\nprint(check)",
+    "import codecs\nsession_cookie = codecs.decode('ehagvzr-cynagrq-92', 'rot13')\nprint(session_cookie)",
+    "%%track -e secrets -n fails\nraise RuntimeError(f'login refused for {api_token} / {client_secret}')",
+]
+
+
+def _project(root: Path) -> Path:
+    proj = root / "proj"
+    (proj / "nb").mkdir(parents=True)
+    (proj / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+
+    def git(*a):
+        subprocess.run(["git", "-C", str(proj), *a], check=True, capture_output=True)
+    git("init", "-q", "-b", "main")
+    (proj / "settings.py").write_text("DEBUG = True\n")
+    git("add", "settings.py", "pyproject.toml")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c1")
+    (proj / "settings.py").write_text('DEBUG = True\nDB_PASSWORD = "diffpw-planted-91"\n')  # uncommitted
+    write_notebook(proj / "nb" / "job.ipynb", CELLS, parameters={"api_token": "", "db_url": ""})
+    return proj
+
+
+def _env(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NBOPS_", "MLFLOW_TRACKING_", "MLFLOW_EXP"))}
+    env["PAYMENTS_API_KEY"] = PLANTED["env"]
+    env.update(extra or {})
+    return env
+
+
+def _run(proj: Path, env: dict, out: str) -> subprocess.CompletedProcess:
+    return subprocess.run([NBOPS, "run", "nb/job.ipynb", "-o", f"nb/{out}", "-p", "api_token", PLANTED["param"],
+                           "-p", "db_url", f"postgresql://u:{PLANTED['param_url']}@db.example/app"],
+                          cwd=proj, env=env, capture_output=True, text=True, timeout=900)
+
+
+def _leaks(root: Path, *texts: str) -> list[str]:
+    found = [f"{k} on the console" for k, v in PLANTED.items() for t in texts if v in t]
+    for p in Path(root).rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            found += [f"{k} in {p.relative_to(root)}" for k, v in PLANTED.items() if v.encode() in data]
+    return found
+
+
+def _check_runs(client):
+    exp = client.get_experiment_by_name("secrets")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    assert runs["train"].info.status == "FINISHED" and runs["train"].data.metrics["accuracy"] == 0.75
+    assert runs["train"].data.tags["conn"] == "postgresql://****@db/x"
+    assert runs["fails"].info.status == "FAILED"
+    assert runs["fails"].data.tags["nbops.error"] == "RuntimeError: login refused for **** / ****"
+    parent = client.get_run(runs["train"].data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FAILED" and parent.data.params["db_url"] == "postgresql://****@db.example/app"
+    assert "api_token" not in parent.data.params
+    for r in (*runs.values(), parent):  # everything the store answers
+        assert not [k for k, v in PLANTED.items() if v in repr(r.to_dictionary())]
+    return parent
+
+
+def test_planted_keys_reach_nothing_online_and_offline_then_synced(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    proj = _project(tmp_path)
+    online = _run(proj, _env(), "out1.ipynb")
+    assert online.returncode == 1, online.stderr[-2000:]  # the last cell fails, as planted
+    assert "RuntimeError" in online.stderr
+    client = MlflowClient(f"sqlite:///{proj / '.nbops' / 'mlflow.db'}")
+    parent = _check_runs(client)
+    arts = [a.path for a in client.list_artifacts(parent.info.run_id, "notebook")]
+    assert any(a.endswith(".html") for a in arts) and any(a.endswith(".ipynb") for a in arts)
+    assert not _leaks(proj / ".nbops", online.stdout, online.stderr)
+
+    # offline: everything into the spool, then synced into a second store
+    env = _env({"NBOPS_OFFLINE": "1", "NBOPS_HOME": str(tmp_path / "off" / ".nbops")})
+    offline = _run(proj, env, "out2.ipynb")
+    assert offline.returncode == 1 and "spool" in (offline.stdout + offline.stderr)
+    assert list((tmp_path / "off" / ".nbops" / "spool").glob("*/journal.jsonl"))
+    assert not _leaks(tmp_path / "off", offline.stdout, offline.stderr)
+    env.pop("NBOPS_OFFLINE")
+    sync = subprocess.run([NBOPS, "sync"], cwd=proj, env=env, capture_output=True, text=True, timeout=600)
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    _check_runs(MlflowClient(f"sqlite:///{tmp_path / 'off' / '.nbops' / 'mlflow.db'}"))
+    assert not _leaks(tmp_path / "off", sync.stdout, sync.stderr)
+
+
+@pytest.mark.services
+def test_planted_keys_reach_nothing_on_an_mlflow_server(tmp_path, mlflow_server):  # noqa: F811
+    from mlflow.tracking import MlflowClient
+
+    proj = _project(tmp_path)
+    res = _run(proj, _env(mlflow_server.env()), "out.ipynb")
+    assert res.returncode == 1, res.stderr[-2000:]
+    _check_runs(MlflowClient(mlflow_server.url))
+    # the server's own store and artifact folder, and anything nbops left under the project's .nbops
+    found = _leaks(proj / ".nbops", res.stdout, res.stderr) if (proj / ".nbops").exists() else []
+    found += [f for f in _leaks(tmp_path) if f.split(" in ", 1)[-1].startswith(("server", ".nbops"))]
+    assert not found
