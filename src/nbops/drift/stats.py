@@ -62,21 +62,29 @@ def ks_critical(alpha: float, n: int, m: int) -> float:
 
 
 def ks_merge(ref_sorted, cur_sorted) -> KSMerge:
-    """KS distance, p-value and Wasserstein-1 from two sorted samples.
+    """KS distance, p-value and Wasserstein-1 from two sorted samples with one stable merge.
 
-    The two ECDFs are evaluated (right-continuous) at every value of the union, as scipy's ``ks_2samp`` does and
-    with the same float arithmetic (``searchsorted(...) / n``); the union comes from one stable sort of the two
-    sorted runs (a linear merge), and the same differences integrated over it give the Wasserstein distance."""
+    The ECDFs are evaluated (right-continuous, ties grouped) at every distinct value of the union, which is
+    where scipy's ``ks_2samp`` evaluates them, with the same float arithmetic (``count / n``)."""
     import numpy as np
 
     n, m = len(ref_sorted), len(cur_sorted)
-    v = np.sort(np.concatenate([ref_sorted, cur_sorted]), kind="stable")
-    diffs = np.searchsorted(ref_sorted, v, side="right") / n - np.searchsorted(cur_sorted, v, side="right") / m
+    both = np.concatenate([ref_sorted, cur_sorted])
+    order = np.argsort(both, kind="stable")  # timsort: two sorted runs -> a linear merge
+    vals = both[order]
+    c_ref = np.cumsum(order < n)
+    last = np.empty(n + m, dtype=bool)
+    np.not_equal(vals[1:], vals[:-1], out=last[:-1])
+    last[-1] = True
+    c_ref = c_ref[last]
+    c_cur = np.flatnonzero(last) + 1 - c_ref
+    diffs = c_ref / n - c_cur / m
     max_s = float(diffs.max())
     min_s = float(np.clip(-diffs.min(), 0, 1))
     d = min_s if min_s > max_s else max_s
+    v = vals[last]
     with np.errstate(invalid="ignore", over="ignore"):
-        w1 = float(np.dot(np.abs(diffs[:-1]), np.diff(v))) if len(v) > 1 else 0.0
+        w1 = float(np.sum(np.abs(diffs[:-1]) * np.diff(v))) if len(v) > 1 else 0.0
     if max(n, m) <= EXACT_MAX_N:
         import warnings
 
