@@ -1,7 +1,5 @@
 """Files and folders: the digest is xxh3-128 of the bytes (and of a manifest for folders)."""
 import os
-import threading
-import time
 
 import numpy as np
 import pandas as pd
@@ -66,30 +64,31 @@ def test_missing_path_and_special_files(tmp_path):
 
 
 def test_file_that_changes_while_read_is_refused(tmp_path):
+    """A writer appends between the chunks hash_file reads (deterministically, from the progress callback)."""
+    from nbops.data.fingerprinting import FILE_CHUNK
+
     p = tmp_path / "growing.bin"
-    p.write_bytes(np.random.default_rng(0).bytes(24 << 20))
-    stop = threading.Event()
-    wrote = threading.Event()
+    p.write_bytes(np.random.default_rng(0).bytes(2 * FILE_CHUNK + 100))
+    appended = []
 
-    def writer():
+    def append_between_chunks(n):
         with open(p, "ab") as fh:
-            while not stop.is_set():
-                fh.write(b"x" * 4096)
-                fh.flush()
-                wrote.set()
-                time.sleep(0.0005)
+            fh.write(b"x" * 4096)
+        appended.append(n)
 
-    t = threading.Thread(target=writer)
-    t.start()
-    try:
-        wrote.wait()
-        with pytest.raises(DataError, match="changed while it was being read") as err:
-            hash_file(p)
-        assert err.value.path == str(p)
-    finally:
-        stop.set()
-        t.join()
-    # once the writer is done, the file versions normally
+    with pytest.raises(DataError, match="changed while it was being read") as err:
+        hash_file(p, append_between_chunks)
+    assert err.value.path == str(p) and len(appended) >= 9      # 3 attempts of 3+ chunks, each one saw a change
+    # a file that changed during the first read only is read again and versioned as it is now
+    first = []
+
+    def append_once(n):
+        if not first:
+            first.append(n)
+            with open(p, "ab") as fh:
+                fh.write(b"y" * 10)
+
+    assert hash_file(p, append_once)[0] == xxhash.xxh3_128_hexdigest(p.read_bytes())
     assert hash_file(p)[0] == xxhash.xxh3_128_hexdigest(p.read_bytes())
 
 

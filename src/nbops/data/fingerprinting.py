@@ -300,6 +300,8 @@ def hash_file(path: Path, tick: Callable[[int], None] = lambda n: None, attempts
                     h.update(view[:k])
                     n += k
                     tick(k)
+                    if n > before.st_size:  # it grows while read: what was appended need not be read to know
+                        break
             after = os.stat(path)
         except FileNotFoundError:
             raise DataError(f"{path} disappeared while it was being read; version it again once it is in place.",
