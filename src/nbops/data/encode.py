@@ -2,11 +2,13 @@
 
 Every encoding is self-delimiting (a type tag, then fixed-size bytes or a length prefix), so concatenating the
 encodings of a sequence never makes two different sequences look alike, and it never depends on the process
-(no ``hash()``, no ``id()``, no pickles). Numbers keep their exact bits except that every NaN is written as the
-one canonical quiet NaN, so NaNs produced in different ways are the same missing value.
+(no ``hash()``, no ``id()``, no pickles).
 
-Column encoders return ``(digest16, stats)``; ``stats`` are the per-column profile figures computed in the
-same pass over the data (the data is read once, in cache-sized chunks).
+Column encoders (digest scheme v2) return ``(digest16, stats, logical type)``; ``stats`` are the per-column
+profile figures computed in the same pass over the data (read once, in cache-sized chunks). The digest covers
+the logical type and streams that do not depend on the container or on how the data is chunked: the values
+(missing slots as a fixed filler), the row numbers of the missing values, and for text the lengths and UTF-8
+bytes straight from arrow buffers.
 """
 from __future__ import annotations
 

@@ -1,21 +1,25 @@
 """``fingerprint(obj)``: the exact, fast identity of a frame, an array, a file or a folder.
 
-What the digest covers (xxh3-128 over stable encodings, see :mod:`nbops.data.encode`):
+What the digest covers (digest scheme v2: ``"v2:"`` + xxh3-128 hex over stable encodings, see
+:mod:`nbops.data.encode` and :mod:`nbops.data.columns`):
 
-- pandas DataFrame: the shape, then per column (by position, so duplicate names are fine) its label, its
-  dtype string and the digest of its content; categorical columns hash their categories, order flag and codes.
-  The index is covered when ``index=True``, skipped when ``index=False``; the default (``None``) covers it
-  unless it is a ``RangeIndex`` (positional labels 0..n carry nothing beyond the row count).
+- pandas DataFrame: the shape, then per column (by position, so duplicate names are fine) its label and the
+  digest of its content, which covers its logical type (``int64``, ``float64``, ``string``, ``timestamp``,
+  ``timestamp[Europe/Paris]``, ``category<string>``, ...) and values, not the container: object / ``str`` /
+  ``string`` / pyarrow-backed text, numpy / masked / pyarrow numbers and any datetime resolution give the same
+  digest for the same values. The index is covered when ``index=True``, skipped when ``index=False``; the
+  default (``None``) covers it unless it is a ``RangeIndex``.
 - pandas Series: the same, for one column, with the Series' name.
-- numpy array: dtype and shape; 2-D arrays column by column, other shapes as one buffer.
-- polars DataFrame / Series: as pandas, column by column (polars dtypes, nulls apart from NaN).
-- a file: the plain xxh3-128 of its bytes -- the same hex digits ``xxh128sum FILE`` prints.
+- polars DataFrame / Series: exactly as pandas (the same values give the same digest).
+- numpy array: shape; 2-D arrays column by column, structured arrays field by field, other shapes as one column.
+- a file: the plain xxh3-128 of its bytes -- the same hex digits ``xxh128sum FILE`` prints (no scheme prefix:
+  bytes are bytes under every scheme).
 - a folder: the xxh3-128 of its manifest, one ``"<file digest>  <relative/posix/path>\\n"`` line per file
   in sorted path order (hidden files included, symlinked folders not followed).
 
 Identical data gives the same digest in every process on every machine (no ``hash()``, no pickles), and any
-change to any cell, dtype or column name changes it. NaNs are canonicalised (every NaN is the same missing
-value) but ``-0.0`` and ``0.0`` differ, as their bits do.
+change to any cell, type or column name changes it. Every missing value of a column (NaN, None, pd.NA, NaT, an
+arrow / polars null) is the same missing value; ``-0.0`` and ``0.0`` differ, as their bits do.
 """
 from __future__ import annotations
 
