@@ -201,3 +201,21 @@ def test_chunks_cover_every_step_once():
     grid = np.concatenate([np.arange(a, b + 1, 300) for a, b in parts])
     np.testing.assert_array_equal(grid, np.arange(0, 300 * 25_000 + 1, 300))
     assert all((b - a) / 300 + 1 <= prometheus.MAX_POINTS for a, b in parts)
+
+
+def test_context_novelty_learns_a_pattern_and_flags_a_changed_shape():
+    """A repeating square wave stops producing new contexts once learnt; a changed rhythm *inside the usual
+    range* produces new ones again. Causal: a prefix scores the same as the whole."""
+    wave = np.tile([0.0] * 6 + [1.0] * 6, 60)  # period 12, 720 points
+    y = wave.copy()
+    y[600:612] = np.tile([0.0, 1.0], 6)  # same two values, faster rhythm
+    c = detectors.context_novelty(y, bins=8)
+    assert c[:24].sum() > 0 and c[100:600].sum() == 0  # learnt after the first periods
+    assert c[600:615].max() > 0
+    np.testing.assert_array_equal(detectors.context_novelty(y[:605], bins=8), c[:605])
+    # the residual against the level says little there (seasonal stays quiet); the ensemble calls it
+    t = np.arange(len(y)) * 60.0
+    ens, seas = detectors.get("ensemble"), detectors.get("seasonal")
+    s = ens.score(t, y)
+    assert np.nanargmax(s[300:]) + 300 in range(600, 615) and s[600:615].max() >= ens.threshold("low")
+    assert seas.score(t, y)[600:615].max() < seas.threshold("high")
