@@ -303,10 +303,16 @@ def learn_params(params: dict | None) -> None:
         learn_object(v, str(k))
 
 
+_ENV_SEEN = [-1]
+
+
 def learn_environ() -> None:
+    """Learn the values of secret-named environment variables (also ones a cell set a moment ago)."""
+    extra, allowed = os.environ.get(ENV_NAMES, ""), os.environ.get(ENV_NOT_NAMES, "")
     for k, v in list(os.environ.items()):
-        if is_secret_name(k):
+        if _is_secret_name(k, extra, allowed):
             remember(v)
+    _ENV_SEEN[0] = len(os.environ)
 
 
 def _key_name(node: ast.AST) -> str | None:
@@ -394,9 +400,19 @@ EXTRA_SHAPES = [
 # plain identifier without digits (``token = api_token`` stays readable; ``password=hunter22`` does not).
 _ASSIGNED = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>["']?\s*(?::|=|:=|=>)\s*)(?:(?P<q>["'])"""
                        r"""(?P<qv>[^"'\n]{4,}?)(?P=q)|(?P<v>[^\s"',;()\[\]{}<>]{4,})(?=[\s"',;)\]}<>]|$))""")
-# Plugins left out: IPPublicDetector (an address is not a secret), and the keyword / entropy plugins, which are
-# not regex rule sets (the name rules above do the keyword work; entropy would mask digests and run ids).
-_SKIP_PLUGINS = {"IPPublicDetector"}
+# Plugins left out: IPPublicDetector (an address is not a secret); the keyword / entropy plugins, which are not
+# regex rule sets (the name rules do the keyword work; entropy would mask digests and run ids); and the
+# keyword-context detectors (Cloudant, IBM COS HMAC, IBM Cloud IAM, SoftLayer: ``<vendor> ... key = value``),
+# which the name rule covers (``ibm_cloud_api_key = "..."``) and which cost 80% of the scan time.
+_SKIP_PLUGINS = {"IPPublicDetector", "CloudantDetector", "IbmCosHmacDetector", "IbmCloudIamDetector",
+                 "SoftlayerDetector"}
+# Plugins run only when one of these strings is in the text (each pattern starts with one of them).
+_NEEDS = {"ArtifactoryDetector": ("AKC", "AP"), "AWSKeyDetector": ("A3T", "ABIA", "ACCA", "AKIA", "ASIA", "aws", "AWS"),
+          "AzureStorageKeyDetector": ("AccountKey",), "BasicAuthDetector": ("://",),
+          "GitHubTokenDetector": ("gh",), "JwtTokenDetector": ("eyJ",), "NpmDetector": ("_authToken",),
+          "OpenAIDetector": ("sk-",), "PrivateKeyDetector": ("PRIVATE", "BEGIN"), "PypiTokenDetector": ("pypi-",),
+          "SendGridDetector": ("SG.",), "StripeDetector": ("_live_",), "SlackDetector": ("xox", "XOX", "hooks."),
+          "MailchimpDetector": ("-us",), "SquareOAuthDetector": ("sq0csp",)}
 _PLUGINS: list | None = None
 
 
@@ -453,17 +469,42 @@ def _assigned(m: re.Match) -> str:
     return f"{m.group('name')}{m.group('sep')}{MASK}"
 
 
+_TOKENISH = re.compile(r"[A-Za-z0-9_+/=.-]{10}")
+_CACHE: dict[str, str] = {}
+_CACHE_GEN = [-1]
+
+
 def _redact_plain(s: str) -> str:
+    """Cached per text (the same environment listing, the same notebook HTML skeleton come again and again)."""
+    gen = (len(_VALUES), len(_DIGESTS), id(_DIGEST_KEY))
+    if _CACHE_GEN[0] != gen:
+        _CACHE.clear()
+        _CACHE_GEN[0] = gen
+    hit = _CACHE.get(s)
+    if hit is None:
+        hit = _redact_uncached(s)
+        if len(_CACHE) > 256:
+            _CACHE.clear()
+        _CACHE[s] = hit
+    return hit
+
+
+def _redact_uncached(s: str) -> str:
     for v in _value_forms():
         if v in s:
             s = s.replace(v, MASK)
     s = _mask_digests(s)
     if "=" in s or ":" in s:
         s = _ASSIGNED.sub(_assigned, s)
+    if not _TOKENISH.search(s) and "://" not in s and "PRIVATE" not in s:
+        return s  # too short to hold any key shape below (each needs 10+ key characters in a row)
     for rx in EXTRA_SHAPES:
         s = rx.sub(MASK, s)
     found = set()
     for p in _plugins():
+        needs = _NEEDS.get(type(p).__name__)
+        if needs and not any(n in s for n in needs):
+            continue
         try:
             found.update(m for m in p.analyze_string(s) if isinstance(m, str) and len(m) >= MIN_EXPLICIT)
         except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop the write
@@ -478,7 +519,8 @@ def text(s: Any) -> Any:
     """``s`` with every known secret value and key shape masked (non-strings are returned unchanged)."""
     if not isinstance(s, str) or not s:
         return s
-    learn_environ()
+    if len(os.environ) != _ENV_SEEN[0]:  # a variable came or went (each tracked cell re-reads them all)
+        learn_environ()
     if "base64" in s or "image/" in s:
         out, last = [], 0
         for m in _PROTECTED.finditer(s):
