@@ -7,9 +7,13 @@ score reaches the detector's threshold for the chosen sensitivity.
   grows with the robust z-score of the residual, and only the first point of an excursion scores high: a point
   must outdo every recent score to alert again (one alert per episode, not one per point). Every score uses
   only the past, so it is what a streaming user would have seen.
-- ``sr``: alibi-detect's Spectral Residual (imported when used). It looks at a window around each point, so
-  it is not causal; the values are laid on a regular grid first so gaps and irregular timestamps are allowed.
-- ``auto``: ``seasonal`` (it finds seasonality itself, copes with gaps, level shifts and flat lines).
+- ``ensemble`` (ours): the seasonal residual plus a context-novelty scorer after CAD OSE (contexts of recent
+  discretised values never seen before), each relative to its own recent record, added; causal.
+- ``robust``: whole-window robust z-score, for windows too short for the streaming detectors.
+- ``sr``: alibi-detect's Spectral Residual (optional: ``pip install "nbops[alibi]"``; imported only when used).
+  It looks at a window around each point, so it is not causal; the values are laid on a regular grid first so
+  gaps and irregular timestamps are allowed.
+- ``auto``: ``ensemble`` for series of 300+ points, else ``robust`` mapped onto the ensemble's thresholds.
 
 Register more with :func:`register`.
 """
