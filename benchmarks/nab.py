@@ -163,4 +163,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from nbops.errors import NbopsError
+
+    try:
+        raise SystemExit(main())
+    except NbopsError as err:  # e.g. --detector sr without alibi-detect: one line, what to do
+        print(err, file=sys.stderr)
+        raise SystemExit(2)
