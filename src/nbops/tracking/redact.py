@@ -5,7 +5,7 @@ It masks, with ``****``:
 
 1. **Shapes of well-known keys**, found by the regex plugins of `detect-secrets` (Yelp's maintained rule set:
    AWS, GitHub, GitLab, Slack, Stripe, OpenAI, SendGrid, Twilio, Discord, npm, PyPI, Azure storage, Artifactory,
-   IBM Cloud, Cloudant, Mailchimp, Square, Telegram, JWTs, private-key headers, basic-auth URLs), plus a few
+   Mailchimp, Square, Telegram, JWTs, private-key headers, basic-auth URLs), plus a few
    shapes it lacks (whole private-key blocks, OpenAI-style ``sk-...`` keys of any form, Hugging Face ``hf_``,
    Google ``AIza...``, GitHub ``github_pat_``, the ``user:password@`` of any URL).
 2. **The concrete secret values this process has seen**: every string value of a secret-named variable,
