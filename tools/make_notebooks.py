@@ -48,9 +48,17 @@ new_batch = day[day.yr == 1][features + ["cnt"]].reset_index(drop=True)  # 2012:
 train.shape, new_batch.shape"""),
     md("## A data version: exact digest, profile, lineage and a diff against the last version of the same name"),
     code("%dataversion train --name bike-2011"),
+    md("""
+## A data contract, before any training
+
+`%dataversion` also inferred a contract for `bike-2011` (columns, dtypes, missing values, ranges with a margin,
+category sets, row count; `nbops data contract bike-2011 > contract.yaml` writes it for editing). Here is what it
+says about 2012's data: the year column and the higher demand are real differences. The training cells below
+check their `--data` against it before they run (`--validate`): a violation would stop them."""),
+    code("%validate new_batch --against bike-2011"),
     md("## Two tracked training runs: parameters, metrics, data, model, figure, code and environment, with no logging code"),
     code("""
-%%track -e {experiment} -n ridge --data train --snapshot --model model
+%%track -e {experiment} -n ridge --data train --snapshot --model model --validate bike-2011
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import train_test_split
@@ -60,7 +68,7 @@ model = Ridge(alpha=alpha).fit(X_tr, y_tr)
 r2 = r2_score(y_te, model.predict(X_te))
 mae = mean_absolute_error(y_te, model.predict(X_te))"""),
     code("""
-%%track -e {experiment} -n forest --data train --snapshot --model model
+%%track -e {experiment} -n forest --data train --snapshot --model model --validate bike-2011
 import matplotlib.pyplot as plt
 from sklearn.ensemble import RandomForestRegressor
 n_estimators = 300
@@ -74,8 +82,16 @@ ax.scatter(y_te, model.predict(X_te), s=8)
 ax.set_xlabel("actual daily rentals"); ax.set_ylabel("predicted"); ax.set_title("forest, 2011 hold-out")"""),
     md("## Compare the runs of this notebook"),
     code("%nbops runs -e {experiment} -n 5"),
+    md("""
+## Evaluate before promoting: hold-out metrics per season and prediction latency
+
+Logged on the forest's own run (`eval_r2`, `r2_worst_slice`, `r2_slice_gap`, `latency_p95_ms`, ...), so the
+promotion below can gate on them."""),
+    code("""
+holdout = train.loc[X_te.index]
+%evaluate model holdout --target cnt --slices season --latency"""),
     md("## Promote the better model: gates first, alias moved only if every gate passes, audit trail on the version"),
-    code('%promote {model_name} --best r2 -e {experiment} --require "r2>=0.5" "mae<1500" --reason "quickstart: best r2 on the 2011 hold-out"'),
+    code('%promote {model_name} --best r2 -e {experiment} --require "r2>=0.5" "mae<1500" "latency_p95_ms<5000" --reason "quickstart: best r2 on the 2011 hold-out"'),
     md("## Drift: 2012's data against the data the champion was trained on"),
     code("%drift models:/{model_name}@champion new_batch --target cnt -o report"),
     code("report.to_frame()"),
@@ -109,6 +125,7 @@ new_data_path = "data/bike_day_2012.csv"
 model_name = "bike-demand"
 alias = "champion"
 fail_on_drift = False
+fail_on_invalid = False
 retrain_notebook = "retrain.ipynb"
 features = {FEATURES!r}""", tags=["parameters"]),
     code("""
@@ -116,6 +133,10 @@ import pandas as pd
 batch = pd.read_csv(new_data_path)[features + ["cnt"]]  # the columns the model uses, and the target
 on_drift = "--fail" if fail_on_drift else f"--on-drift {retrain_notebook}"
 len(batch)"""),
+    md("Does the batch meet the contract of the data the model was trained on? (`fail_on_invalid=True` fails the run on a violation.)"),
+    code("""
+strict = "--fail" if fail_on_invalid else ""
+%validate batch --against models:/{model_name}@{alias} {strict}"""),
     code("%drift models:/{model_name}@{alias} batch --target cnt -n monitoring -o report {on_drift}"),
     code("""
 verdict = "DRIFT" if report.is_drift else "no drift"
