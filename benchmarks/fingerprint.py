@@ -37,6 +37,13 @@ def timed(fn, repeat: int) -> tuple[float, float, object]:
     return statistics.median(walls), statistics.median(cpus), out
 
 
+def fp(obj, **kw):
+    """nbops.fingerprint without its progress bar (the figures are the point)."""
+    import nbops
+
+    return nbops.fingerprint(obj, progress=False, **kw)
+
+
 def string_frame(n: int, rng):
     """n rows x 4 text columns, built through pyarrow (fast), held as this pandas holds text by default."""
     import numpy as np
@@ -90,11 +97,11 @@ def main() -> int:
     print(f"frame: {a.rows:,} rows x 10 float64 + 1 string column (dtype {df['s'].dtype}; "
           f"{num_bytes / 1e6:.0f} MB of numbers)\n")
 
-    nbops.fingerprint(df.head(1000))  # warm the imports
-    t_nb, c_nb, v = timed(lambda: nbops.fingerprint(df), a.repeat)
-    t_num, c_num, _ = timed(lambda: nbops.fingerprint(num), a.repeat)
-    t_num_np, c_num_np, _ = timed(lambda: nbops.fingerprint(num, profile=False), a.repeat)
-    t_s, c_s, _ = timed(lambda: nbops.fingerprint(df[["s"]]), a.repeat)
+    fp(df.head(1000))  # warm the imports
+    t_nb, c_nb, v = timed(lambda: fp(df), a.repeat)
+    t_num, c_num, _ = timed(lambda: fp(num), a.repeat)
+    t_num_np, c_num_np, _ = timed(lambda: fp(num, profile=False), a.repeat)
+    t_s, c_s, _ = timed(lambda: fp(df[["s"]]), a.repeat)
     t_ml, c_ml, ml_digest = timed(lambda: mlflow.data.from_pandas(df).digest, a.mlflow_repeat)
 
     rows = [
@@ -122,9 +129,9 @@ def main() -> int:
     text = string_frame(a.rows, rng)
     text_bytes = sum(int(pa.array(text[c].to_numpy(dtype=object), type=pa.large_string(), from_pandas=True).nbytes)
                      for c in text.columns)
-    nbops.fingerprint(text.head(1000))
-    t_tx, c_tx, tv = timed(lambda: nbops.fingerprint(text, profile=False), a.repeat)
-    t_tp, c_tp, tvp = timed(lambda: nbops.fingerprint(text), a.repeat)
+    fp(text.head(1000))
+    t_tx, c_tx, tv = timed(lambda: fp(text, profile=False), a.repeat)
+    t_tp, c_tp, tvp = timed(lambda: fp(text), a.repeat)
     assert tv.digest == tvp.digest
     print(f"string-only frame: {a.rows:,} rows x {len(text.columns)} text columns (dtypes "
           f"{', '.join(sorted({str(t) for t in text.dtypes}))}), {text_bytes / 1e6:.0f} MB of text (UTF-8 + offsets)")
@@ -156,19 +163,19 @@ def main() -> int:
         "column f1 renamed": lambda d: d.rename(columns={"f1": "g1"}, inplace=True),
         "f2 as float32": lambda d: d.__setitem__("f2", d["f2"].astype("float32")),
     }
-    nb0, ml0 = nbops.fingerprint(base).digest, mlflow.data.from_pandas(base).digest
+    nb0, ml0 = fp(base).digest, mlflow.data.from_pandas(base).digest
     print(f"exactness on a {n:,}-row frame: does the digest change?")
     print(f"{'change':40} {'nbops':>7} {'mlflow':>7}")
     missed_nb = 0
     for label, fn in cases.items():
         d = changed(fn)
-        nb_changed = nbops.fingerprint(d).digest != nb0
+        nb_changed = fp(d).digest != nb0
         ml_changed = mlflow.data.from_pandas(d).digest != ml0
         missed_nb += not nb_changed
         print(f"{label:40} {'yes' if nb_changed else 'NO':>7} {'yes' if ml_changed else 'NO':>7}")
     d = changed(cases["50,000 rows changed after row 10,000"])
     print(f"\nproof, 50,000 rows changed after row 10,000:\n"
-          f"  nbops  before {nb0}  after {nbops.fingerprint(d).digest}\n"
+          f"  nbops  before {nb0}  after {fp(d).digest}\n"
           f"  mlflow before {ml0:<32}  after {mlflow.data.from_pandas(d).digest}")
     print(f"\nevery change detected by nbops: {'yes' if not missed_nb else f'NO ({missed_nb} missed)'}")
     return 0 if ratio >= 50 and gbs >= 3 and sgbs >= 1 and not missed_nb else 1

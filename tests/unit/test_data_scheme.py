@@ -246,3 +246,26 @@ def test_lineage_marks_where_the_scheme_changes():
     assert "digest scheme changed" in lin._repr_html_()
     files = Lineage("history of a.csv", [{**rows[0], "kind_data": "frame"}, {**rows[1], "kind_data": "file"}])
     assert files.scheme_changes == []   # a file's bytes digest next to a frame's is not a scheme change
+
+
+def test_long_object_text_columns_match_arrow_text_digest_and_profile():
+    """Long object columns are factorized (repeated values) or converted in one go (id-like): either way the
+    digest and the profile are those of the same values as arrow text."""
+    rng = np.random.default_rng(1)
+    n = 250_000
+    words = rng.choice(np.array(["oslo", "lima", "pune", "é€"], dtype=object), size=n)
+    words[rng.random(n) < 0.1] = None
+    words[5] = np.nan
+    obj = pd.Series(words, dtype=object)
+    arrow = pd.Series(pd.arrays.ArrowExtensionArray(pa.array(words.tolist(), from_pandas=True)))
+    a, b = fingerprint(obj), fingerprint(arrow)
+    assert a.digest == b.digest
+    pa_, pb = a.profile["columns"][0], b.profile["columns"][0]
+    assert {k: pa_[k] for k in ("nulls", "distinct", "top")} == {k: pb[k] for k in ("nulls", "distinct", "top")}
+    assert pa_["nulls"] == int(obj.isna().sum()) and pa_["distinct"] == 4
+    mixed = obj.copy()
+    mixed.iloc[n - 1] = 7                                       # one int at the very end: not text any more
+    m = fingerprint(mixed)
+    assert m.schema[0]["type"] == "object" and m.digest != a.digest
+    ids = pd.Series([f"id{i}" for i in range(n)], dtype=object)
+    assert fp(ids) == fp(ids.astype("string[pyarrow]"))

@@ -448,12 +448,8 @@ def _text_profile(arr, valid: int) -> dict:
 
     if valid == 0 or pa.types.is_null(arr.type):
         return {"distinct": 0, "top": []}
-    n = len(arr)
-    if n > HIGH_CARD_ROWS:
-        sample = arr.slice(0, SAMPLE_ROWS)
-        k = len(sample) - sample.null_count
-        if k and len(pc.unique(sample)) > k // 2:
-            return {"high_cardinality": True}
+    if len(arr) > HIGH_CARD_ROWS and _mostly_distinct(arr.slice(0, SAMPLE_ROWS)):
+        return {"high_cardinality": True}
     vc = pc.value_counts(arr)
     values, counts = vc.field("values"), vc.field("counts")
     if values.null_count:
@@ -464,6 +460,14 @@ def _text_profile(arr, valid: int) -> dict:
     idx = np.argsort(-c, kind="stable")[:k]   # ties: first seen first (value_counts keeps first-seen order)
     top_vals = values.take(pa.array(idx)).to_pylist()
     return {"distinct": int(c.size), "top": [[short_text(v), int(c[i])] for v, i in zip(top_vals, idx.tolist())]}
+
+
+def _mostly_distinct(sample) -> bool:
+    """Whether more than half the non-missing values of a (sampled) arrow text array are distinct."""
+    import pyarrow.compute as pc
+
+    k = len(sample) - sample.null_count
+    return bool(k) and len(pc.drop_null(pc.unique(sample))) > k // 2
 
 
 # -- Python-object columns ------------------------------------------------------------------------------------------
@@ -478,6 +482,47 @@ def as_text(values: np.ndarray):
         return None
     t = arr.type
     return arr if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t) else None
+
+
+def _text_objects(vals: np.ndarray, tick, stats: bool):
+    """An object column of text, hashed as arrow text; None when it holds anything but ``str`` and missing values.
+
+    Long columns with repeated values (the usual case: cities, labels, codes) are factorized by pandas (Python
+    strings cache their hashes) and rebuilt in arrow from the distinct strings and one code per row, which also
+    gives the counts for the profile; id-like columns (a sample mostly distinct) are converted in one go."""
+    import pandas as pd
+    import pyarrow as pa
+
+    n = vals.size
+    if n > HIGH_CARD_ROWS:
+        sample = as_text(vals[:SAMPLE_ROWS])
+        if sample is None:
+            return None
+        if _mostly_distinct(sample):
+            text = as_text(vals)
+            return None if text is None else strings(text, tick, stats)
+    else:
+        text = as_text(vals)
+        return None if text is None else strings(text, tick, stats)
+    try:  # a str never equals a non-str, so when every distinct value is a str no two kinds were merged
+        codes, uniques = pd.factorize(vals, use_na_sentinel=True)
+    except TypeError:  # unhashable values (lists, dicts)
+        return None
+    uniques = np.asarray(uniques, dtype=object)
+    dictionary = as_text(uniques)
+    if dictionary is None:
+        return None
+    codes = np.asarray(codes, dtype=np.int64)
+    missing = codes < 0
+    if len(uniques):
+        text = dictionary.cast(pa.large_string()).take(pa.array(codes, mask=missing if missing.any() else None))
+    else:
+        text = pa.nulls(n, pa.large_string())
+    d, out, ltype = strings(text, tick, stats=False)
+    if stats:
+        counts = np.bincount(codes[~missing], minlength=len(uniques)) if len(uniques) else np.zeros(0, np.int64)
+        out.update(distinct=int(len(uniques)), top=top_from_counts(uniques, counts))
+    return d, out, ltype
 
 
 def _na_cell(v) -> bool:
@@ -517,9 +562,9 @@ def objects(values: np.ndarray, tick: Callable[[int], None], stats: bool = True)
 
     vals = np.asarray(values, dtype=object).reshape(-1)
     n = vals.size
-    text = as_text(vals)
-    if text is not None:
-        return strings(text, tick, stats)
+    done = _text_objects(vals, tick, stats)
+    if done is not None:
+        return done
     h = xxhash.xxh3_128()
     types: Counter = Counter()
     tops: Counter = Counter()
