@@ -53,7 +53,8 @@ train.shape, new_batch.shape"""),
 
 `%dataversion` also inferred a contract for `bike-2011` (columns, dtypes, missing values, ranges with a margin,
 category sets, row count; `nbops data contract bike-2011 > contract.yaml` writes it for editing). Here is what it
-says about 2012's data: the year column and the higher demand are real differences. The training cells below
+says about 2012's data: the year column is what really differs (demand rose too, but not beyond what a sample
+of 2011's own source could reach: the drift check further down measures that shift). The training cells below
 check their `--data` against it before they run (`--validate`): a violation would stop them."""),
     code("%validate new_batch --against bike-2011"),
     md("## Two tracked training runs: parameters, metrics, data, model, figure, code and environment, with no logging code"),
