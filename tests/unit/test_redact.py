@@ -190,3 +190,16 @@ def test_values_only_the_kernel_saw_reach_the_runner_as_digests(monkeypatch):
     assert not __import__("os").path.exists(env[redact.ENV_CHANNEL])  # the channel is gone after reading
     out = redact.text('{"text": "print -> from-the-vault-7f3a9c", "html": "&lt;from-the-vault-7f3a9c&gt;"}')
     assert "from-the-vault" not in out and out.count("****") == 2
+
+
+def test_settings_and_paths_under_secret_names_are_not_learned(monkeypatch, tmp_path):
+    creds = tmp_path / "creds.json"
+    creds.write_text("{}")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_PROFILE", "default")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(creds))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    redact.learn_environ()
+    text = f"region us-east-1, profile default, key file {creds}, key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    assert redact.text(text) == f"region us-east-1, profile default, key file {creds}, key ****"
+    assert redact.is_secret_name("AWS_DEFAULT_REGION")  # still never a param or tag

@@ -60,6 +60,14 @@ ALLOWED_NAMES = frozenset({
     "nbops_secret_names", "nbops_not_secret_names",
 })
 
+# Secret names (never params or tags) whose values are settings, not secrets: not learned as values, so "us-east-1"
+# or "default" is not masked in every text.
+PLAIN_VALUE_NAMES = frozenset({
+    "aws_region", "aws_default_region", "aws_profile", "aws_default_profile", "aws_sdk_load_config",
+    "aws_config_file", "aws_shared_credentials_file", "aws_endpoint_url", "aws_ca_bundle", "aws_page",
+    "aws_default_output", "aws_retry_mode", "aws_max_attempts",
+})
+
 _PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z]|\b|[_\W\d])|[A-Z]?[a-z]+|[A-Z]+")
 
 
@@ -269,12 +277,21 @@ def forget_all() -> None:
         _DIGEST_KEY = None
 
 
+def _plain_value(name: str, v: Any) -> bool:
+    """A setting under a secret-looking name (a region, a profile) or a path to a file that exists: the secret is
+    the file's content, not its name; masking the path would garble every text that names it."""
+    if name.lower() in PLAIN_VALUE_NAMES:
+        return True
+    return isinstance(v, str) and v.startswith(("/", "~")) and "\n" not in v and len(v) < 4096 \
+        and os.path.exists(os.path.expanduser(v))
+
+
 def learn_object(obj: Any, name: str | None = None, depth: int = 0) -> None:
     """Learn from one named value: a string under a secret name; strings under secret keys of dicts (nested);
     a string or bytes of a secret-named variable. Lists and tuples are searched for dicts."""
     if depth > 4:
         return
-    if name is not None and is_secret_name(name):
+    if name is not None and is_secret_name(name) and not _plain_value(name, obj):
         if isinstance(obj, (str, bytes)):
             remember(obj)
         elif isinstance(obj, (list, tuple)) and len(obj) <= 50:
@@ -310,7 +327,7 @@ def learn_environ() -> None:
     """Learn the values of secret-named environment variables (also ones a cell set a moment ago)."""
     extra, allowed = os.environ.get(ENV_NAMES, ""), os.environ.get(ENV_NOT_NAMES, "")
     for k, v in list(os.environ.items()):
-        if _is_secret_name(k, extra, allowed):
+        if _is_secret_name(k, extra, allowed) and not _plain_value(k, v):
             remember(v)
     _ENV_SEEN[0] = len(os.environ)
 
