@@ -24,7 +24,7 @@ def number(kind=int, minimum: float | None = None, maximum: float | None = None,
     ``number(float, above=0)`` (greater than 0). Out of range is rejected with one line saying what is accepted."""
     what = "a whole number" if kind is int else "a number"
     if above is not None:
-        rng = f"greater than {above:g}"
+        rng = f"greater than {above:g}" + (f" and at most {maximum:g}" if maximum is not None else "")
     elif minimum is not None and maximum is not None:
         rng = f"from {minimum:g} to {maximum:g}"
     elif minimum is not None:

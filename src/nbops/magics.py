@@ -15,6 +15,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, real_name
 
 from .errors import NbopsError, OptionError
+from .cli import number
 
 MAGIC_CLASSES = [
     "nbops.magics:TrackMagics",
@@ -192,7 +193,7 @@ class TrackMagics(Magics):
     @magic_arguments()
     @argument("command", choices=["runs", "status", "sync"], help="runs: recent runs of this notebook; status: "
                                                                    "store, experiment, versions; sync: push the spool.")
-    @argument("-n", type=int, default=10, help="How many runs (for `runs`).")
+    @argument("-n", type=number(int, 1), default=10, help="How many runs (for `runs`; 1 or more).")
     @argument("-e", "--experiment", help="Experiment (for `runs`; default: every experiment).")
     @argument("--all", action="store_true", help="For `runs`: runs of every notebook, not only this one.")
     @argument("-o", "--output", metavar="VAR", help="For `runs`: also store the runs DataFrame in VAR.")

@@ -217,3 +217,13 @@ def test_secret_values_are_never_params(ip, client, tmp_path):
     ip.run_cell_magic("track", "-e sec -n p", "api_key = 'param-planted-71'\nlr = 0.5\n")
     assert run_of(client, "sec", "p").data.params == {"lr": "0.5"}
     assert not leaks(tmp_path, ["param-planted-71"])
+
+
+@pytest.mark.parametrize("magic,line", [("nbops", "runs -n -5"), ("drift", "a a --p-val 0"), ("drift", "a a --p-val 2"),
+                                        ("drift", "a a --sample 0"), ("drift", "a a --min-effect -1"),
+                                        ("telemetry", "--source local --live -3")])
+def test_numeric_magic_options_are_range_checked(ip, magic, line):
+    from nbops.errors import NbopsError
+    with pytest.raises(NbopsError, match="out of range") as exc:
+        ip.run_line_magic(magic, line)
+    assert len(str(exc.value).splitlines()) == 1

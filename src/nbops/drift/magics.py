@@ -8,6 +8,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..errors import DriftError
+from ..cli import number
 from ..magics import parse
 
 
@@ -23,14 +24,14 @@ class DriftMagics(Magics):
     @argument("--numeric", help="Comma-separated columns to test as numbers.")
     @argument("--target", help="Target column(s), reported apart from the features.")
     @argument("--prediction", help="Prediction column(s), reported apart from the features.")
-    @argument("--p-val", type=float, default=0.05, help="Significance level after correction (default 0.05).")
+    @argument("--p-val", type=number(float, maximum=1, above=0), default=0.05, help="Significance level after correction (default 0.05).")
     @argument("--correction", default="bonferroni", choices=["bonferroni", "fdr", "none"],
               help="Multiple-testing correction across all tests (default bonferroni).")
-    @argument("--min-effect", type=float, default=None,
+    @argument("--min-effect", type=number(float, 0, 1), default=None,
               help="Smallest effect that counts as drift: KS distance, total variation distance or change in the "
                    "missing share (default 0.05, i.e. 5%% of rows).")
     @argument("--test", default="ks", choices=["ks", "cvm"], help="Test for numeric columns (default ks).")
-    @argument("--sample", type=int, help="Test a random sample of at most N rows per side.")
+    @argument("--sample", type=number(int, 1), help="Test a random sample of at most N rows per side.")
     @argument("--engine", default="nbops", choices=["nbops", "alibi"],
               help="nbops (default: scipy, nothing extra) or alibi (alibi-detect's detectors; needs "
                    "pip install \"nbops[alibi]\").")

@@ -5,6 +5,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..errors import NbopsError
+from ..cli import number
 
 
 @magics_class
@@ -28,7 +29,7 @@ class TelemetryMagics(Magics):
                    "its false alarms. The report says how many alerts/day each would have raised here.")
     @argument("--direction", default="both", choices=["up", "down", "both"])
     @argument("--gap", help="Anomalies closer than this are one episode (default: 5 steps of the series).")
-    @argument("--live", nargs="?", const=10.0, type=float, metavar="SECONDS",
+    @argument("--live", nargs="?", const=10.0, type=number(float, above=0), metavar="SECONDS",
               help="Refresh in place every SECONDS (default 10) without blocking; stop with %%telemetry --stop.")
     @argument("--stop", action="store_true", help="Stop every --live refresher.")
     @argument("--log", action="store_true", help="Record frame, incidents and figure to MLflow (the current "
