@@ -203,3 +203,11 @@ def test_settings_and_paths_under_secret_names_are_not_learned(monkeypatch, tmp_
     text = f"region us-east-1, profile default, key file {creds}, key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
     assert redact.text(text) == f"region us-east-1, profile default, key file {creds}, key ****"
     assert redact.is_secret_name("AWS_DEFAULT_REGION")  # still never a param or tag
+
+
+def test_ordinary_texts_come_back_unchanged():
+    from nbops.tracking import capture
+    req = capture.environment()[1]  # google-auth==..., keyring==..., pyjwt==...: names, not secrets
+    assert redact.text(req) == req
+    code = "tokenizer = load('bert')\nn_tokens = 512\nkey_col = 'id'\nif password == expected:\n    pass\n"
+    assert redact.text(code) == code

@@ -415,7 +415,7 @@ EXTRA_SHAPES = [
 # ``NAME = "value"``, ``NAME: value``, ``NAME=value`` in any text (a diff, a .env file, printed config): the
 # value is masked when NAME is a secret name. Unquoted values count only when they are not a number and not a
 # plain identifier without digits (``token = api_token`` stays readable; ``password=hunter22`` does not).
-_ASSIGNED = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>["']?\s*(?::|=|:=|=>)\s*)(?:(?P<q>["'])"""
+_ASSIGNED = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>["']?\s*(?::(?!:)|=(?!=)|:=|=>)\s*)(?:(?P<q>["'])"""
                        r"""(?P<qv>[^"'\n]{4,}?)(?P=q)|(?P<v>[^\s"',;()\[\]{}<>]{4,})(?=[\s"',;)\]}<>]|$))""")
 # Plugins left out: IPPublicDetector (an address is not a secret); the keyword / entropy plugins, which are not
 # regex rule sets (the name rules do the keyword work; entropy would mask digests and run ids); and the
