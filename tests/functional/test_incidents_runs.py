@@ -185,12 +185,23 @@ class FakeSampler:
         return self.df[keep].reset_index(drop=True)
 
 
+def sampler_frame(start: float, n: int, fault: tuple[int, int], own: bool) -> pd.DataFrame:
+    """Host CPU with a +60 fault, and this process's CPU: quiet, or (``own``) the cause of the fault."""
+    host = host_frame(start, n, {"gpu-box": [fault]})
+    proc = host.copy()
+    proc["metric"] = "process_cpu_utilization_percentage"
+    proc["value"] = 2.0
+    if own:  # percent of one core: the whole rise of the host's percentage, times the cores
+        proc.loc[fault[0]:fault[1] - 1, "value"] += 60.0 * (os.cpu_count() or 1)
+    return pd.concat([host, proc], ignore_index=True)
+
+
 def test_overlap_tags_only_runs_that_overlapped_an_incident(store):
     from nbops.telemetry.overlap import TAG, mark
     from nbops.tracking.run import track
 
     start = time.time() - 600
-    s = FakeSampler(host_frame(start, 600, {"gpu-box": [(400, 430)]}))
+    s = FakeSampler(sampler_frame(start, 600, (400, 430), own=False))
     with track("overlap", "during") as during:
         assert len(mark(during, s, start + 410, start + 420)) == 1
     with track("overlap", "before") as before:
@@ -199,11 +210,16 @@ def test_overlap_tags_only_runs_that_overlapped_an_incident(store):
 
     c = MlflowClient(store)
     tag = c.get_run(during.run_id).data.tags[TAG]
-    assert tag.startswith("nbops-") and tag.endswith(":cpu_utilization_percentage")
+    assert tag.startswith("nbops-") and tag.endswith(":cpu_utilization_by_others_percentage")
     assert TAG not in c.get_run(before.run_id).data.tags
     line = during.summary().warnings[-1]
-    assert line.startswith("host incident during this run: cpu_utilization_percentage abnormal on gpu-box")
+    assert line.startswith("host incident during this run: cpu_utilization_by_others_percentage abnormal on gpu-box")
     assert "host incident" in repr(during.summary())
+    # the same host CPU, but this process caused the rise itself (a training cell on every core): no incident
+    mine = FakeSampler(sampler_frame(start, 600, (400, 430), own=True))
+    with track("overlap", "own work") as own:
+        assert mark(own, mine, start + 410, start + 420) == []
+    assert TAG not in c.get_run(own.run_id).data.tags
 
 
 class Hog:

@@ -1,7 +1,8 @@
 """Runs that know the infrastructure failed under them.
 
 When a tracked cell (``%%track``) or an ``nbops run`` overlaps an incident on its own host, found in the samples
-of the process's sampler (the kernel's, already running), the run gets the tag ``nbops.incidents``
+of the process's sampler (the kernel's, already running) reduced to what the process did not cause itself
+(:func:`others`: CPU and memory used by other processes, swap, disk usage), the run gets the tag ``nbops.incidents``
 (``<incident key>:<lead metric>`` pairs, ``;``-separated; the keys are the ledger's, the same as the Alertmanager
 ``incident`` label) and its summary says so in one line. The samples of the run's window are judged against a
 baseline before it (:data:`LOOKBACK` seconds, at least 3 times the run's length, as far as the buffer goes) with
@@ -23,14 +24,121 @@ LOOKBACK = 900.0        # seconds of baseline before the run, at least
 TAG = "nbops.incidents"
 
 
+#: what a run is judged on: what it did not cause itself
+JUDGED = ("cpu_utilization_by_others_percentage", "memory_usage_by_others_megabytes", "swap_usage_percentage",
+          "disk_usage_percentage")
+
+
+class TreeSampler:
+    """CPU and memory of this process *and its children* (an ``nbops run``'s kernel), sampled in a daemon thread
+    at the host sampler's interval, so the run's own work can be told from other processes'."""
+
+    def __init__(self, interval: float):
+        import threading
+
+        import psutil
+
+        self._psutil, self._me = psutil, psutil.Process()
+        self.interval = interval
+        self.rows: list[tuple[float, float, float]] = []  # (time, cumulative CPU seconds, RSS MB)
+        self._stop = threading.Event()
+        self._dead_cpu = 0.0
+        self._seen: dict[int, float] = {}
+        self._thread = threading.Thread(target=self._loop, name="nbops-run-tree", daemon=True)
+
+    def _read(self) -> None:
+        ps, cpu, rss, seen = self._psutil, 0.0, 0.0, {}
+        for p in [self._me, *self._me.children(recursive=True)]:
+            try:
+                with p.oneshot():
+                    c = p.cpu_times()
+                    seen[p.pid] = c.user + c.system
+                    rss += p.memory_info().rss / 2**20
+            except ps.Error:
+                pass
+        # a child that ended keeps the CPU it used (else the cumulative series would drop)
+        self._dead_cpu += sum(v for pid, v in self._seen.items() if pid not in seen)
+        self._seen = seen
+        cpu = self._dead_cpu + sum(seen.values())
+        import time as _t
+
+        self.rows.append((_t.time(), cpu, rss))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._read()
+            except Exception as exc:  # noqa: BLE001 - never kill the run over a sample
+                log.debug("nbops: tree sample failed: %s", exc)
+            self._stop.wait(self.interval)
+
+    def start(self) -> "TreeSampler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def frame(self):
+        """``timestamp`` (UTC, naive), ``tree_cpu_percent`` (of one core), ``tree_rss_megabytes``."""
+        import numpy as np
+        import pandas as pd
+
+        if len(self.rows) < 2:
+            return pd.DataFrame(columns=["timestamp", "tree_cpu_percent", "tree_rss_megabytes"])
+        a = np.array(self.rows)
+        dt = np.diff(a[:, 0])
+        cpu = np.r_[np.nan, 100.0 * np.diff(a[:, 1]) / np.where(dt > 0, dt, np.nan)]
+        return pd.DataFrame({"timestamp": pd.to_datetime(a[:, 0], unit="s"), "tree_cpu_percent": cpu,
+                             "tree_rss_megabytes": a[:, 2]})
+
+
+def others(frame, tree=None):
+    """The sampler's frame reduced to what the process itself did not cause: host CPU minus this process's
+    share (``cpu_utilization_by_others_percentage``), used memory minus its RSS
+    (``memory_usage_by_others_megabytes``), swap and disk usage. A training cell that loads every core or fills
+    memory is not an incident under itself; another process starving the host is. (Load average and I/O rates
+    cannot be split per process from these samples, so they are left out.)"""
+    import os
+
+    import pandas as pd
+
+    if not len(frame):
+        return frame
+    labels = frame["labels"].iloc[0]
+    wide = frame.pivot_table(index="timestamp", columns="metric", values="value", aggfunc="last")
+    out = pd.DataFrame(index=wide.index)
+    ncpu = os.cpu_count() or 1
+    if tree is not None and len(tf := tree.frame()):  # the process and its children, not the process alone
+        tf = tf.set_index("timestamp").sort_index()
+        grid = tf.reindex(tf.index.union(wide.index)).interpolate(method="time", limit_area="inside")
+        wide = wide.copy()
+        wide["process_cpu_utilization_percentage"] = grid["tree_cpu_percent"].reindex(wide.index)
+        wide["process_rss_megabytes"] = grid["tree_rss_megabytes"].reindex(wide.index)
+    if {"cpu_utilization_percentage", "process_cpu_utilization_percentage"} <= set(wide.columns):
+        out["cpu_utilization_by_others_percentage"] = (
+            wide["cpu_utilization_percentage"] - wide["process_cpu_utilization_percentage"] / ncpu).clip(lower=0)
+    if {"system_memory_usage_megabytes", "process_rss_megabytes"} <= set(wide.columns):
+        out["memory_usage_by_others_megabytes"] = (
+            wide["system_memory_usage_megabytes"] - wide["process_rss_megabytes"]).clip(lower=0)
+    for m in ("swap_usage_percentage", "disk_usage_percentage"):
+        if m in wide.columns:
+            out[m] = wide[m]
+    tidy = out.reset_index().melt(id_vars="timestamp", var_name="metric", value_name="value").dropna()
+    tidy["labels"] = labels
+    return tidy[["timestamp", "metric", "labels", "value"]].reset_index(drop=True)
+
+
 def incidents_during(sampler, t0: float, t1: float, lookback: float | None = None, detector: str = "robust",
-                     sensitivity: str = "medium"):
-    """``(report, overlapping incidents)`` for the window ``[t0, t1]`` of ``sampler``'s samples."""
+                     sensitivity: str = "medium", tree: TreeSampler | None = None):
+    """``(report, overlapping incidents)`` for the window ``[t0, t1]`` of ``sampler``'s samples, judged on
+    :func:`others` (what the process did not cause)."""
     from .api import analyze
     from .lifecycle import epoch
 
     back = max(LOOKBACK if lookback is None else lookback, 3 * (t1 - t0))
-    frame = sampler.frame(since=t0 - back, until=t1 + 2 * sampler.interval)
+    frame = others(sampler.frame(since=t0 - back, until=t1 + 2 * sampler.interval), tree)
     if not len(frame):
         return None, []
     report = analyze(frame, detector=detector, sensitivity=sensitivity)
@@ -59,10 +167,10 @@ def describe(report, hit) -> tuple[str, str]:
     return tag, line
 
 
-def mark(tracker, sampler, t0: float, t1: float) -> list:
+def mark(tracker, sampler, t0: float, t1: float, tree: TreeSampler | None = None) -> list:
     """Tag ``tracker``'s run with the incidents overlapping ``[t0, t1]``; returns them (and the report on
     ``tracker.telemetry_report``)."""
-    report, hit = incidents_during(sampler, t0, t1)
+    report, hit = incidents_during(sampler, t0, t1, tree=tree)
     tracker.telemetry_report = report
     if hit:
         tag, line = describe(report, hit)
@@ -110,20 +218,41 @@ def watch_run(tracker):
         log.debug("nbops: the sampler did not start: %s", exc)
         yield None
         return
+    tree = None
+    try:
+        tree = TreeSampler(s.interval).start()  # the kernel this run starts is the run's own work
+    except Exception as exc:  # noqa: BLE001
+        log.debug("nbops: the run's process tree is not sampled: %s", exc)
     try:
         yield s
     finally:
         try:
+            if tree is not None:
+                tree.stop()
             t1, _ = s.sample()
             log_window(tracker, s, t0, t1)
-            hit = mark(tracker, s, t0, t1)
+            hit = mark(tracker, s, t0, t1, tree)
             report = tracker.telemetry_report
             if report is not None:
                 _log_anomalies(tracker, report, t0, t1)
                 if hit:
-                    report._log_into(tracker)
+                    _log_evidence(tracker, report)
         except Exception as exc:  # noqa: BLE001 - telemetry must never cost the user their run
             log.warning("nbops: the run's host telemetry was not recorded: %s", exc)
+
+
+def _log_evidence(tracker, report) -> None:
+    """The scored frame, incidents and figure under ``telemetry/`` (no params: the run's params are its own)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="nbops-telemetry-") as tmp:
+        path = Path(tmp) / "frame.parquet"
+        report.frame.to_parquet(path, index=False)
+        tracker.log_artifact(str(path), "telemetry")
+    tracker.log_dict({"incidents": [{**i.as_dict(), "ledger_id": report.keys.get(i.id)} for i in report.incidents],
+                      "summary": report.summary(), "kpis": report.kpis()}, "telemetry/incidents.json")
+    tracker.log_figure(report.plot(), "telemetry/figure.png")
 
 
 def _log_anomalies(tracker, report, t0: float, t1: float) -> None:
