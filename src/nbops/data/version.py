@@ -178,20 +178,21 @@ class DataVersion:
 
     # -- views ------------------------------------------------------------------------------------------------
     def to_frame(self):
-        """One row per column (per file for a folder): dtype, nulls, min, max, mean, distinct, top values."""
+        """One row per column (per file for a folder): dtype, logical type, nulls, min, max, mean, distinct, top
+        values."""
         import pandas as pd
 
         if self.kind == "folder":
             return pd.DataFrame(self.profile.get("files", []), columns=["path", "bytes", "digest"])
         rows = []
         for c in self.profile.get("columns", []) or [{"name": s["name"], "dtype": s["dtype"]} for s in self.schema]:
-            rows.append({"column": c["name"], "dtype": c.get("dtype"), "nulls": c.get("nulls"),
+            rows.append({"column": c["name"], "dtype": c.get("dtype"), "type": c.get("type"), "nulls": c.get("nulls"),
                          "min": c.get("min"), "max": c.get("max"), "mean": c.get("mean"),
                          "distinct": c.get("distinct"),
                          "top": ", ".join(f"{v} ({n:,})" for v, n in c.get("top", [])) or None,
                          "digest": (c.get("digest") or "")[:12] or None})
-        return pd.DataFrame(rows, columns=["column", "dtype", "nulls", "min", "max", "mean", "distinct", "top",
-                                           "digest"])
+        return pd.DataFrame(rows, columns=["column", "dtype", "type", "nulls", "min", "max", "mean", "distinct",
+                                           "top", "digest"])
 
     def describe_source(self) -> str:
         s = self.source or {}
