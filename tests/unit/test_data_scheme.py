@@ -40,12 +40,15 @@ def test_digest_records_its_scheme():
     assert v.mlflow_schema()["nbops"]["digest_scheme"] == 2
 
 
-@pytest.mark.parametrize("kind", ["object", "str", "string", "string[python]", "string[pyarrow]", "arrow"])
+@pytest.mark.parametrize("kind", ["object", "str", "string", "string[python]", "string[pyarrow]", "arrow",
+                                  "str[python]"])
 def test_text_columns_hash_the_same_in_every_container(kind):
     values = ["Oslo", None, "Lima", "", "é€𝄞", "Oslo"]
     ref = fp(pd.Series(values, dtype=object, name="c"))
     if kind == "arrow":
         s = pd.Series(values, dtype=pd.ArrowDtype(pa.string()), name="c")
+    elif kind == "str[python]":  # pandas 3's str without pyarrow (NaN as missing)
+        s = pd.Series(values, dtype=pd.StringDtype("python", na_value=np.nan), name="c")
     else:
         s = pd.Series(values, dtype=kind, name="c")
     assert fp(s) == ref, str(s.dtype)
@@ -59,6 +62,13 @@ def test_every_missing_value_in_text_is_one_missing_value():
     assert fp(pd.Series(["a", "", "b"], dtype=object)) not in digests       # "" is a value
     assert fp(pd.Series(["a", "None", "b"], dtype=object)) not in digests   # so is the text "None"
     assert fp(pd.Series([None, None], dtype=object)) == fp(pd.Series([None, None], dtype="string"))
+
+
+def test_text_index_is_content_whatever_its_container():
+    frame = pd.DataFrame({"x": [1, 2]}, index=pd.Index(["a", "b"], dtype=object, name="k"))
+    assert fp(frame) == fp(frame.set_axis(pd.Index(["a", "b"], dtype="string[pyarrow]", name="k")))
+    assert fp(frame) != fp(frame.set_axis(pd.Index(["a", "c"], dtype=object, name="k")))
+    assert fingerprint(frame).profile["index"]["types"] == ["string"]
 
 
 def test_strings_are_not_ambiguous_and_every_byte_counts():
