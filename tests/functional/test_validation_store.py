@@ -83,3 +83,5 @@ def test_run_reference_and_clear_errors(ip, client):
     assert not r.success and "%dataversion" in str(r.error_in_exec)
     r = ip.run_cell("%validate nope --against run:{rid}")
     assert not r.success and "no variable named 'nope'" in str(r.error_in_exec)
+    assert ip.run_cell("%validate nxt[['id', 'age', 'income', 'city']] --against run:{rid} --no-log -o r2").success
+    assert ip.user_ns["r2"].ok

@@ -54,6 +54,11 @@ def test_quickstart_records_the_whole_loop(project):
     assert "season" not in drift[0].data.tags["nbops.drift.drifted"]
     assert [r for r in runs if r.data.tags.get("nbops.kind") == "telemetry"]
     assert c.get_model_version("bike-demand", champion.version).tags["nbops.drift.status"] == "drift"
+    # the data contract before training, the evaluation before promotion (issue 16)
+    assert forest.data.tags["nbops.validation.train"] == "passed" and forest.data.tags["nbops.contract.train"]
+    checks = [r for r in runs if r.data.tags.get("nbops.kind") == "validation"]
+    assert checks and checks[0].data.tags["nbops.validation.new_batch"].startswith("failed")  # 2012's yr
+    assert {"eval_r2", "r2_worst_slice", "r2_slice_gap", "latency_p95_ms", "batch_rows_per_s"} <= set(forest.data.metrics)
 
 
 def test_monitoring_fails_on_drift_when_asked(project):
@@ -72,6 +77,7 @@ def test_monitoring_retrains_and_promotes_on_drift(project):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "DRIFT" in outputs(root / "notebooks" / "mon.out.ipynb")
+    assert "Validation FAILED: batch" in outputs(root / "notebooks" / "mon.out.ipynb")  # yr: not in the contract
     exp = c.get_experiment_by_name("bike-demand")
     retrain = c.search_runs([exp.experiment_id], filter_string="attributes.run_name = 'retrain'")
     assert len(retrain) == 1 and retrain[0].data.tags["drift_run_id"]

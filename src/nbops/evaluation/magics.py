@@ -11,13 +11,62 @@ from ..magics import parse
 from .errors import EvaluationError
 
 
+def raw_word(line: str, index: int) -> str | None:
+    """The ``index``-th word of a magic's line as typed (quotes kept, brackets kept whole): ``df[['a','b']]``
+    stays one expression where shell-style splitting would have dropped its quotes."""
+    words, cur, depth, quote = [], "", 0, None
+    for ch in line.strip() + " ":
+        if quote:
+            cur += ch
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            cur, quote = cur + ch, ch
+        elif ch in "([{":
+            cur, depth = cur + ch, depth + 1
+        elif ch in ")]}":
+            cur, depth = cur + ch, depth - 1
+        elif ch.isspace() and depth <= 0:
+            if cur:
+                words.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return words[index] if index < len(words) else None
+
+
+def lift_expression(line: str, index: int) -> tuple[str, str | None]:
+    """Take a non-identifier ``index``-th word (an expression such as ``df[['a', 'b']]``) out of the line before
+    shell-style splitting would break it at its spaces or drop its quotes: ``(line with a placeholder, expr)``."""
+    raw = raw_word(line, index)
+    if not raw or raw.isidentifier() or raw.startswith("-") or raw[0] in "'\"":
+        return line, None
+    return line.replace(raw, "_nbops_expr_", 1), raw
+
+
+def frame_arg(shell, line: str, index: int, parsed: str, magic: str, error=EvaluationError):
+    """A magic's DATA argument: a variable, or a Python expression such as ``df[['x1', 'x2', 'y']]``."""
+    ns = shell.user_ns
+    if parsed in ns:
+        return ns[parsed]
+    raw = raw_word(line, index) if parsed == "_nbops_expr_" else None
+    if raw and not raw.isidentifier() and not raw.startswith("-"):
+        try:
+            return eval(raw, ns)  # noqa: S307 - the user's own expression, in the user's namespace
+        except Exception as exc:  # noqa: BLE001
+            raise error(f"%{magic}: {raw} could not be evaluated ({type(exc).__name__}: {exc}); give a "
+                                  f"DataFrame variable or expression.", variable=raw) from None
+    raise error(f"%{magic}: no variable named {parsed!r}; give a DataFrame variable or expression.",
+                variable=parsed)
+
+
 @magics_class
 class EvaluateMagics(Magics):
 
     @magic_arguments()
     @argument("model", help="Model variable (logged with %%track --model), runs:/RUN_ID/model, models:/NAME@ALIAS "
                             "or models:/NAME/VERSION.")
-    @argument("data", help="DataFrame variable with the model's input columns and the target.")
+    @argument("data", help="DataFrame variable (or expression, e.g. df[['x1','x2','y']]) with the model's input "
+                           "columns and the target.")
     @argument("--target", required=True, help="The target column.")
     @argument("--task", choices=["regression", "classification"], help="Override the inferred task.")
     @argument("--slices", metavar="COLS", help="Comma-separated columns whose groups are scored apart "
@@ -37,6 +86,7 @@ class EvaluateMagics(Magics):
         %evaluate model holdout --target cnt --slices season --latency
         %promote bike --run RUN --require "latency_p95_ms<50" "r2_slice_gap<0.1"
         """
+        line, expr = lift_expression(line, 1)
         a = parse(self.evaluate, line)
         if a.output and not a.output.isidentifier():
             raise EvaluationError(f"-o {a.output!r} is not a variable name.")
@@ -47,15 +97,14 @@ class EvaluateMagics(Magics):
                 raise EvaluationError(f"%evaluate {model}: no variable named {model!r}; give the fitted model, or "
                                       f"runs:/... / models:/NAME@ALIAS.", variable=model)
             model = ns[model]
-        if a.data not in ns:
-            raise EvaluationError(f"%evaluate: no variable named {a.data!r}; give the DataFrame with the features "
-                                  f"and the target (assign an expression to a variable first).", variable=a.data)
+        data = frame_arg(self.shell, expr or line, 0 if expr else 1, a.data, "evaluate")
         from ..display import show
         from .api import evaluate
 
         slices = [s.strip() for s in (a.slices or "").split(",") if s.strip()]
-        res = evaluate(model, ns[a.data], a.target, task=a.task, slices=slices, latency=a.latency, run=a.run,
-                       log_run=not a.no_log, experiment=a.experiment, name=a.data)
+        res = evaluate(model, data, a.target, task=a.task, slices=slices, latency=a.latency, run=a.run,
+                       log_run=not a.no_log, experiment=a.experiment,
+                       name=expr or a.data)
         if a.output:
             ns[a.output] = res
         show(res)

@@ -19,7 +19,7 @@ def names(text: str | None) -> list[str]:
 class ValidateMagics(Magics):
 
     @magic_arguments()
-    @argument("data", help="DataFrame variable to check.")
+    @argument("data", help="DataFrame variable (or expression) to check.")
     @argument("--against", required=True, metavar="REF",
               help="A data-version name (%%dataversion), run:ID, models:/NAME@ALIAS, a contract YAML file, or a "
                    "DataFrame variable (contract inferred from it).")
@@ -41,20 +41,22 @@ class ValidateMagics(Magics):
         %validate batch --against models:/bike-demand@champion --fail
         %validate batch --against contract.yaml --ignore notes -o result
         """
+        from ..evaluation.magics import frame_arg, lift_expression
+
+        line, expr = lift_expression(line, 0)
         a = parse(self.validate, line)
         if a.output and not a.output.isidentifier():
             raise DataError(f"-o {a.output!r} is not a variable name.")
         ns = self.shell.user_ns
-        if a.data not in ns:
-            raise DataError(f"%validate {a.data}: no variable named {a.data!r}; give the DataFrame to check.",
-                            variable=a.data)
+        data = frame_arg(self.shell, expr or line, 0, a.data, "validate", DataError)
+        label = expr or a.data
         against = ns[a.against] if a.against.isidentifier() and a.against in ns and \
             not isinstance(ns[a.against], str) else a.against
         from .api import validate
 
         try:
-            result = validate(ns[a.data], against, fail=a.fail, ignore=names(a.ignore), keys=names(a.keys) or None,
-                              name=a.data, log_run=not a.no_log, experiment=a.experiment)
+            result = validate(data, against, fail=a.fail, ignore=names(a.ignore), keys=names(a.keys) or None,
+                              name=label, log_run=not a.no_log, experiment=a.experiment)
         except DataError as exc:
             res = getattr(exc, "result", None)
             if res is not None:  # --fail: show the violations, then fail the cell
