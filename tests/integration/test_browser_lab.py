@@ -1,10 +1,12 @@
 """End to end in a real browser: JupyterLab on a loopback port, headless Chromium, a notebook using nbops.
 
 Debian's ``chromium`` (installed by .ci/run) driven by Python playwright -- playwright's own browser download is
-never used. The test runs the cells one by one and asserts on what the page shows: the run summary *widget*
-with the run id MLflow has, the drift table, the telemetry image; and that the extension's REST API answers the
-page's authenticated session and refuses a request without credentials. Screenshots go to
-``test-artifacts/browser/`` (git-ignored). Skip it locally with ``-m "not browser"``.
+never used. The test runs the cells one by one and asserts on what the page shows for each magic: the run
+summary with the run id MLflow has (a link that opens the run in the MLflow UI JupyterLab serves through
+jupyter-server-proxy), the data version, the drift table, the telemetry figure, the runs table, the promotion,
+the status, and a failing tracked cell showing the user's own traceback; and that the extension's REST API
+answers the page's authenticated session and refuses a request without credentials. Screenshots go to
+``test-artifacts/browser/`` (git-ignored; ``docs/img`` holds copies). Skip it locally with ``-m "not browser"``.
 """
 from __future__ import annotations
 
@@ -51,8 +53,13 @@ CELLS = [
     "cur = pd.DataFrame({'stable': rng.normal(size=3000), 'shifted': rng.normal(loc=1.0, size=3000)})",
     "%drift ref cur",
     "%telemetry",
+    "%dataversion ref --name reference-batch",
+    "%nbops runs",
+    '%promote browser-model --best accuracy -e browser --require "accuracy>=0.5" --reason "browser test"',
+    "%nbops status",
+    "%%track -e browser -n broken\nrows = 10\ndef share(part):\n    return part / (rows - 10)\nshare(3)",
 ]
-TRACK, DRIFT, TELEMETRY = 1, 3, 4
+TRACK, DRIFT, TELEMETRY, DATAVERSION, RUNS, PROMOTE, STATUS, FAILING = 1, 3, 4, 5, 6, 7, 8, 9
 
 
 @pytest.fixture
@@ -81,7 +88,8 @@ def lab(tmp_path, store):
         cmd.append("--allow-root")  # CI containers run as root
     log_path = tmp_path / "jupyter-lab.log"
     log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    # its own session: the MLflow UI jupyter-server-proxy starts is stopped with it (see the finally below)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -103,6 +111,10 @@ def lab(tmp_path, store):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)  # what the server started and left behind (mlflow ui)
+        except ProcessLookupError:
+            pass
         log.close()
 
 
@@ -121,7 +133,7 @@ def page(lab):
             browser.close()
 
 
-def run_cell(page, i: int) -> None:
+def run_cell(page, i: int, fails: bool = False) -> None:
     """Run cell ``i`` through JupyterLab's own command and wait until the kernel answered it."""
     page.evaluate("""(i) => {
         const app = window.jupyterapp, nb = app.shell.currentWidget;
@@ -138,7 +150,7 @@ def run_cell(page, i: int) -> None:
         const outs = window.jupyterapp.shell.currentWidget.content.widgets[i].model.outputs.toJSON();
         return outs.filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue);
     }""", i)
-    assert not errors, f"cell {i} ({CELLS[i].splitlines()[0]}) raised {errors}"
+    assert bool(errors) == fails, f"cell {i} ({CELLS[i].splitlines()[0]}) raised {errors}"
 
 
 def output_of(page, i: int):
@@ -163,27 +175,29 @@ def test_jupyterlab_shows_nbops_widgets_and_serves_its_api(lab, page, client):
     page.wait_for_function("() => { const k = window.jupyterapp.shell.currentWidget.context.sessionContext"
                            ".session?.kernel; return k && k.status === 'idle'; }")
     for i in range(len(CELLS)):
-        run_cell(page, i)
+        run_cell(page, i, fails=i == FAILING)
 
     # -- %%track: the run summary widget (the widget view, not the HTML fallback) with MLflow's run id
-    runs = client.search_runs([client.get_experiment_by_name("browser").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("browser").experiment_id],
+                               "attributes.run_name = 'lab-run'")
     assert len(runs) == 1
     run = runs[0]
     assert run.info.run_name == "lab-run" and run.info.status == "FINISHED"
     assert run.data.tags["mlflow.source.name"] == str(lab["root"] / NOTEBOOK)
     accuracy = run.data.metrics["accuracy"]
     assert 0.5 < accuracy <= 1.0 and run.data.params["n_estimators"] == "300"
-    summary = output_of(page, TRACK).locator(".nbops-run-summary-widget")
+    summary = output_of(page, TRACK).locator(".nbops-run-summary")
     summary.wait_for(state="visible")
     text = summary.inner_text()
     assert run.info.run_id in text and "lab-run" in text and "FINISHED" in text
     assert f"accuracy={accuracy:.6g}" in text
-    assert output_of(page, TRACK).locator(".jupyter-widgets").count() >= 1
+    link = summary.locator(f"a:text('{run.info.run_id}')")
+    href = link.get_attribute("href")
+    assert href == f"/mlflow/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}", href
     shot(output_of(page, TRACK), "run-summary")
 
     # -- %drift: the table says the shifted column drifted and the stable one did not
     drift = output_of(page, DRIFT)
-    drift.locator(".jupyter-widgets").first.wait_for(state="visible")
     table = drift.locator("table").first
     table.wait_for(state="visible")
     header = [c.inner_text().strip() for c in table.locator("tr").first.locator("th").all()]
@@ -192,6 +206,7 @@ def test_jupyterlab_shows_nbops_widgets_and_serves_its_api(lab, page, client):
             ([c.inner_text().strip() for c in r.locator("td").all()] for r in table.locator("tr").all()) if cells}
     assert rows["shifted"].startswith("yes") and rows["stable"] == "no", rows
     assert "1 of 2 features drifted" in drift.inner_text()
+    assert drift.locator("img").count() == 1                                      # the plot, once
     shot(drift, "drift-report")
 
     # -- %telemetry: the figure is an image the browser decoded
@@ -204,6 +219,31 @@ def test_jupyterlab_shows_nbops_widgets_and_serves_its_api(lab, page, client):
     assert int(re.search(r"(\d+) points", text).group(1)) >= 6 * 3          # the sampler ran meanwhile
     shot(output_of(page, TELEMETRY), "telemetry")
 
+    # -- the other magics each show their result
+    assert "reference-batch" in output_of(page, DATAVERSION).inner_text()
+    runs_out = output_of(page, RUNS)
+    assert "lab-run" in runs_out.inner_text() and runs_out.locator(f"a:text('{run.info.run_id}')").count() == 1
+    promoted = output_of(page, PROMOTE).inner_text()
+    assert "browser-model" in promoted and "champion" in promoted, promoted
+    status = output_of(page, STATUS).inner_text()
+    assert "embedded SQLite store" in status or "MLFLOW_TRACKING_URI" in status
+    assert "'browser'" in status                                                   # the last run's experiment
+    shot(output_of(page, RUNS), "runs")
+
+    # -- a failing tracked cell: the user's traceback only, with the notebook's cell number and line
+    failing = output_of(page, FAILING)
+    error = failing.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']").last
+    error.wait_for()
+    tb = error.inner_text()
+    n = page.evaluate("(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.executionCount",
+                      FAILING)
+    assert "ZeroDivisionError: division by zero" in tb and "FAILED" in failing.inner_text(), tb
+    assert "nbops" not in tb and "site-packages" not in tb, tb
+    assert f"Cell In[{n}], line 5" in tb and "return part / (rows - 10)" in tb, tb
+    broken = client.search_runs([run.info.experiment_id], "attributes.run_name = 'broken'")[0]
+    assert broken.info.status == "FAILED"
+    shot(failing, "failing-cell")
+
     # -- the REST API: the page's session (token cookie) is let in, a request without credentials is not
     api = page.evaluate("""async (path) => {
         const ok = await fetch('/nbops/api/runs?path=' + encodeURIComponent(path));
@@ -213,3 +253,9 @@ def test_jupyterlab_shows_nbops_widgets_and_serves_its_api(lab, page, client):
     assert api["status"] == 200 and api["refused"] == 403
     assert run.info.run_id in [r["run_id"] for r in api["body"]["runs"]]
     page.screenshot(path=str(ARTIFACTS / "notebook.png"), full_page=True)
+
+    # -- the run id's link opens the run in the MLflow UI that JupyterLab serves (jupyter-server-proxy)
+    page.goto(f"{lab['base']}{href}")
+    page.get_by_text("lab-run").first.wait_for(state="visible")
+    page.get_by_text(run.info.run_id).first.wait_for(state="visible")
+    page.screenshot(path=str(ARTIFACTS / "mlflow-ui.png"))

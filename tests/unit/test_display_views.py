@@ -8,7 +8,7 @@ import pytest
 
 from nbops.display import bundle
 from nbops.tracking.summary import RunsTable, RunSummary
-from nbops.display.views import (FrameView, LiveView, action_table, figure_html, figure_png, figure_widget,
+from nbops.display.views import (FrameView, LiveView, action_table, figure_html, figure_png,
                                  frame_html, frame_text, frame_widget)
 from nbops.errors import NbopsError
 
@@ -64,8 +64,6 @@ def test_figure_forms():
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     h = figure_html(png, alt="cpu")
     assert base64.b64decode(h.split("base64,")[1].split("'")[0]) == png
-    img = figure_widget(fig)
-    assert img.value == png and img.format == "png" and "nbops-figure" in img._dom_classes
     plt.close(fig)
 
 

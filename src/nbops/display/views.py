@@ -30,6 +30,7 @@ MAX_ROWS = 50
 # padding and row rules where no stylesheet applies (e.g. a browser opening an exported fragment).
 _TABLE_ATTRS = "cellpadding='3' rules='rows' style='border-collapse:collapse'"
 _HIGHLIGHT = "background:#ffebe9"
+_NOWRAP = " style='white-space:nowrap'"  # short cells (times, numbers) never break
 
 
 def _cell(v: Any) -> str:
@@ -70,7 +71,8 @@ def frame_html(df, title: str | None = None, max_rows: int = MAX_ROWS, highlight
         tint = marks[i] if marks is not None else (highlight and bool(row.get(highlight)))
         style = f" style='{_HIGHLIGHT}'" if tint else ""
         body.append(f"<tr{style}>" + "".join(
-            f"<td>{a(links[c].get(row[c]), _cell(row[c])) if c in links else html.escape(_cell(row[c]))}</td>"
+            f"<td{_NOWRAP if len(_cell(row[c])) <= 24 else ''}>"
+            f"{a(links[c].get(row[c]), _cell(row[c])) if c in links else html.escape(_cell(row[c]))}</td>"
             for c in cols) + "</tr>")
     cap = (f"<caption style='text-align:left;font-weight:bold;padding-bottom:4px'>{html.escape(title)}</caption>"
            if title else "")
@@ -180,28 +182,6 @@ def figure_html(fig_or_png, alt: str = "", css_class: str = "") -> str:
     data = base64.b64encode(png).decode("ascii")
     return (f"<img class='nbops-figure {html.escape(css_class)}' alt='{html.escape(alt)}' "
             f"style='max-width:100%' src='data:image/png;base64,{data}'/>")
-
-
-def figure_widget(fig_or_png, css_class: str = ""):
-    """An ipywidgets ``Image`` of the figure; set ``.value = figure_png(new_fig)`` to redraw it in place."""
-    import ipywidgets as w
-
-    png = fig_or_png if isinstance(fig_or_png, (bytes, bytearray)) else figure_png(fig_or_png)
-    img = w.Image(value=bytes(png), format="png", layout=w.Layout(max_width="100%"))
-    img.add_class("nbops-figure")
-    if css_class:
-        img.add_class(css_class)
-    return img
-
-
-def panel(children: list, css_class: str = ""):
-    """Stack widgets (e.g. a figure over its incident table) into one view."""
-    import ipywidgets as w
-
-    box = w.VBox([c for c in children if c is not None])
-    if css_class:
-        box.add_class(css_class)
-    return box
 
 
 # ---- views that change in place ----------------------------------------------------------------------------
@@ -329,10 +309,13 @@ class _Stopped:
 # ---- tables with an action (e.g. the promotion picker) ----------------------------------------------------
 
 def action_table(df, key: str, label: str, on_action: Callable[[Any], Any], title: str | None = None,
-                 max_rows: int = MAX_ROWS, highlight: str | None = None, css_class: str = ""):
-    """A table with a chooser of ``df[key]`` values and a button: clicking calls ``on_action(chosen_key)`` in
-    the kernel and shows what it returns (a result object: its HTML) or the NbopsError it raised, under the
-    table. The button is disabled while the action runs, so a double click does not act twice.
+                 max_rows: int = MAX_ROWS, highlight: str | None = None, css_class: str = "",
+                 choices: list | None = None, extra: list | None = None, links: dict | None = None):
+    """A table with a chooser of ``df[key]`` values (or ``choices``: ``(label, key)`` pairs) and a button:
+    clicking calls ``on_action(chosen_key)`` in the kernel and shows what it returns (a result object: its HTML)
+    or the NbopsError it raised (with the ``result`` it carries, if any), under the table. ``extra`` widgets
+    (options the action reads) go below the button. The button is disabled while the action runs, so a double
+    click does not act twice. The box exposes ``.chooser``, ``.button`` and ``.result``.
     """
     import ipywidgets as w
 
@@ -340,10 +323,9 @@ def action_table(df, key: str, label: str, on_action: Callable[[Any], Any], titl
 
     if key not in df.columns:
         raise NbopsError(f"action_table: {key!r} is not a column of the table (columns: {', '.join(map(str, df.columns))}).")
-    table = frame_widget(df, title, max_rows, highlight)
-    keys = [str(k) for k in df[key].tolist()]
-    choose = w.Dropdown(options=keys, value=keys[0] if keys else None, description=str(key),
-                        layout=w.Layout(width="420px"))
+    table = frame_widget(df, title, max_rows, highlight, links=links)
+    keys = choices if choices is not None else [str(k) for k in df[key].tolist()]
+    choose = w.Dropdown(options=keys, description=str(key), layout=w.Layout(width="420px"))
     button = w.Button(description=label, button_style="primary", disabled=not keys)
     button.add_class("nbops-action")
     result = w.HTML()
@@ -355,7 +337,9 @@ def action_table(df, key: str, label: str, on_action: Callable[[Any], Any], titl
             out = on_action(choose.value)
             result.value = out._repr_html_() if hasattr(out, "_repr_html_") else html.escape(repr(out))
         except NbopsError as exc:
-            result.value = f"<span style='color:#cf222e'>{html.escape(str(exc))}</span>"
+            carried = getattr(exc, "result", None)
+            result.value = ((carried._repr_html_() if hasattr(carried, "_repr_html_") else "")
+                            + f"<span style='color:#cf222e'>{html.escape(str(exc))}</span>")
         except Exception as exc:  # noqa: BLE001 - shown to the user, logged for the developer
             log.exception("nbops: %s failed", label)
             result.value = f"<span style='color:#cf222e'>{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</span>"
@@ -363,7 +347,8 @@ def action_table(df, key: str, label: str, on_action: Callable[[Any], Any], titl
             button.disabled = False
 
     button.on_click(click)
-    box = w.VBox([table, w.HBox([choose, button]), result])
+    box = w.VBox([table, w.HBox([choose, button]), *(extra or []), result])
+    box.chooser, box.button, box.result = choose, button, result
     box.add_class("nbops-action-table")
     if css_class:
         box.add_class(css_class)

@@ -76,42 +76,36 @@ class Picker:
         return promote(self.name, run_id, **{**self.options, **overrides})
 
     def widget(self):
+        """The candidates with a Promote button (``nbops.display.views.action_table``), a reason and dry run."""
         import ipywidgets as W
-        from IPython.display import display
+        import pandas as pd
 
-        from ..display import show
-        from ..errors import NbopsError
+        from ..display.views import action_table
 
-        table = W.HTML(self._repr_html_())
         metric = (self.metric_names() or [None])[0]
         choices = [(f"{c.run_name or c.run_id[:8]} ({c.run_id[:8]})" +
                     (f" {metric}={_fmt(c.metrics.get(metric))}" if metric else ""), c.run_id)
                    for c in self.candidates]
-        pick = W.Dropdown(options=choices, description="Run:", layout=W.Layout(width="420px"))
         reason = W.Text(value=self.options.get("reason") or "", placeholder="why (kept in the audit trail)",
                         description="Reason:")
         dry = W.Checkbox(value=bool(self.options.get("dry_run")), description="dry run")
-        button = W.Button(description="Promote", button_style="success", icon="check",
-                          disabled=not choices, tooltip=f"Move '{self.options.get('alias', 'champion')}' to the "
-                                                        f"chosen run's model if every gate passes")
-        out = W.Output()
 
-        def on_click(_):
-            out.clear_output()
-            with out:
-                try:
-                    self.last_result = self.promote(pick.value, reason=reason.value or None, dry_run=dry.value)
-                    show(self.last_result)
-                except NbopsError as exc:
-                    if getattr(exc, "result", None) is not None:
-                        self.last_result = exc.result
-                        show(exc.result)
-                    display(W.HTML(f"<b style='color:#cf222e'>{escape(str(exc))}</b>"))
+        def act(run_id):
+            try:
+                self.last_result = self.promote(run_id, reason=reason.value or None, dry_run=dry.value)
+            except Exception as exc:
+                self.last_result = getattr(exc, "result", None) or self.last_result
+                raise
+            return self.last_result
 
-        button.on_click(on_click)
-        self._controls = {"table": table, "run": pick, "reason": reason, "dry_run": dry, "button": button,
-                          "output": out}
-        return W.VBox([table, W.HBox([pick, button]), W.HBox([reason, dry]), out])
+        rows = self.rows()
+        df = pd.DataFrame([{k: _fmt(v) for k, v in r.items()} for r in rows], columns=None if rows else ["run_id"])
+        box = action_table(df, "run_id", "Promote", act, f"Candidates for {self.name} ({self.experiment})",
+                           choices=choices, extra=[W.HBox([reason, dry])], css_class="nbops-pick")
+        box.button.button_style = "success"
+        self._controls = {"table": box.children[0], "run": box.chooser, "reason": reason, "dry_run": dry,
+                          "button": box.button, "output": box.result}
+        return box
 
 
 def pick(name: str, experiment: str | None = None, n: int = 50, **options) -> Picker:
