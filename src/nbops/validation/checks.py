@@ -103,9 +103,9 @@ def missing_share_ok(n_missing: int, n: int, max_share: float) -> bool:
         return False
     if max_share >= 1:
         return True
-    from scipy.stats import binom
+    from scipy.special import bdtrc  # binom.sf(k - 1, n, p) without importing scipy.stats
 
-    return bool(binom.sf(n_missing - 1, n, max_share) >= ALPHA)
+    return bool(bdtrc(n_missing - 1, n, max_share) >= ALPHA)
 
 
 def rare_by_chance(k: int, m: int, n: int | None) -> bool:

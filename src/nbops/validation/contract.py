@@ -124,11 +124,12 @@ class Contract:
 
 # -- inference ---------------------------------------------------------------------------------------------------
 def _is_identifier(name, s, kind: str) -> bool:
-    if kind not in ("integer", "string") or len(s) < 2 or s.isna().any() or not s.is_unique:
+    if kind not in ("integer", "string") or len(s) < 2:
         return False
-    if _ID_NAME.search(str(name)):
-        return True
-    return kind == "integer" and len(s) >= 20 and s.is_monotonic_increasing
+    named = bool(_ID_NAME.search(str(name)))
+    if not named and not (kind == "integer" and len(s) >= 20 and s.is_monotonic_increasing):
+        return False
+    return not s.isna().any() and s.is_unique
 
 
 def _g(x):
@@ -154,11 +155,12 @@ def _tail_bounds(values, k: int):
     if n < 4:
         return lo, hi
     k = max(2, min(k, n // 4))
-    g = np.partition(_g(v), [k, n - 1 - k])   # the k+1 extremes on each side, unsorted within
+    part = np.partition(v, [k, n - 1 - k])   # the k+1 extremes on each side (g is monotonic: transform only them)
+    top, bot = _g(part[n - 1 - k:]), _g(part[:k + 1])
+    top_u, bot_u = float(top.min()), float(bot.max())
     reach = math.log(ROW_FACTOR * k / TAIL_ALPHA)   # P(a batch of ROW_FACTOR x n rows passes a bound) ~ 1 - alpha
-    top_u, bot_u = g[n - 1 - k], g[k]
-    top_scale = float(g[n - k:].mean() - top_u)      # mean excess of the k largest over the (k+1)-th
-    bot_scale = float(bot_u - g[:k].mean())
+    top_scale = float(np.sort(top)[1:].mean() - top_u)   # mean excess of the k largest over the (k+1)-th
+    bot_scale = float(bot_u - np.sort(bot)[:-1].mean())
     high = _g_inv(top_u + reach * top_scale)
     low = _g_inv(bot_u - reach * bot_scale)
     if lo >= 0:
@@ -203,7 +205,7 @@ def infer(df, *, keys=None, source: str = "") -> Contract:
     """Infer a :class:`Contract` from the reference frame ``df`` (see the module docs for the rules)."""
     import numpy as np
     import pandas as pd
-    from scipy.stats import beta
+    from scipy.special import betaincinv  # scipy.stats' beta.ppf without importing scipy.stats (seconds)
 
     from .checks import kind_of
 
@@ -227,7 +229,7 @@ def infer(df, *, keys=None, source: str = "") -> Contract:
         ident = name in keys or (not keys and _is_identifier(name, s, kind))
         nullable = nulls > 0
         if nullable:
-            upper = float(beta.ppf(0.999, nulls + 1, max(n - nulls, 1)))
+            upper = float(betaincinv(nulls + 1, max(n - nulls, 1), 0.999))
             checks.append(pa.Check.nbops_missing_share(max_share=_nice(min(upper, 1.0), True), ignore_na=False))
         vals = s.dropna()
         if not ident and kind in ("integer", "float") and len(vals):
@@ -238,7 +240,7 @@ def infer(df, *, keys=None, source: str = "") -> Contract:
                     lo, hi = math.floor(round(lo, 6)), math.ceil(round(hi, 6))
                 checks.append(pa.Check.nbops_range(min_value=lo, max_value=hi, ref_rows=len(vals)))
         elif not ident and kind in ("string", "bool") and len(vals):
-            counts = vals.astype(object).value_counts()
+            counts = vals.value_counts()
             if _closed_set(counts.to_numpy(), len(vals)) and not _date_like(counts.index):
                 allowed = sorted((v.item() if isinstance(v, np.generic) else v for v in counts.index), key=str)
                 checks.append(pa.Check.nbops_categories(allowed=allowed, ref_rows=len(vals)))
