@@ -219,3 +219,22 @@ def test_context_novelty_learns_a_pattern_and_flags_a_changed_shape():
     s = ens.score(t, y)
     assert np.nanargmax(s[300:]) + 300 in range(600, 615) and s[600:615].max() >= ens.threshold("low")
     assert seas.score(t, y)[600:615].max() < seas.threshold("high")
+
+
+def test_an_alert_silences_the_refractory_rows_after_it():
+    """A burst of abnormal rows pages once; a burst after the refractory period pages again (detect() and
+    Detector.alerts apply the same rule; raw scores are untouched)."""
+    assert detectors.refractory(np.array([1, 1, 0, 1, 0, 0, 1, 1], bool), 2).tolist() == \
+        [True, False, False, True, False, False, True, False]
+    t, y, _ = series(n=3000, gaps=False, spike=0.0)
+    y[2500] += 5.0
+    y[2508] += 15.0  # the incident grows 40 minutes later: a new record, but the same episode
+    ens = detectors.get("ensemble")
+    s = ens.score(t, y)
+    raw = np.nan_to_num(s) >= ens.threshold("high")
+    assert raw[2500] and raw[2508]  # without the refractory period the episode pages twice
+    kept = ens.alerts(s, "high")
+    assert kept[2500] and not kept[2501:2500 + ens.refractory + 1].any()
+    scored = detect(pd.DataFrame({"timestamp": pd.to_datetime(t, unit="s"), "metric": "m", "labels": "",
+                                  "value": y}), "ensemble", "high")
+    assert scored["anomaly"].to_numpy().tolist() == kept.tolist()

@@ -117,3 +117,39 @@ def test_leave_one_out_chooses_on_the_other_groups_only():
     held = nab.leave_one_out(runs, lambda n: n.split("/")[0])
     assert {g: k for g, (k, _) in held.groups.items()} == {"a": "fits_b", "b": "fits_a"}
     assert held.score < 0
+
+
+def test_refractory_silences_the_rows_after_an_alert():
+    # rows 5 and 7 outside, 11 and 12 in the window (10..14): with a refractory of 3 rows, 7 is silenced by 5
+    # and 12 by 11; row 16 (4 rows after 12) alerts again
+    s = np.zeros(20)
+    s[[5, 7, 11, 12, 16]] = 0.9
+    r = nab.score_at([(lab(), s)], 0.5, refractory=3)
+    assert (r.alerts, r.fp, r.tp) == (3, 2, 1)
+    expect = -0.11 + 0.11 * sig(abs(16 - 14) / 4) + sig(-(14 - 11 + 1) / 5) / sig(-1)
+    assert r.raw == pytest.approx(expect)
+    # a silenced alert does not extend the period: row 9 (4 rows after the kept row 5) alerts
+    s2 = np.zeros(20)
+    s2[[5, 7, 9]] = 0.9
+    assert nab.score_at([(lab(), s2)], 0.5, refractory=3).fp == 2
+
+
+def test_optimize_with_a_refractory_is_exact_against_brute_force():
+    rng = np.random.default_rng(1)
+    files = []
+    for k in range(4):
+        n = 200
+        t = (np.arange(n) * 5).astype("datetime64[m]").astype("datetime64[ns]")
+        files.append((nab.FileLabels.build(f"f{k}", t, [(t[60 + 30 * k], t[80 + 30 * k])]),
+                      np.round(rng.random(n) ** 8, 3)))  # few high scores, as a detector gives
+    for profile in nab.PROFILES:
+        best = nab.optimize(files, profile, refractory=4)
+        cands = np.unique(np.concatenate([s for _, s in files]))
+        cands = cands[cands >= np.sort(np.concatenate([s for _, s in files]))[::-1][int(0.02 * 800) - 1]]
+        brute = max((nab.score_at(files, th, profile, refractory=4) for th in cands), key=lambda r: r.raw)
+        assert best.raw == pytest.approx(brute.raw)
+        again = nab.score_at(files, best.threshold, profile, refractory=4)
+        assert again.raw == pytest.approx(best.raw) and (again.tp, again.fp, again.fn) == (best.tp, best.fp, best.fn)
+    # the false-positive-rate threshold with a refractory never allows more than asked
+    th = nab.threshold_for_fp_rate(files, 100.0, refractory=4)
+    assert nab.score_at(files, th, refractory=4).fp_per_10k <= 100.0

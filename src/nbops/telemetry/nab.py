@@ -137,14 +137,26 @@ class Result:
                 f"alerts_in_windows={100 * self.hit_share:.0f}%")
 
 
-def score_at(files: list[tuple[FileLabels, np.ndarray]], threshold: float, profile: str = "standard") -> Result:
-    """The NAB score of a corpus at one threshold (``files`` pairs each file's labels with its scores)."""
+def detections(scores, threshold: float, refractory: int = 0) -> np.ndarray:
+    """The rows that alert at ``threshold``: score at least the threshold and, with ``refractory`` > 0, no earlier
+    alert within the previous ``refractory`` rows (see :func:`nbops.telemetry.detectors.refractory`)."""
+    from .detectors import refractory as _refractory
+
+    det = np.nan_to_num(np.asarray(scores, dtype=float), nan=-np.inf) >= threshold
+    return _refractory(det, refractory) if refractory else det
+
+
+def score_at(files: list[tuple[FileLabels, np.ndarray]], threshold: float, profile: str = "standard",
+             refractory: int = 0) -> Result:
+    """The NAB score of a corpus at one threshold (``files`` pairs each file's labels with its scores); with
+    ``refractory`` > 0 an alert silences the next ``refractory`` rows (the probationary rows included: that is
+    what a streaming user would have seen)."""
     a_tp, a_fp, a_fn = PROFILES[profile]
     raw = 0.0
     tp = fp = fn = n_win = alerts = points = 0
     per_file = {}
     for lab, scores in files:
-        det = (np.asarray(scores, dtype=float) >= threshold) & lab.scored & (lab.window != -2)
+        det = detections(scores, threshold, refractory) & lab.scored & (lab.window != -2)
         alerts += int(det.sum())
         points += int((lab.scored & (lab.window != -2)).sum())
         out = det & (lab.window == -1)
@@ -164,13 +176,15 @@ def score_at(files: list[tuple[FileLabels, np.ndarray]], threshold: float, profi
     return Result(profile, threshold, raw, -a_fn * n_win, a_tp * n_win, tp, fp, fn, per_file, alerts, points)
 
 
-def optimize(files: list[tuple[FileLabels, np.ndarray]], profile: str = "standard") -> Result:
+def optimize(files: list[tuple[FileLabels, np.ndarray]], profile: str = "standard", refractory: int = 0) -> Result:
     """Sweep one threshold over every distinct score of the corpus; return the best (ties: the higher threshold).
 
     Exact and O(P log P): points are visited from the highest score down and the total is updated as each
     point becomes a detection (an outside point adds its FP cost; a window point can only move its window's
-    value to an earlier, higher-valued row).
+    value to an earlier, higher-valued row). With ``refractory`` see :func:`_sweep_refractory`.
     """
+    if refractory:
+        return _sweep_refractory(files, profile, refractory)
     a_tp, a_fp, a_fn = PROFILES[profile]
     parts_s, parts_w, parts_v, parts_k = [], [], [], []
     n_win = points = 0
@@ -220,8 +234,102 @@ def optimize(files: list[tuple[FileLabels, np.ndarray]], profile: str = "standar
     return best
 
 
-def threshold_for_fp_rate(files: list[tuple[FileLabels, np.ndarray]], fp_per_10k: float) -> float:
-    """The lowest threshold whose false-positive rows stay at or below ``fp_per_10k`` per 10,000 scored rows."""
+MAX_ALERT_SHARE = 0.02  #: the refractory sweep stops once 2% of the rows score at or above the threshold
+
+
+def _file_value(lab: FileLabels, wins, kept: np.ndarray, a_tp: float, a_fp: float, a_fn: float):
+    """(raw, tp, fp, alerts) of one file (windows ``wins``) whose alerting rows are ``kept`` (sorted rows)."""
+    kept = kept[lab.scored[kept] & (lab.window[kept] != -2)]
+    w = lab.window[kept]
+    out = kept[w == -1]
+    raw = a_fp * float(lab.fp_value[out].sum())
+    tp = 0
+    for k in wins:
+        hit = kept[w == k]
+        if hit.size:
+            tp += 1
+            raw += a_tp * lab.tp_value[hit[0]]
+        else:
+            raw -= a_fn
+    return raw, tp, int(out.size), int(kept.size)
+
+
+def _sweep(files, profile: str, refractory: int):
+    """Walk the threshold down over every distinct score (down to the one where :data:`MAX_ALERT_SHARE` of the
+    rows reach it) when an alert silences the next ``refractory`` rows: the alerting rows are then no longer
+    monotone in the threshold, so each time the threshold passes a row, that file's alerts are recomputed (exact).
+    Yields ``(threshold, raw, tp, fp, alerts)`` after each distinct score."""
+    import bisect
+
+    a_tp, a_fp, a_fn = PROFILES[profile]
+    wins = [lab.windows for lab, _ in files]
+    state, s_all, f_all, i_all = [], [], [], []
+    total_rows = 0
+    for f, (lab, s) in enumerate(files):
+        s = np.asarray(s, dtype=float)
+        if len(s) != len(lab.window):
+            raise ValueError(f"{lab.name}: {len(s)} scores for {len(lab.window)} rows")
+        total_rows += len(s)
+        idx = np.flatnonzero(np.isfinite(s))
+        s_all.append(s[idx])
+        f_all.append(np.full(idx.size, f))
+        i_all.append(idx)
+        state.append((-a_fn * len(lab.windows), 0, 0, 0))  # raw, tp, fp, alerts
+    if not s_all:
+        raise ValueError("no files to score")
+    s, fi, ri = (np.concatenate(p) for p in (s_all, f_all, i_all))
+    order = np.argsort(-s, kind="stable")
+    s, fi, ri = s[order], fi[order], ri[order]
+    limit = min(len(s), max(1, int(MAX_ALERT_SHARE * total_rows)))
+    cands: list[list[int]] = [[] for _ in files]
+    raw = sum(st[0] for st in state)
+    i = 0
+    while i < limit:
+        j, touched = i, set()
+        while j < len(s) and s[j] == s[i]:
+            bisect.insort(cands[fi[j]], int(ri[j]))
+            touched.add(int(fi[j]))
+            j += 1
+        for f in touched:
+            kept, last = [], None
+            for r in cands[f]:  # the same rule as detectors.refractory, on this file's candidate rows
+                if last is None or r - last > refractory:
+                    kept.append(r)
+                    last = r
+            new = _file_value(files[f][0], wins[f], np.asarray(kept, dtype=np.int64), a_tp, a_fp, a_fn)
+            raw += new[0] - state[f][0]
+            state[f] = new
+        yield (float(s[i]), raw, sum(st[1] for st in state), sum(st[2] for st in state),
+               sum(st[3] for st in state))
+        i = j
+
+
+def _sweep_refractory(files, profile: str, refractory: int) -> Result:
+    """:func:`optimize` with a refractory period (see :func:`_sweep`)."""
+    a_tp, a_fp, a_fn = PROFILES[profile]
+    n_win = sum(len(lab.windows) for lab, _ in files)
+    points = sum(int((lab.scored & (lab.window != -2)).sum()) for lab, _ in files)
+    best = Result(profile, float("inf"), -a_fn * n_win, -a_fn * n_win, a_tp * n_win, 0, 0, n_win, points=points)
+    for th, raw, tp, fp, alerts in _sweep(files, profile, refractory):
+        if raw > best.raw + 1e-12:
+            best = Result(profile, th, raw, -a_fn * n_win, a_tp * n_win, tp, fp, n_win - tp, alerts=alerts,
+                          points=points)
+    return best
+
+
+def threshold_for_fp_rate(files: list[tuple[FileLabels, np.ndarray]], fp_per_10k: float,
+                          refractory: int = 0) -> float:
+    """The lowest threshold whose false-positive rows stay at or below ``fp_per_10k`` per 10,000 scored rows
+    (with ``refractory``: the last threshold, walking down from the top, before the false positives exceed it)."""
+    if refractory:
+        points = sum(int((lab.scored & (lab.window != -2)).sum()) for lab, _ in files)
+        allowed = int(math.floor(fp_per_10k * points / 1e4 + 1e-9))
+        last = float("inf")
+        for th, _raw, _tp, fp, _alerts in _sweep(files, "standard", refractory):
+            if fp > allowed:
+                break
+            last = th
+        return last
     outside, points = [], 0
     for lab, s in files:
         s = np.asarray(s, dtype=float)
@@ -271,12 +379,13 @@ class HeldOut:
                 f"fp/10k={self.fp_per_10k:.2f} alerts_in_windows={100 * self.hit_share:.0f}%")
 
 
-def leave_one_out(runs: dict, group_of, profile: str = "standard") -> HeldOut:
+def leave_one_out(runs: dict, group_of, profile: str = "standard", refractory=None) -> HeldOut:
     """``runs``: setting -> list of (FileLabels, scores) over the same files. For each group (``group_of(name)``,
     e.g. the NAB category), the setting and the threshold are chosen on the *other* groups only (best normalised
     score there), and the held-out group is scored with them; the pooled score sums raw, null and perfect over the
     held-out groups. A group without windows is still scored (its false positives count)."""
     settings = list(runs)
+    refr = refractory if callable(refractory) else (lambda key: refractory or 0)
     names = [lab.name for lab, _ in runs[settings[0]]]
     groups = sorted({group_of(n) for n in names})
     raw = null = perfect = 0.0
@@ -285,12 +394,12 @@ def leave_one_out(runs: dict, group_of, profile: str = "standard") -> HeldOut:
         best = None
         for key in settings:
             train = [f for f in runs[key] if group_of(f[0].name) != g]
-            r = optimize(train, profile)
+            r = optimize(train, profile, refr(key))
             if best is None or r.score > best[1].score + 1e-12:
                 best = (key, r)
         key, chosen = best
         test = [f for f in runs[key] if group_of(f[0].name) == g]
-        r = score_at(test, chosen.threshold, profile)
+        r = score_at(test, chosen.threshold, profile, refr(key))
         raw, null, perfect = raw + r.raw, null + r.null, perfect + r.perfect
         out[g] = (key, r)
     return HeldOut(profile, raw, null, perfect, out)

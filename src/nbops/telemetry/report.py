@@ -86,8 +86,6 @@ class TelemetryReport:
     def alerts_per_day(self, sensitivity: str | None = None) -> float:
         """Alerts (anomalous points, all series) per day of the window that ``sensitivity`` (default: the one
         used) would have raised: thresholds from :mod:`nbops.telemetry.detectors`, chosen on the NAB benchmark."""
-        import numpy as np
-
         from .detectors import get, names
 
         if not len(self.frame) or self.detector not in names():
@@ -95,8 +93,10 @@ class TelemetryReport:
         days = max((self.frame["timestamp"].max() - self.frame["timestamp"].min()).total_seconds(), 1.0) / 86400
         if sensitivity is None or sensitivity == self.sensitivity:
             return self.anomalous_points / days
-        score = np.nan_to_num(self.frame["score"].to_numpy(float), nan=0.0)
-        return float((score >= get(self.detector).threshold(sensitivity)).sum()) / days
+        det = get(self.detector)
+        alerts = sum(int(det.alerts(g["score"].to_numpy(float), sensitivity).sum())
+                     for _, g in self.frame.groupby(["metric", "labels"], sort=False))
+        return float(alerts) / days
 
     def alerts_line(self) -> str:
         """``sensitivity medium: 1.2 alerts/day here (low 0.4, high 3.0)``."""
