@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         from .tracking.redact import text
 
         print(f"nbops: {text(str(exc))}", file=sys.stderr)
-        return int(getattr(exc, "exit_code", 2))
+        code = getattr(exc, "exit_code", None)  # a declared field: None when the error did not set one
+        return 2 if code is None else int(code)
     except KeyboardInterrupt:
         return 130
 

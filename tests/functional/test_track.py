@@ -165,7 +165,7 @@ def test_object_with_predict_is_logged_as_pyfunc(ip, client):
 
 
 @pytest.mark.parametrize("line,cell,message", [
-    ("--bogus", "x = 1", "unrecognized"),
+    ("--bogus", "x = 1", "unknown option --bogus"),
     ("--data nope", "x = 1", "no variable named 'nope'"),
     ("--model m", "m = 5", "not a model"),
     ("--model m", "from sklearn.linear_model import LinearRegression\nm = LinearRegression()", "not fitted"),
@@ -182,7 +182,7 @@ def test_bad_input_is_a_usage_error(ip, client, line, cell, message):
     with pytest.raises(UsageError) as err:
         ip.run_cell_magic("track", "-e bad " + line, cell)
     assert message in str(err.value)
-    assert isinstance(err.value, NbopsError) or "unrecognized" in message
+    assert isinstance(err.value, NbopsError)
     if "=" in cell and "nope" in line:
         assert ip.user_ns["x"] == 1  # the cell ran; its work is kept
 
