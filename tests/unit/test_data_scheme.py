@@ -279,3 +279,16 @@ def test_long_object_text_columns_match_arrow_text_digest_and_profile():
     assert m.schema[0]["type"] == "object" and m.digest != a.digest
     ids = pd.Series([f"id{i}" for i in range(n)], dtype=object)
     assert fp(ids) == fp(ids.astype("string[pyarrow]"))
+
+
+def test_long_text_profile_counted_beside_the_other_columns_is_complete():
+    from nbops.data.encode import BACKGROUND_ROWS
+
+    n = BACKGROUND_ROWS
+    words = pd.Series(np.array(["a", "bb", "ccc"], dtype=object)[np.arange(n) % 3], dtype="string[pyarrow]")
+    df = pd.DataFrame({"w": words, "x": np.arange(n, dtype="float64")})
+    v = fingerprint(df)
+    w = v.profile["columns"][0]
+    assert "_pending" not in w and list(w)[-1] == "digest"
+    assert w["distinct"] == 3 and w["top"] == [["a", n // 3 + 1], ["bb", n // 3], ["ccc", n // 3]]
+    assert v.digest == fingerprint(df.astype({"w": object})).digest

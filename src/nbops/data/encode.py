@@ -437,9 +437,36 @@ def strings(arr, tick: Callable[[int], None], stats: bool = True, ltype: str = "
         start += n
     digest = column_digest(ltype, start, lens_h.digest(), data_h.digest(), miss.digest())
     out: dict = {"nulls": miss.count}
-    if stats:
+    if stats and start >= BACKGROUND_ROWS:  # arrow's hash table works without the GIL: beside the next columns
+        out[PENDING] = _worker().submit(_text_profile, arr, start - miss.count)
+    elif stats:
         out.update(_text_profile(arr, start - miss.count))
     return digest, out, ltype
+
+
+BACKGROUND_ROWS = 1_000_000     # text columns this long get their profile counted on a worker thread
+PENDING = "_pending"            # key of a profile entry still being computed (see resolve_pending)
+_WORKER = None
+
+
+def _worker():
+    global _WORKER
+    if _WORKER is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbops-profile")
+    return _WORKER
+
+
+def resolve_pending(columns: list[dict]) -> None:
+    """Fill in the profile figures computed on the worker thread (in place, keeping ``digest`` last)."""
+    for col in columns:
+        fut = col.pop(PENDING, None)
+        if fut is not None:
+            digest = col.pop("digest", None)
+            col.update(fut.result())
+            if digest is not None:
+                col["digest"] = digest
 
 
 def _text_profile(arr, valid: int) -> dict:

@@ -37,7 +37,7 @@ import xxhash
 
 from ..errors import DataError
 from .columns import ndarray_column, pandas_column, polars_column
-from .encode import Unsupported, enc
+from .encode import Unsupported, enc, resolve_pending
 from .version import SCHEME_PREFIX, DataVersion
 
 log = logging.getLogger("nbops")
@@ -206,6 +206,7 @@ def _pandas(obj, name, index, profile, progress) -> DataVersion:
         except Unsupported as exc:
             raise _column_error(exc, "index", name) from None
         h.update(idx_digest)
+        resolve_pending(prof_cols)
     finally:
         bar.close()
     source = {"type": "pandas.Series" if is_series else "pandas.DataFrame"}
@@ -240,6 +241,7 @@ def _ndarray(a: np.ndarray, name, profile, progress) -> DataVersion:
             h.update(d)
             schema.append({"name": label, "dtype": str(part.dtype), "type": ltype})
             prof_cols.append({"name": label, "dtype": str(part.dtype), "type": ltype, **st, "digest": d.hex()})
+        resolve_pending(prof_cols)
     finally:
         bar.close()
     source = {"type": "numpy.ndarray", "shape": list(a.shape)}
@@ -270,6 +272,7 @@ def _polars(obj, name, profile, progress) -> DataVersion:
             h.update(d)
             schema.append({"name": s.name, "dtype": str(s.dtype), "type": ltype})
             prof_cols.append({"name": s.name, "dtype": str(s.dtype), "type": ltype, **st, "digest": d.hex()})
+        resolve_pending(prof_cols)
     finally:
         bar.close()
     source = {"type": "polars.Series" if is_series else "polars.DataFrame"}
