@@ -62,7 +62,14 @@ def test_the_rare_value_a_random_half_can_hold_is_tolerated_but_many_are_not():
     vals = np.random.default_rng(0).permutation(np.arange(100, 1100))   # not a sequence: no identifier
     ref = pd.DataFrame({"n": vals, "c": ["a", "b"] * 500})
     one = pd.DataFrame({"n": np.r_[vals[:-1], 3], "c": ["a", "b"] * 499 + ["a", "zzz"]})
-    assert check(one, infer_contract(ref)).ok          # one storm day, one rare category: chance alone
+    res = check(one, infer_contract(ref))
+    assert res.ok                                      # one storm day, one rare category: chance alone
+    assert any(n.startswith("n: 1 value(s) beyond") for n in res.notes)          # ...but shown as notes
+    assert any(n.startswith("c: 1 value(s) of unseen categories (zzz") for n in res.notes)
+    gap = one.assign(n=one["n"].astype("float64"))
+    gap.loc[5, "n"] = np.nan                           # one missing value where the reference had none
+    res = check(gap, infer_contract(ref))
+    assert res.ok and any("missing value(s) where the reference had none" in n for n in res.notes)
     many = one.copy()
     many.loc[:99, "n"] = 3
     many.loc[:99, "c"] = "zzz"

@@ -40,8 +40,9 @@ def validate(data, against, *, fail: bool = False, ignore=None, keys=None, name:
     contract, label = resolve(against, keys=keys)
     contract = contract.without(ignore)
     frame = data.drop(columns=[c for c in ignore if c in data.columns])
-    result = ValidationResult(name, label, len(data), data.shape[1], violations(frame, contract), ignore,
-                              contract=contract)
+    found = violations(frame, contract)
+    result = ValidationResult(name, label, len(data), data.shape[1], found, ignore, contract=contract,
+                              notes=tolerated(frame, contract, found))
     if log_run:
         _record(result, experiment)
     if fail and not result.ok:
@@ -135,6 +136,8 @@ def _summarise(fc, frame, contract) -> list[dict]:
         if label == "missing share":
             count = int(frame[column].isna().sum()) if column in frame.columns else 0
             examples = []
+            if not stats.get("max_share"):
+                label = "missing values"
         elif label == "row count":
             count, examples = len(frame), []
         elif label == "missing values":
@@ -147,6 +150,37 @@ def _summarise(fc, frame, contract) -> list[dict]:
                     "detail": _detail(label, column, frame, contract, stats)})
     cols = list(frame.columns)
     out.sort(key=lambda v: (cols.index(v["column"]) if v["column"] in cols else -1, order.get(v["check"], 9)))
+    return out
+
+
+def tolerated(frame, contract, found: list[dict]) -> list[str]:
+    """What differs from the reference but so rarely that chance explains it (not violations): new missing
+    values, values beyond a range, unseen categories. Listed so a reader sees them."""
+    from .checks import category_mask, range_mask
+
+    flagged = {(v["column"], v["check"]) for v in found}
+    out = []
+    for name, col in contract.schema.columns.items():
+        if name not in frame.columns or (name, "dtype") in flagged or (name, "missing column") in flagged:
+            continue
+        s = frame[name]
+        for c in col.checks:
+            st = c.statistics or {}
+            if c.name == "nbops_missing_share" and not st.get("max_share") and (name, "missing values") not in flagged:
+                k = int(s.isna().sum())
+                if k:
+                    out.append(f"{name}: {k:,} missing value(s) where the reference had none (few enough to be chance)")
+            elif c.name == "nbops_range" and (name, "out of range") not in flagged:
+                bad = s[~range_mask(s, st.get("min_value"), st.get("max_value"), None) & s.notna()]
+                if len(bad):
+                    ex = ", ".join(map(str, [_plain(v) for v in bad.unique()[:3]]))
+                    out.append(f"{name}: {len(bad):,} value(s) beyond {st.get('min_value')} .. {st.get('max_value')} "
+                               f"(e.g. {ex}; few enough to be chance)")
+            elif c.name == "nbops_categories" and (name, "unseen category") not in flagged:
+                bad = s[~category_mask(s, st.get("allowed") or [], None) & s.notna()]
+                if len(bad):
+                    ex = ", ".join(map(str, bad.astype(object).unique()[:3]))
+                    out.append(f"{name}: {len(bad):,} value(s) of unseen categories ({ex}; few enough to be chance)")
     return out
 
 
@@ -169,6 +203,7 @@ def _record(result: ValidationResult, experiment: str | None) -> None:
     status = "passed" if result.ok else f"failed: {len(result.violations)} violation(s)"
     frame = result.to_frame()
     payload = {"data": result.data, "against": result.against, "rows": result.rows, "ok": result.ok,
+               "notes": result.notes,
                "violations": json.loads(frame.to_json(orient="records", default_handler=str))}
 
     def write(t):

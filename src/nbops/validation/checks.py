@@ -4,8 +4,9 @@
 - ``nbops_kind(kind)``: the logical type (integer, float, bool, string, datetime), not the exact dtype: an int
   column read back as float because it gained a missing value still holds integers; ``str`` (pandas 3) and
   ``object`` (pandas 2) are both strings. Element-wise, so the offending values are the failure cases.
-- ``nbops_missing_share(max_share)``: the missing share of a batch is not significantly above ``max_share``
-  (one-sided binomial test at 0.1%, so a 10-row batch with one missing value is not a violation of a 2% bound).
+- ``nbops_missing_share(max_share, ref_rows)``: the missing share of a batch is not significantly above
+  ``max_share`` (one-sided binomial test at 0.1%, so a 10-row batch with one missing value is not a violation of
+  a 2% bound); ``max_share: 0`` (the reference had none) tolerates what :func:`rare_by_chance` allows.
 - ``nbops_range(min_value, max_value, ref_rows)`` and ``nbops_categories(allowed, ref_rows)``: like pandera's
   ``in_range`` / ``isin``, but a handful of values beyond the bound (or of an unseen category) is tolerated when
   a sample of ``ref_rows`` rows from the same source would show as many by chance (:func:`rare_by_chance`); a
@@ -95,12 +96,13 @@ def kind_mask(series, kind: str):
     raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
 
 
-def missing_share_ok(n_missing: int, n: int, max_share: float) -> bool:
-    """False when ``n_missing`` of ``n`` is significantly more than ``max_share`` (one-sided, ALPHA)."""
+def missing_share_ok(n_missing: int, n: int, max_share: float, ref_rows: int | None = None) -> bool:
+    """False when ``n_missing`` of ``n`` is significantly more than ``max_share`` (one-sided, ALPHA). A share of
+    0 (the reference had none) tolerates only what :func:`rare_by_chance` allows against ``ref_rows``."""
     if n == 0 or n_missing == 0:
         return True
     if max_share <= 0:
-        return False
+        return rare_by_chance(n_missing, n, ref_rows)
     if max_share >= 1:
         return True
     from scipy.special import bdtrc  # binom.sf(k - 1, n, p) without importing scipy.stats
@@ -182,9 +184,9 @@ def register() -> None:
         def nbops_kind(series, *, kind):
             return kind_mask(series, kind)
 
-        @extensions.register_check_method(statistics=["max_share"], supported_types=pd.Series)
-        def nbops_missing_share(series, *, max_share):
-            return missing_share_ok(int(series.isna().sum()), len(series), float(max_share))
+        @extensions.register_check_method(statistics=["max_share", "ref_rows"], supported_types=pd.Series)
+        def nbops_missing_share(series, *, max_share, ref_rows=None):
+            return missing_share_ok(int(series.isna().sum()), len(series), float(max_share), ref_rows)
 
         @extensions.register_check_method(statistics=["min_value", "max_value", "ref_rows"],
                                           supported_types=pd.Series)

@@ -5,9 +5,11 @@ satisfies -- and nothing tighter:
 
 - **columns** are required and no others are expected (``strict``); **kind** is the logical type
   (:func:`nbops.validation.checks.kind_of`), so pandas 2's ``object`` and pandas 3's ``str`` agree;
-- **nullability**: a column the reference never had missing is ``nullable: false`` (a model trained on it never
-  saw a missing value); otherwise the missing share is bounded by the 99.9% upper confidence bound of the
+- **missing values**: a column the reference never had missing gets ``max_share: 0`` (missing values are a
+  violation unless so few that chance explains them -- they are then listed as notes: a model fitted on the
+  reference never saw one); otherwise the missing share is bounded by the 99.9% upper confidence bound of the
   reference's share, tested against a batch with a one-sided binomial test (small batches are not punished);
+  identifier keys are ``nullable: false``;
 - **numeric ranges** get a margin from the reference's own tail: the distance from the extreme to the k-th
   most extreme value (k = 1% of the rows, at least 10) is added beyond it, on a log scale for non-negative
   columns (whose bound then never goes below 0). Identifier columns and datetimes get no range (new ids and new
@@ -227,10 +229,12 @@ def infer(df, *, keys=None, source: str = "") -> Contract:
         nulls = int(s.isna().sum())
         checks = [pa.Check.nbops_kind(kind=kind)]
         ident = name in keys or (not keys and _is_identifier(name, s, kind))
-        nullable = nulls > 0
-        if nullable:
+        nullable = not ident   # keys never missing; otherwise the share is bounded (0: none, up to chance)
+        if nulls:
             upper = float(betaincinv(nulls + 1, max(n - nulls, 1), 0.999))
             checks.append(pa.Check.nbops_missing_share(max_share=_nice(min(upper, 1.0), True), ignore_na=False))
+        elif not ident:
+            checks.append(pa.Check.nbops_missing_share(max_share=0, ref_rows=n, ignore_na=False))
         vals = s.dropna()
         if not ident and kind in ("integer", "float") and len(vals):
             lo, hi = _tail_bounds(vals.to_numpy(dtype="float64"), tail_k)

@@ -42,6 +42,7 @@ class ValidationResult:
     ignored: list[str] = field(default_factory=list)
     run_id: str | None = None
     contract: object = None
+    notes: list[str] = field(default_factory=list)   # differences rare enough to be chance: shown, not failed
 
     @property
     def ok(self) -> bool:
@@ -66,7 +67,7 @@ class ValidationResult:
                 f"{len(self.violations)} violation(s) in {', '.join(cols)}.")
 
     def _tail(self) -> list[str]:
-        out = []
+        out = [f"note: {n}" for n in self.notes]
         if self.ignored:
             out.append(f"ignored: {', '.join(self.ignored)}")
         if self.run_id:
