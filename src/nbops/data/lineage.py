@@ -105,7 +105,11 @@ class Lineage:
         if self.scheme_changes:
             head += ("<div>digest scheme changed between records (v1 digests were made before scheme v2; the same "
                      "data has another digest under each scheme): see the <code>scheme</code> column</div>")
-        return head + df.to_html(index=False, na_rep="", border=0)
+        from ..display.links import run_url
+        from ..display.views import frame_html
+
+        links = {"run_id": {r: run_url(r) for r in df["run_id"]}} if "run_id" in df.columns else None
+        return head + frame_html(df, None, max_rows=100, links=links)
 
 
 def _quote(value: str) -> str | None:
