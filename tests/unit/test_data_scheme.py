@@ -169,6 +169,12 @@ def test_polars_and_pandas_agree():
     enum = pl.Series("g", ["lo", "hi", "lo"], dtype=pl.Enum(["lo", "mid", "hi"]))
     assert fp(enum) == fp(pd.Series(["lo", "hi", "lo"], name="g",
                                     dtype=pd.CategoricalDtype(["lo", "mid", "hi"], ordered=True)))
+    cat = pl.Series("g", ["lo", None, "hi", "lo"], dtype=pl.Categorical)
+    assert fp(cat) == fp(pd.Series(["lo", None, "hi", "lo"], name="g", dtype="category"))
+    paris = pl.Series("t", [dt.datetime(2024, 1, 1, 10), None]).dt.replace_time_zone("Europe/Paris")
+    assert fp(paris) == fp(pd.Series([pd.Timestamp("2024-01-01 10:00"), None], name="t").dt.tz_localize("Europe/Paris"))
+    span = pl.Series("x", [dt.timedelta(seconds=5), None])
+    assert fp(span) == fp(pd.Series([pd.Timedelta("5s"), None], name="x"))
     d = pl.Series("d", [dt.date(2024, 1, 1), None])
     assert fp(d) == fp(pd.Series(pa.array([dt.date(2024, 1, 1), None]), name="d",
                                  dtype=pd.ArrowDtype(pa.date32())))
