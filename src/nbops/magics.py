@@ -15,7 +15,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, real_name
 
 from .errors import NbopsError, OptionError
-from .cli import number
+from .argtypes import number
 
 MAGIC_CLASSES = [
     "nbops.magics:TrackMagics",

@@ -8,7 +8,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..errors import DriftError
-from ..cli import number
+from ..argtypes import number
 from ..magics import parse
 
 

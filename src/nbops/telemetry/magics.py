@@ -5,7 +5,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..errors import NbopsError
-from ..cli import number
+from ..argtypes import number
 
 
 @magics_class
