@@ -298,3 +298,18 @@ def test_long_text_profile_counted_beside_the_other_columns_is_complete():
     assert "_pending" not in w and list(w)[-1] == "digest"
     assert w["distinct"] == 3 and w["top"] == [["a", n // 3 + 1], ["bb", n // 3], ["ccc", n // 3]]
     assert v.digest == fingerprint(df.astype({"w": object})).digest
+
+
+def test_time_zone_names_are_canonical_whatever_library_made_them():
+    import zoneinfo
+
+    from dateutil import tz as dtz
+
+    from nbops.data.encode import canonical_tz
+
+    assert {canonical_tz(z) for z in (zoneinfo.ZoneInfo("Europe/Paris"), dtz.gettz("Europe/Paris"),
+                                      "Europe/Paris")} == {"Europe/Paris"}
+    assert {canonical_tz(z) for z in (dt.timezone.utc, dtz.tzutc(), "UTC", "Etc/UTC", "+00:00",
+                                      zoneinfo.ZoneInfo("UTC"))} == {"UTC"}
+    assert canonical_tz(dt.timezone(dt.timedelta(hours=-5, minutes=-30))) == "-05:30"
+    assert canonical_tz(None) is None

@@ -299,6 +299,9 @@ def canonical_tz(tz) -> str | None:
     name = getattr(tz, "key", None) or getattr(tz, "zone", None)
     if name is None and isinstance(tz, str):
         name = tz
+    filename = getattr(tz, "_filename", None)  # dateutil: tzfile('/usr/share/zoneinfo/Europe/Paris')
+    if name is None and isinstance(filename, str) and "zoneinfo/" in filename:
+        name = filename.split("zoneinfo/", 1)[1]
     if name is None:
         import datetime as dt_
 
