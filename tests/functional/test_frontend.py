@@ -190,3 +190,26 @@ def test_quoting_and_one_line_errors_in_a_real_kernel(tmp_path, store, client):
     run = client.search_runs([client.get_experiment_by_name("kernel exp").experiment_id])[0]
     assert run.info.run_name == "run ü" and run.data.tags["team"] == "growth team"
     assert "cell/source.py" in all_artifacts(client, run.info.run_id)
+
+
+@pytest.mark.slow
+def test_on_drift_outcome_is_shown_and_the_child_kernel_stays_quiet(tmp_path, store):
+    """%drift --on-drift runs a notebook in a second kernel: its outcome is part of the report the cell shows,
+    and the child kernel's start-up warnings do not land in the cell's output."""
+    write_notebook(tmp_path / "child.ipynb", ["print('retraining for', drift_run_id)"],
+                   parameters={"drift_run_id": ""})
+    nb = write_notebook(tmp_path / "parent.ipynb", [
+        "%load_ext nbops",
+        "import numpy as np, pandas as pd\nrng = np.random.default_rng(3)\n"
+        "ref = pd.DataFrame({'a': rng.normal(size=2000)})\ncur = pd.DataFrame({'a': rng.normal(1, 1, size=2000)})",
+        f"%drift ref cur -e ondrift --on-drift '{tmp_path / 'child.ipynb'}'",
+    ])
+    import json
+
+    import nbformat
+
+    out = nbformat.read(str(run_notebook(nb, tmp_path)), as_version=4)
+    text = json.dumps(out.cells[-1].outputs)
+    assert "Kernel is running over TCP" not in text and "INFO" not in text, text[:2000]
+    html = "".join(o.get("data", {}).get("text/html", "") for o in out.cells[-1].outputs)
+    assert "on drift" in html and "child.ipynb: ok (run " in html, html[:3000]
