@@ -216,8 +216,8 @@ class LiveView:
         self.last = None
 
     def _widget(self):
-        from . import in_kernel
-        if self._out is None and in_kernel():
+        from . import headless_reason, in_kernel
+        if self._out is None and in_kernel() and headless_reason() is None:  # no widget in saved headless outputs
             try:
                 import ipywidgets as w
                 self._out = w.Output()
