@@ -20,10 +20,10 @@ Two lines per profile:
 A detector with a refractory period (``Detector.refractory`` rows; the ensemble's is 36) alerts as `%telemetry`
 does: a row at or above the threshold alerts unless an alert was raised in the previous ``refractory`` rows, and the
 threshold sweep is exact for that rule (``nab.optimize``). Both print false-positive rows per 10,000 scored rows and
-the share of alerts (detection rows) that fall in a labelled window, at the chosen threshold. Then the thresholds `--sensitivity` uses (medium = the best standard
-threshold; low / high = the lowest threshold with at most half / twice medium's false-positive rows), the
-published figures, and the speed. `--grid default` skips the grid (fast, for iterating); `--limit N` scores the first N files of each
-category only.
+the share of alerts (detection rows) that fall in a labelled window, at the chosen threshold. Then the thresholds
+`--sensitivity` uses (medium = the best standard threshold; low / high = the lowest threshold with at most half /
+twice medium's false-positive rows), the published figures, and the speed. `--grid default` skips the grid (fast,
+for iterating); `--limit N` scores the first N files of each category only.
 """
 from __future__ import annotations
 

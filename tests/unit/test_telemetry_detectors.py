@@ -221,6 +221,16 @@ def test_context_novelty_learns_a_pattern_and_flags_a_changed_shape():
     assert seas.score(t, y)[600:615].max() < seas.threshold("high")
 
 
+def test_decayed_sum_is_the_causal_exponential_sum_over_long_series():
+    x = np.random.default_rng(3).random(5000)
+    for decay in (0.25, 0.87, 0.99):
+        want, acc = np.empty(len(x)), 0.0
+        for i, v in enumerate(x):  # the definition, written out
+            acc = v + decay * acc
+            want[i] = acc
+        assert np.allclose(detectors._decayed_sum(x, decay), want, rtol=1e-12, atol=1e-12)
+
+
 def test_an_alert_silences_the_refractory_rows_after_it():
     """A burst of abnormal rows pages once; a burst after the refractory period pages again (detect() and
     Detector.alerts apply the same rule; raw scores are untouched)."""
