@@ -59,23 +59,19 @@ def load_ipython_extension(ip) -> None:
     classes = []
     for spec in MAGIC_CLASSES:
         mod, cls = spec.split(":")
-        try:
-            ip.register_magics(getattr(importlib.import_module(mod), cls))
-            classes.append(cls)
-        except ImportError as exc:  # a domain not built yet must not break the others
-            if not exc.name or not exc.name.startswith("nbops."):
-                raise
+        ip.register_magics(getattr(importlib.import_module(mod), cls))
+        classes.append(cls)
     added = []
     for kind, table in ip.magics_manager.magics.items():
         for name, fn in table.items():
-    if os.environ.get("NBOPS_REDACT_CHANNEL"):  # a kernel of `nbops run`: report the secrets it sees
-        from .tracking.redact import watch_kernel
-
-        watch_kernel(ip)
             if before[kind].get(name) is not fn:
                 added.append((kind, name, before[kind].get(name)))
     _registered[id(ip)] = added
     _classes[id(ip)] = classes
+    if os.environ.get("NBOPS_REDACT_CHANNEL"):  # a kernel of `nbops run`: report the secrets it sees
+        from .tracking.redact import watch_kernel
+
+        watch_kernel(ip)
     install_error_boundary(ip)
     _quiet_loggers()
     from .display.progress import quiet_libraries
@@ -105,12 +101,12 @@ def unload_ipython_extension(ip) -> None:
 
     from .magics import uninstall_error_boundary
 
-    if "nbops.tracking.redact" in sys.modules:
-        sys.modules["nbops.tracking.redact"].unwatch_kernel(ip)
     uninstall_error_boundary(ip)
     from . import warmup
 
     warmup.uninstall(ip)
+    if "nbops.tracking.redact" in sys.modules:
+        sys.modules["nbops.tracking.redact"].unwatch_kernel(ip)
     for kind, name, previous in _registered.pop(id(ip), []):
         table = ip.magics_manager.magics[kind]
         if previous is None:
