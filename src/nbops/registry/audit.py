@@ -18,6 +18,8 @@ from __future__ import annotations
 import getpass
 import json
 import os
+
+from ..tracking.mlflow_errors import not_found, quote
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
@@ -154,16 +156,13 @@ def history(name: str, alias: str | None = None) -> PromotionHistory:
     try:
         rm = client.get_registered_model(name)
     except MlflowException as exc:
-        if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
+        if not_found(exc):
             raise PromotionError(f"No registered model {name!r} in {client.tracking_uri}: promote a run first "
                                  f"(%promote {name} --run RUN_ID).", model=name) from None
         raise
     recs = []
-    for mv in client.search_model_versions(f"name='{_q(name)}'"):
+    for mv in client.search_model_versions(f"name={quote(name)}"):
         recs += [e for e in events(mv) if alias is None or e.get("alias") == alias]
     recs.sort(key=lambda r: r["key"])
     return PromotionHistory(name, recs, dict(getattr(rm, "aliases", {}) or {}))
 
-
-def _q(s: str) -> str:
-    return s.replace("'", "\\'")

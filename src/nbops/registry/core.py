@@ -26,6 +26,7 @@ from html import escape
 
 from .. import config
 from ..errors import GateFailed, NbopsError, PromotionError, TrackingError
+from ..tracking.mlflow_errors import already_exists, not_found, quote
 from . import audit, candidates
 from .gates import (GateResult, drift_gate, lower_is_better, metric_gates, must_beat_gate, parse_expr,
                     unknown_metric)
@@ -191,25 +192,20 @@ def _direction(metric: str, maximize: bool | None, exprs) -> bool:
 
 
 # -- registry reads -----------------------------------------------------------------------------------------
-def _not_found(exc) -> bool:
-    return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or \
-        "not found" in str(exc).lower()
-
-
 def _registered_model(client, name: str):
     from mlflow.exceptions import MlflowException
 
     try:
         return client.get_registered_model(name)
     except MlflowException as exc:
-        if _not_found(exc):
+        if not_found(exc):
             return None
         raise _registry_error(exc, client, f"read registered model {name!r}")
 
 
 def _existing_version(client, name: str, cand, held=()):
     """The version already made from the candidate's logged model (the alias holder first, then the newest)."""
-    found = [mv for mv in client.search_model_versions(f"name='{audit._q(name)}' and run_id='{cand.run_id}'")
+    found = [mv for mv in client.search_model_versions(f"name={quote(name)} and run_id={quote(cand.run_id)}")
              if (getattr(mv, "model_id", None) == cand.model_id) or mv.source == cand.model_uri]
     held = {str(v) for v in held}
     found.sort(key=lambda mv: (str(mv.version) in held, int(mv.version)), reverse=True)
@@ -222,7 +218,7 @@ def _version(client, name: str, version: str):
     try:
         return client.get_model_version(name, str(version))
     except MlflowException as exc:
-        if _not_found(exc):
+        if not_found(exc):
             return None
         raise
 
@@ -250,7 +246,7 @@ def _holder_metric(client, name: str, version: str, metric: str):
     try:
         return client.get_run(mv.run_id).data.metrics.get(metric), mv.run_id
     except Exception as exc:  # noqa: BLE001 - a deleted run: nothing to compare with
-        if _not_found(exc):
+        if not_found(exc):
             return None, mv.run_id
         raise
 
@@ -611,7 +607,6 @@ def _create_registered_model(w, c, name: str) -> bool:
         w.call(c.create_registered_model, name, description="Promoted with nbops (%promote).")
         return True
     except MlflowException as exc:
-        if getattr(exc, "error_code", "") in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS") or \
-                "already exists" in str(exc):
+        if already_exists(exc):
             return False
         raise
