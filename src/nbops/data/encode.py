@@ -77,23 +77,33 @@ def enc(v: Any) -> bytes:
     return f(v) if f is not None else _enc_other(v)
 
 
-def _enc_other(v: Any) -> bytes:  # noqa: C901 - one branch per supported type, in one place
+def _enc_pandas(v: Any) -> bytes | None:
+    """The encoding of a pandas scalar (NA, NaT, Timestamp, Timedelta, Interval, Period); None for anything else
+    or when pandas was never imported (then no value can be one)."""
     import sys
 
     pd = sys.modules.get("pandas")
-    if pd is not None:
-        if v is pd.NA:
-            return b"A"
-        if v is pd.NaT:
-            return b"T"
-        if isinstance(v, pd.Timestamp):
-            return _lp(b"D", v.isoformat().encode())
-        if isinstance(v, pd.Timedelta):
-            return b"L%d;" % v.value
-        if isinstance(v, pd.Interval):
-            return b"V" + v.closed.encode()[:1] + enc(v.left) + enc(v.right)
-        if isinstance(v, pd.Period):
-            return _lp(b"P", f"{v}|{v.freqstr}".encode())
+    if pd is None:
+        return None
+    if v is pd.NA:
+        return b"A"
+    if v is pd.NaT:
+        return b"T"
+    if isinstance(v, pd.Timestamp):
+        return _lp(b"D", v.isoformat().encode())
+    if isinstance(v, pd.Timedelta):
+        return b"L%d;" % v.value
+    if isinstance(v, pd.Interval):
+        return b"V" + v.closed.encode()[:1] + enc(v.left) + enc(v.right)
+    if isinstance(v, pd.Period):
+        return _lp(b"P", f"{v}|{v.freqstr}".encode())
+    return None
+
+
+def _enc_other(v: Any) -> bytes:  # noqa: C901 - one branch per supported type, in one place
+    done = _enc_pandas(v)  # first: pd.Timestamp is a datetime, pd.Timedelta a timedelta
+    if done is not None:
+        return done
     if isinstance(v, (bool, np.bool_)):
         return b"B1" if v else b"B0"
     if isinstance(v, (int, np.integer)):
@@ -228,6 +238,46 @@ def _le(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+class _Range:
+    """Count, min, max and sum of the non-missing values of a numeric column, gathered chunk by chunk."""
+
+    def __init__(self):
+        self.count, self.lo, self.hi, self.total = 0, None, None, 0.0
+
+    def add(self, v: np.ndarray, chunk_sum: float | None = None) -> None:
+        """Take in the non-missing values of one chunk; ``chunk_sum`` is their float64 sum when already known."""
+        if not v.size:
+            return
+        self.count += v.size
+        vmin, vmax = v.min(), v.max()
+        self.lo = vmin if self.lo is None or vmin < self.lo else self.lo
+        self.hi = vmax if self.hi is None or vmax > self.hi else self.hi
+        self.total += chunk_sum if chunk_sum is not None else float(np.add.reduce(v, dtype=np.float64))
+
+    def figures(self, boolean: bool) -> dict:
+        """The profile figures: the mean for booleans, min, max and mean otherwise (none without values)."""
+        if self.count == 0:
+            return {}
+        if boolean:
+            return {"mean": json_number(self.total / self.count)}
+        return {"min": json_number(self.lo), "max": json_number(self.hi), "mean": json_number(self.total / self.count)}
+
+
+def _with_nan(c: np.ndarray, m: np.ndarray | None, kind: str) -> tuple[np.ndarray | None, float | None]:
+    """The missing mask of one chunk with its NaNs added (floats and complex), and for floats the chunk's float64
+    sum when that sum proves there is no NaN (the common case: one pass instead of two)."""
+    if kind == "f":
+        chunk_sum = float(np.add.reduce(c, dtype=np.float64))
+        if chunk_sum == chunk_sum:
+            return m, chunk_sum
+    elif kind != "c":
+        return m, None
+    nan = np.isnan(c)
+    if nan.any():
+        m = nan if m is None else m | nan
+    return m, None
+
+
 def numeric(values: np.ndarray, tick: Callable[[int], None], mask: np.ndarray | None = None,
             stats: bool = True, ltype: str | None = None) -> tuple[bytes, dict, str]:
     """Hash a numeric / boolean buffer (any shape, read as C order) in chunks, computing the profile (nulls,
@@ -244,50 +294,27 @@ def numeric(values: np.ndarray, tick: Callable[[int], None], mask: np.ndarray | 
         mask = np.ascontiguousarray(mask, dtype=bool).reshape(-1)
     vals = xxhash.xxh3_128()
     miss = _Missing()
-    is_float, is_complex = kind == "f", kind == "c"
-    filler = np.nan if (is_float or is_complex) else 0
-    count, lo, hi, total = 0, None, None, 0.0
+    filler = np.nan if kind in "fc" else 0
+    rng = _Range() if stats and kind != "c" else None
     with np.errstate(all="ignore"):  # signalling NaNs, overflowing sums: figures, not warnings
         for start in range(0, a.size, CHUNK):
             c = a[start:start + CHUNK]
             m = None if mask is None else mask[start:start + CHUNK]
             if m is not None and not m.any():
                 m = None
-            chunk_sum = None
-            if is_float:  # one pass: a sum that is not NaN proves there is no NaN (the common case)
-                chunk_sum = float(np.add.reduce(c, dtype=np.float64))
-                if chunk_sum != chunk_sum:
-                    chunk_sum = None
-                    nan = np.isnan(c)
-                    if nan.any():
-                        m = nan if m is None else m | nan
-            elif is_complex:
-                nan = np.isnan(c)
-                if nan.any():
-                    m = nan if m is None else m | nan
+            m, chunk_sum = _with_nan(c, m, kind)
             if m is not None:
                 c = c.copy()
                 c[m] = filler
                 miss.add(m, start)
             vals.update(c.view(np.uint8))
-            if stats and not is_complex:
-                v = c if m is None else c[~m]
-                if v.size:
-                    count += v.size
-                    vmin, vmax = v.min(), v.max()
-                    lo = vmin if lo is None or vmin < lo else lo
-                    hi = vmax if hi is None or vmax > hi else hi
-                    total += chunk_sum if chunk_sum is not None and m is None else \
-                        float(np.add.reduce(v, dtype=np.float64))
+            if rng is not None:
+                rng.add(c if m is None else c[~m], chunk_sum if m is None else None)
             tick(len(c) * a.dtype.itemsize)
     digest = column_digest(ltype, a.size, vals.digest(), miss.digest())
     out: dict = {"nulls": miss.count}
-    if not stats or is_complex or count == 0:
-        return digest, out, ltype
-    if kind == "b":
-        out["mean"] = json_number(total / count)
-    else:
-        out["min"], out["max"], out["mean"] = json_number(lo), json_number(hi), json_number(total / count)
+    if rng is not None:
+        out.update(rng.figures(boolean=kind == "b"))
     return digest, out, ltype
 
 
@@ -332,22 +359,10 @@ def _time_text(v: int, unit: str, kind: str, tz: str | None) -> str:
     return ts.isoformat()
 
 
-def temporal(values: np.ndarray, unit: str, tick: Callable[[int], None], mask: np.ndarray | None = None,
-             stats: bool = True, kind: str = "timestamp", tz=None) -> tuple[bytes, dict, str]:
-    """Hash timestamps or durations given as int64 counts of ``unit`` (NaT = the minimum int64 is missing, as is
-    ``mask``). The counts are hashed in the finest of ns, us, ms, s that holds every value, so the same instants
-    give the same digest whatever resolution they are stored in (s, ms, us, ns). Time-zone-aware timestamps are
-    UTC instants plus the zone name, which is part of the type (``timestamp[Europe/Paris]``)."""
-    a = np.ascontiguousarray(values).reshape(-1).view(np.int64)
-    tzname = canonical_tz(tz)
-    ltype = "duration" if kind == "duration" else f"timestamp[{tzname}]" if tzname else "timestamp"
-    if mask is not None:
-        mask = np.ascontiguousarray(mask, dtype=bool).reshape(-1)
-    src = _TO_NS.get(unit)
-    if src is None:
-        raise Unsupported(np.datetime64(0, unit))
-    # pass 1: the missing values and the range (decides the unit the values are hashed in)
-    missing = np.zeros(a.size, dtype=bool) if a.size else np.zeros(0, dtype=bool)
+def _missing_and_range(a: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, int | None, int | None]:
+    """The missing slots of int64 time counts (NaT = the minimum int64, or ``mask``) and the smallest and largest
+    count that is not missing (None, None when every value is missing)."""
+    missing = np.zeros(a.size, dtype=bool)
     lo = hi = None
     for start in range(0, a.size, CHUNK):
         c = a[start:start + CHUNK]
@@ -360,14 +375,37 @@ def temporal(values: np.ndarray, unit: str, tick: Callable[[int], None], mask: n
             vmin, vmax = int(v.min()), int(v.max())
             lo = vmin if lo is None or vmin < lo else lo
             hi = vmax if hi is None or vmax > hi else hi
-    target, scale = unit, 1
+    return missing, lo, hi
+
+
+def _hash_unit(unit: str, lo: int | None, hi: int | None) -> tuple[str, int]:
+    """The finest of ns, us, ms, s that holds every count from ``lo`` to ``hi`` given in ``unit``, and the factor
+    that converts to it (``unit`` itself, factor 1, when none does)."""
+    src = _TO_NS[unit]
     for u, f in _UNITS:
         if src % f:
             continue
         k = src // f
         if lo is None or (-(2 ** 63) < lo * k and hi * k < 2 ** 63):
-            target, scale = u, k
-            break
+            return u, k
+    return unit, 1
+
+
+def temporal(values: np.ndarray, unit: str, tick: Callable[[int], None], mask: np.ndarray | None = None,
+             stats: bool = True, kind: str = "timestamp", tz=None) -> tuple[bytes, dict, str]:
+    """Hash timestamps or durations given as int64 counts of ``unit`` (NaT = the minimum int64 is missing, as is
+    ``mask``). The counts are hashed in the finest of ns, us, ms, s that holds every value, so the same instants
+    give the same digest whatever resolution they are stored in (s, ms, us, ns). Time-zone-aware timestamps are
+    UTC instants plus the zone name, which is part of the type (``timestamp[Europe/Paris]``)."""
+    a = np.ascontiguousarray(values).reshape(-1).view(np.int64)
+    tzname = canonical_tz(tz)
+    ltype = "duration" if kind == "duration" else f"timestamp[{tzname}]" if tzname else "timestamp"
+    if mask is not None:
+        mask = np.ascontiguousarray(mask, dtype=bool).reshape(-1)
+    if unit not in _TO_NS:
+        raise Unsupported(np.datetime64(0, unit))
+    missing, lo, hi = _missing_and_range(a, mask)   # pass 1: decides the unit the values are hashed in
+    target, scale = _hash_unit(unit, lo, hi)
     vals = xxhash.xxh3_128()
     vals.update(b"u:%s|" % target.encode())
     miss = _Missing()
@@ -390,53 +428,64 @@ def temporal(values: np.ndarray, unit: str, tick: Callable[[int], None], mask: n
     return digest, out, ltype
 
 
+def _offsets(ch, n: int, off_type):
+    """The n + 1 value offsets of an arrow string / binary chunk (zero-copy) and its buffers."""
+    if not n:
+        return np.zeros(1, dtype=off_type), None
+    b = ch.buffers()
+    return np.frombuffer(b[1], dtype=off_type, count=n + 1, offset=ch.offset * np.dtype(off_type).itemsize), b
+
+
+def _text_chunk(ch, binary: bool) -> tuple[np.ndarray, memoryview | None, np.ndarray | None]:
+    """One arrow text / binary chunk (not of the null type) as the value lengths (little-endian int64), the bytes
+    of the values (None when there are none) and the null mask (None without nulls). Null slots have length 0:
+    arrow lets a null slot keep bytes; they are not content."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n, t = len(ch), ch.type
+    if not (pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t)
+            or pa.types.is_large_binary(t)):
+        ch = ch.cast(pa.large_binary() if binary else pa.large_string())  # string_view, binary_view, fixed-size
+        t = ch.type
+    off_type = np.int64 if (pa.types.is_large_string(t) or pa.types.is_large_binary(t)) else np.int32
+    off, bufs = _offsets(ch, n, off_type)
+    lens = np.diff(off).astype("<i8", copy=False)
+    null = None
+    if ch.null_count:
+        null = ch.is_null().to_numpy(zero_copy_only=False)
+        if lens[null].any():
+            ch = pc.fill_null(ch, pa.scalar(b"" if binary else "", type=t))
+            off, bufs = _offsets(ch, n, off_type)
+            lens = np.diff(off).astype("<i8", copy=False)
+    o0, o1 = int(off[0]), int(off[-1])
+    return lens, (memoryview(bufs[2])[o0:o1] if o1 > o0 else None), null
+
+
 def strings(arr, tick: Callable[[int], None], stats: bool = True, ltype: str = "string") -> tuple[bytes, dict, str]:
     """Hash a pyarrow text (or binary) array / chunked array from its buffers: the lengths (from the offsets), the
     UTF-8 bytes and the row numbers of the nulls; no Python object per value. The profile's distinct and top
     values come from arrow's hash table (skipped, with ``high_cardinality: true``, for long columns whose
     sampled values are mostly distinct: ids and free text)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
-    binary = ltype == "binary"
-    wide_type = pa.large_binary() if binary else pa.large_string()
     lens_h, data_h, miss = xxhash.xxh3_128(), xxhash.xxh3_128(), _Missing()
     start = 0
     for ch in chunks:
         n = len(ch)
-        t = ch.type
-        if pa.types.is_null(t):
+        if pa.types.is_null(ch.type):
             miss.add(np.ones(n, dtype=bool), start)
             lens_h.update(np.zeros(n, dtype="<i8").view(np.uint8))
             start += n
             continue
-        if not (pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t)
-                or pa.types.is_large_binary(t)):
-            ch = ch.cast(wide_type)  # string_view, binary_view, fixed-size binary
-            t = ch.type
-        off_type = np.int64 if (pa.types.is_large_string(t) or pa.types.is_large_binary(t)) else np.int32
-
-        def offsets(c):
-            if not n:
-                return np.zeros(1, dtype=off_type), None
-            b = c.buffers()
-            return np.frombuffer(b[1], dtype=off_type, count=n + 1, offset=c.offset * np.dtype(off_type).itemsize), b
-
-        off, bufs = offsets(ch)
-        lens = np.diff(off).astype("<i8", copy=False)
-        if ch.null_count:
-            null = ch.is_null().to_numpy(zero_copy_only=False)
+        lens, data, null = _text_chunk(ch, ltype == "binary")
+        if null is not None:
             miss.add(null, start)
-            if lens[null].any():  # arrow lets a null slot keep bytes; they are not content
-                ch = pc.fill_null(ch, pa.scalar(b"" if binary else "", type=t))
-                off, bufs = offsets(ch)
-                lens = np.diff(off).astype("<i8", copy=False)
         lens_h.update(lens.view(np.uint8))
-        o0, o1 = int(off[0]), int(off[-1])
-        if o1 > o0:
-            data_h.update(memoryview(bufs[2])[o0:o1])
-        tick(n * 8 + (o1 - o0))
+        if data is not None:
+            data_h.update(data)
+        tick(n * 8 + (0 if data is None else len(data)))
         start += n
     digest = column_digest(ltype, start, lens_h.digest(), data_h.digest(), miss.digest())
     out: dict = {"nulls": miss.count}
