@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from . import config
-from .argtypes import number  # noqa: F401 - re-exported: runner, data.cli and the magics use it
+from .argtypes import number  # noqa: F401 - re-exported: runner imports it from here
 from .errors import NbopsError
 
 CLI_MODULES = ["nbops.cli", "nbops.data.cli", "nbops.registry.cli", "nbops.runner", "nbops.server.cli",

@@ -7,7 +7,7 @@ def add_cli(sub) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     h = dsub.add_parser("history", help="Every version recorded under a dataset name, newest first.")
     h.add_argument("name", help="Dataset name (the --data variable, the %%dataversion --name, or a file name).")
-    from ..cli import number
+    from ..argtypes import number
 
     h.add_argument("-n", type=number(int, 1), default=50, help="At most this many records (1 or more; default 50).")
     h.set_defaults(func=_history)

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .version import DataVersion, _fmt_val
+from .version import DataVersion, format_value
 
 STATS = ("nulls", "nan", "min", "max", "mean", "distinct")
 
@@ -96,7 +96,8 @@ class DataDiff:
     def __repr__(self) -> str:
         lines = [f"DataDiff {self.old.name or ''} {self.old.short} -> {self.new.short}: {self.summary()}"]
         for ch in self.changes[:40]:
-            lines.append(f"  {ch['column']!s:<20} {ch['stat']:<9} {_fmt_val(ch['old'])} -> {_fmt_val(ch['new'])}")
+            old, new = format_value(ch["old"]), format_value(ch["new"])
+            lines.append(f"  {ch['column']!s:<20} {ch['stat']:<9} {old} -> {new}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -198,7 +199,8 @@ def _row_canonical(ser):
     return ser
 
 
-def _as_frame(obj: Any):
+def pandas_frame(obj: Any):
+    """The pandas frame of a pandas DataFrame or Series or a polars DataFrame; None for anything else."""
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(obj, pd.DataFrame):
         return obj
@@ -218,7 +220,7 @@ def diff(old: Any, new: Any) -> DataDiff:
     ov = old if isinstance(old, DataVersion) else fingerprint(old)
     nv = new if isinstance(new, DataVersion) else fingerprint(new)
     d = compare(ov, nv)
-    of, nf = _as_frame(old), _as_frame(new)
+    of, nf = pandas_frame(old), pandas_frame(new)
     if of is not None and nf is not None and not d.identical:
         rc = row_changes(of, nf)
         if rc is not None:

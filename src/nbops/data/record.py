@@ -293,9 +293,9 @@ def _snapshot_of(digest: str) -> dict | None:
 
 
 def _exact_rows(report: VersionReport, obj: Any, prev_row: dict) -> None:
-    from .compare import _as_frame
+    from .compare import pandas_frame
 
-    new = _as_frame(obj)
+    new = pandas_frame(obj)
     if new is None:
         return
     try:

@@ -39,7 +39,8 @@ def _fmt_bytes(n) -> str:
     return str(n)
 
 
-def _fmt_val(v) -> str:
+def format_value(v) -> str:
+    """A profile figure as text: empty for None, floats to 6 significant digits."""
     if v is None:
         return ""
     if isinstance(v, float):
@@ -222,7 +223,7 @@ class DataVersion:
             bits = [f"nulls={c.get('nulls', 0)}"]
             for k in ("min", "max", "mean"):
                 if c.get(k) is not None:
-                    bits.append(f"{k}={_fmt_val(c[k])}")
+                    bits.append(f"{k}={format_value(c[k])}")
             if c.get("top"):
                 bits.append("top=" + ", ".join(f"{v!s}({n})" for v, n in c["top"][:3]))
             lines.append(f"  {c['name']!s:<20} {c.get('dtype', '')!s:<12} " + " ".join(bits))
