@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import DataError, NbopsError
 from .compare import DataDiff, compare, row_changes
 from .lineage import SNAPSHOT_TAG, Lineage, history, runs_using, safe_name
-from .version import DataVersion, digest_scheme
+from .version import DataVersion, digest_scheme, short_digest
 
 log = logging.getLogger("nbops")
 SNAPSHOT_DIR = "data"
@@ -163,7 +163,8 @@ def load_snapshot(run_id: str, name: str | None = None):
         if got != logged[-1].digest and digest_scheme(got) == digest_scheme(logged[-1].digest) \
                 and json.loads(logged[-1].source or "{}").get("type") == "pandas.DataFrame":
             log.warning("nbops: the snapshot %s of run %s does not hash to the digest the run logged (%s != %s); "
-                        "parquet may have changed a dtype.", path, run_id, got[:12], logged[-1].digest[:12])
+                        "parquet may have changed a dtype.", path, run_id, short_digest(got),
+                        short_digest(logged[-1].digest))
         df.attrs["nbops.digest"] = logged[-1].digest
     df.attrs["nbops.run_id"] = run_id
     return df

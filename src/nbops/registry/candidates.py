@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from ..data.version import short_digest
 from ..errors import PromotionError
 from ..tracking.mlflow_errors import not_found
 from .gates import unknown_metric
@@ -30,7 +31,7 @@ class Candidate:
     end_ms: int | None
     metrics: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
-    data_versions: list = field(default_factory=list)   # "name digest[:12]"
+    data_versions: list = field(default_factory=list)   # "name short-digest" (data.version.short_digest)
     notebook: str | None = None
     model_id: str | None = None
     model_name: str | None = None
@@ -53,7 +54,7 @@ def from_run(client, run, require_model: bool = True) -> Candidate:
         pass
     data = []
     for di in getattr(run.inputs, "dataset_inputs", None) or []:
-        data.append(f"{di.dataset.name} {str(di.dataset.digest)[:12]}")
+        data.append(f"{di.dataset.name} {short_digest(str(di.dataset.digest))}")
     c = Candidate(run.info.run_id, run.info.run_name, run.info.experiment_id, exp_name, run.info.status,
                   run.info.start_time, run.info.end_time, dict(run.data.metrics), dict(run.data.params), data,
                   run.data.tags.get("mlflow.source.name"))

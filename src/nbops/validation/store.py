@@ -85,6 +85,7 @@ def from_run(run_id: str, name: str | None = None, label: str | None = None) -> 
 def from_name(name: str) -> Contract:
     """The contract stored with the newest version recorded under data-version name ``name``."""
     from ..data.lineage import history
+    from ..data.version import short_digest
 
     rows = history(name).rows
     if not rows:
@@ -94,7 +95,7 @@ def from_name(name: str) -> Contract:
     errors = []
     for row in rows[:5]:
         try:
-            return from_run(row["run_id"], name, label=f"{name} {row['digest'][:12]}")
+            return from_run(row["run_id"], name, label=f"{name} {short_digest(row['digest'])}")
         except DataError as exc:
             errors.append(str(exc))
     raise DataError(errors[0])
