@@ -8,8 +8,7 @@ import json
 from dataclasses import dataclass, field
 
 SCHEMA_VERSION = 1
-SCHEME = 2                 # the digest scheme fingerprint() writes (see docs/data.md, "Digest schemes")
-SCHEME_PREFIX = "v2:"      # v2 digests of in-memory data carry it; v1 digests are 32 bare hex digits
+SCHEME_PREFIX = "v2:"      # v2 digests of in-memory data carry it; v1 digests are 32 bare hex digits (docs/data.md)
 
 
 def digest_scheme(digest: str | None) -> int:
