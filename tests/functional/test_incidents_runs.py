@@ -223,10 +223,10 @@ def test_overlap_tags_only_runs_that_overlapped_an_incident(store):
 
 
 class Hog:
-    """A real CPU hog: one busy-looping process per core."""
+    """A real CPU hog: busy-looping processes, two per core (the run queue grows even on a saturated host)."""
 
     def __init__(self):
-        n = os.cpu_count() or 1
+        n = 2 * (os.cpu_count() or 1)
         self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
         self.started = time.time()
 
@@ -288,20 +288,24 @@ def test_a_training_cell_run_while_a_cpu_hog_starves_the_host_carries_the_incide
     hog = None
     try:
         k.run("%load_ext nbops\nimport time, nbops\nfrom nbops.telemetry.overlap import incidents_during\n"
-              "s = nbops.telemetry.get_sampler()")
-        k.wait_until("s.count >= 80", "a baseline of 80 samples before the hog")
+              "s = nbops.telemetry.get_sampler()\n"
+              "def starved(since, begun=0):  # CPU / load incidents begun after `begun`, going on since `since`\n"
+              "    return [i.id for i in incidents_during(s, since, time.time())[1]\n"
+              "            if i.start.timestamp() >= begun and any(m.startswith(('cpu_', 'load_')) for m in i.metrics)]")
+        # everything slow before the hog: the robust baseline must outlast the starved stretch
+        k.run("from sklearn.linear_model import LogisticRegression\nfrom sklearn.datasets import make_classification\n"
+              "X, y = make_classification(n_samples=2000, n_features=20, random_state=0)")
+        k.wait_until("s.count >= 120", "a baseline of 120 samples before the hog")
         hog = Hog()
         hog_t0 = hog.started
         # the state we need: the kernel's own samples show the host starved, in an incident begun under the hog
-        k.wait_until(f"[i.id for i in incidents_during(s, time.time() - 1, time.time())[1] "
-                     f"if i.start.timestamp() >= {hog_t0 - 1}]", "an incident on this host under the hog")
+        k.run(f"HOG_T0 = {hog_t0 - 1}")
+        k.wait_until("starved(time.time() - 1, HOG_T0)", "a CPU / load incident on this host under the hog")
         k.run("""
 %%track -e training -n train
-from sklearn.linear_model import LogisticRegression
-from sklearn.datasets import make_classification
-X, y = make_classification(n_samples=2000, n_features=20, random_state=0)
-n0 = s.count
-while s.count < n0 + 6:          # train until the sampler has seen this cell: six samples, not a duration
+t_cell, n0 = time.time(), s.count
+# train until the sampler has seen this cell (six samples, not a duration) and seen the host starved under it
+while s.count < n0 + 6 or not starved(t_cell, HOG_T0):
     model = LogisticRegression(max_iter=200).fit(X, y)
 accuracy = model.score(X, y)""")
         hog.stop()
@@ -321,14 +325,17 @@ accuracy = model.score(X, y)""")
     from nbops.telemetry.lifecycle import Ledger
 
     ledger = Ledger(tmp_path / ".nbops" / "incidents.json")
-    starts = [ledger.entry(key)["start"] for key, _ in pairs]
-    assert max(starts) >= hog_t0 - 1  # an incident the hog caused, not an older one
+    caused = [key for key, _ in pairs if ledger.entry(key)["start"] >= hog_t0 - 1
+              and any(m.startswith(("cpu_", "load_")) for m in ledger.entry(key)["metrics"])]
+    assert caused, tag  # an incident the hog caused (CPU or load of other processes), not an older one
     assert "host incident during this run:" in summary
     assert "incidents" in runs and pairs[0][0] in runs
 
 
 @pytest.mark.slow
 def test_nbops_run_parent_records_host_telemetry_and_the_incident_it_ran_into(store, tmp_path, monkeypatch):
+    import threading
+
     from mlflow.tracking import MlflowClient
 
     from nbops.runner import run_notebook
@@ -338,30 +345,61 @@ def test_nbops_run_parent_records_host_telemetry_and_the_incident_it_ran_into(st
     monkeypatch.setenv("NBOPS_TELEMETRY_INTERVAL", "0.5")
     local.shutdown()
     s = local.get_sampler()  # this process runs `nbops run`: its sampler watches the host
-    hog = None
+    started, release = tmp_path / "started", tmp_path / "release"
+    nb = write_notebook(tmp_path / "job.ipynb", [
+        f"import os, time\nopen({str(started)!r}, 'w').close()\n"
+        f"while not os.path.exists({str(release)!r}):\n    time.sleep(0.1)"])
+    result, hog = {}, None
+    job = threading.Thread(target=lambda: result.update(r=run_notebook(nb, tmp_path / "job.out.ipynb",
+                                                                       experiment="jobs")))
     try:
-        while s.count < 80:  # a baseline before the hog
+        while s.count < 120:  # a baseline before the hog
             time.sleep(0.2)
+        job.start()
+        while not started.exists() and job.is_alive():  # the run's kernel is in its cell
+            time.sleep(0.1)
         hog = Hog()
+        end = time.monotonic() + 600  # only stops a broken test hanging
         while not [i for i in incidents_during(s, time.time() - 1, time.time())[1]
-                   if i.start.timestamp() >= hog.started - 1]:
+                   if i.start.timestamp() >= hog.started - 1
+                   and any(m.startswith(("cpu_", "load_")) for m in i.metrics)]:
+            assert time.monotonic() < end, "the host never showed starved under the hog"
             time.sleep(0.5)  # until the host is visibly starved (a state, polled)
-        nb = write_notebook(tmp_path / "job.ipynb", ["x = sum(range(1000))"])
-        result = run_notebook(nb, tmp_path / "job.out.ipynb", experiment="jobs")
+        release.touch()
+        job.join()
         hog.stop()
         hog = None
     finally:
+        release.touch()
         if hog is not None:
             hog.stop()
+        job.join() if job.is_alive() else None
         local.shutdown()
-    assert result.ok, repr(result)
-    assert any(w.startswith("host incident during this run:") for w in result.warnings)
-    assert "host incident during this run" in repr(result)
+    res = result["r"]
+    assert res.ok, repr(res)
+    assert any(w.startswith("host incident during this run:") for w in res.warnings)
+    assert "host incident during this run" in repr(res)
     c = MlflowClient(store)
-    run = c.get_run(result.run_id)
+    run = c.get_run(res.run_id)
     assert run.data.tags["nbops.incidents"].startswith("nbops-")
-    cpu = c.get_metric_history(result.run_id, "system/cpu_utilization_percentage")
-    marks = c.get_metric_history(result.run_id, "system/anomalous_metrics")
+    assert run.data.params == {}  # the notebook has none; the host telemetry adds none
+    cpu = c.get_metric_history(res.run_id, "system/cpu_utilization_percentage")
+    marks = c.get_metric_history(res.run_id, "system/anomalous_metrics")
     assert len(cpu) >= 2 and len(marks) >= 2 and max(m.value for m in marks) >= 1  # anomalies marked in time
     assert {"telemetry/figure.png", "telemetry/frame.parquet", "telemetry/incidents.json"} <= set(
-        all_artifacts(c, result.run_id))
+        all_artifacts(c, res.run_id))
+
+
+def test_the_load_a_process_adds_itself_is_not_counted_against_it():
+    from nbops.telemetry.overlap import _load_ema, others
+
+    n, start = 600, time.time() - 600
+    t = start + np.arange(n)
+    busy = np.where(np.arange(n) >= 300, 1.0, 0.0)  # this process busy on one core from the 300th second
+    load = 0.5 + _load_ema(t, busy)                  # what the kernel's load average then shows
+    ts = pd.to_datetime(t, unit="s")
+    frame = pd.concat([pd.DataFrame({"timestamp": ts, "metric": m, "labels": 'host="h"', "value": v}) for m, v in
+                       (("load_average_1m", load), ("process_cpu_utilization_percentage", 100 * busy))])
+    mine = others(frame)
+    assert set(mine["metric"]) == {"load_by_others"}
+    assert np.allclose(mine["value"], 0.5)  # the rise is the process's own: others stay at 0.5

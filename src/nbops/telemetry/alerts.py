@@ -98,8 +98,9 @@ class AlertResult:
 
 def build(report, incident, entry: dict, now: float, min_firing: float, run_id: str | None = None,
           run_url: str | None = None) -> tuple[dict, bool]:
-    """The postable alert for one incident and whether it is resolved. ``entry`` is its ledger entry (changed
-    here: frozen labels, first send)."""
+    """The postable alert for one incident and whether it is over. ``entry``: what the ledger knows of its sends
+    to this Alertmanager (frozen ``labels``, ``first_sent``, ``sent_ongoing``) plus ``run_id`` / ``run_url`` /
+    ``runbook``; it is updated in place with the labels and the first send."""
     from .grouping import GROUP_BY
     from .lifecycle import epoch, iso, lead_metric, lifecycle
 

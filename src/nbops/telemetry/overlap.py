@@ -24,9 +24,25 @@ LOOKBACK = 900.0        # seconds of baseline before the run, at least
 TAG = "nbops.incidents"
 
 
-#: what a run is judged on: what it did not cause itself
-JUDGED = ("cpu_utilization_by_others_percentage", "memory_usage_by_others_megabytes", "swap_usage_percentage",
-          "disk_usage_percentage")
+#: what a run is judged on: what it did not cause itself (all "up is bad": judged with direction up)
+JUDGED = ("cpu_utilization_by_others_percentage", "load_by_others", "memory_usage_by_others_megabytes",
+          "swap_usage_percentage", "disk_usage_percentage")
+
+
+def _load_ema(times, cores_busy, tau: float = 60.0):
+    """What a process busy on ``cores_busy`` cores adds to the 1-minute load average: the same exponential
+    average the kernel keeps (tau 60 s), so the subtraction neither lags nor leads the load it explains."""
+    import numpy as np
+
+    out = np.empty(len(times))
+    busy = np.nan_to_num(cores_busy)
+    e = float(busy[0]) if len(times) else 0.0
+    prev = times[0] if len(times) else 0.0
+    for i, (t, x) in enumerate(zip(times, busy)):
+        a = np.exp(-max(t - prev, 0.0) / tau)
+        e = e * a + x * (1 - a)
+        out[i], prev = e, t
+    return out
 
 
 class TreeSampler:
@@ -97,9 +113,10 @@ class TreeSampler:
 def others(frame, tree=None):
     """The sampler's frame reduced to what the process itself did not cause: host CPU minus this process's
     share (``cpu_utilization_by_others_percentage``), used memory minus its RSS
-    (``memory_usage_by_others_megabytes``), swap and disk usage. A training cell that loads every core or fills
-    memory is not an incident under itself; another process starving the host is. (Load average and I/O rates
-    cannot be split per process from these samples, so they are left out.)"""
+    (``memory_usage_by_others_megabytes``), the 1-minute load average minus what the process's CPU adds to it
+    (``load_by_others``), swap and disk usage. A training cell that loads every core or fills memory is not an
+    incident under itself; another process starving the host is. (I/O rates cannot be split per process from
+    these samples: left out.)"""
     import os
 
     import pandas as pd
@@ -119,6 +136,12 @@ def others(frame, tree=None):
     if {"cpu_utilization_percentage", "process_cpu_utilization_percentage"} <= set(wide.columns):
         out["cpu_utilization_by_others_percentage"] = (
             wide["cpu_utilization_percentage"] - wide["process_cpu_utilization_percentage"] / ncpu).clip(lower=0)
+    if {"load_average_1m", "process_cpu_utilization_percentage"} <= set(wide.columns):
+        import numpy as np
+
+        secs = wide.index.to_numpy("datetime64[ns]").astype(np.int64) / 1e9
+        own = _load_ema(secs, wide["process_cpu_utilization_percentage"].to_numpy(float) / 100.0)
+        out["load_by_others"] = (wide["load_average_1m"] - own).clip(lower=0)
     if {"system_memory_usage_megabytes", "process_rss_megabytes"} <= set(wide.columns):
         out["memory_usage_by_others_megabytes"] = (
             wide["system_memory_usage_megabytes"] - wide["process_rss_megabytes"]).clip(lower=0)
@@ -134,16 +157,21 @@ def incidents_during(sampler, t0: float, t1: float, lookback: float | None = Non
                      sensitivity: str = "medium", tree: TreeSampler | None = None):
     """``(report, overlapping incidents)`` for the window ``[t0, t1]`` of ``sampler``'s samples, judged on
     :func:`others` (what the process did not cause)."""
-    from .api import analyze
-    from .lifecycle import epoch
+    from .api import detect, incidents
+    from .lifecycle import ended, epoch
+    from .report import TelemetryReport
 
     back = max(LOOKBACK if lookback is None else lookback, 3 * (t1 - t0))
     frame = others(sampler.frame(since=t0 - back, until=t1 + 2 * sampler.interval), tree)
     if not len(frame):
         return None, []
-    report = analyze(frame, detector=detector, sensitivity=sensitivity)
-    report.source = "local"
-    hit = [i for i in report.incidents if epoch(i.start) <= t1 and epoch(i.end) >= t0]
+    scored = detect(frame, detector, sensitivity, direction="up")  # already tidy: no fetch() round trip
+    report = TelemetryReport(scored, incidents(scored), source="local", detector=detector, sensitivity=sensitivity,
+                             direction="up")
+    # an incident is not over until its values were back to normal for the gap (5 samples): one whose last
+    # abnormal value came less than that before the run began was still going on under it
+    pad = 5 * sampler.interval
+    hit = [i for i in report.incidents if epoch(i.start) <= t1 and ended(report, i) + pad >= t0]
     return report, hit
 
 
