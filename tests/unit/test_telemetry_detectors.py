@@ -232,8 +232,8 @@ def test_decayed_sum_is_the_causal_exponential_sum_over_long_series():
 
 
 def test_an_alert_silences_the_refractory_rows_after_it():
-    """A burst of abnormal rows pages once; a burst after the refractory period pages again (detect() and
-    Detector.alerts apply the same rule; raw scores are untouched)."""
+    """A burst of abnormal rows pages once; a burst after the refractory period pages again (Detector.alerts;
+    detect() keeps every anomalous point for the incident grouping, the raw scores are untouched)."""
     assert detectors.refractory(np.array([1, 1, 0, 1, 0, 0, 1, 1], bool), 2).tolist() == \
         [True, False, False, True, False, False, True, False]
     t, y, _ = series(n=3000, gaps=False, spike=0.0)
@@ -247,4 +247,4 @@ def test_an_alert_silences_the_refractory_rows_after_it():
     assert kept[2500] and not kept[2501:2500 + ens.refractory + 1].any()
     scored = detect(pd.DataFrame({"timestamp": pd.to_datetime(t, unit="s"), "metric": "m", "labels": "",
                                   "value": y}), "ensemble", "high")
-    assert scored["anomaly"].to_numpy().tolist() == kept.tolist()
+    assert scored["anomaly"].to_numpy().tolist() == raw.tolist()

@@ -68,7 +68,7 @@ def detect(frame, detector: str = "auto", sensitivity: str = "medium", direction
         t = g["timestamp"].to_numpy("datetime64[ns]").astype(np.int64) / 1e9
         s = det.score(t, g["value"].to_numpy(float), direction)
         g["score"] = s
-        g["anomaly"] = det.alerts(s, sensitivity)  # >= thr, one alert per refractory period
+        g["anomaly"] = np.nan_to_num(s, nan=0.0) >= thr  # points; pages (Detector.alerts) add a refractory period
         parts.append(g)
     if not parts:
         out = frame.copy()
