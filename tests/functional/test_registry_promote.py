@@ -313,3 +313,24 @@ def test_alias_move_refused_after_register_leaves_a_version_with_no_alias_and_wh
     assert aliases(client) == {"champion": "2", "previous-champion": "1"}
     outcomes = [r["outcome"] for r in history("wine").rows() if r["version"] == "2"]
     assert outcomes[0].startswith("failed") and outcomes[1] == "done"
+
+
+def test_registry_writes_pass_through_the_redactor(client, runs, tmp_path):
+    """A secret in the promotion reason or a version tag never reaches the registry: the version's tags, its
+    audit record and the event run are masked like every other record (greps the whole store folder)."""
+    from nbops.tracking import redact
+
+    token = "ghp_" + "Zq7" * 12                                          # a GitHub token's shape
+    redact.forget_all()
+    try:
+        nbops.secret("relpw-planted-81abc")
+        res = nbops.promote("wine", runs["strong"], reason=f"rotated {token} and relpw-planted-81abc")
+        t = client.get_model_version("wine", res.version).tags
+        assert t["nbops.promote.reason"] == "rotated **** and ****"
+        audit_rec = next(v for k, v in t.items() if k.startswith("nbops.audit."))
+        assert json.loads(audit_rec)["reason"] == "rotated **** and ****"
+        found = [str(p) for p in tmp_path.rglob("*") if p.is_file()
+                 and any(s.encode() in p.read_bytes() for s in (token, "relpw-planted-81abc"))]
+        assert found == []
+    finally:
+        redact.forget_all()

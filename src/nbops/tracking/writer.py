@@ -181,7 +181,10 @@ class Writer:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def call(self, fn, *args, **kwargs):
-        """Run one store operation under the guard, retrying "database is locked" with backoff."""
+        """Run one store operation under the guard, retrying "database is locked" with backoff. The free text of
+        a registry or tag write made this way (model-version tags, descriptions, run tags) passes through the
+        redactor first, like every record the Writer's own methods write."""
+        args, kwargs = _redacted_args(fn, args, kwargs)
         delay = 0.05
         for attempt in range(8):
             try:
@@ -410,6 +413,38 @@ class Writer:
         if run.spooled or not self.settings.is_server:
             return None
         return f"{self.settings.tracking_uri.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
+
+
+# MlflowClient write methods callers reach through ``Writer.call`` (the registry, drift's version tags, sync):
+# the parameters that carry free text. Their values are masked by the one redactor before the store sees them.
+_TEXT_PARAMS = {
+    "set_model_version_tag": ("key", "value"),
+    "set_registered_model_tag": ("key", "value"),
+    "set_tag": ("key", "value"),
+    "create_model_version": ("tags", "description"),
+    "create_registered_model": ("tags", "description"),
+    "update_model_version": ("description",),
+    "update_registered_model": ("description",),
+}
+
+
+def _redacted_args(fn, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    names = _TEXT_PARAMS.get(getattr(fn, "__name__", ""))
+    if not names:
+        return args, kwargs
+    import inspect
+
+    try:
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):  # not the MlflowClient method it is named like: leave it to fail as it would
+        return args, kwargs
+    for n in names:
+        v = bound.arguments.get(n)
+        if isinstance(v, dict):
+            bound.arguments[n] = {redact.text(str(k)): redact.value(x) for k, x in v.items()}
+        elif isinstance(v, str):
+            bound.arguments[n] = redact.text(v)
+    return bound.args, bound.kwargs
 
 
 def _safe(name: str) -> str:
