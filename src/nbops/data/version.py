@@ -143,7 +143,7 @@ class DataVersion:
                 "nbops": {**self.profile, "nbytes": self.nbytes, "created": self.created.isoformat()}}
 
     def to_record(self, name: str | None = None, context: str = "training") -> dict:
-        """The dataset-input record the writer logs (see ``Writer._direct_inputs``)."""
+        """The dataset-input record the writer logs (see ``Writer.log_inputs``)."""
         return {"name": name or self.name or "dataset", "digest": self.digest,
                 "source_type": "local" if (self.source or {}).get("path") else "code",
                 "source": json.dumps(self.source, default=str), "schema": json.dumps(self.mlflow_schema()),

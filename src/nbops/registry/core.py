@@ -192,7 +192,7 @@ def _direction(metric: str, maximize: bool | None, exprs) -> bool:
 
 
 # -- registry reads -----------------------------------------------------------------------------------------
-def _registered_model(client, name: str):
+def registered_model(client, name: str):
     from mlflow.exceptions import MlflowException
 
     try:
@@ -305,7 +305,7 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
         cand = candidates.get(c, run)
     else:
         cand, notes = candidates.best(c, experiment or s.experiment, best, _direction(best, maximize, exprs))
-    rm = _registered_model(c, name)
+    rm = registered_model(c, name)
     aliases = dict(getattr(rm, "aliases", {}) or {}) if rm else {}
     existing = _existing_version(c, name, cand, aliases.values()) if rm else None
     holder = aliases.get(alias)
@@ -375,7 +375,7 @@ def rollback(name: str, alias: str = "champion", *, reason: str | None = None, d
         raise PromotionError("NBOPS_OFFLINE=1 is set: a rollback needs the registry. Unset it and try again.")
     w = get_writer(s)
     c = w.client
-    rm = _registered_model(c, name)
+    rm = registered_model(c, name)
     if rm is None:
         raise PromotionError(f"No registered model {name!r} in {s.tracking_uri}: nothing to roll back.", model=name)
     aliases = {k: str(v) for k, v in (getattr(rm, "aliases", {}) or {}).items()}

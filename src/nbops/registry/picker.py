@@ -114,7 +114,7 @@ def pick(name: str, experiment: str | None = None, n: int = 50, **options) -> Pi
     from .. import config
     from ..tracking.writer import get_writer
     from . import candidates
-    from .core import _registered_model, check_alias, check_name
+    from .core import check_alias, check_name, registered_model
     from .gates import DRIFT_CHECKED_AT, DRIFT_STATUS
 
     name = check_name(name)
@@ -123,7 +123,7 @@ def pick(name: str, experiment: str | None = None, n: int = 50, **options) -> Pi
     c = get_writer().client
     cands = candidates.listing(c, experiment, n)
     p = Picker(name, experiment, cands, options=dict(options))
-    rm = _registered_model(c, name)
+    rm = registered_model(c, name)
     if rm is not None and cands:
         by_uri = {x.model_uri: x.run_id for x in cands}
         held: dict[str, list[str]] = {}

@@ -86,7 +86,7 @@ def assigned_names(source: str) -> tuple[list[str], list[str]]:
     return dedup(literal), dedup(every)
 
 
-def _as_number(v) -> float | None:
+def as_number(v) -> float | None:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         try:
             import numpy as np  # numpy scalars and 0-d arrays
@@ -118,7 +118,7 @@ def auto_metrics(source: str, ns: dict) -> dict:
     for n in every:
         if n.startswith("_") or is_secret_name(n) or not is_metric_name(n) or n not in ns:
             continue
-        f = _as_number(ns[n])
+        f = as_number(ns[n])
         if f is not None:
             out[n] = f
     return out

@@ -242,11 +242,11 @@ def _collect(shell, cell, opts, tracker: Tracker, nb, git, stdout, stderr, figs_
         params.update(capture.auto_params(cell, ns))
     tracker.log_params({k: masker(str(v)) if isinstance(v, str) else v for k, v in capture.drop_secret_keys(params).items()})
     if opts.metrics is not None:
-        bad = [n for n in opts.metrics if capture._as_number(ns.get(n)) is None]
+        bad = [n for n in opts.metrics if capture.as_number(ns.get(n)) is None]
         if bad:
             raise NbopsError(f"--metrics: {', '.join(map(repr, bad))} is not a number after the cell ran "
                              f"(a metric must be an int or float variable).", variables=bad)
-        tracker.log_metrics({n: capture._as_number(ns[n]) for n in opts.metrics})
+        tracker.log_metrics({n: capture.as_number(ns[n]) for n in opts.metrics})
     else:
         tracker.log_metrics(capture.auto_metrics(cell, ns))
     tracker.log_metrics({"nbops.wall_time_s": wall, "nbops.peak_rss_mb": peak / 2**20})

@@ -27,7 +27,7 @@ from pathlib import Path
 LOCAL_PREFIX = "spool-"
 
 
-def _atomic_json(path: Path, data: dict) -> None:
+def atomic_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=1, default=str))
     os.replace(tmp, path)
@@ -75,7 +75,7 @@ class Spool:
         run_id = LOCAL_PREFIX + uuid.uuid4().hex
         d = self._dir(run_id)
         d.mkdir(parents=True, exist_ok=True)
-        _atomic_json(d / "meta.json", {"local_run_id": run_id, "experiment": experiment, "run_name": run_name,
+        atomic_json(d / "meta.json", {"local_run_id": run_id, "experiment": experiment, "run_name": run_name,
                                        "tags": tags, "start_time": start_ms, "target": target,
                                        "server_run_id": None, "created": time.time()})
         return RunRef(run_id, None, experiment, run_name, spooled=True)
@@ -85,7 +85,7 @@ class Spool:
         d = self._dir(run.run_id)
         d.mkdir(parents=True, exist_ok=True)
         if not (d / "meta.json").exists():
-            _atomic_json(d / "meta.json", {"local_run_id": run.run_id, "experiment": run.experiment,
+            atomic_json(d / "meta.json", {"local_run_id": run.run_id, "experiment": run.experiment,
                                            "run_name": run.run_name, "tags": {}, "start_time": None,
                                            "target": target, "server_run_id": run.run_id, "created": time.time()})
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from .. import config
 from ..errors import TrackingError
 from . import redact
-from .spool import LOCAL_PREFIX, Spool, _atomic_json, read_journal
+from .spool import LOCAL_PREFIX, Spool, atomic_json, read_journal
 from .writer import SPOOL_ID_TAG, RunRef, Writer, is_unreachable
 
 log = logging.getLogger("nbops")
@@ -139,7 +139,7 @@ def sync(settings: config.Settings | None = None, spool_dir: str | Path | None =
                         report.skipped.append((d.name, f"{type(exc).__name__}: {exc}"))
                         log.warning("nbops sync: %s skipped: %s: %s", d.name, type(exc).__name__, exc)
                     finally:
-                        _atomic_json(idmap_path, idmap)
+                        atomic_json(idmap_path, idmap)
                 if len(waiting) == len(todo):
                     break
                 todo = waiting
@@ -196,7 +196,7 @@ def _sync_one(writer: Writer, d: Path, idmap: dict, report: SyncReport) -> None:
             report.created.append(server_id)
     if state.get("server_run_id") != server_id:
         state["server_run_id"] = server_id
-        _atomic_json(state_path, state)
+        atomic_json(state_path, state)
     idmap[local] = server_id
     report.mapping[local] = server_id
     if local.startswith(LOCAL_PREFIX):
@@ -210,11 +210,11 @@ def _sync_one(writer: Writer, d: Path, idmap: dict, report: SyncReport) -> None:
         report.records += 1
         pushed[rec["op"]] += 1
         state["done"] = rec["seq"]
-        _atomic_json(state_path, state)
+        atomic_json(state_path, state)
     if unfinished and not state.get("closed_incomplete"):
         _close_incomplete(writer, run, d)
         state["closed_incomplete"] = True
-        _atomic_json(state_path, state)
+        atomic_json(state_path, state)
         report.incomplete.append((local, server_id))
         log.warning("nbops sync: spooled run %s (now %s) ends in a torn journal line and has no end-of-run "
                     "record; it is closed FAILED and tagged nbops.incomplete", local, server_id)
@@ -266,25 +266,13 @@ def _replay(writer: Writer, run: RunRef, d: Path, rec: dict, idmap: dict) -> Non
                             f"{files}; it was skipped at that record. Restore them, or delete {d} to give up "
                             f"on the rest of this run.", path=str(files))
     if op == "log_batch":
-        writer._direct_batch(run.run_id, {**rec, "params": redact.mapping(rec.get("params"), 6000),
-                                          "tags": _map_parent(redact.mapping(rec.get("tags"), 5000), idmap)})
-    elif op == "log_artifacts":
-        redact.files(files)
-        writer._direct_artifacts(run, files, rec.get("artifact_path"))
-    elif op == "log_inputs":
-        writer._direct_inputs(run.run_id, rec["datasets"])
-    elif op == "log_model":
-        if _model_logged(writer, run, rec["name"]):
-            return
-        import cloudpickle
-
-        with open(files / "model.pkl", "rb") as fh:
-            obj = cloudpickle.load(fh)
-        writer._direct_model(run, obj["model"], rec["name"], rec["flavor"], obj.get("input_example"))
-    elif op == "end_run":
-        writer.call(writer.client.set_terminated, run.run_id, rec["status"], rec["end_time"])
-    else:
+        rec = {**rec, "params": redact.mapping(rec.get("params"), 6000),
+               "tags": _map_parent(redact.mapping(rec.get("tags"), 5000), idmap)}
+    elif op == "log_model" and _model_logged(writer, run, rec["name"]):
+        return
+    elif op not in Writer.REPLAYABLE:
         raise TrackingError(f"unknown spool record {op!r} in {d.name}; skipped.")
+    writer.replay(run, rec, files)
 
 
 def _model_logged(writer: Writer, run: RunRef, name: str) -> bool:

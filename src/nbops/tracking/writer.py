@@ -409,6 +409,31 @@ class Writer:
         op = {"op": "end_run", "status": status, "end_time": end_ms}
         self._server_or_spool(run, op, lambda: self.call(self.client.set_terminated, run.run_id, status, end_ms))
 
+    # -- replaying the spool ----------------------------------------------------------------------------------
+    REPLAYABLE = frozenset({"log_batch", "log_artifacts", "log_inputs", "log_model", "end_run"})
+
+    def replay(self, run: RunRef, op: dict, files: Path | None = None) -> None:
+        """Write one spooled record (``op`` as the methods above spool it, ``files`` its folder) straight to the
+        store, without falling back to the spool: what ``nbops sync`` does with each journal line."""
+        kind = op["op"]
+        if kind == "log_batch":
+            self._direct_batch(run.run_id, op)
+        elif kind == "log_artifacts":
+            redact.files(files)
+            self._direct_artifacts(run, files, op.get("artifact_path"))
+        elif kind == "log_inputs":
+            self._direct_inputs(run.run_id, op["datasets"])
+        elif kind == "log_model":
+            import cloudpickle
+
+            with open(Path(files) / "model.pkl", "rb") as fh:
+                obj = cloudpickle.load(fh)
+            self._direct_model(run, obj["model"], op["name"], op["flavor"], obj.get("input_example"))
+        elif kind == "end_run":
+            self.call(self.client.set_terminated, run.run_id, op["status"], op["end_time"])
+        else:
+            raise TrackingError(f"unknown spool record {kind!r}: nbops cannot replay it.")
+
     def run_url(self, run: RunRef) -> str | None:
         if run.spooled or not self.settings.is_server:
             return None
