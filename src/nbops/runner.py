@@ -391,8 +391,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
         tags["nbops.unknown_parameters"] = ",".join(unknown)
     tags.update({str(k): v for k, v in (extra_tags or {}).items()})
     tracker = Tracker(exp, run_name or src.stem, tags=tags, params=drop_secret_keys(params), kind="notebook",
-                      settings=s, parent_run_id=parent_run_id)
-    tracker.__enter__()
+                      settings=s, parent_run_id=parent_run_id).start()
     kernel_env = {
         config.ENV_PARENT: tracker.run_id, config.ENV_NOTEBOOK: str(src), config.ENV_EXPERIMENT: exp,
         config.ENV_SPOOL: str(s.spool_dir),
@@ -431,7 +430,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
     cells, executed = _count_executed(out) if out.exists() else (sum(c.cell_type == "code" for c in nb.cells), 0)
     redact.read_channel(channel)
     _record(tracker, src, out, nb, status, error, duration, cells, executed)
-    tracker.close(status)
+    tracker.finish(status)
     result = NotebookRun(notebook=str(src), output=str(out), status=status, run_id=tracker.run_id, experiment=exp,
                          parameters=params, duration_s=duration, cells=cells, executed=executed,
                          spooled=bool(tracker.run.spooled), store=s.tracking_uri,

@@ -441,7 +441,7 @@ def _event_run(res: PromotionResult, experiment: str, log_run: bool):
     t = Tracker(experiment, f"{res.action} {res.name}@{res.alias}", kind="promote", params=params,
                 tags={"nbops.promote.model": res.name, "nbops.promote.alias": res.alias})
     try:
-        t.__enter__()
+        t.start()
     except (TrackingError, NbopsError) as exc:
         res.notes.append(f"the {res.action} event run was not recorded: {exc}")
         yield None
@@ -449,9 +449,9 @@ def _event_run(res: PromotionResult, experiment: str, log_run: bool):
     res.event_run_id = t.run_id
     try:
         yield t
-    except BaseException:
+    except BaseException as exc:
         t.set_tags({"nbops.promote.status": res.status})
-        t.__exit__(*sys.exc_info())
+        t.finish(exc=exc)
         raise
     for i, g in enumerate(res.gates, 1):
         if isinstance(g.measured, (int, float)):
@@ -459,7 +459,7 @@ def _event_run(res: PromotionResult, experiment: str, log_run: bool):
         t.set_tag(f"nbops.promote.gate.{i}", f"{'pass' if g.passed else 'FAIL'} {g.name}: {g.detail}"[:4000])
     t.set_tags({"nbops.promote.status": res.status, "nbops.promote.version": res.version or "",
                 "nbops.promote.replaced": res.replaced or "none"})
-    t.__exit__(None, None, None)
+    t.finish()
 
 
 def _event(res: PromotionResult, action: str, run_id: str | None, model_id: str | None = None) -> dict:

@@ -126,7 +126,7 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
             **{k: v for k, v in opts.tags.items() if not capture.is_secret_name(k)}}
     try:
         tracker = Tracker(opts.experiment, opts.run_name, tags=tags, settings=config.settings(start_dir))
-        tracker.__enter__()
+        tracker.start()
     except (TrackingError, OSError) as exc:
         log.warning("nbops: tracking is unavailable, the cell runs untracked: %s", exc)
         return _execute(shell, cell)
@@ -164,7 +164,8 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     except Exception as e:  # noqa: BLE001 - capture must never cost the user their cell
         log.warning("nbops: could not capture everything from the cell: %s", e)
         tracker.warnings.append(f"capture: {e}")
-    tracker.__exit__(*exc_info)
+    ev = exc_info[1]
+    tracker.finish(exc=ev.with_traceback(exc_info[2]) if ev is not None else None)  # the user's frames only
     summary = tracker.summary(wall_s=wall, peak_rss=peak, base_rss=base_rss)
     shell.user_ns["_nbops_last_run"] = summary
     if usage_error is not None and usage_error is exc_info[1]:  # one line says it all, the run included

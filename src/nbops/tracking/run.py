@@ -78,7 +78,8 @@ class Tracker:
         self.writer = get_writer(self.settings)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
-    def __enter__(self) -> "Tracker":
+    def start(self) -> "Tracker":
+        """Create the run (on the store, or in the spool when the store does not answer) and make it current."""
         parent = self._explicit_parent or (current().run.run_id if current() and current().run else None) \
             or _fluent_parent() or self.settings.parent_run_id
         self.started = time.time()
@@ -92,16 +93,27 @@ class Tracker:
         _STACK.append(self)
         return self
 
+    def finish(self, status: str | None = None, exc: BaseException | None = None) -> None:
+        """End the run: FINISHED, or -- when ``exc`` is given -- KILLED for a ``KeyboardInterrupt`` and FAILED
+        otherwise, with the (masked) traceback of ``exc.__traceback__`` and an ``nbops.error`` tag. ``status``
+        overrides the status chosen. Writes everything buffered; never raises for a store failure (it spools)."""
+        if exc is not None and not isinstance(exc, KeyboardInterrupt):
+            self.error = exc
+            self.log_text(self.masker("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))),
+                          "error/traceback.txt")
+            self._tags["nbops.error"] = self.masker(f"{type(exc).__name__}: {exc}")[:500]
+        if status is None:
+            status = FINISHED if exc is None else KILLED if isinstance(exc, KeyboardInterrupt) else FAILED
+        self._end(status)
+
+    def __enter__(self) -> "Tracker":
+        return self.start()
+
     def __exit__(self, et, ev, tb) -> bool:
-        status = FINISHED if et is None else KILLED if issubclass(et, KeyboardInterrupt) else FAILED
-        if et is not None and not issubclass(et, KeyboardInterrupt):
-            self.error = ev
-            self.log_text(self.masker("".join(traceback.format_exception(et, ev, tb))), "error/traceback.txt")
-            self._tags["nbops.error"] = self.masker(f"{et.__name__}: {ev}")[:500]
-        self.close(status)
+        self.finish(exc=ev)
         return False  # the user's exception propagates unchanged
 
-    def close(self, status: str = FINISHED) -> None:
+    def _end(self, status: str) -> None:
         """Write everything buffered and end the run. Never raises for a store failure (it spools)."""
         if self in _STACK:
             _STACK.remove(self)
