@@ -21,6 +21,7 @@ ENV_PARENT = "NBOPS_PARENT_RUN_ID"          # set by `nbops run` for the kernel:
 ENV_NOTEBOOK = "NBOPS_NOTEBOOK_PATH"        # set by `nbops run`: the notebook the kernel executes
 ENV_EXPERIMENT = "NBOPS_EXPERIMENT"         # default experiment for %%track
 ENV_PROMETHEUS = "NBOPS_PROMETHEUS_URL"
+ENV_DOWN_GRACE = "NBOPS_DOWN_GRACE_S"      # seconds new runs go straight to the spool after the store was down
 ROOT_MARKERS = (".nbops", ".git", "pyproject.toml")
 TRUTHY = {"1", "true", "yes", "on"}
 
@@ -44,6 +45,17 @@ def home(start: str | os.PathLike | None = None) -> Path:
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in TRUTHY
+
+
+def down_grace_s() -> float:
+    """After the store failed to answer, new runs go straight to the spool for this long (seconds,
+    ``NBOPS_DOWN_GRACE_S``, default 30) instead of each waiting out MLflow's retries again."""
+    raw = os.environ.get(ENV_DOWN_GRACE, "").strip()
+    try:
+        return float(raw) if raw else 30.0
+    except ValueError:
+        raise ConfigError(f"{ENV_DOWN_GRACE}={raw!r} is not a number of seconds: set it to e.g. 30, or unset it.") \
+            from None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ when the store does not answer.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import html
 import logging
@@ -503,15 +504,9 @@ def add_cli(sub) -> None:
 
     p.add_argument("--timeout", type=number(float, above=0),
                    help="Fail a cell that runs longer than this many seconds (greater than 0).")
-    p.add_argument("--progress", action=argparse_bool(), default=None,
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="Show a progress bar per cell (default: when stderr is a terminal).")
     p.set_defaults(func=_cli_run)
-
-
-def argparse_bool():
-    import argparse
-
-    return argparse.BooleanOptionalAction
 
 
 def _cli_run(a) -> int:

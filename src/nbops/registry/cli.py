@@ -10,6 +10,7 @@ also a dry run whose gates would fail); 2 a promotion that cannot be done as ask
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -19,7 +20,7 @@ def add_cli(sub) -> None:
                                        "rollback); `nbops promote history NAME` lists promotions.",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("name", metavar="NAME", help="Registered model name (or `history` followed by NAME).")
-    p.add_argument("history_name", nargs="?", metavar="HISTORY_NAME", help=argparse_suppress())
+    p.add_argument("history_name", nargs="?", metavar="HISTORY_NAME", help=argparse.SUPPRESS)
     p.add_argument("--rollback", action="store_true", help="Move ALIAS back to the version previous-ALIAS holds.")
     p.add_argument("--run", help="The run whose logged model is promoted.")
     p.add_argument("--best", metavar="METRIC", help="Promote the finished run with the best METRIC that logged a "
@@ -43,12 +44,6 @@ def add_cli(sub) -> None:
     p.add_argument("--no-log", action="store_true", help="Do not record a run of kind 'promote'.")
     p.add_argument("--json", action="store_true", help="Print the result as JSON.")
     p.set_defaults(func=_promote)
-
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def _promote(a) -> int:

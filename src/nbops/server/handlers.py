@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import re
 import socket
 
 from jupyter_server.auth.decorator import authorized
@@ -24,8 +23,6 @@ from ..errors import NbopsError, TrackingError
 
 log = logging.getLogger("nbops")
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Unavailable(Exception):
@@ -125,10 +122,14 @@ class TelemetryHandler(NbopsHandler):
         last = self.get_query_argument("last", None)
         seconds = None
         if last:
-            m = _DURATION.match(last)
-            if not m:
+            from ..telemetry.timeparse import duration
+
+            try:
+                seconds = duration(last)
+            except NbopsError:
+                seconds = -1.0
+            if not math.isfinite(seconds) or seconds < 0:
                 raise self.bad(f"last={last!r} is not a duration: send e.g. last=90s, last=5m or last=1h.")
-            seconds = float(m.group(1)) * _UNIT[m.group(2)]
         metrics = [m for m in self.get_query_arguments("metric") if m]
         body = await self.blocking(telemetry_records, seconds, metrics)
         self.finish(json.dumps(body))

@@ -70,11 +70,6 @@ def is_unreachable(exc: BaseException) -> bool:
     return code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE") and "500" in text
 
 
-# After the store failed to answer, new runs go straight to the spool for this long (seconds) instead of each
-# waiting out MLflow's retries again; then the store is tried again.
-DOWN_GRACE_S = float(os.environ.get("NBOPS_DOWN_GRACE_S", "30"))
-
-
 def _bounded_http_retries() -> None:
     # MLflow retries a refused connection 7 times with exponential backoff (minutes). A notebook cell should not
     # hang that long before falling back to the spool: keep MLflow's retries, but fewer, unless the user set them.
@@ -265,7 +260,7 @@ class Writer:
             run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
             self._warn_spooled(run, None)
             return run
-        if self._down_since is not None and time.time() - self._down_since < DOWN_GRACE_S:
+        if self._down_since is not None and time.time() - self._down_since < config.down_grace_s():
             run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
             self._warn_spooled(run, self._down_error)
             return run
