@@ -334,14 +334,54 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
     :class:`~nbops.errors.RunnerError` before anything runs; a failing notebook does not raise: look at
     ``.status``, ``.error`` and ``.exit_code``.
     """
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
+    import papermill  # noqa: F401 - slow: imported (and found missing) before the run is created
     from .tracking.capture import drop_secret_keys
-    extra_tags = tags
     from .tracking.run import Tracker
-    from .tracking.writer import FAILED, FINISHED, KILLED
 
+    plan = _plan(notebook, output, parameters, parameters_file, cwd, kernel_name, progress, timeout, start_timeout)
+    src, out, nb, params, warnings = plan.src, plan.out, plan.nb, plan.params, plan.warnings
+    workdir, kernel, unknown, extra_tags = plan.workdir, plan.kernel, plan.unknown, tags
+    s = config.settings(src.parent)
+    exp = experiment or s.experiment
+    tags = {"mlflow.source.name": str(src), "mlflow.source.type": "NOTEBOOK", "nbops.input_path": str(src),
+            "nbops.output_path": str(out), "nbops.kernel": kernel, "nbops.cwd": str(workdir)}
+    if unknown:
+        tags["nbops.unknown_parameters"] = ",".join(unknown)
+    tags.update({str(k): v for k, v in (extra_tags or {}).items()})
+    tracker = Tracker(exp, run_name or src.stem, tags=tags, params=drop_secret_keys(params), kind="notebook",
+                      settings=s, parent_run_id=parent_run_id).start()
+    status, error, duration = _execute(plan, tracker, s, exp, timeout, start_timeout)
+    cells, executed = _count_executed(out) if out.exists() else (sum(c.cell_type == "code" for c in nb.cells), 0)
+    _record(tracker, src, out, nb, status, error, duration, cells, executed)
+    tracker.finish(status)
+    result = NotebookRun(notebook=str(src), output=str(out), status=status, run_id=tracker.run_id, experiment=exp,
+                         parameters=params, duration_s=duration, cells=cells, executed=executed,
+                         spooled=bool(tracker.run.spooled), store=s.tracking_uri,
+                         url=tracker.writer.run_url(tracker.run), error=error,
+                         warnings=warnings + list(tracker.warnings))
+    if error:
+        where = f"cell #{error['cell_index']} (In [{error.get('exec_count')}])" if "cell_index" in error else "kernel"
+        log.error("nbops run: %s failed at %s: %s: %s", src.name, where, error["ename"], error["evalue"])
+    return result
+
+
+@dataclass
+class _Plan:
+    """A notebook run's checked input: what ``run_notebook`` executes, where, and how."""
+    src: Path
+    out: Path
+    nb: Any
+    params: dict
+    workdir: Path
+    kernel: str
+    progress: bool
+    unknown: list[str]
+    warnings: list[str]
+
+
+def _plan(notebook, output, parameters, parameters_file, cwd, kernel_name, progress, timeout,
+          start_timeout) -> _Plan:
+    """Check everything before anything runs (bad input: a RunnerError with exit code 2)."""
     for what, v in (("timeout", timeout), ("start_timeout", start_timeout)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
                               or v == float("inf")):
@@ -383,16 +423,21 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
             warnings.append(msg)
     if progress is None:
         progress = sys.stderr.isatty()
+    return _Plan(src, out, nb, params, workdir, kernel, progress, unknown, warnings)
 
-    s = config.settings(src.parent)
-    exp = experiment or s.experiment
-    tags = {"mlflow.source.name": str(src), "mlflow.source.type": "NOTEBOOK", "nbops.input_path": str(src),
-            "nbops.output_path": str(out), "nbops.kernel": kernel, "nbops.cwd": str(workdir)}
-    if unknown:
-        tags["nbops.unknown_parameters"] = ",".join(unknown)
-    tags.update({str(k): v for k, v in (extra_tags or {}).items()})
-    tracker = Tracker(exp, run_name or src.stem, tags=tags, params=drop_secret_keys(params), kind="notebook",
-                      settings=s, parent_run_id=parent_run_id).start()
+
+def _execute(plan: _Plan, tracker, settings: config.Settings, experiment: str, timeout: float | None,
+             start_timeout: float) -> tuple[str, dict | None, float]:
+    """Run the notebook with papermill under ``tracker``'s run: (status, error or None, seconds)."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from .tracking import redact
+    from .tracking.writer import FAILED, FINISHED, KILLED
+
+    src, out, workdir, kernel, params, progress = (plan.src, plan.out, plan.workdir, plan.kernel, plan.params,
+                                                   plan.progress)
+    s, exp = settings, experiment
     kernel_env = {
         config.ENV_PARENT: tracker.run_id, config.ENV_NOTEBOOK: str(src), config.ENV_EXPERIMENT: exp,
         config.ENV_SPOOL: str(s.spool_dir),
@@ -428,19 +473,8 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
     finally:
         pm_log.removeFilter(flt)
     duration = time.time() - t0
-    cells, executed = _count_executed(out) if out.exists() else (sum(c.cell_type == "code" for c in nb.cells), 0)
     redact.read_channel(channel)
-    _record(tracker, src, out, nb, status, error, duration, cells, executed)
-    tracker.finish(status)
-    result = NotebookRun(notebook=str(src), output=str(out), status=status, run_id=tracker.run_id, experiment=exp,
-                         parameters=params, duration_s=duration, cells=cells, executed=executed,
-                         spooled=bool(tracker.run.spooled), store=s.tracking_uri,
-                         url=tracker.writer.run_url(tracker.run), error=error,
-                         warnings=warnings + list(tracker.warnings))
-    if error:
-        where = f"cell #{error['cell_index']} (In [{error.get('exec_count')}])" if "cell_index" in error else "kernel"
-        log.error("nbops run: %s failed at %s: %s: %s", src.name, where, error["ename"], error["evalue"])
-    return result
+    return status, error, duration
 
 
 def _classify(exc: BaseException) -> dict:

@@ -359,7 +359,7 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
             failed = "; ".join(f"{g.name}: {g.detail}" for g in res.failed_gates)
             raise GateFailed(f"Not promoted: {failed}. '{alias}' of {name} is unchanged "
                              f"({'v' + holder if holder else 'no version'}).", result=res, exit_code=1)
-        _apply(w, c, res, cand, existing, rm, aliases)
+        _apply(w, c, res, candidate=cand, existing_version=existing, registered=rm, aliases=aliases)
     return res
 
 
@@ -522,46 +522,52 @@ def _move(w, c, res: PromotionResult, version: str, aliases: dict, new_previous:
         raise
 
 
-def _apply(w, c, res: PromotionResult, cand, existing, rm, aliases: dict) -> None:
+def _apply(writer, client, res: PromotionResult, candidate, existing_version, registered,
+           aliases: dict) -> None:
+    """Register ``candidate`` as a new version of ``res.name`` (or, when its run already made
+    ``existing_version``, write the audit onto that one), then move the alias. ``registered`` is the
+    registered model (None: create it first), ``aliases`` its aliases before the move."""
     name, alias = res.name, res.alias
-    event = _event(res, "promote", cand.run_id, cand.model_id)
+    event = _event(res, "promote", candidate.run_id, candidate.model_id)
     tags = {**audit.event_tags(event, res.gates), **res.version_tags}
     created_rm = False
     try:
-        if rm is None:
-            created_rm = _create_registered_model(w, c, name)
-        if existing is None:
-            mv = w.call(c.create_model_version, name, source=cand.model_uri, run_id=cand.run_id, tags=tags,
-                        model_id=cand.model_id,
-                        description=f"Registered by nbops from run {cand.run_id} ({cand.run_name}).")
+        if registered is None:
+            created_rm = _create_registered_model(writer, client, name)
+        if existing_version is None:
+            mv = writer.call(client.create_model_version, name, source=candidate.model_uri,
+                             run_id=candidate.run_id, tags=tags, model_id=candidate.model_id,
+                             description=f"Registered by nbops from run {candidate.run_id} "
+                                         f"({candidate.run_name}).")
             res.created = True
         else:
-            mv = existing
-            _set_tags(w, c, name, str(mv.version), tags, existing.tags, res.gates)
+            mv = existing_version
+            _set_tags(writer, client, name, str(mv.version), tags, existing_version.tags, res.gates)
     except Exception as exc:
         if created_rm and not res.created:
             with contextlib.suppress(Exception):
-                w.call(c.delete_registered_model, name)
-        if res.created or existing is not None:
-            raise _registry_error(exc, c, f"write the audit tags on version {existing.version if existing else '?'}",
+                writer.call(client.delete_registered_model, name)
+        if res.created or existing_version is not None:
+            raise _registry_error(exc, client, "write the audit tags on version "
+                                  f"{existing_version.version if existing_version else '?'}",
                                   f"'{alias}' was not moved.") from None
-        raise _registry_error(exc, c, f"register run {cand.run_id} as a version of {name!r}") from None
+        raise _registry_error(exc, client, f"register run {candidate.run_id} as a version of {name!r}") from None
     version = str(mv.version)
     res.version = version
     new_prev = res.replaced if res.replaced and res.replaced != version else None
     try:
-        _move(w, c, res, version, aliases, new_prev, drop_previous=False)
+        _move(writer, client, res, version, aliases, new_prev, drop_previous=False)
     except Exception as exc:
-        _mark_failed(w, c, res, version, event["key"], tags, exc)
+        _mark_failed(writer, client, res, version, event["key"], tags, exc)
         made = "was registered" if res.created else "exists"
         raise _registry_error(
-            exc, c, f"move '{alias}' to version {version}",
+            exc, client, f"move '{alias}' to version {version}",
             f"Version {version} {made} with its audit tags but no '{alias}' alias (its nbops.promote.status tag "
             f"says why); '{alias}' is still on {('v' + res.replaced) if res.replaced else 'no version'}. Run the "
             f"same promotion again to finish: it reuses version {version}.") from None
     res.previous_alias_to = new_prev or (str(aliases[PREVIOUS + alias]) if PREVIOUS + alias in aliases else None)
     res.status = "promoted"
-    _confirm(w, c, res, version, event, tags, "promoted")
+    _confirm(writer, client, res, version, event, tags, "promoted")
 
 
 def _apply_rollback(w, c, res: PromotionResult, tv, aliases: dict, back: str | None) -> None:

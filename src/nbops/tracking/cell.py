@@ -156,7 +156,8 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     peak = stop_rss()
     usage_error = None
     try:
-        _collect(shell, cell, opts, tracker, nb, git, out.getvalue(), err.getvalue(), figs_before, wall, peak)
+        _collect(shell, cell, opts, tracker, notebook=nb, git=git,
+                 output=CellOutput(out.getvalue(), err.getvalue(), figs_before, wall, peak))
     except NbopsError as e:  # a user's mistake in the options (--data, --model, --params): said after the run
         usage_error = e
         if exc_info[0] is None:
@@ -227,7 +228,22 @@ def _git_tags(git: dict) -> dict:
     return tags
 
 
-def _collect(shell, cell, opts, tracker: Tracker, nb, git, stdout, stderr, figs_before, wall, peak):
+@dataclass
+class CellOutput:
+    """What a tracked cell produced besides its namespace: its printed output, the figures open before it ran
+    (only new ones are logged), its wall time (seconds) and peak resident memory (bytes)."""
+    stdout: str
+    stderr: str
+    figures_before: set[int]
+    wall_s: float
+    peak_rss: int
+
+
+def _collect(shell, cell: str, opts: CellOptions, tracker: Tracker, *, notebook: str | None, git: dict,
+             output: CellOutput) -> None:
+    """Log what the cell ran and made into its run: params, metrics, source, printed output, new figures, the
+    notebook, the git diff, the environment, the ``--data`` frames and the ``--model``."""
+    nb, stdout, stderr = notebook, output.stdout, output.stderr
     ns = shell.user_ns
     masker = capture.Masker(ns, cell)
     tracker.masker = masker
@@ -250,7 +266,7 @@ def _collect(shell, cell, opts, tracker: Tracker, nb, git, stdout, stderr, figs_
         tracker.log_metrics({n: capture.as_number(ns[n]) for n in opts.metrics})
     else:
         tracker.log_metrics(capture.auto_metrics(cell, ns))
-    tracker.log_metrics({"nbops.wall_time_s": wall, "nbops.peak_rss_mb": peak / 2**20})
+    tracker.log_metrics({"nbops.wall_time_s": output.wall_s, "nbops.peak_rss_mb": output.peak_rss / 2**20})
     # what the cell ran and printed
     tracker.log_text(masker(cell), "cell/source.py")
     if stdout:
@@ -258,7 +274,7 @@ def _collect(shell, cell, opts, tracker: Tracker, nb, git, stdout, stderr, figs_
     if stderr:
         tracker.log_text(masker(stderr), "cell/stderr.txt")
     for n, fig in _figures().items():
-        if id(fig) not in figs_before:
+        if id(fig) not in output.figures_before:
             tracker.log_figure(fig, f"figures/figure_{n}.png")
     # where it ran: notebook, git, environment
     if nb and os.path.isfile(nb):  # the notebook as saved, with secrets masked like everything else
