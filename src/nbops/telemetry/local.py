@@ -109,7 +109,8 @@ class Sampler:
         if prev is not None and fresh:
             dt = now - prev["t"]
             dtot = raw["cpu_total"] - prev["cpu_total"]
-            vals["cpu_utilization_percentage"] = 100.0 * (raw["cpu_busy"] - prev["cpu_busy"]) / dtot if dtot > 0 else 0.0
+            busy = 100.0 * (raw["cpu_busy"] - prev["cpu_busy"]) / dtot if dtot > 0 else 0.0
+            vals["cpu_utilization_percentage"] = min(100.0, max(0.0, busy))  # counters tick apart: keep it a share
             vals["process_cpu_utilization_percentage"] = 100.0 * (raw["proc"] - prev["proc"]) / dt
             for key, name in (("disk_r", "disk_read_megabytes_per_second"), ("disk_w", "disk_write_megabytes_per_second"),
                               ("net_r", "network_receive_megabytes_per_second"),
