@@ -16,10 +16,10 @@ def add_cli(sub) -> None:
 
 
 def _evaluate(a) -> int:
-    from ..validation.cli import _read
+    from ..validation.cli import read_table
     from .api import evaluate
 
     slices = [s.strip() for s in (a.slices or "").split(",") if s.strip()]
-    print(repr(evaluate(a.model, _read(a.path), a.target, task=a.task, slices=slices, latency=a.latency,
+    print(repr(evaluate(a.model, read_table(a.path), a.target, task=a.task, slices=slices, latency=a.latency,
                         log_run=not a.no_log, name=a.path)))
     return 0

@@ -265,6 +265,36 @@ def _notebook(notebook: str | None) -> str | None:
 
 
 # -- the API ------------------------------------------------------------------------------------------------
+def _check_which_run(run, best) -> None:
+    if run and best:
+        raise PromotionError("Pass either --run RUN_ID or --best METRIC, not both.")
+    if not run and not best:
+        raise PromotionError("Which run? Pass --run RUN_ID or --best METRIC [--experiment E] (or --pick in a "
+                             "notebook to choose from a table).")
+
+
+def _gates(c, name, cand, exprs, best, maximize, must_beat, require_no_drift, aliases, existing) -> list:
+    """The metric, must-beat and no-drift gates of a promotion (the serve check comes after them)."""
+    gates = metric_gates(exprs, cand.metrics, cand.run_id)
+    if must_beat:
+        metric = best or (exprs[0].metric if exprs else None)
+        if metric is None:
+            raise PromotionError(f"--must-beat {must_beat} needs a metric to compare: pass --best METRIC, or a "
+                                 f"--require on the metric that decides.")
+        if metric not in cand.metrics:
+            raise unknown_metric(metric, cand.run_id, cand.metrics)
+        hv = aliases.get(must_beat)
+        hval, hrun = _holder_metric(c, name, hv, metric) if hv is not None else (None, None)
+        gates.append(must_beat_gate(must_beat, metric, _direction(metric, maximize, exprs),
+                                    float(cand.metrics[metric]), str(hv) if hv is not None else None, hval,
+                                    existing.version if existing else None, hrun))
+    if require_no_drift:
+        where = f"version {existing.version} of {name!r}" if existing else \
+            f"run {cand.run_id} (no version of {name!r} made from it yet)"
+        gates.append(drift_gate(existing.tags if existing else None, cand.trained_at_ms, where))
+    return gates
+
+
 def promote(name: str, run: str | None = None, *, best: str | None = None, experiment: str | None = None,
             maximize: bool | None = None, alias: str = "champion", require=(), must_beat: str | None = None,
             require_no_drift: bool = False, reason: str | None = None, dry_run: bool = False,
@@ -287,13 +317,8 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
     from ..tracking.writer import get_writer
 
     name, alias = check_name(name), check_alias(alias)
-    if must_beat:
-        must_beat = check_alias(must_beat, "--must-beat")
-    if run and best:
-        raise PromotionError("Pass either --run RUN_ID or --best METRIC, not both.")
-    if not run and not best:
-        raise PromotionError("Which run? Pass --run RUN_ID or --best METRIC [--experiment E] (or --pick in a "
-                             "notebook to choose from a table).")
+    must_beat = check_alias(must_beat, "--must-beat") if must_beat else None
+    _check_which_run(run, best)
     exprs = [parse_expr(e) for e in (require or ())]
     s = config.settings()
     if s.offline and not dry_run:
@@ -311,23 +336,7 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
     holder = aliases.get(alias)
     holder = str(holder) if holder is not None else None
 
-    gates = metric_gates(exprs, cand.metrics, cand.run_id)
-    if must_beat:
-        metric = best or (exprs[0].metric if exprs else None)
-        if metric is None:
-            raise PromotionError(f"--must-beat {must_beat} needs a metric to compare: pass --best METRIC, or a "
-                                 f"--require on the metric that decides.")
-        if metric not in cand.metrics:
-            raise unknown_metric(metric, cand.run_id, cand.metrics)
-        hv = aliases.get(must_beat)
-        hval, hrun = _holder_metric(c, name, hv, metric) if hv is not None else (None, None)
-        gates.append(must_beat_gate(must_beat, metric, _direction(metric, maximize, exprs),
-                                    float(cand.metrics[metric]), str(hv) if hv is not None else None, hval,
-                                    existing.version if existing else None, hrun))
-    if require_no_drift:
-        where = f"version {existing.version} of {name!r}" if existing else \
-            f"run {cand.run_id} (no version of {name!r} made from it yet)"
-        gates.append(drift_gate(existing.tags if existing else None, cand.trained_at_ms, where))
+    gates = _gates(c, name, cand, exprs, best, maximize, must_beat, require_no_drift, aliases, existing)
 
     serve = None
     if serve_check:

@@ -30,7 +30,7 @@ def add_cli(sub) -> None:
     c.set_defaults(func=_contract)
 
 
-def _read(path: str):
+def read_table(path: str):
     import pandas as pd
 
     from ..errors import DataError
@@ -52,7 +52,7 @@ def _contract(a) -> int:
 
     ref = a.ref
     if Path(ref).is_file() and not ref.lower().endswith((".yaml", ".yml")):
-        ref = _read(ref)
+        ref = read_table(ref)
     contract, _ = resolve(ref, keys=names(a.keys) or None)
     sys.stdout.write(contract.to_yaml())
     return 0
@@ -64,7 +64,7 @@ def _validate(a) -> int:
     from .magics import names
 
     try:
-        res = validate(_read(a.path), a.against, fail=a.fail, ignore=names(a.ignore), name=a.path,
+        res = validate(read_table(a.path), a.against, fail=a.fail, ignore=names(a.ignore), name=a.path,
                        log_run=not a.no_log)
     except ValidationFailed as exc:
         print(repr(exc.result))
