@@ -81,7 +81,7 @@ class TelemetryMagics(Magics):
         return None
 
     def _live(self, source, kw, a):
-        from ..display import in_kernel, show
+        from ..display import headless_reason, in_kernel, show
         from . import api, live
         from .respond import respond
 
@@ -94,7 +94,7 @@ class TelemetryMagics(Magics):
 
         first = make()  # fail now, in the cell, if the options are wrong
         output = None
-        if in_kernel():
+        if in_kernel() and headless_reason() is None:  # a person watches: refresh a widget in place
             import ipywidgets as w
 
             output = w.Output()
