@@ -117,7 +117,7 @@ def nab_prometheus(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("nab-tsdb")
     df = pd.read_csv(NAB_FILE)
-    ts = pd.to_datetime(df["timestamp"]).astype("int64") // 10**9
+    ts = pd.Series(pd.to_datetime(df["timestamp"]).to_numpy("datetime64[s]").astype("int64"))  # any unit (pandas 3: us)
     lines = ["# HELP nab_value NAB series", "# TYPE nab_value gauge"]
     lines += [f'nab_value{{file="cpu_asg"}} {v!r} {t}' for t, v in zip(ts, df["value"].astype(float))]
     om = root / "nab.om"
@@ -176,7 +176,7 @@ def test_backfilled_nab_series_equals_csv_through_chunks(nab_prometheus):
     frame = fetch("prometheus", 'nab_value{file="cpu_asg"}', url=p.url, start=start, end=end, step="5m",
                   progress=True)
     assert len(frame) == len(df)
-    got_t = frame["timestamp"].astype("int64").to_numpy() // 10**9
+    got_t = frame["timestamp"].to_numpy("datetime64[s]").astype("int64")
     np.testing.assert_array_equal(got_t, ts.to_numpy())
     np.testing.assert_array_equal(frame["value"].to_numpy(), df["value"].astype(float).to_numpy())
     assert (frame["labels"] == 'file="cpu_asg"').all() and (frame["metric"] == "nab_value").all()
