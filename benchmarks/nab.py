@@ -52,6 +52,9 @@ GRIDS = {
 }
 
 
+SMOKE_ARGS = ["--data", "../shared/datasets/nab/data", "--windows",  # tests/unit/test_benchmarks.py (from the repo root)
+              "../shared/datasets/nab/labels/combined_windows.json", "--limit", "1", "--grid", "default"]
+
 def stream_scores(det: detectors.Detector, t: np.ndarray, y: np.ndarray, direction: str, window: int) -> np.ndarray:
     if det.causal:
         return det.score(t, y, direction)

@@ -31,3 +31,10 @@ def ip(_ipython, store):
     """The real IPython shell with nbops loaded; unloaded and namespace cleaned after the test."""
     with nbops_loaded(_ipython) as shell:
         yield shell
+
+
+@pytest.fixture(autouse=True)
+def _no_ui_url_from_an_earlier_server(monkeypatch):
+    """The server extension exports NBOPS_UI_URL into its process's environment for the kernels it starts; when
+    a test ran it in-process, later tests must not inherit it (links would point at that server)."""
+    monkeypatch.delenv("NBOPS_UI_URL", raising=False)

@@ -32,10 +32,11 @@ def test_help(script):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
-def test_tiny_run(script, tmp_path):
+def test_tiny_run(script):
     args = _smoke_args(script)
     assert args is not None, f"{script.name} declares no SMOKE_ARGS (a list of arguments for a tiny run)"
-    out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                         cwd=BENCH.parent)  # relative paths in SMOKE_ARGS are from the repo root
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     assert out.returncode in (0, 1), out.stderr[-3000:]
     assert out.stdout.strip(), "a benchmark prints its figures"
