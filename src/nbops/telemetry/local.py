@@ -258,6 +258,16 @@ def fetch(query=None, start=None, end=None, **_ignored):
     return s.frame(since=start, until=end, metrics=query or None)
 
 
+def sampler_or_none():
+    """The kernel's sampler, started if need be; None (logged at debug) when it cannot start: the cell hooks
+    around tracked cells and runs use it, and telemetry must never cost the user their cell or run."""
+    try:
+        return get_sampler()
+    except Exception as exc:  # noqa: BLE001
+        log.debug("nbops: the sampler did not start: %s", exc)
+        return None
+
+
 @contextlib.contextmanager
 def system_metrics(tracker):
     """Around a ``%%track`` cell. The first tracked cell starts the background sampler (well under 1% of a
@@ -266,10 +276,8 @@ def system_metrics(tracker):
     ``system/<metric>`` series (step = sample index, timestamp = sample time). Shorter cells log nothing: a
     two-point series says little and would clutter every quick run's metrics."""
     t0 = time.time()
-    try:
-        s = get_sampler()
-    except Exception as exc:  # noqa: BLE001 - telemetry must never cost the user their cell
-        log.debug("nbops: the sampler did not start: %s", exc)
+    s = sampler_or_none()
+    if s is None:
         yield None
         return
     try:

@@ -212,13 +212,11 @@ def mark(tracker, sampler, t0: float, t1: float, tree: TreeSampler | None = None
 def run_incidents(tracker):
     """Cell hook (see :data:`nbops.tracking.cell.CELL_HOOKS`): a tracked cell of :data:`CHECK_AFTER` seconds or
     more that overlapped a host incident gets the ``nbops.incidents`` tag and a line in its summary."""
-    from .local import get_sampler
+    from .local import sampler_or_none
 
     t0 = time.time()
-    try:
-        s = get_sampler()
-    except Exception as exc:  # noqa: BLE001 - telemetry must never cost the user their cell
-        log.debug("nbops: the sampler did not start: %s", exc)
+    s = sampler_or_none()
+    if s is None:
         yield None
         return
     try:
@@ -237,13 +235,11 @@ def run_incidents(tracker):
 def watch_run(tracker):
     """Around an ``nbops run``: the parent records the host telemetry of its duration (series with the
     anomalies marked, scored frame, incidents, figure) and the ``nbops.incidents`` tag when it overlapped one."""
-    from .local import get_sampler, log_window
+    from .local import log_window, sampler_or_none
 
     t0 = time.time()
-    try:
-        s = get_sampler()
-    except Exception as exc:  # noqa: BLE001 - telemetry must never cost the user their run
-        log.debug("nbops: the sampler did not start: %s", exc)
+    s = sampler_or_none()
+    if s is None:
         yield None
         return
     tree = None
