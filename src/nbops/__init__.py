@@ -115,6 +115,8 @@ def unload_ipython_extension(ip) -> None:
             table[name] = previous
     for cls in _classes.pop(id(ip), []):
         ip.magics_manager.registry.pop(cls, None)
+    if "nbops.tracking.flusher" in sys.modules:  # background writes reach the store before nbops goes
+        sys.modules["nbops.tracking.flusher"].flush()
     for spec in ("nbops.telemetry.local:shutdown", "nbops.telemetry.live:shutdown"):
         mod, fn = spec.split(":")
         if mod in sys.modules and hasattr(sys.modules[mod], fn):

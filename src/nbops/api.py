@@ -8,8 +8,12 @@ from . import config
 
 
 def runs(notebook: str | None = None, n: int = 10, experiment: str | None = None):
-    """The ``n`` most recent runs (of ``notebook`` when given) as a DataFrame, newest first."""
+    """The ``n`` most recent runs (of ``notebook`` when given) as a DataFrame, newest first. Runs still being
+    written in the background are waited for first (bounded: ``NBOPS_FLUSH_TIMEOUT_S``)."""
+    from .tracking.flusher import flush
     from .tracking.writer import get_writer
+
+    flush()
 
     w = get_writer()
     client = w.client

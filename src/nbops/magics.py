@@ -220,7 +220,9 @@ class TrackMagics(Magics):
             st = api.status()
             last = self.shell.user_ns.get("_nbops_last_run")
             if last is not None:
-                st.last_run = f"{last.run_id} ({last.status}) in experiment {last.experiment!r}"
+                from .tracking.flusher import resolve
+
+                st.last_run = f"{resolve(last.run_id)} ({last.status}) in experiment {last.experiment!r}"
             show(st)
             return None
         show(api.sync())

@@ -64,11 +64,22 @@ def bundle(obj) -> dict:
     return data
 
 
-def show(obj) -> None:
-    """Display ``obj`` in the current frontend (or print its text outside IPython)."""
+def show(obj, display_id: str | None = None) -> None:
+    """Display ``obj`` in the current frontend (or print its text outside IPython). With ``display_id``, the
+    output can be replaced later by :func:`update` (a run summary once its background write landed)."""
     if _shell() is None:
         print(repr(obj))  # a plain script: text is what there is
         return
     from IPython.display import display
 
-    display(bundle(obj), raw=True)
+    display(bundle(obj), raw=True, **({"display_id": display_id} if display_id else {}))
+
+
+def update(obj, display_id: str) -> None:
+    """Replace the output shown with ``display_id`` by ``obj``'s current view: in a Jupyter kernel only (a terminal
+    would print it a second time)."""
+    if not in_kernel():
+        return
+    from IPython.display import update_display
+
+    update_display(bundle(obj), raw=True, display_id=display_id)

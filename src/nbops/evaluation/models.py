@@ -37,7 +37,9 @@ def remembered_run(model) -> str | None:
     ref, run_id = entry[0], entry[1]
     if ref is not None and ref() is not model:
         return None
-    return run_id
+    from ..tracking.flusher import resolve
+
+    return resolve(run_id)  # a run written in the background: the store's id
 
 
 @dataclass

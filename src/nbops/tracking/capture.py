@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 from functools import lru_cache
+from pathlib import Path
 
 from . import redact
 
@@ -182,7 +183,11 @@ def _git_remote(folder: str) -> str | None:
 
 def git_info(folder: str | os.PathLike) -> dict:
     """Commit, branch, dirty flag and (when dirty) the diff of the repository holding ``folder``; {} outside git
-    or before the first commit. One ``git status`` call (plus ``git diff`` when the tree is dirty)."""
+    or before the first commit. One ``git status`` call (plus ``git diff`` when the tree is dirty); none when no
+    folder from ``folder`` upwards holds ``.git`` (``GIT_DIR`` unset): not a repository, so no process to start."""
+    if not os.environ.get("GIT_DIR") and not any((d / ".git").exists() for d in (Path(folder).absolute(),
+                                                                                 *Path(folder).absolute().parents)):
+        return {}
     status = _git(folder, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
     if status is None:
         return {}

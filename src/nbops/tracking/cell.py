@@ -121,7 +121,7 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     ns = shell.user_ns
     nb = notebook_path(ns)
     start_dir = os.path.dirname(nb) if nb and os.path.isabs(nb) and os.path.isdir(os.path.dirname(nb)) else os.getcwd()
-    git = _background().submit(capture.git_info, start_dir)  # `git status` runs while the run is created
+    git = _background().submit(capture.git_info, start_dir)  # `git status` runs beside the cell
     tags = {**_start_tags(nb), "nbops.cell.execution_count": shell.execution_count,
             **{k: v for k, v in opts.tags.items() if not capture.is_secret_name(k)}}
     try:
@@ -130,7 +130,6 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     except (TrackingError, OSError) as exc:
         log.warning("nbops: tracking is unavailable, the cell runs untracked: %s", exc)
         return _execute(shell, cell)
-    tracker.set_tags(_git_tags(git := git.result()))
     figs_before = {id(f) for f in _figures().values()}
     out, err = io.StringIO(), io.StringIO()
     base_rss = _rss()
@@ -155,6 +154,7 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     wall = time.perf_counter() - t0
     peak = stop_rss()
     usage_error = None
+    tracker.set_tags(_git_tags(git := git.result()))  # (git status ran beside the cell's body)
     try:
         _collect(shell, cell, opts, tracker, notebook=nb, git=git,
                  output=CellOutput(out.getvalue(), err.getvalue(), figs_before, wall, peak))
@@ -173,15 +173,33 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
         usage_error.run_id = tracker.run_id
         usage_error.args = (f"{usage_error} (the cell ran; its run {tracker.run_id} is recorded as FAILED)",)
         raise usage_error.with_traceback(None)
-    from ..display import show
-
-    show(summary)
+    _show(tracker, summary, dict(wall_s=wall, peak_rss=peak, base_rss=base_rss))
     if exc_info[1] is not None:
         from ..magics import mark_user_traceback
 
         mark_user_traceback(exc_info[1], exc_info[2])  # shown with the user's frames only
         raise exc_info[1].with_traceback(exc_info[2])
     return value
+
+
+def _show(tracker: Tracker, summary, measures: dict) -> None:
+    """The run summary under the cell; a background run's summary is redrawn once the flusher wrote it (the
+    store's run id and link replace the spool's)."""
+    from ..display import show, update
+
+    if not (tracker.run and tracker.run.in_flight):
+        show(summary)
+        return
+    display_id = f"nbops-run-{tracker.run.spool_id}"
+    show(summary, display_id=display_id)
+
+    def landed(_run) -> None:
+        summary.__dict__.update(tracker.summary(**measures).__dict__)
+        update(summary, display_id)
+
+    from .flusher import get_flusher
+
+    get_flusher(tracker.settings).on_written(tracker.run, landed)
 
 
 def _rss() -> int | None:

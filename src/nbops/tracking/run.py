@@ -70,6 +70,7 @@ class Tracker:
         self.started = self.ended = None
         self._tmp: Path | None = None      # where artifacts are written before they are logged
         self._in_place = False             # True: _tmp is the run's own local artifact folder (nothing to upload)
+        self._staged = False               # True: _tmp is in the spool (a background run): uploaded, not deleted
         self.figures: list[str] = []
         self.artifacts: list[str] = []
         self.warnings: list[str] = []
@@ -79,13 +80,21 @@ class Tracker:
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> "Tracker":
-        """Create the run (on the store, or in the spool when the store does not answer) and make it current."""
+        """Create the run (on the store, or in the spool when the store does not answer) and make it current.
+        A tracked cell's run (kind ``track``) is written in the background when :func:`flusher.background` says
+        so: the cell then waits only for the local spool."""
+        from .flusher import background
+
         parent = self._explicit_parent or (current().run.run_id if current() and current().run else None) \
             or _fluent_parent() or self.settings.parent_run_id
         self.started = time.time()
-        self.run = self.writer.start_run(self.experiment, self.run_name, self._tags, parent, self.started)
+        self.run = self.writer.start_run(self.experiment, self.run_name, self._tags, parent, self.started,
+                                         background=self.kind == "track" and background())
         self._tmp = self.writer.local_artifact_dir(self.run)
         self._in_place = self._tmp is not None
+        if self._tmp is None:
+            self._tmp = self.writer.staging_dir(self.run)
+            self._staged = self._tmp is not None
         if self._tmp is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="nbops-run-"))
         self.run_name = self.run.run_name or self.run_name
@@ -128,7 +137,7 @@ class Tracker:
                 status = FAILED
         finally:
             self.status = status
-            if self._tmp and not self._in_place:
+            if self._tmp and not self._in_place and not self._staged:
                 shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
@@ -144,8 +153,9 @@ class Tracker:
         self._datasets = []
         if self._tmp and not self._in_place and any(self._tmp.iterdir()):
             self.writer.log_artifacts(run, self._tmp)
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp.mkdir()
+            if not self._staged:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                self._tmp.mkdir()
         for model, name, flavor, example in self._models:
             self.writer.log_model(run, model, name, flavor, example)
         self._models = []

@@ -89,19 +89,38 @@ class Spool:
                                            "run_name": run.run_name, "tags": {}, "start_time": None,
                                            "target": target, "server_run_id": run.run_id, "created": time.time()})
 
+    def files_dir(self, run_id: str, name: str) -> Path:
+        """A folder inside the run's spool folder for files a record will name (created)."""
+        p = self._dir(run_id) / "files" / name
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
     def append(self, run_id: str, op: dict, files: dict | None = None) -> None:
+        self.append_many(run_id, [(op, files)])
+
+    def append_many(self, run_id: str, records: list[tuple[dict, dict | None]]) -> None:
+        """Append ``(op, files)`` records to the run's journal in one write and one fsync. ``files`` is
+        ``{"dir": folder}``: a folder inside the run's spool folder is named as it is, any other is copied in."""
         d = self._dir(run_id)
         journal = d / "journal.jsonl"
         seq = sum(1 for _ in open(journal, "rb")) if journal.exists() else 0
-        rec = dict(op, seq=seq)
-        if files and files.get("dir"):
-            dest = d / "files" / str(seq)
-            shutil.copytree(files["dir"], dest, dirs_exist_ok=True)
-            rec["files"] = str(dest.relative_to(d))
-        line = (json.dumps(rec, default=str) + "\n").encode()
+        inside = os.path.abspath(d) + os.sep
+        lines = []
+        for op, files in records:
+            rec = dict(op, seq=seq)
+            if files and files.get("dir"):
+                src = os.path.abspath(files["dir"])
+                if src.startswith(inside):  # staged in the run's own folder (a background run's artifacts)
+                    rec["files"] = src[len(inside):]
+                else:
+                    dest = d / "files" / str(seq)
+                    shutil.copytree(src, dest, dirs_exist_ok=True)
+                    rec["files"] = str(dest.relative_to(d))
+            lines.append(json.dumps(rec, default=str) + "\n")
+            seq += 1
         fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
+            os.write(fd, "".join(lines).encode())
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -38,6 +38,7 @@ class RunSummary:
     warnings: list[str] = field(default_factory=list)
     experiment_id: str | None = None
     error: str | None = None              # "ZeroDivisionError: division by zero" for a FAILED run
+    writing: bool = False                 # background mode: durable in the spool, the store not written yet
 
     @classmethod
     def from_tracker(cls, t, wall_s: float | None = None, peak_rss: int | None = None,
@@ -45,8 +46,9 @@ class RunSummary:
         metrics = {k: v for k, v in t.metrics_logged.items() if not k.startswith("nbops.")}
         err = getattr(t, "error", None)
         run = t.run
-        spooled = bool(run and run.spooled)
-        url = None if spooled else (t.writer.run_url(run) if run else None) or links.run_url(
+        writing = bool(run and run.in_flight)
+        spooled = bool(run and run.spooled) and not writing
+        url = None if spooled or writing else (t.writer.run_url(run) if run else None) or links.run_url(
             t.run_id, getattr(run, "experiment_id", None), t.settings)
         return cls(run_id=t.run_id, run_name=t.run_name, experiment=t.experiment, status=t.status or "RUNNING",
                    params=dict(t.params_logged), metrics=metrics,
@@ -57,7 +59,7 @@ class RunSummary:
                    cell_rss_mb=max(0, peak_rss - base_rss) / 2**20 if peak_rss and base_rss else None,
                    url=url, spooled=spooled, spool_reason=run.spool_reason if run else None,
                    store=t.settings.tracking_uri, warnings=list(t.warnings),
-                   experiment_id=getattr(run, "experiment_id", None),
+                   experiment_id=getattr(run, "experiment_id", None), writing=writing,
                    error=t.masker(f"{type(err).__name__}: {err}")[:300] if err is not None else None)
 
     def _rows(self, link: bool = False) -> list[tuple[str, str]]:
@@ -65,7 +67,8 @@ class RunSummary:
         e = html.escape if link else str
         run = (f"{e(self.run_name or '')} (" + (links.a(self.url, self.run_id, "open in the MLflow UI")
                                                 if link else self.run_id) + ")")
-        status = self.status + ("  [spooled: run `nbops sync` later]" if self.spooled else "")
+        status = self.status + ("  [spooled: run `nbops sync` later]" if self.spooled else
+                                "  [in the local spool, being written to the store]" if self.writing else "")
         rows = [("run", run), ("experiment", e(self.experiment)), ("status", e(status))]
         if self.error:
             rows.append(("error", f"<b style='color:{STATUS_COLOR['FAILED']}'>{e(self.error)}</b>" if link

@@ -17,12 +17,14 @@ runs that reached the store directly while their parent was still spooled.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from .. import config
 from ..errors import TrackingError
@@ -94,8 +96,32 @@ def _read_journal(d: Path) -> list[dict]:
                             path=str(d / "journal.jsonl")) from exc
 
 
-class _ParentPending(Exception):
+class ParentPending(Exception):
     """The run's parent is a spooled run not synced yet (retried after the others)."""
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[dict]:
+    """Hold the spool's sync lock (two pushers at once -- ``nbops sync`` and a kernel's background flusher --
+    would race on the same state files) and yield the local -> server id map, saved again on the way out."""
+    idmap_path = root / "idmap.json"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".sync-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            try:
+                idmap = json.loads(idmap_path.read_text()) if idmap_path.exists() else {}
+            except ValueError:
+                log.warning("nbops sync: %s is corrupt; rebuilding it from the runs' state files", idmap_path)
+                idmap = {}
+            before = dict(idmap)
+            try:
+                yield idmap
+            finally:
+                if idmap != before:
+                    atomic_json(idmap_path, idmap)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def sync(settings: config.Settings | None = None, spool_dir: str | Path | None = None) -> SyncReport:
@@ -109,49 +135,44 @@ def sync(settings: config.Settings | None = None, spool_dir: str | Path | None =
     if not spool.root.is_dir():
         return report
     idmap_path = spool.root / "idmap.json"
-    with open(spool.root / ".sync-lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two syncs at once would race on the same state files
-        try:
-            idmap = json.loads(idmap_path.read_text()) if idmap_path.exists() else {}
-        except ValueError:
-            log.warning("nbops sync: %s is corrupt; rebuilding it from the runs' state files", idmap_path)
-            idmap = {}
-        try:
-            from ..display.progress import tqdm  # no bar when headless
+    with locked(spool.root) as idmap:
+        from ..display.progress import tqdm  # no bar when headless
 
-            todo = spool.entries()
-            for _ in range(len(todo) + 1):  # parents before children, whatever the folders' order
-                waiting = []
-                for d in tqdm(todo, desc="nbops sync", unit="run", disable=len(todo) < 5, leave=False):
-                    try:
-                        _sync_one(writer, d, idmap, report)
-                    except _ParentPending:
-                        waiting.append(d)
-                    except TrackingError as exc:
-                        report.skipped.append((d.name, exc.message))
-                        log.warning("nbops sync: %s", exc.message)
-                    except Exception as exc:  # noqa: BLE001
-                        if is_unreachable(exc):
-                            raise TrackingError(f"The tracking store at {s.tracking_uri} does not answer; "
-                                                f"{report.records} records were pushed before it stopped "
-                                                f"({str(exc)[:200]}). Run `nbops sync` again when it is up: it "
-                                                f"resumes where it stopped.", uri=s.tracking_uri) from exc
-                        report.skipped.append((d.name, f"{type(exc).__name__}: {exc}"))
-                        log.warning("nbops sync: %s skipped: %s: %s", d.name, type(exc).__name__, exc)
-                    finally:
-                        atomic_json(idmap_path, idmap)
-                if len(waiting) == len(todo):
-                    break
-                todo = waiting
-            for d in todo if waiting else []:
-                report.skipped.append((d.name, "its parent run is a spooled run that could not be synced; "
-                                               "fix or delete the parent's spool entry and sync again."))
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        todo = spool.entries()
+        for _ in range(len(todo) + 1):  # parents before children, whatever the folders' order
+            waiting = []
+            for d in tqdm(todo, desc="nbops sync", unit="run", disable=len(todo) < 5, leave=False):
+                try:
+                    push(writer, d, idmap, report)
+                except ParentPending:
+                    waiting.append(d)
+                except TrackingError as exc:
+                    report.skipped.append((d.name, exc.message))
+                    log.warning("nbops sync: %s", exc.message)
+                except Exception as exc:  # noqa: BLE001
+                    if is_unreachable(exc):
+                        raise TrackingError(f"The tracking store at {s.tracking_uri} does not answer; "
+                                            f"{report.records} records were pushed before it stopped "
+                                            f"({str(exc)[:200]}). Run `nbops sync` again when it is up: it "
+                                            f"resumes where it stopped.", uri=s.tracking_uri) from exc
+                    report.skipped.append((d.name, f"{type(exc).__name__}: {exc}"))
+                    log.warning("nbops sync: %s skipped: %s: %s", d.name, type(exc).__name__, exc)
+                finally:
+                    atomic_json(idmap_path, idmap)
+            if len(waiting) == len(todo):
+                break
+            todo = waiting
+        for d in todo if waiting else []:
+            report.skipped.append((d.name, "its parent run is a spooled run that could not be synced; "
+                                           "fix or delete the parent's spool entry and sync again."))
     return report
 
 
-def _sync_one(writer: Writer, d: Path, idmap: dict, report: SyncReport) -> None:
+def push(writer: Writer, d: Path, idmap: dict, report: SyncReport, live: bool = False, fresh: bool = False) -> str:
+    """Push one spooled run's records that are not on the store yet; returns its server run id. ``live``: the
+    run is still being written by this process (a background flusher), so a cut-short last line is a write in
+    progress, not a crash -- it is left for the next push instead of closing the run as incomplete. ``fresh``:
+    this process made the run moments ago, so no earlier push can have created it (no search for it)."""
     try:
         meta = json.loads((d / "meta.json").read_text())
         local = meta["local_run_id"]
@@ -168,22 +189,22 @@ def _sync_one(writer: Writer, d: Path, idmap: dict, report: SyncReport) -> None:
     done = state.get("done", -1)
     last = max((r["seq"] for r in records), default=-1)
     server_id = state.get("server_run_id")
-    unfinished = records.torn and not any(r["op"] == "end_run" for r in records)
+    unfinished = records.torn and not live and not any(r["op"] == "end_run" for r in records)
     if server_id and done >= last and not (unfinished and not state.get("closed_incomplete")):
         idmap[local] = server_id
         report.up_to_date += 1
-        return  # already on the store
+        return server_id  # already on the store
     tags = dict(meta.get("tags") or {})
     parent = tags.get(PARENT_TAG)
     if parent and parent.startswith(LOCAL_PREFIX) and parent not in idmap:
-        raise _ParentPending(parent)
+        raise ParentPending(parent)
     client = writer.client
     exp_id = writer.experiment_id(experiment)
     server_id = server_id or meta.get("server_run_id")  # an adopted run exists on the store already
     created = False
     if not server_id:
-        found = writer.call(client.search_runs, [exp_id], filter_string=f"tags.`{SPOOL_ID_TAG}` = '{local}'",
-                            max_results=1)
+        found = [] if fresh else writer.call(client.search_runs, [exp_id],
+                                             filter_string=f"tags.`{SPOOL_ID_TAG}` = '{local}'", max_results=1)
         if found:
             server_id = found[0].info.run_id
         else:
@@ -199,7 +220,7 @@ def _sync_one(writer: Writer, d: Path, idmap: dict, report: SyncReport) -> None:
         atomic_json(state_path, state)
     idmap[local] = server_id
     report.mapping[local] = server_id
-    if local.startswith(LOCAL_PREFIX):
+    if local.startswith(LOCAL_PREFIX) and not live:
         _relink_children(writer, local, server_id, report)
     run = RunRef(server_id, exp_id, experiment, meta.get("run_name"))
     pushed = Counter()
@@ -222,6 +243,7 @@ def _sync_one(writer: Writer, d: Path, idmap: dict, report: SyncReport) -> None:
         report.pushed[local] = pushed
         if not created:
             report.resumed.append(server_id)
+    return server_id
 
 
 def _close_incomplete(writer: Writer, run: RunRef, d: Path) -> None:
@@ -253,7 +275,7 @@ def _map_parent(tags: dict, idmap: dict) -> dict:
     parent = tags.get(PARENT_TAG)
     if parent and parent.startswith(LOCAL_PREFIX):
         if parent not in idmap:
-            raise _ParentPending(parent)
+            raise ParentPending(parent)
         tags[PARENT_TAG] = idmap[parent]
     return tags
 

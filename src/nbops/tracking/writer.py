@@ -44,6 +44,18 @@ class RunRef:
     artifact_uri: str | None = None
     spool_reason: str | None = None
     model_uris: list[str] = field(default_factory=list)
+    spool_id: str | None = None       # background mode: the run's folder in the spool until the flusher wrote it
+    ended: bool = False               # background mode: its end-of-run record is in the journal
+
+    @property
+    def in_flight(self) -> bool:
+        """A background run the flusher has not written to the store yet."""
+        return self.spool_id is not None and self.spool_id == self.run_id
+
+    def landed(self, server_run_id: str, experiment_id: str | None) -> None:
+        """The flusher wrote this background run: once it has ended, it is the store's run."""
+        if self.ended:
+            self.run_id, self.experiment_id, self.spooled = server_run_id, experiment_id, False
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -94,6 +106,7 @@ class Writer:
         self._warned = False
         self._down_since: float | None = None
         self._down_error: BaseException | None = None
+        self._deferred: dict[str, list] = {}   # background runs: (op, files) kept until their end-of-run
 
     # -- plumbing -------------------------------------------------------------------------------------------
     @property
@@ -207,7 +220,11 @@ class Writer:
     def _server_or_spool(self, run: RunRef, op: dict, direct, files=None):
         """Do ``direct()`` against the store; if the store does not answer, move ``run`` to the spool.
         ``files`` is a folder (``{"dir": path}``) whose contents go with the spooled record, or a callable
-        that makes it (so a model is only pickled when it has to be spooled)."""
+        that makes it (so a model is only pickled when it has to be spooled). A background run keeps its records
+        in memory until :meth:`end_run` writes them to its journal at once."""
+        if run.run_id in self._deferred:
+            self._deferred[run.run_id].append((op, files() if callable(files) else files))
+            return None
         if not run.spooled:
             try:
                 return direct()
@@ -249,13 +266,25 @@ class Writer:
         return self._experiments[name]
 
     def start_run(self, experiment: str, run_name: str | None = None, tags: dict | None = None,
-                  parent_run_id: str | None = None, start_time: float | None = None) -> RunRef:
+                  parent_run_id: str | None = None, start_time: float | None = None,
+                  background: bool = False) -> RunRef:
+        """Create a run on the store (or in the spool when it does not answer). ``background``: create it in the
+        spool and let the flusher (:mod:`nbops.tracking.flusher`) write it, so the caller never waits on the
+        store; its records reach the journal in one write at :meth:`end_run`."""
         tags = redact.mapping(tags, 5000)
         if run_name:
             run_name = redact.text(str(run_name))
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         start_ms = int((start_time or time.time()) * 1000)
+        if background and not self.settings.offline:
+            from .flusher import get_flusher
+
+            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
+            run.spool_id = run.run_id
+            self._deferred[run.run_id] = []
+            get_flusher(self.settings).submit(run, ended=False)  # created on the store while the cell runs
+            return run
         if self.settings.offline:
             run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
             self._warn_spooled(run, None)
@@ -313,10 +342,18 @@ class Writer:
         local_dir = Path(local_dir)
         if not local_dir.is_dir() or not any(local_dir.iterdir()):
             return
-        redact.files(local_dir)
+        if local_dir != self.staging_dir(run):  # (staged files came through the Tracker's masking writers)
+            redact.files(local_dir)
         op = {"op": "log_artifacts", "artifact_path": artifact_path}
         self._server_or_spool(run, op, lambda: self._direct_artifacts(run, local_dir, artifact_path),
                               files={"dir": local_dir})
+
+    def staging_dir(self, run: RunRef) -> Path | None:
+        """Where a background run's artifacts are written: inside its spool folder, so ending the run copies
+        nothing (the flusher uploads them from there). None for other runs."""
+        if run.run_id not in self._deferred:
+            return None
+        return self.spool.files_dir(run.run_id, "artifacts")
 
     def local_artifact_dir(self, run: RunRef) -> Path | None:
         """The run's artifact folder when the artifact store is a local folder (the embedded store, a file
@@ -403,6 +440,13 @@ class Writer:
         end_ms = int((end_time or time.time()) * 1000)
         op = {"op": "end_run", "status": status, "end_time": end_ms}
         self._server_or_spool(run, op, lambda: self.call(self.client.set_terminated, run.run_id, status, end_ms))
+        records = self._deferred.pop(run.run_id, None)
+        if records is not None:  # background: durable in one append + fsync, then the flusher takes it
+            from .flusher import get_flusher
+
+            self.spool.append_many(run.run_id, records)
+            run.ended = True
+            get_flusher(self.settings).submit(run, ended=True)
 
     # -- replaying the spool ----------------------------------------------------------------------------------
     REPLAYABLE = frozenset({"log_batch", "log_artifacts", "log_inputs", "log_model", "end_run"})
