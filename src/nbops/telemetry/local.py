@@ -7,6 +7,14 @@ One sample costs well under a millisecond, so the thread uses far less than 1% o
 
 Metric names follow MLflow's system metrics (``cpu_utilization_percentage``, ``system_memory_usage_megabytes``,
 ...); ``%%track`` logs the samples of a cell's time window under ``system/`` (:func:`system_metrics`).
+
+``process_cpu_starved_percentage`` is what a starved host does to this process, from the kernel's scheduler
+accounting (``/proc/self/task/*/schedstat``: time each thread ran and time it sat runnable, waiting for a CPU):
+of the CPU time the process could have used on this host in the interval (the time its threads were runnable,
+at most the usable cores), the share it did not get (:func:`starved_percentage`). It needs no baseline: a busy
+host with a free core gives about 0, a host whose run queue is longer than its cores gives the share lost, and
+a process that asks for more threads than there are cores is not starved by it. NaN while the process wants
+less than :data:`MIN_DEMAND` of a core (an idle kernel is not starved) and where the kernel has no schedstat.
 """
 from __future__ import annotations
 
@@ -31,10 +39,65 @@ BASE_METRICS = [
     "load_average_1m",
     "process_rss_megabytes",
     "process_cpu_utilization_percentage",
+    "process_cpu_starved_percentage",
 ]
 MB = 1024.0 * 1024.0
 #: a %%track cell shorter than this logs no system/ series (its window holds at most one sample)
 START_THREAD_AFTER = 2.0
+#: cores of demand (runnable thread time per second) below which a process is not judged starved or not
+MIN_DEMAND = 0.1
+
+
+def cores() -> int:
+    """The CPUs this process may run on (its affinity; else the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def sched_threads(pid="self") -> dict | None:
+    """``{tid: (run, wait)}`` seconds per thread of ``pid``: time on a CPU and time runnable but waiting for one
+    (``/proc/<pid>/task/<tid>/schedstat``, Linux); None where the kernel does not keep them."""
+    base = f"/proc/{pid}/task"
+    try:
+        tids = os.listdir(base)
+    except OSError:
+        return None
+    out = {}
+    for tid in tids:
+        try:
+            with open(f"{base}/{tid}/schedstat") as f:
+                r, w = f.read().split()[:2]
+        except (OSError, ValueError):
+            continue  # a thread that ended between listdir and open
+        out[int(tid)] = (int(r) / 1e9, int(w) / 1e9)
+    return out or None
+
+
+def sched_delta(before: dict, after: dict) -> tuple[float, float]:
+    """``(run, wait)`` seconds the threads of ``after`` added since ``before`` (a thread new since then counts
+    from 0; one that ended is left out: its counters are gone, never negative)."""
+    run = wait = 0.0
+    for tid, (r, w) in after.items():
+        r0, w0 = before.get(tid, (0.0, 0.0))
+        if r >= r0 and w >= w0:  # a reused id starts again from 0: skip it
+            run, wait = run + r - r0, wait + w - w0
+    return run, wait
+
+
+def starved_percentage(run: float, wait: float, seconds: float, ncpu: int | None = None) -> float:
+    """Of the CPU time a process could have used in ``seconds`` (its threads' runnable time ``run + wait``, at
+    most ``ncpu`` cores' worth), the percentage it did not get. ``run``/``wait``: CPU seconds its threads ran /
+    waited in that span. NaN when it wanted less than :data:`MIN_DEMAND` of a core. Alone on the host it is ~0
+    however many threads it runs (beyond the cores, the waiting is its own); 4 busy processes on 2 cores leave a
+    one-thread training loop 2/5 of a core: 60."""
+    ncpu = ncpu or cores()
+    demand = run + wait
+    if seconds <= 0 or demand < MIN_DEMAND * seconds:
+        return float("nan")
+    could = min(demand, ncpu * seconds)
+    return min(100.0, max(0.0, 100.0 * (1.0 - run / could)))
 
 
 def _gpus():
@@ -65,6 +128,7 @@ class Sampler:
                                  "(NBOPS_TELEMETRY_INTERVAL / NBOPS_TELEMETRY_CAPACITY).")
         self.disk_path = disk_path or os.path.abspath(os.sep)
         self._proc = psutil.Process()
+        self._cores = cores()
         self._gpu = _gpus()
         self.metrics = list(BASE_METRICS)
         for i in range(len(self._gpu)):
@@ -91,7 +155,7 @@ class Sampler:
         raw = {"t": now, "cpu_busy": sum(cpu) - cpu.idle - getattr(cpu, "iowait", 0.0), "cpu_total": sum(cpu),
                "disk_r": disk_io.read_bytes if disk_io else None, "disk_w": disk_io.write_bytes if disk_io else None,
                "net_r": net.bytes_recv if net else None, "net_w": net.bytes_sent if net else None,
-               "proc": pcpu.user + pcpu.system}
+               "proc": pcpu.user + pcpu.system, "sched": sched_threads()}
         try:
             du = ps.disk_usage(self.disk_path).percent
         except OSError:
@@ -112,6 +176,9 @@ class Sampler:
             busy = 100.0 * (raw["cpu_busy"] - prev["cpu_busy"]) / dtot if dtot > 0 else 0.0
             vals["cpu_utilization_percentage"] = min(100.0, max(0.0, busy))  # counters tick apart: keep it a share
             vals["process_cpu_utilization_percentage"] = 100.0 * (raw["proc"] - prev["proc"]) / dt
+            if raw["sched"] is not None and prev["sched"] is not None:
+                run, wait = sched_delta(prev["sched"], raw["sched"])
+                vals["process_cpu_starved_percentage"] = starved_percentage(run, wait, dt, self._cores)
             for key, name in (("disk_r", "disk_read_megabytes_per_second"), ("disk_w", "disk_write_megabytes_per_second"),
                               ("net_r", "network_receive_megabytes_per_second"),
                               ("net_w", "network_transmit_megabytes_per_second")):

@@ -2,11 +2,19 @@
 
 When a tracked cell (``%%track``) or an ``nbops run`` overlaps an incident on its own host, found in the samples
 of the process's sampler (the kernel's, already running) reduced to what the process did not cause itself
-(:func:`others`: CPU and memory used by other processes, swap, disk usage), the run gets the tag ``nbops.incidents``
-(``<incident key>:<lead metric>`` pairs, ``;``-separated; the keys are the ledger's, the same as the Alertmanager
-``incident`` label) and its summary says so in one line. The samples of the run's window are judged against a
-baseline before it (:data:`LOOKBACK` seconds, at least 3 times the run's length, as far as the buffer goes) with
-the robust detector, which flags every point of a sustained fault, not only its first.
+(:func:`others`: CPU and memory used by other processes, swap, disk usage, and how starved of CPU the run's own
+threads were), the run gets the tag ``nbops.incidents`` (``<incident key>:<lead metric>`` pairs, ``;``-separated;
+the keys are the ledger's, the same as the Alertmanager ``incident`` label) and its summary says so in one line.
+The samples of the run's window are judged against a baseline before it (:data:`LOOKBACK` seconds, at least 3
+times the run's length, as far as the buffer goes) with the robust detector, which flags every point of a
+sustained fault, not only its first.
+
+A starved host is judged by a limit, not against a baseline (:data:`LIMITS`): a host already saturated before the
+run (another job, another test suite) leaves no room for the host CPU to rise, its load average climbs over a
+minute and is noisy, and a fault that lasts as long as the buffered history becomes its own baseline. What the
+run's threads lost to others (``process_cpu_starved_percentage``, the kernel's scheduler accounting) means the
+same on every host: at or above :data:`LIMITS` for :data:`SUSTAINED` samples in a row, the run got at most half
+the CPU it could use. A busy host with a core to spare stays near 0.
 
 An ``nbops run`` parent also records the host telemetry of its duration: ``system/<metric>`` series, a
 ``system/anomalous_metrics`` series (how many metrics were abnormal at each sample: the anomalies marked on the
@@ -26,7 +34,35 @@ TAG = "nbops.incidents"
 
 #: what a run is judged on: what it did not cause itself (all "up is bad": judged with direction up)
 JUDGED = ("cpu_utilization_by_others_percentage", "load_by_others", "memory_usage_by_others_megabytes",
-          "swap_usage_percentage", "disk_usage_percentage")
+          "swap_usage_percentage", "disk_usage_percentage", "process_cpu_starved_percentage")
+#: metrics with a meaning of their own, judged by a limit instead of a baseline: {metric: limit}
+LIMITS = {"process_cpu_starved_percentage": 50.0}
+SUSTAINED = 3  # a limit counts when this many consecutive samples reach it (not a blip)
+
+
+def judge_limits(scored, limits: dict | None = None, sustained: int = SUSTAINED):
+    """Re-judge the rows of :data:`LIMITS` metrics in a scored frame (in place; returned): anomalous are the
+    stretches of at least ``sustained`` consecutive samples (at most 3 of the series' steps apart) at or above the
+    limit; the score maps 0 / the limit / 100 onto 0 / the detector's threshold / 1."""
+    import numpy as np
+
+    limits = LIMITS if limits is None else limits
+    thr = float(scored.attrs.get("threshold", 0.5))
+    for (metric, _labels), g in scored[scored["metric"].isin(list(limits))].groupby(["metric", "labels"]):
+        g = g.sort_values("timestamp", kind="stable")
+        t = g["timestamp"].to_numpy("datetime64[ns]").astype(np.int64) / 1e9
+        v = g["value"].to_numpy(float)
+        step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+        over = v >= limits[metric]
+        hit, begun = np.zeros(len(v), bool), 0  # begun: where the current stretch over the limit began
+        for i in range(len(v) + 1):
+            if i == len(v) or not over[i] or (i > begun and t[i] - t[i - 1] > 3 * step):
+                if i - begun >= sustained:
+                    hit[begun:i] = True
+                begun = i + (i < len(v) and not over[i])
+        scored.loc[g.index, "anomaly"] = hit
+        scored.loc[g.index, "score"] = np.interp(v, [0.0, limits[metric], 100.0], [0.0, thr, 1.0])
+    return scored
 
 
 def _load_ema(times, cores_busy, tau: float = 60.0):
@@ -56,14 +92,17 @@ class TreeSampler:
 
         self._psutil, self._me = psutil, psutil.Process()
         self.interval = interval
-        self.rows: list[tuple[float, float, float]] = []  # (time, cumulative CPU seconds, RSS MB)
+        self.rows: list[tuple[float, float, float, float]] = []  # (time, cumulative CPU s, RSS MB, starved %)
         self._stop = threading.Event()
         self._dead_cpu = 0.0
         self._seen: dict[int, float] = {}
+        self._sched: dict[int, tuple[float, float]] | None = None  # {tid: (run, wait)} of the tree's threads
         self._thread = threading.Thread(target=self._loop, name="nbops-run-tree", daemon=True)
 
     def _read(self) -> None:
-        ps, cpu, rss, seen = self._psutil, 0.0, 0.0, {}
+        from .local import cores, sched_delta, sched_threads, starved_percentage
+
+        ps, cpu, rss, seen, sched = self._psutil, 0.0, 0.0, {}, {}
         for p in [self._me, *self._me.children(recursive=True)]:
             try:
                 with p.oneshot():
@@ -72,13 +111,18 @@ class TreeSampler:
                     rss += p.memory_info().rss / 2**20
             except ps.Error:
                 pass
+            sched.update(sched_threads(p.pid) or {})
         # a child that ended keeps the CPU it used (else the cumulative series would drop)
         self._dead_cpu += sum(v for pid, v in self._seen.items() if pid not in seen)
         self._seen = seen
         cpu = self._dead_cpu + sum(seen.values())
-        import time as _t
-
-        self.rows.append((_t.time(), cpu, rss))
+        now = time.time()
+        starved = float("nan")
+        if self._sched is not None and sched and self.rows:
+            run, wait = sched_delta(self._sched, sched)
+            starved = starved_percentage(run, wait, now - self.rows[-1][0], cores())
+        self._sched = sched or None
+        self.rows.append((now, cpu, rss, starved))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -97,26 +141,28 @@ class TreeSampler:
         self._thread.join(5)
 
     def frame(self):
-        """``timestamp`` (UTC, naive), ``tree_cpu_percent`` (of one core), ``tree_rss_megabytes``."""
+        """``timestamp`` (UTC, naive), ``tree_cpu_percent`` (of one core), ``tree_rss_megabytes``,
+        ``tree_cpu_starved_percentage`` (:func:`nbops.telemetry.local.starved_percentage` of the tree's threads)."""
         import numpy as np
         import pandas as pd
 
+        cols = ["timestamp", "tree_cpu_percent", "tree_rss_megabytes", "tree_cpu_starved_percentage"]
         if len(self.rows) < 2:
-            return pd.DataFrame(columns=["timestamp", "tree_cpu_percent", "tree_rss_megabytes"])
+            return pd.DataFrame(columns=cols)
         a = np.array(self.rows)
         dt = np.diff(a[:, 0])
         cpu = np.r_[np.nan, 100.0 * np.diff(a[:, 1]) / np.where(dt > 0, dt, np.nan)]
-        return pd.DataFrame({"timestamp": pd.to_datetime(a[:, 0], unit="s"), "tree_cpu_percent": cpu,
-                             "tree_rss_megabytes": a[:, 2]})
+        return pd.DataFrame(dict(zip(cols, (pd.to_datetime(a[:, 0], unit="s"), cpu, a[:, 2], a[:, 3]))))
 
 
 def others(frame, tree=None):
     """The sampler's frame reduced to what the process itself did not cause: host CPU minus this process's
     share (``cpu_utilization_by_others_percentage``), used memory minus its RSS
     (``memory_usage_by_others_megabytes``), the 1-minute load average minus what the process's CPU adds to it
-    (``load_by_others``), swap and disk usage. A training cell that loads every core or fills memory is not an
-    incident under itself; another process starving the host is. (I/O rates cannot be split per process from
-    these samples: left out.)"""
+    (``load_by_others``), swap and disk usage, and the share of the CPU the process could use that others took
+    (``process_cpu_starved_percentage``, judged by :data:`LIMITS`). A training cell that loads every core or fills
+    memory is not an incident under itself; another process starving the host is. (I/O rates cannot be split per
+    process from these samples: left out.) With ``tree``, the process is the process tree (an ``nbops run``)."""
     import os
 
     import pandas as pd
@@ -133,6 +179,7 @@ def others(frame, tree=None):
         wide = wide.copy()
         wide["process_cpu_utilization_percentage"] = grid["tree_cpu_percent"].reindex(wide.index)
         wide["process_rss_megabytes"] = grid["tree_rss_megabytes"].reindex(wide.index)
+        wide["process_cpu_starved_percentage"] = grid["tree_cpu_starved_percentage"].reindex(wide.index)
     if {"cpu_utilization_percentage", "process_cpu_utilization_percentage"} <= set(wide.columns):
         out["cpu_utilization_by_others_percentage"] = (
             wide["cpu_utilization_percentage"] - wide["process_cpu_utilization_percentage"] / ncpu).clip(lower=0)
@@ -145,7 +192,7 @@ def others(frame, tree=None):
     if {"system_memory_usage_megabytes", "process_rss_megabytes"} <= set(wide.columns):
         out["memory_usage_by_others_megabytes"] = (
             wide["system_memory_usage_megabytes"] - wide["process_rss_megabytes"]).clip(lower=0)
-    for m in ("swap_usage_percentage", "disk_usage_percentage"):
+    for m in ("swap_usage_percentage", "disk_usage_percentage", "process_cpu_starved_percentage"):
         if m in wide.columns:
             out[m] = wide[m]
     tidy = out.reset_index().melt(id_vars="timestamp", var_name="metric", value_name="value").dropna()
@@ -165,7 +212,7 @@ def incidents_during(sampler, t0: float, t1: float, lookback: float | None = Non
     frame = others(sampler.frame(since=t0 - back, until=t1 + 2 * sampler.interval), tree)
     if not len(frame):
         return None, []
-    scored = detect(frame, detector, sensitivity, direction="up")  # already tidy: no fetch() round trip
+    scored = judge_limits(detect(frame, detector, sensitivity, direction="up"))  # tidy: no fetch() round trip
     report = TelemetryReport(scored, incidents(scored), source="local", detector=detector, sensitivity=sensitivity,
                              direction="up")
     # an incident is not over until its values were back to normal for the gap (5 samples): one whose last
