@@ -9,11 +9,9 @@ from . import config
 
 def runs(notebook: str | None = None, n: int = 10, experiment: str | None = None):
     """The ``n`` most recent runs (of ``notebook`` when given) as a DataFrame, newest first. Runs still being
-    written in the background are waited for first (bounded: ``NBOPS_FLUSH_TIMEOUT_S``)."""
-    from .tracking.flusher import flush
+    written in the background are waited for first (the writer's client does, bounded by
+    ``NBOPS_FLUSH_TIMEOUT_S``)."""
     from .tracking.writer import get_writer
-
-    flush()
 
     w = get_writer()
     client = w.client

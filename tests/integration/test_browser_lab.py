@@ -157,6 +157,16 @@ def output_of(page, i: int):
     return page.locator(".jp-Notebook .jp-Cell").nth(i).locator(".jp-Cell-outputArea")
 
 
+def stored_run(client, experiment_id: str, name: str):
+    """The run ``name`` once it is in the store: a live kernel writes tracked runs in the background, so poll
+    the store for the state needed (pytest-timeout bounds a run that never comes)."""
+    while True:
+        found = client.search_runs([experiment_id], f"attributes.run_name = '{name}'")
+        if found and found[0].info.status != "RUNNING":
+            return found[0]
+        time.sleep(0.2)
+
+
 def shot(locator, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
@@ -178,17 +188,20 @@ def test_jupyterlab_shows_nbops_widgets_and_serves_its_api(lab, page, client):
         run_cell(page, i, fails=i == FAILING)
 
     # -- %%track: the run summary widget (the widget view, not the HTML fallback) with MLflow's run id
-    runs = client.search_runs([client.get_experiment_by_name("browser").experiment_id],
-                               "attributes.run_name = 'lab-run'")
-    assert len(runs) == 1
-    run = runs[0]
+    exp_id = client.get_experiment_by_name("browser").experiment_id
+    run = stored_run(client, exp_id, "lab-run")
+    assert len(client.search_runs([exp_id], "attributes.run_name = 'lab-run'")) == 1
+    assert run.data.tags["nbops.spool_id"].startswith("spool-")   # a live notebook: written in the background
     assert run.info.run_name == "lab-run" and run.info.status == "FINISHED"
     assert run.data.tags["mlflow.source.name"] == str(lab["root"] / NOTEBOOK)
     accuracy = run.data.metrics["accuracy"]
     assert 0.5 < accuracy <= 1.0 and run.data.params["n_estimators"] == "300"
-    summary = output_of(page, TRACK).locator(".nbops-run-summary")
-    summary.wait_for(state="visible")
+    # a live notebook writes in the background: the summary first names the run's spool entry, then is redrawn
+    # with the store's run id once the flusher wrote it
+    summary = output_of(page, TRACK).locator(f".nbops-run-summary[data-run-id='{run.info.run_id}']")
+    summary.wait_for(state="visible", timeout=WAIT_MS)
     text = summary.inner_text()
+    assert "being written" not in text, text
     assert run.info.run_id in text and "lab-run" in text and "FINISHED" in text
     assert f"accuracy={accuracy:.6g}" in text
     link = summary.locator(f"a:text('{run.info.run_id}')")
@@ -240,7 +253,7 @@ def test_jupyterlab_shows_nbops_widgets_and_serves_its_api(lab, page, client):
     assert "ZeroDivisionError: division by zero" in tb and "FAILED" in failing.inner_text(), tb
     assert "nbops" not in tb and "site-packages" not in tb, tb
     assert f"Cell In[{n}], line 5" in tb and "return part / (rows - 10)" in tb, tb
-    broken = client.search_runs([run.info.experiment_id], "attributes.run_name = 'broken'")[0]
+    broken = stored_run(client, run.info.experiment_id, "broken")   # written by the kernel's flusher
     assert broken.info.status == "FAILED"
     shot(failing, "failing-cell")
 

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -111,6 +112,11 @@ class Writer:
     # -- plumbing -------------------------------------------------------------------------------------------
     @property
     def client(self):
+        """The MLflow client of this store. Reading through it sees every run this process wrote in the
+        background: runs already handed to the flusher are waited for first (read your own writes)."""
+        flusher = sys.modules.get("nbops.tracking.flusher")
+        if flusher is not None and not self._holding_guard():
+            flusher.flush()
         if self._client is None:
             import mlflow
             from mlflow.tracking import MlflowClient
@@ -159,6 +165,10 @@ class Writer:
                     con.execute("PRAGMA journal_mode=WAL")
             finally:
                 con.close()
+
+    def _holding_guard(self) -> bool:
+        """True while this thread holds the store's write guard (waiting for the flusher then would deadlock)."""
+        return any(_HELD.__dict__.get("depths", {}).values())
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
