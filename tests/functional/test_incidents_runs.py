@@ -351,7 +351,7 @@ def test_nbops_run_parent_records_host_telemetry_and_the_incident_it_ran_into(st
 
     from nbops.runner import run_notebook
     from nbops.telemetry import local
-    from nbops.telemetry.overlap import TreeSampler, incidents_during
+    from nbops.telemetry.overlap import LIMITS, SUSTAINED, TreeSampler
 
     monkeypatch.setenv("NBOPS_TELEMETRY_INTERVAL", "0.5")
     local.shutdown()
@@ -370,10 +370,12 @@ def test_nbops_run_parent_records_host_telemetry_and_the_incident_it_ran_into(st
         while not started.exists() and job.is_alive():  # the run's kernel is in its cell
             time.sleep(0.1)
         hog = Hog()
-        tree = TreeSampler(s.interval).start()  # the run's process tree, as the runner samples it
-        while not [i for i in incidents_during(s, time.time() - 1, time.time(), tree=tree)[1]
-                   if STARVED in i.metrics]:
-            time.sleep(0.5)  # until the run's kernel is visibly starved (a state, polled)
+        tree = TreeSampler(s.interval).start()  # the run's process tree, sampled as the runner samples it
+        # until the run's kernel has been starved for twice the samples the limit needs (a state, polled): the
+        # runner's own tree sampler reads the same threads at another phase, so it has seen it too
+        while not ((last := [r[3] for r in tree.rows[-2 * SUSTAINED:]]) and len(last) == 2 * SUSTAINED
+                   and min(last) >= LIMITS[STARVED]):
+            time.sleep(0.5)
         release.touch()
         job.join()
         hog.stop()
