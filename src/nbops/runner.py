@@ -252,15 +252,17 @@ def _masker(*notebooks):
     return redact.text
 
 
-def _html(nb_path: Path, masker) -> str | None:
+def _html(text: str, name: str, masker) -> str | None:
+    """The executed notebook (its saved JSON ``text``) as a self-contained page, masked; None if it cannot be
+    read (the .ipynb is logged anyway). See :mod:`nbops.display.notebook_page` for why not nbconvert."""
     try:
-        import nbformat
-        from nbconvert import HTMLExporter
+        import json
 
-        body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(nb_path), as_version=4))
-        return masker(body)
-    except Exception as exc:  # noqa: BLE001 - the .ipynb is logged anyway
-        log.warning("nbops: could not render %s as HTML (%s); the .ipynb is logged.", nb_path.name, exc)
+        from .display.notebook_page import render
+
+        return masker(render(json.loads(text), title=name))
+    except Exception as exc:  # noqa: BLE001 - a partial or damaged output notebook
+        log.warning("nbops: could not render %s as HTML (%s); the .ipynb is logged.", name, exc)
         return None
 
 
@@ -444,6 +446,9 @@ def _execute(plan: _Plan, tracker, settings: config.Settings, experiment: str, t
         # the same store as the parent: the embedded one is found from the notebook's folder, so pin it
         config.ENV_HOME: str(config.home(src.parent)) if s.embedded else os.environ.get(config.ENV_HOME),
         "PYTHONUNBUFFERED": "1",  # the cells' output reaches the saved notebook as it is printed
+        # papermill sends the next cell as soon as one ends: no idle time for the import warm-up to use, only
+        # CPU taken from the cells (and from the other scheduled runs on the host). A user's own setting wins.
+        "NBOPS_WARM_IMPORTS": os.environ.get("NBOPS_WARM_IMPORTS", "0"),
     }
     channel = redact.open_channel()  # the kernel reports digests of the secrets it sees (never the values)
     kernel_env.update(channel)
@@ -498,8 +503,9 @@ def _record(tracker, src: Path, out: Path, nb, status: str, error: dict | None, 
     tracker.log_metrics({"nbops.cells": cells, "nbops.cells_executed": executed,
                          "nbops.duration_s": round(duration, 3)})
     if out.exists():
-        tracker.log_text(masker(out.read_text(encoding="utf-8", errors="replace")), f"notebook/{out.name}")
-        page = _html(out, masker)
+        text = out.read_text(encoding="utf-8", errors="replace")
+        tracker.log_text(masker(text), f"notebook/{out.name}")
+        page = _html(text, out.name, masker)
         if page:
             tracker.log_text(page, f"notebook/{out.stem}.html")
     if error:
@@ -543,7 +549,18 @@ def add_cli(sub) -> None:
     p.set_defaults(func=_cli_run)
 
 
+def _skip_unused_optional_imports() -> None:
+    """``nbops run`` is its own process: spare it what no step of it uses. jsonschema (imported by nbformat, so
+    by papermill) imports ``rfc3987_syntax`` when installed, only to check the ``iri`` formats, and that compiles
+    38 lark grammars at import: about 1.6 s of CPU per run here. The notebook schema has no ``iri`` format and
+    jsonschema imports it under ``suppress(ImportError)``, so marking it absent changes no validation nbops
+    does. Only for the CLI: the Python API may run inside a user's process, whose jsonschema stays whole."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # None in sys.modules: `import` raises ImportError
+
+
 def _cli_run(a) -> int:
+    _skip_unused_optional_imports()
     if not a.progress:  # quiet logs for schedulers: papermill's INFO lines (paths, kernel) are noise there
         logging.getLogger("papermill").setLevel(logging.WARNING)
     for noisy in ("traitlets", "nbclient"):
