@@ -1,7 +1,7 @@
 """Parallel scheduled notebooks: runs per minute and records lost, for both stores, nbops vs plain MLflow.
 
     python benchmarks/parallel_runs.py                 # 8 at once on SQLite, 32 at once on mlflow server + PG
-    python benchmarks/parallel_runs.py --sqlite 8 --server 16 --steps 50
+    python benchmarks/parallel_runs.py --sqlite 8 --server 16 --steps 50 --repeats 3
 
 Each job is one papermill execution of the same small notebook (parameter ``k``): two tracked cells logging
 params, a metric, a 50-step metric series and an artifact, i.e. ``RECORDS_PER_JOB`` records. Two ways to run it:
@@ -11,14 +11,24 @@ params, a metric, a 50-step metric series and an artifact, i.e. ``RECORDS_PER_JO
 - **plain MLflow** (the baseline the issue names, MLflow issues #6490/#4123): ``papermill`` on a notebook doing the
   same logging with ``mlflow.start_run()`` / ``log_param`` / ``log_metric`` / ``log_text``.
 
-All jobs start together; records lost = records the notebook logged that are not on the store afterwards (a
-job that crashed loses all of its records). The PostgreSQL server and ``mlflow server`` are started on free
-loopback ports with the test fixtures' launcher (tests/services.py) and stopped at the end.
+All jobs of a batch start together. A job *completed* when its process exited 0 and every record it logged is on
+the store; **completed runs per minute** = completed jobs / the batch's wall time (a job that failed or lost
+records does not count, so a side whose jobs all failed scores 0). Records lost = records the notebooks logged
+that are not on the store afterwards (a job that crashed loses all of its records). nbops records more per run
+(the parent run, the executed notebook and its HTML, the host telemetry) and pays for it in the same time.
+
+Each store gets ``--repeats`` batches per side, the sides alternating (nbops first in odd repeats, plain first in
+even ones) so neither always runs on the warmer or quieter machine; the table shows every batch and the summary
+the medians and their ratio nbops/plain. ``--created-store`` creates the SQLite store before the batch (both
+sides), the way a careful user of plain MLflow avoids its first-run race; without it the jobs race to create it.
+The PostgreSQL server and ``mlflow server`` are started on free loopback ports with the test fixtures' launcher
+(tests/services.py) and stopped at the end.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,27 +68,41 @@ def _write(path: Path, cells: list[str], steps: int) -> None:
     write_notebook(path, cells, parameters={"k": 0, "steps": steps})
 
 
-def _count(uri: str, steps: int) -> int:
-    """Records of the job runs found on the store (train + evaluate runs of experiment 'par')."""
+def _count(uri: str, steps: int) -> dict[int, int]:
+    """Records found on the store per job (its ``k``), over the train + evaluate runs of experiment 'par'."""
     from mlflow.tracking import MlflowClient
 
     c = MlflowClient(uri)
     exp = c.get_experiment_by_name("par")
     if exp is None:
-        return 0
-    found = 0
+        return {}
+    found: dict[int, int] = {}
     for r in c.search_runs([exp.experiment_id], max_results=10000):
+        if r.info.run_name not in ("train", "evaluate") or "k" not in r.data.params:
+            continue
+        n = 0
         if r.info.run_name == "train":
-            found += len({k for k in r.data.params if k in ("k", "lr")})
-            found += int("accuracy" in r.data.metrics)
-            found += len({m.step for m in c.get_metric_history(r.info.run_id, "loss")})
-            found += int(any(a.path == "report.txt" for a in c.list_artifacts(r.info.run_id)))
-        elif r.info.run_name == "evaluate":
-            found += int("k" in r.data.params) + int("rmse" in r.data.metrics)
+            n += len({k for k in r.data.params if k in ("k", "lr")})
+            n += int("accuracy" in r.data.metrics)
+            n += len({m.step for m in c.get_metric_history(r.info.run_id, "loss")})
+            n += int(any(a.path == "report.txt" for a in c.list_artifacts(r.info.run_id)))
+        else:
+            n += int("k" in r.data.params) + int("rmse" in r.data.metrics)
+        job = int(float(r.data.params["k"]))
+        found[job] = found.get(job, 0) + n
     return found
 
 
-def run_batch(kind: str, n: int, uri: str | None, workdir: Path, steps: int, extra_env: dict) -> dict:
+def _create_store(uri: str) -> None:
+    """The SQLite store created (tables migrated) before the jobs start, as a careful plain-MLflow user does."""
+    from mlflow.tracking import MlflowClient
+
+    Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    MlflowClient(uri).search_experiments()
+
+
+def run_batch(kind: str, n: int, uri: str | None, workdir: Path, steps: int, extra_env: dict,
+              create_store: bool = False) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NBOPS_", "MLFLOW_"))}
     env.update(extra_env)
@@ -93,29 +117,56 @@ def run_batch(kind: str, n: int, uri: str | None, workdir: Path, steps: int, ext
         _write(workdir / "job.ipynb", PLAIN_CELLS, steps)
         cmds = [[str(BIN / "papermill"), "job.ipynb", f"out{i}.ipynb", "-p", "k", str(i), "-p", "steps", str(steps),
                  "--no-progress-bar"] for i in range(n)]
+    store_uri = uri or f"sqlite:///{workdir / '.nbops' / 'mlflow.db'}"
+    if create_store and store_uri.startswith("sqlite:///"):
+        _create_store(store_uri)
     t0 = time.time()
     procs = [subprocess.Popen(c, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for c in cmds]
     errs = [p.communicate()[1] for p in procs]
     wall = time.time() - t0
-    failed = [e for p, e in zip(procs, errs) if p.returncode]
-    store_uri = uri or f"sqlite:///{workdir / '.nbops' / 'mlflow.db'}"
     broken = None
     try:
-        found = _count(store_uri, steps)
+        per_job = _count(store_uri, steps)
     except Exception as exc:  # noqa: BLE001 - the racing jobs can leave the store half-migrated, unreadable
-        found, broken = 0, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        per_job, broken = {}, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+    each = records_per_job(steps)
+    completed = sum(1 for i, p in enumerate(procs) if p.returncode == 0 and per_job.get(i, 0) >= each)
+    found = sum(min(v, each) for v in per_job.values())
     spooled = len(list((workdir / "spool").glob("*/meta.json"))) if (workdir / "spool").exists() else 0
-    expected = n * records_per_job(steps)
+    expected = n * each
     locked = sum("database is locked" in e for e in errs)
-    return {"kind": kind, "n": n, "wall_s": wall, "runs_per_min": 60 * n / wall, "failed_jobs": len(failed),
-            "expected": expected, "found": found, "lost": expected - found, "spooled_runs": spooled,
-            "locked_errors": locked, "broken": broken}
+    return {"kind": kind, "n": n, "wall_s": wall, "completed": completed, "runs_per_min": 60 * completed / wall,
+            "failed_jobs": sum(1 for p in procs if p.returncode), "expected": expected, "found": found,
+            "lost": expected - found, "spooled_runs": spooled, "locked_errors": locked, "broken": broken}
 
 
 def _row(label: str, r: dict) -> str:
-    return (f"{label:<34} {r['n']:>4} {r['wall_s']:>8.1f} {r['runs_per_min']:>9.1f} {r['failed_jobs']:>7} "
-            f"{r['expected']:>8} {r['lost']:>6} {r['spooled_runs']:>8}")
+    return (f"{label:<36} {r['n']:>4} {r['wall_s']:>8.1f} {r['completed']:>9} {r['runs_per_min']:>9.1f} "
+            f"{r['failed_jobs']:>7} {r['expected']:>8} {r['lost']:>6} {r['spooled_runs']:>8}")
+
+
+SIDES = {"SQLite": ("SQLite, nbops run", "SQLite, papermill + plain MLflow"),
+         "server+PG": ("server+PG, nbops run", "server+PG, papermill + MLflow")}
+
+
+def _summary(rows: list[tuple[str, int, dict]]) -> list[str]:
+    """Per store: median completed runs/min of each side, their ratio, and the records lost over all batches."""
+    lines = []
+    for store, (ours, base) in SIDES.items():
+        o = [r for label, _, r in rows if label == ours]
+        b = [r for label, _, r in rows if label == base]
+        if not o or not b:
+            continue
+        mo = statistics.median(r["runs_per_min"] for r in o)
+        mb = statistics.median(r["runs_per_min"] for r in b)
+        ratio = f"{mo / mb:.2f}x" if mb else "inf (plain completed no run)"
+        lines.append(f"{store}: completed runs/min, median of {len(o)}: nbops {mo:.1f} vs plain {mb:.1f} = {ratio}; "
+                     f"records lost {sum(r['lost'] for r in o)}/{sum(r['expected'] for r in o)} (nbops) vs "
+                     f"{sum(r['lost'] for r in b)}/{sum(r['expected'] for r in b)} (plain MLflow; jobs failed "
+                     f"{sum(r['failed_jobs'] for r in b)}, {sum(r['locked_errors'] for r in b)} hit 'database is "
+                     f"locked')")
+    return lines
 
 
 def main(argv=None) -> int:
@@ -123,53 +174,61 @@ def main(argv=None) -> int:
     ap.add_argument("--sqlite", type=int, default=8, help="parallel jobs on the SQLite store (default 8)")
     ap.add_argument("--server", type=int, default=32, help="parallel jobs against mlflow server + PostgreSQL")
     ap.add_argument("--steps", type=int, default=50, help="metric points per job's loss series")
+    ap.add_argument("--repeats", type=int, default=1, help="batches per side and store; the medians are compared")
+    ap.add_argument("--created-store", action="store_true",
+                    help="create the SQLite store before each batch (else the jobs race to create it)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the plain-MLflow runs")
     a = ap.parse_args(argv)
-    header = (f"{'':<34} {'jobs':>4} {'wall s':>8} {'runs/min':>9} {'failed':>7} {'records':>8} {'lost':>6} "
-              f"{'spooled':>8}")
-    rows = []
+    header = (f"{'':<36} {'jobs':>4} {'wall s':>8} {'completed':>9} {'runs/min':>9} {'failed':>7} {'records':>8} "
+              f"{'lost':>6} {'spooled':>8}")
+    rows: list[tuple[str, int, dict]] = []
+    kinds = ["nbops"] if a.no_baseline else ["nbops", "plain"]
+
+    def order(rep: int) -> list[str]:
+        return kinds if rep % 2 == 0 else kinds[::-1]
+
     with tempfile.TemporaryDirectory(prefix="nbops-bench-") as tmp:
         tmp = Path(tmp)
-        print(f"{a.sqlite} jobs on SQLite, {a.server} on mlflow server + PostgreSQL, "
-              f"{records_per_job(a.steps)} records per job; {os.cpu_count()} CPUs", flush=True)
-        if a.sqlite:
-            nb = run_batch("nbops", a.sqlite, None, tmp / "sqlite-nbops", a.steps,
-                           {"NBOPS_HOME": str(tmp / "sqlite-nbops" / ".nbops")})
-            rows.append(("SQLite, nbops run", nb))
-            if not a.no_baseline:
-                uri = f"sqlite:///{tmp / 'sqlite-plain' / 'mlflow.db'}"
-                rows.append(("SQLite, papermill + plain MLflow", run_batch("plain", a.sqlite, uri,
-                                                                          tmp / "sqlite-plain", a.steps, {})))
+        how = "store created first" if a.created_store else "the jobs race to create the store"
+        print(f"{a.sqlite} jobs on SQLite ({how}), {a.server} on mlflow server + PostgreSQL, "
+              f"{records_per_job(a.steps)} records per job, {a.repeats} batch(es) per side; {os.cpu_count()} CPUs",
+              flush=True)
+        for rep in range(a.repeats if a.sqlite else 0):
+            for kind in order(rep):
+                wd = tmp / f"sqlite-{kind}-{rep}"
+                if kind == "nbops":
+                    r = run_batch("nbops", a.sqlite, None, wd, a.steps, {"NBOPS_HOME": str(wd / ".nbops")},
+                                  a.created_store)
+                else:
+                    r = run_batch("plain", a.sqlite, f"sqlite:///{wd / 'mlflow.db'}", wd, a.steps, {},
+                                  a.created_store)
+                rows.append((SIDES["SQLite"][kind != "nbops"], rep, r))
+                print(_row(f"{rows[-1][0]} #{rep + 1}", r), flush=True)
         if a.server:
             from services import PostgresCluster, start_mlflow_server
 
             pg = PostgresCluster()
             try:
-                for kind, label in (("nbops", "server+PG, nbops run"), ("plain", "server+PG, papermill + MLflow")):
-                    if kind == "plain" and a.no_baseline:
-                        continue
-                    srv = start_mlflow_server(pg.create_database(), tmp / f"art-{kind}", workers=4)
-                    try:
-                        rows.append((label, run_batch(kind, a.server, srv.url, tmp / f"pg-{kind}", a.steps, {})))
-                    finally:
-                        srv.close()
+                for rep in range(a.repeats):
+                    for kind in order(rep):
+                        srv = start_mlflow_server(pg.create_database(), tmp / f"art-{kind}-{rep}", workers=4)
+                        try:
+                            r = run_batch(kind, a.server, srv.url, tmp / f"pg-{kind}-{rep}", a.steps, {})
+                        finally:
+                            srv.close()
+                        rows.append((SIDES["server+PG"][kind != "nbops"], rep, r))
+                        print(_row(f"{rows[-1][0]} #{rep + 1}", r), flush=True)
             finally:
                 pg.stop()
     print(header)
-    for label, r in rows:
-        print(_row(label, r))
-    for label, r in rows:
+    for label, rep, r in rows:
+        print(_row(f"{label} #{rep + 1}", r))
+    for label, rep, r in rows:
         if r["broken"]:
-            print(f"  {label}: the store cannot be opened afterwards ({r['broken']})")
-    by = {label: r for label, r in rows}
-    for store, ours, base in (("SQLite", "SQLite, nbops run", "SQLite, papermill + plain MLflow"),
-                              ("server+PG", "server+PG, nbops run", "server+PG, papermill + MLflow")):
-        if ours in by and base in by:
-            o, b = by[ours], by[base]
-            print(f"{store}: nbops/plain runs per minute = {o['runs_per_min'] / b['runs_per_min']:.2f}x; "
-                  f"records lost {o['lost']} (nbops) vs {b['lost']} (plain MLflow, "
-                  f"{b['locked_errors']} jobs hit 'database is locked')")
-    return 0 if all(r["lost"] == 0 for label, r in rows if "nbops" in label) else 1
+            print(f"  {label} #{rep + 1}: the store cannot be opened afterwards ({r['broken']})")
+    for line in _summary(rows):
+        print(line)
+    return 0 if all(r["lost"] == 0 for label, _, r in rows if "nbops" in label) else 1
 
 
 if __name__ == "__main__":
