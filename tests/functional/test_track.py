@@ -256,3 +256,30 @@ def test_embedded_default_store_without_tracking_uri(tmp_path, monkeypatch):
     r = c.search_runs([c.get_experiment_by_name("emb").experiment_id])[0]
     assert r.data.metrics["accuracy"] == 0.9
     assert r.info.artifact_uri.startswith((project / ".nbops" / "artifacts").as_uri())
+
+
+def test_a_run_started_in_another_thread_does_not_nest_under_the_cell_or_capture_it(ip, client):
+    """A live report's refresher thread starts runbook runs while the notebook runs a tracked cell: neither nests
+    under the other. A worker thread the cell starts still logs to the cell's run."""
+    import threading
+
+    ip.user_ns["threading"] = threading
+    ip.run_cell(
+        "%%track -e threads -n cell\n"
+        "import nbops\n"
+        "seen = {}\n"
+        "def side():\n"
+        "    seen['cell_current'] = nbops.tracking.current().run_id      # the cell's run, from a worker\n"
+        "    with nbops.track('threads', 'side') as t:\n"
+        "        seen['side'] = t.run_id\n"
+        "        seen['side_current'] = nbops.tracking.current().run_id\n"
+        "th = threading.Thread(target=side); th.start(); th.join()\n"
+        "seen['main_current'] = nbops.tracking.current().run_id\n"
+        "accuracy = 0.5\n")
+    seen = ip.user_ns["seen"]
+    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("threads").experiment_id])}
+    cell, side = runs["cell"], runs["side"]
+    assert seen["cell_current"] == seen["main_current"] == cell.info.run_id
+    assert seen["side_current"] == seen["side"] == side.info.run_id
+    assert "mlflow.parentRunId" not in side.data.tags, side.data.tags
+    assert "mlflow.parentRunId" not in cell.data.tags

@@ -211,3 +211,21 @@ def test_a_crash_after_the_cell_leaves_the_run_for_nbops_sync(store, client, tmp
     runs = _runs(client)
     assert len(runs) == 1 and runs[0].info.run_name == "crashed" and runs[0].info.status == "FINISHED"
     assert runs[0].data.metrics["accuracy"] == 0.8 and runs[0].data.params["lr"] == "0.5"
+
+
+def test_a_kernel_that_shuts_down_loses_nothing(store, client, tmp_path):
+    """A real kernel (papermill) writing in the background, shut down right after its last tracked cell: its exit
+    flushes; whatever a slow exit could not write (the kernel manager kills a kernel that takes too long to stop)
+    is in the spool, and `nbops sync` brings it. Either way: every run once, complete."""
+    from nbops_testing import run_notebook, write_notebook
+
+    cells = ["%load_ext nbops"] + [CELL.format(name=f"k{i}", lr=i / 10, acc=0.5 + i / 10) for i in range(3)]
+    nb = write_notebook(tmp_path / "bg.ipynb", cells)
+    run_notebook(nb, tmp_path, env={"NBOPS_WRITE_MODE": "background"})
+    done = subprocess.run([str(os.path.join(os.path.dirname(sys.executable), "nbops")), "sync"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = _runs(client)
+    assert [r.info.run_name for r in runs] == ["k0", "k1", "k2"]
+    assert [r.data.metrics["accuracy"] for r in runs] == [0.5, 0.6, 0.7]
+    assert all(r.info.status == "FINISHED" and r.data.tags["nbops.spool_id"].startswith("spool-") for r in runs)

@@ -15,6 +15,7 @@ import logging
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -26,12 +27,28 @@ from . import redact
 from .writer import FAILED, FINISHED, KILLED, RunRef, get_writer
 
 log = logging.getLogger("nbops")
-_STACK: list["Tracker"] = []
+_STACK: list["Tracker"] = []      # the main thread's runs (the notebook's cells)
+_THREAD = threading.local()        # other threads' own runs (a live report's runbooks, user worker threads)
+
+
+def _own_stack() -> list["Tracker"]:
+    if threading.current_thread() is threading.main_thread():
+        return _STACK
+    return _THREAD.__dict__.setdefault("stack", [])
 
 
 def current() -> "Tracker | None":
-    """The innermost active tracked run, or None."""
-    return _STACK[-1] if _STACK else None
+    """The innermost active tracked run of this thread; in a thread with none of its own, the main thread's (a
+    worker thread inside a tracked cell logs to the cell's run)."""
+    own = _own_stack()
+    return own[-1] if own else _STACK[-1] if _STACK else None
+
+
+def _inherited_parent() -> str | None:
+    """The run a new run nests under: the innermost run of this thread (a thread other than the main one never
+    nests its runs under whatever cell the notebook happens to be running)."""
+    own = _own_stack()
+    return own[-1].run.run_id if own and own[-1].run else None
 
 
 def _fluent_parent() -> str | None:
@@ -71,6 +88,7 @@ class Tracker:
         self._tmp: Path | None = None      # where artifacts are written before they are logged
         self._in_place = False             # True: _tmp is the run's own local artifact folder (nothing to upload)
         self._staged = False               # True: _tmp is in the spool (a background run): uploaded, not deleted
+        self._stack: list[Tracker] = []    # the thread's run stack it was pushed on (see current())
         self.figures: list[str] = []
         self.artifacts: list[str] = []
         self.warnings: list[str] = []
@@ -85,8 +103,7 @@ class Tracker:
         so: the cell then waits only for the local spool."""
         from .flusher import background
 
-        parent = self._explicit_parent or (current().run.run_id if current() and current().run else None) \
-            or _fluent_parent() or self.settings.parent_run_id
+        parent = self._explicit_parent or _inherited_parent() or _fluent_parent() or self.settings.parent_run_id
         self.started = time.time()
         self.run = self.writer.start_run(self.experiment, self.run_name, self._tags, parent, self.started,
                                          background=self.kind == "track" and background())
@@ -99,7 +116,8 @@ class Tracker:
             self._tmp = Path(tempfile.mkdtemp(prefix="nbops-run-"))
         self.run_name = self.run.run_name or self.run_name
         self._tags = {}  # written with the run
-        _STACK.append(self)
+        self._stack = _own_stack()
+        self._stack.append(self)
         return self
 
     def finish(self, status: str | None = None, exc: BaseException | None = None) -> None:
@@ -124,8 +142,8 @@ class Tracker:
 
     def _end(self, status: str) -> None:
         """Write everything buffered and end the run. Never raises for a store failure (it spools)."""
-        if self in _STACK:
-            _STACK.remove(self)
+        if self in self._stack:
+            self._stack.remove(self)
         self.ended = time.time()
         try:
             self.flush()
