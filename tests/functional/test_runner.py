@@ -2,6 +2,7 @@
 children, a failing cell, a dead kernel, and the bad-input cases with their messages and exit codes."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,11 +27,12 @@ def test_parent_run_with_tracked_children(store, client, tmp_path, caplog):
         "%load_ext nbops",
         "%%track -n fit\nlr = 0.05\naccuracy = 0.5 + k / 100\nprint('trained')",
         "import nbops\nwith nbops.track(run_name='eval') as t:\n    t.log_metric('rmse', 1.5)",
+        "import os\nprint('warm-up', os.environ.get('NBOPS_WARM_IMPORTS'))",
     ], parameters={"k": 1, "label": "x"})
     (tmp_path / "out").mkdir()
     res = nbops.run_notebook(nb, tmp_path / "out" / "train.done.ipynb", {"k": 7, "extra": 3}, experiment="nightly")
     assert res.status == "FINISHED" and res.exit_code == 0 and not res.spooled
-    assert res.cells == 5 and res.executed == 5  # parameters, papermill's injected parameters, 3 cells
+    assert res.cells == 6 and res.executed == 6  # parameters, papermill's injected parameters, 4 cells
     # an undeclared parameter is injected, with a warning naming what the notebook declares
     assert any("extra is not declared in train.ipynb (it declares only k, label)" in w for w in res.warnings)
     assert "extra is not declared" in caplog.text
@@ -41,14 +43,17 @@ def test_parent_run_with_tracked_children(store, client, tmp_path, caplog):
     assert parent.data.tags["nbops.input_path"] == str(nb)
     assert parent.data.tags["nbops.output_path"] == str(tmp_path / "out" / "train.done.ipynb")
     assert parent.data.tags["nbops.kind"] == "notebook" and parent.data.tags["nbops.unknown_parameters"] == "extra"
-    assert parent.data.metrics["nbops.cells_executed"] == 5 and parent.data.metrics["nbops.duration_s"] > 0
+    assert parent.data.metrics["nbops.cells_executed"] == 6 and parent.data.metrics["nbops.duration_s"] > 0
     arts = all_artifacts(client, res.run_id)
     assert {"notebook/train.done.ipynb", "notebook/train.done.html"} <= set(arts)
     executed = json.loads(Path(client.download_artifacts(res.run_id, "notebook/train.done.ipynb")).read_text())
     assert "trained" in json.dumps(executed["cells"])
+    assert "warm-up 0" in json.dumps(executed["cells"])  # a scheduled kernel has no idle time to warm imports in
     page = Path(client.download_artifacts(res.run_id, "notebook/train.done.html")).read_text()
     assert "<html" in page and "trained" in page
     kids = {r.info.run_name: r for r in _children(client, res.run_id)}
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>", " ", page, flags=re.S)))
+    assert kids["fit"].info.run_id in text and "accuracy" in text  # the tracked cell's summary, readable
     assert sorted(kids) == ["eval", "fit"]
     fit = kids["fit"]
     assert client.get_experiment(fit.info.experiment_id).name == "nightly"  # -e is the default inside
