@@ -89,6 +89,7 @@ class Tracker:
         self._in_place = False             # True: _tmp is the run's own local artifact folder (nothing to upload)
         self._staged = False               # True: _tmp is in the spool (a background run): uploaded, not deleted
         self._stack: list[Tracker] = []    # the thread's run stack it was pushed on (see current())
+        self._folders: set[Path] = set()   # artifact folders made so far
         self.figures: list[str] = []
         self.artifacts: list[str] = []
         self.warnings: list[str] = []
@@ -174,6 +175,7 @@ class Tracker:
             if not self._staged:
                 shutil.rmtree(self._tmp, ignore_errors=True)
                 self._tmp.mkdir()
+                self._folders.clear()
         for model, name, flavor, example in self._models:
             self.writer.log_model(run, model, name, flavor, example)
         self._models = []
@@ -211,7 +213,9 @@ class Tracker:
         if self._tmp is None:
             raise NbopsError("This run is closed; log inside the `with nbops.track()` block.")
         p = self._tmp / artifact_file
-        p.parent.mkdir(parents=True, exist_ok=True)
+        if p.parent not in self._folders:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(p.parent)
         self.artifacts.append(artifact_file)
         return p
 

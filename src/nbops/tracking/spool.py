@@ -7,6 +7,8 @@ Layout, one folder a run under the spool root (``.nbops/spool`` by default, ``NB
     <local run id>/journal.jsonl   one JSON record a line, appended and fsync'ed: log_batch, log_artifacts,
                                    log_inputs, log_model, end_run, each with a sequence number
     <local run id>/files/<seq>/    the files that go with record <seq> (artifacts, a pickled model)
+    <local run id>/artifacts/      a background run's artifacts, written there in place (its log_artifacts record
+                                   names this folder)
     <local run id>/state.json      written by sync: the server run id and the last record replayed
 
 Appends are atomic per line (one ``write`` of a complete line, then fsync), so a crash leaves at most a torn
@@ -68,13 +70,17 @@ class Spool:
     def _dir(self, run_id: str) -> Path:
         return self.root / run_id
 
-    def new_run(self, experiment: str, run_name: str | None, tags: dict, start_ms: int, target: str):
-        """A run that exists only in the spool; its id is local until sync maps it to a server id."""
+    def new_run(self, experiment: str, run_name: str | None, tags: dict, start_ms: int, target: str,
+                staging: bool = False):
+        """A run that exists only in the spool; its id is local until sync maps it to a server id. ``staging``:
+        with an ``artifacts/`` folder for the run's files to be written in place (:meth:`staging_dir`)."""
         from .writer import RunRef
 
         run_id = LOCAL_PREFIX + uuid.uuid4().hex
         d = self._dir(run_id)
         d.mkdir(parents=True, exist_ok=True)
+        if staging:
+            (d / "artifacts").mkdir()
         atomic_json(d / "meta.json", {"local_run_id": run_id, "experiment": experiment, "run_name": run_name,
                                        "tags": tags, "start_time": start_ms, "target": target,
                                        "server_run_id": None, "created": time.time()})
@@ -89,11 +95,9 @@ class Spool:
                                            "run_name": run.run_name, "tags": {}, "start_time": None,
                                            "target": target, "server_run_id": run.run_id, "created": time.time()})
 
-    def files_dir(self, run_id: str, name: str) -> Path:
-        """A folder inside the run's spool folder for files a record will name (created)."""
-        p = self._dir(run_id) / "files" / name
-        p.mkdir(parents=True, exist_ok=True)
-        return p
+    def staging_dir(self, run_id: str) -> Path:
+        """The ``artifacts/`` folder of a run made with ``new_run(staging=True)``."""
+        return self._dir(run_id) / "artifacts"
 
     def append(self, run_id: str, op: dict, files: dict | None = None) -> None:
         self.append_many(run_id, [(op, files)])

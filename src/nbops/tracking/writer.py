@@ -290,7 +290,7 @@ class Writer:
         if background and not self.settings.offline:
             from .flusher import get_flusher
 
-            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
+            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri, staging=True)
             run.spool_id = run.run_id
             self._deferred[run.run_id] = []
             get_flusher(self.settings).submit(run, ended=False)  # created on the store while the cell runs
@@ -363,7 +363,7 @@ class Writer:
         nothing (the flusher uploads them from there). None for other runs."""
         if run.run_id not in self._deferred:
             return None
-        return self.spool.files_dir(run.run_id, "artifacts")
+        return self.spool.staging_dir(run.run_id)
 
     def local_artifact_dir(self, run: RunRef) -> Path | None:
         """The run's artifact folder when the artifact store is a local folder (the embedded store, a file
