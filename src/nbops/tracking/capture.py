@@ -210,9 +210,18 @@ def environment() -> tuple[str, str]:
     """(python version, ``pip freeze``-style list of installed distributions). Cached per process."""
     from importlib import metadata
 
-    pkgs = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"]},
-                  key=str.lower)
-    return sys.version.split()[0], "\n".join(pkgs) + "\n"
+    pkgs = set()
+    for d in metadata.distributions():
+        # the folder's name says it (``name-version.dist-info``): parsing every METADATA file instead cost ~0.4 s
+        m = _DIST_FOLDER.match(getattr(getattr(d, "_path", None), "name", "") or "")
+        if m:
+            pkgs.add(f"{m['name'].replace('_', '-')}=={m['version']}")
+        elif d.metadata["Name"]:
+            pkgs.add(f"{d.metadata['Name']}=={d.version}")
+    return sys.version.split()[0], "\n".join(sorted(pkgs, key=str.lower)) + "\n"
+
+
+_DIST_FOLDER = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.dist-info$")
 
 
 def _reset_peak_rss() -> bool:
