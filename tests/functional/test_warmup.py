@@ -31,9 +31,11 @@ def test_mlflow_is_imported_after_the_loading_cell_not_during_it():
         for t in live():
             t.join()
         print("mlflow" in sys.modules, len(ip.events.callbacks["post_run_cell"]))
+        print(sys.modules["nbops.tracking.redact"]._PLUGINS is not None)   # the redactor's rules are loaded too
     """)
     assert out[0] == "False"
     assert out[1] == "True"
+    assert out[3] == "True"
 
 
 def test_the_warmup_waits_while_a_cell_runs():

@@ -456,6 +456,11 @@ def _plugins() -> list:
     return _PLUGINS
 
 
+def warm() -> None:
+    """Load the key-shape rules now (the import warm-up calls this while the person types)."""
+    _plugins()
+
+
 # Spans left alone: images embedded as data URIs (HTML) or as base64 output data (.ipynb).
 _PROTECTED = re.compile(r"data:image/[\w.+-]+;base64,[A-Za-z0-9+/=]+|\"image/(?:png|jpeg|gif|webp)\":\s*"
                         r"\"[A-Za-z0-9+/=\\n]+\"")
