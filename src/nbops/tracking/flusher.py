@@ -83,7 +83,6 @@ class Flusher:
         self._warned = False
         self._tried: set[str] = set()            # runs pushed at least once (a retry must look for the run first)
         self._writer = None
-        self.errors: list[str] = []
 
     # -- called by the Writer --------------------------------------------------------------------------------
     def submit(self, run, ended: bool) -> None:
@@ -133,7 +132,6 @@ class Flusher:
             try:
                 self._push(run, ended)
             except BaseException as exc:  # noqa: BLE001 - the thread must outlive any one run
-                self.errors.append(f"{run.spool_id}: {type(exc).__name__}: {exc}")
                 log.warning("nbops: run %s could not be written in the background (%s: %s); it stays in the "
                             "spool: run `nbops sync`.", run.spool_id, type(exc).__name__, exc)
             finally:
@@ -215,12 +213,11 @@ def resolve(run_id: str | None) -> str | None:
 
     if not run_id or not run_id.startswith(LOCAL_PREFIX):
         return run_id
-    with _LOCK:
-        flushers = list(_FLUSHERS.values())
-    for f in flushers:
-        f.flush()
     import json
 
+    flush()
+    with _LOCK:
+        flushers = list(_FLUSHERS.values())
     for f in flushers:
         p = Path(f.settings.spool_dir) / "idmap.json"
         try:
