@@ -71,6 +71,11 @@ def test_kernel_interrupt_mid_cell_is_killed(store, client, tmp_path):
         assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
         reply = kc.execute_interactive("%%track -e intr -n next\naccuracy = 1.0", timeout=600)
         assert reply["content"]["status"] == "ok"
+        # the kernel has a frontend attached, so it writes in the background: wait for the run in the store
+        # before the kernel is killed below (a killed kernel leaves its last records in the spool)
+        while not client.search_runs([client.get_experiment_by_name("intr").experiment_id],
+                                     "attributes.run_name = 'next' and attributes.status = 'FINISHED'"):
+            time.sleep(0.2)
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
