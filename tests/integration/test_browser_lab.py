@@ -78,6 +78,7 @@ def lab(tmp_path, store):
                      ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"), ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"),
                      ("IPYTHONDIR", "ipython")):
         env[var] = str(tmp_path / sub)
+    env["NBOPS_FLUSH_TIMEOUT_S"] = "3600"  # %nbops runs waits for the kernel's background writes, however loaded
     news = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
