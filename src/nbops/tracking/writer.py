@@ -54,9 +54,8 @@ class RunRef:
         return self.spool_id is not None and self.spool_id == self.run_id
 
     def landed(self, server_run_id: str, experiment_id: str | None) -> None:
-        """The flusher wrote this background run: once it has ended, it is the store's run."""
-        if self.ended:
-            self.run_id, self.experiment_id, self.spooled = server_run_id, experiment_id, False
+        """The flusher wrote this ended background run: from now on it is the store's run."""
+        self.run_id, self.experiment_id, self.spooled = server_run_id, experiment_id, False
 
 
 def is_unreachable(exc: BaseException) -> bool:
