@@ -351,11 +351,18 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
         tags["nbops.unknown_parameters"] = ",".join(unknown)
     tags.update({str(k): v for k, v in (extra_tags or {}).items()})
     tracker = Tracker(exp, run_name or src.stem, tags=tags, params=drop_secret_keys(params), kind="notebook",
-                      settings=s, parent_run_id=parent_run_id).start()
-    status, error, duration = _execute(plan, tracker, s, exp, timeout, start_timeout)
-    cells, executed = _count_executed(out) if out.exists() else (sum(c.cell_type == "code" for c in nb.cells), 0)
-    _record(tracker, src, out, nb, status, error, duration, cells, executed)
-    tracker.finish(status)
+                      settings=s, parent_run_id=parent_run_id, held=True).start()
+    km = _kernel_manager(kernel) if _is_ipykernel(kernel) else None
+    try:
+        status, error, duration = _execute(plan, tracker, s, exp, timeout, start_timeout, km)
+        cells, executed = _count_executed(out) if out.exists() else (sum(c.cell_type == "code" for c in nb.cells), 0)
+        _record(tracker, src, out, nb, status, error, duration, cells, executed)
+        tracker.finish(status)
+        if status == "KILLED":  # stop the kernel first: whoever sent SIGTERM wants it gone
+            km = _shutdown(km)
+        _land(tracker, km)
+    finally:
+        _shutdown(km)
     result = NotebookRun(notebook=str(src), output=str(out), status=status, run_id=tracker.run_id, experiment=exp,
                          parameters=params, duration_s=duration, cells=cells, executed=executed,
                          spooled=bool(tracker.run.spooled), store=s.tracking_uri,
@@ -429,8 +436,9 @@ def _plan(notebook, output, parameters, parameters_file, cwd, kernel_name, progr
 
 
 def _execute(plan: _Plan, tracker, settings: config.Settings, experiment: str, timeout: float | None,
-             start_timeout: float) -> tuple[str, dict | None, float]:
-    """Run the notebook with papermill under ``tracker``'s run: (status, error or None, seconds)."""
+             start_timeout: float, km=None) -> tuple[str, dict | None, float]:
+    """Run the notebook with papermill under ``tracker``'s run: (status, error or None, seconds). ``km``: the
+    kernel's manager, which papermill then leaves running (see :func:`_kernel_manager`)."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -460,8 +468,8 @@ def _execute(plan: _Plan, tracker, settings: config.Settings, experiment: str, t
     try:
         with _environ(kernel_env), _sigterm_as_interrupt(), _host_telemetry(tracker):
             kw = {"execution_timeout": timeout} if timeout else {}
-            if _is_ipykernel(kernel):  # its start-up warnings would land in the output of a cell that runs us
-                kw["extra_arguments"] = ["--IPKernelApp.log_level=ERROR"]
+            if km is not None:  # an ipykernel: its start-up warnings would land in the output of a cell
+                kw.update(km=km, extra_arguments=["--IPKernelApp.log_level=ERROR"])
             pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(workdir), kernel_name=kernel,
                                 progress_bar=progress, log_output=False, start_timeout=start_timeout, **kw)
     except PapermillExecutionError as exc:
@@ -480,6 +488,115 @@ def _execute(plan: _Plan, tracker, settings: config.Settings, experiment: str, t
     duration = time.time() - t0
     redact.read_channel(channel)
     return status, error, duration
+
+
+def _kernel_manager(kernel: str):
+    """A manager for the notebook's kernel that papermill (nbclient) does not shut down, because it did not make
+    it: once the notebook has run, the kernel -- which has MLflow imported and the store open when the notebook
+    tracked anything -- writes the parent run to the store (:func:`_land`), so this process never imports
+    MLflow (about 2 s of CPU per scheduled run). The kernel clients nbclient makes are recorded, to be closed."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KeptKernelManager(AsyncKernelManager):
+        def client(self, **kwargs):
+            c = super().client(**kwargs)
+            self.nbops_clients.append(c)
+            return c
+
+    # Unix sockets rather than TCP ports where there are: parallel scheduled runs otherwise race for free ports
+    # (a port picked free by one run is bound by another run's kernel first: "Address already in use", a dead
+    # kernel), seen with 32 runs at once. In a folder of their own with a short path (sockets paths are limited
+    # to ~100 characters), removed at shutdown.
+    ipc = {}
+    if os.name == "posix":
+        import tempfile
+
+        ipc = {"transport": "ipc", "ip": os.path.join(tempfile.mkdtemp(prefix="nbops-kernel-"), "k")}
+    km = KeptKernelManager(kernel_name=kernel, **ipc)
+    km.nbops_clients = []
+    return km
+
+
+def _shutdown(km) -> None:
+    """Stop the kernel ``km`` manages (gracefully: its atexit handlers run) and close the clients; None."""
+    if km is None:
+        return None
+    from jupyter_core.utils import run_sync
+
+    for c in km.nbops_clients:
+        c.stop_channels()
+    try:
+        if run_sync(km.is_alive)():
+            run_sync(km.shutdown_kernel)()
+    finally:
+        run_sync(km.cleanup_resources)()
+        if km.transport == "ipc":
+            import shutil
+
+            shutil.rmtree(os.path.dirname(km.ip), ignore_errors=True)
+    return None
+
+
+def _push_in_kernel(km, local: str) -> dict | None:
+    """Have the kernel push the parent run ``local`` from the spool (:func:`nbops.tracking.sync.push_run`);
+    its answer, or None when it cannot (a dead kernel, a kernel without nbops)."""
+    import ast
+    import queue
+
+    from jupyter_client.blocking import BlockingKernelClient
+    from jupyter_core.utils import run_sync
+
+    if km is None or not run_sync(km.is_alive)():
+        return None
+    kc = BlockingKernelClient()
+    kc.load_connection_info(km.get_connection_info())
+    kc.start_channels(iopub=False, stdin=False, hb=False)
+    try:
+        # silent: no execution count, no history, no pre/post-run hooks; the work is a user expression, so
+        # nothing lands in the user's namespace
+        expr = f"__import__('nbops.tracking.sync', fromlist=['push_run']).push_run({local!r})"
+        msg_id = kc.execute("", silent=True, store_history=False, user_expressions={"landed": expr})
+        while True:
+            try:
+                reply = kc.get_shell_msg(timeout=5)
+            except queue.Empty:
+                if not run_sync(km.is_alive)():
+                    return None
+                continue
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        answer = reply["content"].get("user_expressions", {}).get("landed", {})
+        if answer.get("status") != "ok":
+            log.debug("nbops: the kernel did not write the parent run (%s: %s)", answer.get("ename"),
+                      answer.get("evalue"))
+            return None
+        return ast.literal_eval(answer["data"]["text/plain"])
+    finally:
+        kc.stop_channels()
+
+
+def _land(tracker, km) -> None:
+    """Put the parent run (held in the spool since it started) on the store: through the kernel when it can,
+    else from here. A store that does not answer leaves it in the spool for ``nbops sync``."""
+    import shutil
+
+    from .tracking.sync import push_run
+
+    run = tracker.run
+    if not run.in_flight:
+        return  # offline: spooled like every run
+    try:
+        out = _push_in_kernel(km, run.spool_id) or push_run(run.spool_id, tracker.writer)
+    except Exception as exc:  # noqa: BLE001 - the store refused: the journal keeps it for `nbops sync`
+        out = {"unreachable": f"{type(exc).__name__}: {exc}"}
+    if out.get("run_id"):
+        shutil.rmtree(tracker.writer.spool.root / run.spool_id, ignore_errors=True)
+        run.landed(out["run_id"], out.get("experiment_id"))
+        return
+    why = out.get("unreachable", "the spool lost it")
+    tracker.warnings.append(f"the run was not written to the store ({why}); it is in the spool: run `nbops sync`")
+    log.warning("nbops: run %s is spooled to %s (%s). Run `nbops sync` when the store is back.", run.run_id,
+                tracker.writer.spool.root, why)
 
 
 def _classify(exc: BaseException) -> dict:

@@ -155,6 +155,7 @@ class Flusher:
             self._tried.add(r.spool_id)
             try:
                 with locked(d.parent) as idmap:
+                    self._parent_first(d, idmap)
                     server_id = push(self._writer, d, idmap, SyncReport(self.settings.tracking_uri),
                                      live=not complete, fresh=fresh)
             except ParentPending:  # its parent's own start is still queued or stranded: after it
@@ -182,6 +183,22 @@ class Flusher:
                         cb(r)
                     except Exception as exc:  # noqa: BLE001 - a display update must not stop the writes
                         log.debug("nbops: callback for run %s failed: %s", r.run_id, exc)
+
+    def _parent_first(self, d: Path, idmap: dict) -> None:
+        """A run whose parent is another process's held spooled run (``nbops run``'s parent): put the parent's
+        start on the store first. A parent of this process is this flusher's to push, in order."""
+        import json
+
+        from .spool import LOCAL_PREFIX
+        from .sync import PARENT_TAG, SyncReport, push
+
+        parent = json.loads((d / "meta.json").read_text()).get("tags", {}).get(PARENT_TAG) or ""
+        with self._cond:
+            ours = {r.spool_id for r, _ in self._queue} | set(self._stranded) | self._tried
+        if (not parent.startswith(LOCAL_PREFIX) or parent in idmap or parent in ours
+                or not (d.parent / parent / "meta.json").is_file()):
+            return
+        push(self._writer, d.parent / parent, idmap, SyncReport(self.settings.tracking_uri), live=True)
 
 
 _FLUSHERS: dict[tuple, Flusher] = {}

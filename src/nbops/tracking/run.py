@@ -67,7 +67,7 @@ class Tracker:
 
     def __init__(self, experiment: str | None = None, run_name: str | None = None, *, tags: dict | None = None,
                  params: dict | None = None, parent_run_id: str | None = None, kind: str = "track",
-                 settings: config.Settings | None = None, masker=None):
+                 settings: config.Settings | None = None, masker=None, held: bool = False):
         self.settings = settings or config.settings()
         self.experiment = experiment or self.settings.experiment
         self.run_name = run_name
@@ -80,6 +80,7 @@ class Tracker:
         self.data_versions: list[Any] = []
         self._models: list[tuple[Any, str, str, Any]] = []
         self._explicit_parent = parent_run_id
+        self._held = held                  # made and kept in the spool; the caller pushes it (nbops run)
         self.masker = masker or redact.text
         self.run: RunRef | None = None
         self.status: str | None = None
@@ -107,7 +108,7 @@ class Tracker:
         parent = self._explicit_parent or _inherited_parent() or _fluent_parent() or self.settings.parent_run_id
         self.started = time.time()
         self.run = self.writer.start_run(self.experiment, self.run_name, self._tags, parent, self.started,
-                                         background=self.kind == "track" and background())
+                                         background=self.kind == "track" and background(), held=self._held)
         self._tmp = self.writer.local_artifact_dir(self.run)
         self._in_place = self._tmp is not None
         if self._tmp is None:

@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,14 @@ class ParentPending(Exception):
     """The run's parent is a spooled run not synced yet (retried after the others)."""
 
 
+_THREAD = threading.local()
+
+
+def holding_lock() -> bool:
+    """This thread holds a spool's sync lock (so it must not wait for the flusher, which may wait for it)."""
+    return getattr(_THREAD, "depth", 0) > 0
+
+
 @contextlib.contextmanager
 def locked(root: Path) -> Iterator[dict]:
     """Hold the spool's sync lock (two pushers at once -- ``nbops sync`` and a kernel's background flusher --
@@ -108,6 +117,7 @@ def locked(root: Path) -> Iterator[dict]:
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".sync-lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        _THREAD.depth = getattr(_THREAD, "depth", 0) + 1
         try:
             try:
                 idmap = json.loads(idmap_path.read_text()) if idmap_path.exists() else {}
@@ -121,6 +131,7 @@ def locked(root: Path) -> Iterator[dict]:
                 if idmap != before:
                     atomic_json(idmap_path, idmap)
         finally:
+            _THREAD.depth -= 1
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
@@ -166,6 +177,32 @@ def sync(settings: config.Settings | None = None, spool_dir: str | Path | None =
             report.skipped.append((d.name, "its parent run is a spooled run that could not be synced; "
                                            "fix or delete the parent's spool entry and sync again."))
     return report
+
+
+def push_run(local: str, writer: Writer | None = None, live: bool = False) -> dict:
+    """Push the spooled run ``local`` now, under the sync lock. Returns ``{"run_id", "experiment_id"}`` of the
+    run on the store; ``{"unreachable": why}`` when the store does not answer; ``{}`` when the spool has no
+    such run and never pushed it. ``live``: the run is still being written (by another process: ``nbops run``'s
+    parent, which its kernel puts on the store so the kernel's runs link to it). Other store errors raise.
+
+    ``nbops run`` calls this in its kernel, through the kernel protocol, once the notebook has run: the kernel
+    has MLflow imported and the store open already, so the runner process never pays for either."""
+    from .writer import get_writer
+
+    writer = writer or get_writer()
+    root = Path(writer.settings.spool_dir)
+    try:
+        with locked(root) as idmap:
+            d = root / local
+            if not (d / "meta.json").is_file():
+                return {"run_id": idmap[local]} if local in idmap else {}
+            server_id = push(writer, d, idmap, SyncReport(writer.settings.tracking_uri), live=live)
+        experiment = json.loads((d / "meta.json").read_text())["experiment"]
+        return {"run_id": server_id, "experiment_id": writer.experiment_id(experiment)}
+    except Exception as exc:  # noqa: BLE001 - classified
+        if not is_unreachable(exc):
+            raise
+        return {"unreachable": f"{type(exc).__name__}: {str(exc)[:300]}"}
 
 
 def push(writer: Writer, d: Path, idmap: dict, report: SyncReport, live: bool = False, fresh: bool = False) -> str:

@@ -107,14 +107,16 @@ class Writer:
         self._down_since: float | None = None
         self._down_error: BaseException | None = None
         self._deferred: dict[str, list] = {}   # background runs: (op, files) kept until their end-of-run
+        self._held: set[str] = set()           # of those, the ones the caller pushes (no flusher)
+        self._parents: dict[str, str] = {}     # spooled parents of other processes -> their id on the store
 
     # -- plumbing -------------------------------------------------------------------------------------------
     @property
     def client(self):
         """The MLflow client of this store. Reading through it sees every run this process wrote in the
         background: runs already handed to the flusher are waited for first (read your own writes)."""
-        flusher = sys.modules.get("nbops.tracking.flusher")
-        if flusher is not None and not self._holding_guard():
+        flusher, sync = sys.modules.get("nbops.tracking.flusher"), sys.modules.get("nbops.tracking.sync")
+        if flusher is not None and not self._holding_guard() and not (sync and sync.holding_lock()):
             flusher.flush()
         if self._client is None:
             import mlflow
@@ -276,23 +278,31 @@ class Writer:
 
     def start_run(self, experiment: str, run_name: str | None = None, tags: dict | None = None,
                   parent_run_id: str | None = None, start_time: float | None = None,
-                  background: bool = False) -> RunRef:
+                  background: bool = False, held: bool = False) -> RunRef:
         """Create a run on the store (or in the spool when it does not answer). ``background``: create it in the
         spool and let the flusher (:mod:`nbops.tracking.flusher`) write it, so the caller never waits on the
-        store; its records reach the journal in one write at :meth:`end_run`."""
+        store; its records reach the journal in one write at :meth:`end_run`. ``held``: the same, but no flusher
+        takes it: the caller pushes it (:func:`nbops.tracking.sync.push_run`) -- ``nbops run`` has its kernel do
+        that, so the runner process never imports MLflow. A parent that is such a spooled run is put on the store
+        first (its start only), so the new run links to it directly."""
         tags = redact.mapping(tags, 5000)
         if run_name:
             run_name = redact.text(str(run_name))
+        if parent_run_id and not (background or held):
+            parent_run_id = self._parent_on_store(parent_run_id)
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         start_ms = int((start_time or time.time()) * 1000)
-        if background and not self.settings.offline:
-            from .flusher import get_flusher
-
+        if (background or held) and not self.settings.offline:
             run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri, staging=True)
             run.spool_id = run.run_id
             self._deferred[run.run_id] = []
-            get_flusher(self.settings).submit(run, ended=False)  # created on the store while the cell runs
+            if held:
+                self._held.add(run.run_id)
+            else:
+                from .flusher import get_flusher
+
+                get_flusher(self.settings).submit(run, ended=False)  # created on the store while the cell runs
             return run
         if self.settings.offline:
             run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
@@ -358,8 +368,8 @@ class Writer:
                               files={"dir": local_dir})
 
     def staging_dir(self, run: RunRef) -> Path | None:
-        """Where a background run's artifacts are written: inside its spool folder, so ending the run copies
-        nothing (the flusher uploads them from there). None for other runs."""
+        """Where a background or held run's artifacts are written: inside its spool folder, so ending the run
+        copies nothing (the push uploads them from there). None for other runs."""
         if run.run_id not in self._deferred:
             return None
         return self.spool.staging_dir(run.run_id)
@@ -450,12 +460,32 @@ class Writer:
         op = {"op": "end_run", "status": status, "end_time": end_ms}
         self._server_or_spool(run, op, lambda: self.call(self.client.set_terminated, run.run_id, status, end_ms))
         records = self._deferred.pop(run.run_id, None)
-        if records is not None:  # background: durable in one append + fsync, then the flusher takes it
-            from .flusher import get_flusher
-
+        if records is not None:  # background / held: durable in one append + fsync, then pushed
             self.spool.append_many(run.run_id, records)
             run.ended = True
-            get_flusher(self.settings).submit(run, ended=True)
+            if run.run_id in self._held:
+                self._held.discard(run.run_id)
+            else:
+                from .flusher import get_flusher
+
+                get_flusher(self.settings).submit(run, ended=True)
+
+    def _parent_on_store(self, parent: str) -> str:
+        """The store's id of ``parent``. A parent that is a spooled run of another process (``nbops run``'s
+        parent, held in the spool) is created on the store now, once; while the store does not answer, or for a
+        run this process spooled itself, the local id stays (``nbops sync`` links the child later)."""
+        from .spool import LOCAL_PREFIX
+
+        if not parent.startswith(LOCAL_PREFIX) or self.settings.offline or parent in self._deferred:
+            return parent
+        if parent not in self._parents:
+            from .sync import push_run
+
+            out = push_run(parent, self, live=True)
+            if not out.get("run_id"):
+                return parent  # not in this spool, or the store is down: the child is spooled and linked at sync
+            self._parents[parent] = out["run_id"]
+        return self._parents[parent]
 
     # -- replaying the spool ----------------------------------------------------------------------------------
     REPLAYABLE = frozenset({"log_batch", "log_artifacts", "log_inputs", "log_model", "end_run"})
