@@ -138,3 +138,83 @@ def test_parameters_are_typed_like_papermill_and_file_is_overridden(tmp_path):
                              [["raw", "10"]], tmp_path / "p.yaml")
     assert got == {"alpha": 0.5, "name": "base", "n": 10, "flag": True, "x": 0.001, "s": "abc", "z": None,
                    "raw": "10"}
+
+
+def _run_in_subprocess(code: str, cwd: Path, env: dict | None = None) -> dict:
+    """Run ``code`` (which prints one JSON line last) in a fresh Python: what a scheduler's ``nbops run`` is."""
+    p = subprocess.run([sys.executable, "-c", code], cwd=cwd, env={**os.environ, **(env or {})},
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("mode", ["sync", "background"])
+def test_the_kernel_writes_the_parent_run_and_the_runner_never_imports_mlflow(store, client, tmp_path, mode):
+    """The parent run is held in the spool: the kernel's first child puts its start on the store (children link
+    to its store id, also when the kernel writes in the background), and once the notebook has run the kernel
+    pushes the rest. The runner process never imports MLflow, and leaves nothing in the spool."""
+    nb = write_notebook(tmp_path / "job.ipynb", [
+        "%load_ext nbops",
+        "%%track -n first\na = 1",
+        "%%track -n second\nb = 2",
+    ])
+    code = ("import json, sys, nbops\n"
+            f"r = nbops.run_notebook({str(nb)!r}, experiment='held')\n"
+            "print(json.dumps({'status': r.status, 'run_id': r.run_id, 'spooled': r.spooled,\n"
+            "                  'mlflow': 'mlflow' in sys.modules}))")
+    out = _run_in_subprocess(code, tmp_path, {"NBOPS_WRITE_MODE": mode, "NBOPS_FLUSH_TIMEOUT_S": "3600"})
+    assert out["status"] == "FINISHED" and not out["spooled"]
+    assert out["mlflow"] is False
+    parent = client.get_run(out["run_id"])  # the id reported is the store's
+    assert parent.info.status == "FINISHED" and parent.data.tags["nbops.kind"] == "notebook"
+    assert parent.data.metrics["nbops.cells_executed"] == 3
+    assert {"notebook/job.out.ipynb", "notebook/job.out.html"} <= set(all_artifacts(client, out["run_id"]))
+    kids = {r.info.run_name: r for r in _children(client, out["run_id"])}
+    assert sorted(kids) == ["first", "second"]
+    assert all(k.info.status == "FINISHED" for k in kids.values())
+    assert [r.info.run_name for r in client.search_runs([parent.info.experiment_id])
+            if r.data.tags.get("mlflow.parentRunId", "").startswith("spool-")] == []
+    spool = tmp_path / "spool"
+    assert not [d for d in spool.iterdir() if d.is_dir()] if spool.exists() else True
+
+
+def test_a_notebook_without_nbops_still_gets_its_parent_run_from_the_kernel(store, client, tmp_path):
+    nb = write_notebook(tmp_path / "plain.ipynb", ["x = 21 * 2\nprint(x)"])
+    code = ("import json, sys, nbops\n"
+            f"r = nbops.run_notebook({str(nb)!r}, experiment='held')\n"
+            "print(json.dumps({'run_id': r.run_id, 'mlflow': 'mlflow' in sys.modules}))")
+    out = _run_in_subprocess(code, tmp_path)
+    assert out["mlflow"] is False
+    run = client.get_run(out["run_id"])
+    assert run.info.status == "FINISHED" and "notebook/plain.out.ipynb" in all_artifacts(client, out["run_id"])
+    assert "42" in Path(client.download_artifacts(out["run_id"], "notebook/plain.out.ipynb")).read_text()
+
+
+def test_sigterm_ends_the_parent_killed_and_stops_the_kernel(store, client, tmp_path):
+    """A scheduler stopping the job: exit 130, the parent KILLED on the store, the kernel gone."""
+    import signal
+    import time
+
+    started = tmp_path / "started"
+    nb = write_notebook(tmp_path / "long.ipynb", [
+        f"import os, time\nopen({str(started)!r}, 'w').write(str(os.getpid()))\nwhile True:\n    time.sleep(0.2)",
+    ])
+    proc = subprocess.Popen([NBOPS, "run", str(nb), "-e", "held", "--no-progress"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not (started.exists() and started.read_text()):  # the cell is running
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    kernel_pid = int(started.read_text())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate()
+    assert proc.returncode == 130, err
+    runs = client.search_runs([client.get_experiment_by_name("held").experiment_id])
+    assert [(r.info.run_name, r.info.status) for r in runs] == [("long", "KILLED")]
+    while True:  # the kernel was shut down (its pid gone, or a zombie nobody reaps)
+        try:
+            with open(f"/proc/{kernel_pid}/stat") as fh:
+                if fh.read().split(")")[-1].split()[0] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.2)
