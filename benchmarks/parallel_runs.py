@@ -141,6 +141,40 @@ def run_batch(kind: str, n: int, uri: str | None, workdir: Path, steps: int, ext
             "lost": expected - found, "spooled_runs": spooled, "locked_errors": locked, "broken": broken}
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children so far."""
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(pid)
+    for q in [root] + root.children(recursive=True):
+        try:
+            t = q.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def cpu_per_run(kind: str, n: int, uri: str | None, workdir: Path, steps: int, server_pid: int | None) -> list[float]:
+    """``n`` runs one after another: CPU seconds of each run's whole process tree (runner + kernel), plus what
+    the ``mlflow server`` process tree spent meanwhile (its share of the work: plain MLflow sends a request per
+    metric point). Independent of the machine's load, unlike runs per minute."""
+    import resource
+
+    out = []
+    for i in range(n):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        srv0 = _tree_cpu(server_pid) if server_pid else 0.0
+        r = run_batch(kind, 1, uri, workdir / str(i), steps, {}, create_store=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        srv = (_tree_cpu(server_pid) - srv0) if server_pid else 0.0
+        if not r["completed"]:
+            raise SystemExit(f"{kind} run {i} did not complete: {r}")
+        out.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime + srv)
+    return out
+
+
 def _row(label: str, r: dict) -> str:
     return (f"{label:<36} {r['n']:>4} {r['wall_s']:>8.1f} {r['completed']:>9} {r['runs_per_min']:>9.1f} "
             f"{r['failed_jobs']:>7} {r['expected']:>8} {r['lost']:>6} {r['spooled_runs']:>8}")
@@ -178,6 +212,9 @@ def main(argv=None) -> int:
     ap.add_argument("--created-store", action="store_true",
                     help="create the SQLite store before each batch (else the jobs race to create it)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the plain-MLflow runs")
+    ap.add_argument("--sequential", type=int, default=0, metavar="N",
+                    help="also run N jobs one at a time per side and store and print the CPU seconds of each run "
+                         "(process tree, plus the mlflow server's), medians and their ratio plain/nbops")
     a = ap.parse_args(argv)
     header = (f"{'':<36} {'jobs':>4} {'wall s':>8} {'completed':>9} {'runs/min':>9} {'failed':>7} {'records':>8} "
               f"{'lost':>6} {'spooled':>8}")
@@ -204,11 +241,22 @@ def main(argv=None) -> int:
                                   a.created_store)
                 rows.append((SIDES["SQLite"][kind != "nbops"], rep, r))
                 print(_row(f"{rows[-1][0]} #{rep + 1}", r), flush=True)
+        cpu: dict[tuple[str, str], list[float]] = {}
+        for kind in kinds if a.sequential and a.sqlite else []:
+            cpu[("SQLite", kind)] = cpu_per_run(kind, a.sequential, f"sqlite:///{tmp / f'seq-{kind}.db'}",
+                                               tmp / f"seq-sqlite-{kind}", a.steps, None)
         if a.server:
             from services import PostgresCluster, start_mlflow_server
 
             pg = PostgresCluster()
             try:
+                for kind in kinds if a.sequential else []:
+                    srv = start_mlflow_server(pg.create_database(), tmp / f"art-seq-{kind}", workers=4)
+                    try:
+                        cpu[("server+PG", kind)] = cpu_per_run(kind, a.sequential, srv.url, tmp / f"seq-pg-{kind}",
+                                                               a.steps, srv.proc.pid)
+                    finally:
+                        srv.close()
                 for rep in range(a.repeats):
                     for kind in order(rep):
                         srv = start_mlflow_server(pg.create_database(), tmp / f"art-{kind}-{rep}", workers=4)
@@ -228,6 +276,16 @@ def main(argv=None) -> int:
             print(f"  {label} #{rep + 1}: the store cannot be opened afterwards ({r['broken']})")
     for line in _summary(rows):
         print(line)
+    for store in SIDES:
+        if (store, "nbops") in cpu:
+            o = statistics.median(cpu[(store, "nbops")])
+            each = ", ".join(f"{v:.1f}" for v in cpu[(store, "nbops")])
+            line = f"{store}: CPU per run, one at a time (runner + kernel + server), median: nbops {o:.2f} s ({each})"
+            if (store, "plain") in cpu:
+                b = statistics.median(cpu[(store, "plain")])
+                line += (f" vs plain {b:.2f} s ({', '.join(f'{v:.1f}' for v in cpu[(store, 'plain')])}): plain/nbops "
+                         f"= {b / o:.2f}x")
+            print(line)
     return 0 if all(r["lost"] == 0 for label, _, r in rows if "nbops" in label) else 1
 
 

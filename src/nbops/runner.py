@@ -358,7 +358,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
         cells, executed = _count_executed(out) if out.exists() else (sum(c.cell_type == "code" for c in nb.cells), 0)
         _record(tracker, src, out, nb, status, error, duration, cells, executed)
         tracker.finish(status)
-        if status == "KILLED":  # stop the kernel first: whoever sent SIGTERM wants it gone
+        if error and "cell_index" not in error:  # interrupted, timed out (the cell still runs), dead: not idle
             km = _shutdown(km)
         _land(tracker, km)
     finally:

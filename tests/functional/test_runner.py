@@ -218,3 +218,18 @@ def test_sigterm_ends_the_parent_killed_and_stops_the_kernel(store, client, tmp_
         except FileNotFoundError:
             break
         time.sleep(0.2)
+
+
+def test_a_cell_past_timeout_fails_the_run_and_the_kernel_is_stopped(store, client, tmp_path):
+    """nbclient leaves a timed-out cell running in the kernel: the kernel cannot write the parent (it is busy),
+    so nbops stops it and writes the parent itself."""
+    pid_file = tmp_path / "kernel.pid"
+    nb = write_notebook(tmp_path / "slow.ipynb", [
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nwhile True:\n    time.sleep(0.1)",
+    ])
+    res = nbops.run_notebook(nb, timeout=1, experiment="held")
+    assert res.status == "FAILED" and res.error["kind"] == "timeout" and not res.spooled
+    run = client.get_run(res.run_id)
+    assert run.info.status == "FAILED" and run.data.tags["nbops.error.kind"] == "timeout"
+    assert not Path(f"/proc/{pid_file.read_text()}").exists() or \
+        Path(f"/proc/{pid_file.read_text()}/stat").read_text().split(")")[-1].split()[0] == "Z"
