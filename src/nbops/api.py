@@ -47,12 +47,14 @@ class Status:
     pending: int
     versions: dict
     last_run: str | None = None     # the kernel's last tracked run and its experiment (set by %nbops status)
+    writing: int = 0                # spooled runs a live process is still writing to the store itself
 
     def _rows(self) -> list[tuple[str, str]]:
         rows = [("store", self.store), ("experiment", f"{self.experiment} (the default for new runs)")]
         if self.last_run:
             rows.append(("last run", self.last_run))
-        return rows + [("spool", f"{self.spool} ({self.pending} runs waiting for `nbops sync`)"),
+        writing = f", {self.writing} being written by running kernels" if self.writing else ""
+        return rows + [("spool", f"{self.spool} ({self.pending} runs waiting for `nbops sync`{writing})"),
                        ("versions", ", ".join(f"{k} {x}" for k, x in self.versions.items()))]
 
     def __repr__(self) -> str:
@@ -73,7 +75,8 @@ def status() -> Status:
     versions = {"nbops": _version("nbops"), "python": sys.version.split()[0]}
     for pkg in ("mlflow", "alibi-detect", "pandas", "numpy", "papermill"):
         versions[pkg] = _version(pkg)
-    return Status(s.describe(), s.experiment, str(s.spool_dir), Spool(s.spool_dir).pending(), versions)
+    spool = Spool(s.spool_dir)
+    return Status(s.describe(), s.experiment, str(s.spool_dir), spool.pending(), versions, writing=spool.writing())
 
 
 def _version(pkg: str) -> str:

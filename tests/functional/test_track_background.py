@@ -13,6 +13,8 @@ import threading
 
 import pytest
 
+import nbops
+
 from nbops_testing import ROOT, all_artifacts, free_port
 
 CELL = "%%track -e bg -n {name}\nlr = {lr}\naccuracy = {acc}\nprint('trained {name}')\n"
@@ -76,6 +78,8 @@ def test_the_cell_returns_before_the_store_is_written_and_nothing_is_lost(ip, cl
         journal = read_journal(tmp_path / "spool" / summary.run_id)  # durable: fsync'ed before the cell returned
         assert [r["op"] for r in journal] == ["log_batch", "log_artifacts", "end_run"], journal
         assert journal[-1]["status"] == "FINISHED"
+        st = nbops.status()  # in flight, not waiting for `nbops sync`
+        assert (st.pending, st.writing) == (0, 1) and "1 being written by running kernels" in repr(st)
     finally:
         held.release()
     # %unload_ext flushes: once it returns, the run is on the store (no polling)
@@ -212,6 +216,10 @@ def test_a_crash_after_the_cell_leaves_the_run_for_nbops_sync(store, client, tmp
     assert local.startswith("spool-") and _runs(client) == []
     meta = json.loads((tmp_path / "spool" / local / "meta.json").read_text())
     assert meta["run_name"] == "crashed"
+    from nbops.tracking.spool import Spool
+
+    spool = Spool(tmp_path / "spool")
+    assert (spool.pending(), spool.writing()) == (1, 0)  # its writer is gone: it waits for `nbops sync`
     done = subprocess.run([str(os.path.join(os.path.dirname(sys.executable), "nbops")), "sync"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=600, env=os.environ.copy())
     assert done.returncode == 0, done.stdout + done.stderr

@@ -81,9 +81,11 @@ class Spool:
         d.mkdir(parents=True, exist_ok=True)
         if staging:
             (d / "artifacts").mkdir()
-        atomic_json(d / "meta.json", {"local_run_id": run_id, "experiment": experiment, "run_name": run_name,
-                                       "tags": tags, "start_time": start_ms, "target": target,
-                                       "server_run_id": None, "created": time.time()})
+        meta = {"local_run_id": run_id, "experiment": experiment, "run_name": run_name, "tags": tags,
+                "start_time": start_ms, "target": target, "server_run_id": None, "created": time.time()}
+        if staging:  # a background or held run: this process writes it to the store itself
+            meta["writer_pid"] = os.getpid()
+        atomic_json(d / "meta.json", meta)
         return RunRef(run_id, None, experiment, run_name, spooled=True)
 
     def adopt(self, run, target: str) -> None:
@@ -137,9 +139,12 @@ class Spool:
         return sorted(dirs, key=lambda p: (p / "meta.json").stat().st_mtime)
 
     def pending(self) -> int:
-        """How many spooled runs still have records that are not on the store."""
+        """How many spooled runs still have records that are not on the store and wait for ``nbops sync``
+        (not counting the runs a live process is writing in the background: :meth:`writing`)."""
         n = 0
         for d in self.entries():
+            if self._being_written(d):
+                continue
             try:
                 state = json.loads((d / "state.json").read_text()) if (d / "state.json").exists() else {}
             except ValueError:
@@ -155,3 +160,24 @@ class Spool:
             if not state.get("server_run_id") or state.get("done", -1) < last or unfinished:
                 n += 1
         return n
+
+    def writing(self) -> int:
+        """How many spooled runs a live process (a kernel writing in the background, ``nbops run``) is still
+        writing to the store itself."""
+        return sum(self._being_written(d) for d in self.entries())
+
+    @staticmethod
+    def _being_written(d: Path) -> bool:
+        try:
+            pid = json.loads((d / "meta.json").read_text()).get("writer_pid")
+        except (OSError, ValueError):
+            return False
+        if not pid:
+            return False
+        try:
+            os.kill(pid, 0)  # alive (a crashed writer's runs wait for `nbops sync`)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
