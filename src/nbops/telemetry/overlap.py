@@ -313,7 +313,10 @@ def watch_run(tracker):
 
 
 def _log_evidence(tracker, report) -> None:
-    """The scored frame, incidents and figure under ``telemetry/`` (no params: the run's params are its own)."""
+    """The scored frame and incidents under ``telemetry/`` (no params: the run's params are its own). No
+    figure: the MLflow UI charts the ``system/`` series and ``system/anomalous_metrics`` already, and drawing one
+    (matplotlib) cost about 1 s of CPU in every run of a parallel batch -- which starves the host, so every one
+    of them overlaps an incident."""
     import tempfile
     from pathlib import Path
 
@@ -323,7 +326,6 @@ def _log_evidence(tracker, report) -> None:
         tracker.log_artifact(str(path), "telemetry")
     tracker.log_dict({"incidents": [{**i.as_dict(), "ledger_id": report.keys.get(i.id)} for i in report.incidents],
                       "summary": report.summary(), "kpis": report.kpis()}, "telemetry/incidents.json")
-    tracker.log_figure(report.plot(), "telemetry/figure.png")
 
 
 def _log_anomalies(tracker, report, t0: float, t1: float) -> None:
