@@ -74,8 +74,10 @@ def _log(t, report, ref, current) -> None:
         tags["nbops.drift.reference_run_id"] = ref.run_id
     t.set_tags(tags)
     _data_versions(t, report, ref, current)
-    fig = report.plot()
-    if fig is not None:
+    png = report.png()  # drawn once (the slowest step of a first %drift): report.html embeds the same image
+    if png is not None:
+        t.log_bytes(png, "drift/figures/drift.png")
+    elif (fig := report.plot()) is not None:  # nothing drifted: the largest effects, for the run only
         t.log_figure(fig, "drift/figures/drift.png")
     t.log_text(report.to_json(), "drift/report.json")
     t.log_text(_html_page(report), "drift/report.html")  # the report embeds its plot when something drifted

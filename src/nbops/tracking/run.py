@@ -235,6 +235,10 @@ class Tracker:
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest)
         redact.files(dest) if dest.is_dir() else redact.file(dest)  # text files: secrets masked in the copy
 
+    def log_bytes(self, data: bytes, artifact_file: str) -> None:
+        """An artifact from bytes as they are (an image already rendered)."""
+        self._path(artifact_file).write_bytes(data)
+
     def log_figure(self, figure, artifact_file: str) -> None:
         figure.savefig(self._path(artifact_file), dpi=100, bbox_inches="tight")
         self.figures.append(artifact_file)
