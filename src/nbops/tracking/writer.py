@@ -471,9 +471,9 @@ class Writer:
                 get_flusher(self.settings).submit(run, ended=True)
 
     def _parent_on_store(self, parent: str) -> str:
-        """The store's id of ``parent``. A parent that is a spooled run of another process (``nbops run``'s
-        parent, held in the spool) is created on the store now, once; while the store does not answer, or for a
-        run this process spooled itself, the local id stays (``nbops sync`` links the child later)."""
+        """The store's id of ``parent``. A parent that is a spooled run (``nbops run``'s parent, held in the spool
+        by the runner process) is created on the store now, once. The local id stays for a background run of
+        this process (its flusher links the child) and while the store does not answer (``nbops sync`` does)."""
         from .spool import LOCAL_PREFIX
 
         if not parent.startswith(LOCAL_PREFIX) or self.settings.offline or parent in self._deferred:
