@@ -543,13 +543,11 @@ def _push_in_kernel(km, local: str) -> dict | None:
     import ast
     import queue
 
-    from jupyter_client.blocking import BlockingKernelClient
     from jupyter_core.utils import run_sync
 
     if km is None or not run_sync(km.is_alive)():
         return None
-    kc = BlockingKernelClient()
-    kc.load_connection_info(km.get_connection_info())
+    kc = km.blocking_client()
     kc.start_channels(iopub=False, stdin=False, hb=False)
     try:
         # silent: no execution count, no history, no pre/post-run hooks; the work is a user expression, so

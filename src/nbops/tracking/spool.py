@@ -179,5 +179,5 @@ class Spool:
         except ProcessLookupError:
             return False
         except PermissionError:
-            return True
+            pass  # alive, another user's
         return True
