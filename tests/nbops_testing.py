@@ -91,3 +91,42 @@ def all_artifacts(client, run_id, path=None):
     for a in client.list_artifacts(run_id, path):
         out += all_artifacts(client, run_id, a.path) if a.is_dir else [a.path]
     return out
+
+
+class Hog:
+    """A real CPU hog, as another job on the host would be: ``processes`` busy processes (default two per core),
+    each in a session of its own, and not descendants of this process (started by a launcher that exits at once,
+    so they are reparented to init). The scheduler shares the CPU between sessions first (autogroups, on by
+    default, and a Jupyter kernel runs in its own session), so a hog in one session takes one share whatever its
+    size; and the sampler counts this process's tree as its own work, so a hog among our children would be ours.
+    Stopped by its process ids."""
+
+    def __init__(self, processes: int | None = None):
+        import subprocess
+        import sys
+        import time
+
+        import psutil
+
+        from nbops.telemetry.local import cores
+
+        code = ("import subprocess as s, sys; print(*[s.Popen([sys.executable, '-c', 'while True: pass'], "
+                "start_new_session=True, stdin=s.DEVNULL, stdout=s.DEVNULL, stderr=s.DEVNULL).pid "
+                f"for _ in range({processes or 2 * cores()})])")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        self.procs = [psutil.Process(int(pid)) for pid in out.split()]
+        self.started = time.time()
+
+    def stop(self):
+        import time
+
+        import psutil
+
+        for p in self.procs:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        for p in self.procs:  # not our children: gone, or a zombie until init reaps it (no CPU either way)
+            while p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                time.sleep(0.05)

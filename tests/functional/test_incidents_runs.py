@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops_testing import ROOT, all_artifacts, free_port, write_notebook
+from nbops_testing import ROOT, Hog, all_artifacts, free_port, write_notebook
 from nbops.errors import NbopsError
 
 RUNBOOK = ROOT / "notebooks" / "runbook.ipynb"
@@ -225,38 +225,6 @@ def test_overlap_tags_only_runs_that_overlapped_an_incident(store):
 STARVED = "process_cpu_starved_percentage"
 
 
-class Hog:
-    """A real CPU hog, as another job on the host would be: two busy processes per core, each in a session of its
-    own, and not children of this process. The scheduler shares the CPU between sessions first (autogroups, on by
-    default, and a Jupyter kernel runs in its own session), so a hog in one session takes one share whatever its
-    size; and an ``nbops run`` counts its process tree as its own work, so a hog among our children would be ours.
-    Stopped by its process ids."""
-
-    def __init__(self):
-        import psutil
-
-        from nbops.telemetry.local import cores
-
-        code = ("import subprocess as s, sys; print(*[s.Popen([sys.executable, '-c', 'while True: pass'], "
-                "start_new_session=True, stdin=s.DEVNULL, stdout=s.DEVNULL, stderr=s.DEVNULL).pid "
-                f"for _ in range({2 * cores()})])")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-        self.procs = [psutil.Process(int(pid)) for pid in out.split()]
-        self.started = time.time()
-
-    def stop(self):
-        import psutil
-
-        for p in self.procs:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        for p in self.procs:  # not our children: gone, or a zombie until init reaps it (no CPU either way)
-            while p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                time.sleep(0.05)
-
-
 class Kernel:
     """A real Jupyter kernel (jupyter_client), cells executed one at a time from the test."""
 
@@ -351,7 +319,7 @@ def test_nbops_run_parent_records_host_telemetry_and_the_incident_it_ran_into(st
 
     from nbops.runner import run_notebook
     from nbops.telemetry import local
-    from nbops.telemetry.overlap import LIMITS, SUSTAINED, TreeSampler
+    from nbops.telemetry.overlap import LIMITS, SUSTAINED
 
     monkeypatch.setenv("NBOPS_TELEMETRY_INTERVAL", "0.5")
     local.shutdown()
@@ -360,7 +328,7 @@ def test_nbops_run_parent_records_host_telemetry_and_the_incident_it_ran_into(st
     nb = write_notebook(tmp_path / "job.ipynb", [  # a job that computes until it is told to stop
         f"import os\nopen({str(started)!r}, 'w').close()\n"
         f"while not os.path.exists({str(release)!r}):\n    sum(range(100_000))"])
-    result, hog, tree = {}, None, None
+    result, hog = {}, None
     job = threading.Thread(target=lambda: result.update(r=run_notebook(nb, tmp_path / "job.out.ipynb",
                                                                        experiment="jobs")))
     try:
@@ -370,11 +338,11 @@ def test_nbops_run_parent_records_host_telemetry_and_the_incident_it_ran_into(st
         while not started.exists() and job.is_alive():  # the run's kernel is in its cell
             time.sleep(0.1)
         hog = Hog()
-        tree = TreeSampler(s.interval).start()  # the run's process tree, sampled as the runner samples it
-        # until the run's kernel has been starved for twice the samples the limit needs (a state, polled): the
-        # runner's own tree sampler reads the same threads at another phase, so it has seen it too
-        while not ((last := [r[3] for r in tree.rows[-2 * SUSTAINED:]]) and len(last) == 2 * SUSTAINED
-                   and min(last) >= LIMITS[STARVED]):
+        # until the run's processes (the sampler's own: this process and the kernel it started) have been
+        # starved for twice the samples the limit needs (a state, polled)
+        col = s.metrics.index(STARVED)
+        while not ((last := s.arrays()[1][-2 * SUSTAINED:, col]).size == 2 * SUSTAINED
+                   and (last >= LIMITS[STARVED]).all()):
             time.sleep(0.5)
         release.touch()
         job.join()
@@ -384,8 +352,6 @@ def test_nbops_run_parent_records_host_telemetry_and_the_incident_it_ran_into(st
         release.touch()
         if hog is not None:
             hog.stop()
-        if tree is not None:
-            tree.stop()
         job.join() if job.is_alive() else None
         local.shutdown()
     res = result["r"]

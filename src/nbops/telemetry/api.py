@@ -48,11 +48,14 @@ def _clip(df, s, e):
 
 
 def detect(frame, detector: str = "auto", sensitivity: str = "medium", direction: str = "both"):
-    """Score every point of every series; returns the frame plus ``score`` (0..1) and ``anomaly`` (bool)."""
+    """Score every point of every series; returns the frame plus ``score`` (0..1) and ``anomaly`` (bool): at or
+    above the detector's threshold, and moved by at least the floor of the metric's unit
+    (:func:`nbops.telemetry.floors.material`)."""
     import numpy as np
     import pandas as pd
 
     from . import detectors
+    from .floors import material
     from .sources import COLUMNS
 
     det = detectors.get(detector)
@@ -68,7 +71,8 @@ def detect(frame, detector: str = "auto", sensitivity: str = "medium", direction
         t = g["timestamp"].to_numpy("datetime64[ns]").astype(np.int64) / 1e9
         s = det.score(t, g["value"].to_numpy(float), direction)
         g["score"] = s
-        g["anomaly"] = np.nan_to_num(s, nan=0.0) >= thr  # points; pages (Detector.alerts) add a refractory period
+        hit = np.nan_to_num(s, nan=0.0) >= thr  # points; pages (Detector.alerts) add a refractory period
+        g["anomaly"] = material(str(_key[0]), g["value"].to_numpy(float), hit)  # and a move of the unit's floor
         parts.append(g)
     if not parts:
         out = frame.copy()

@@ -14,7 +14,18 @@ of the CPU time the process could have used on this host in the interval (the ti
 at most the usable cores), the share it did not get (:func:`starved_percentage`). It needs no baseline: a busy
 host with a free core gives about 0, a host whose run queue is longer than its cores gives the share lost, and
 a process that asks for more threads than there are cores is not starved by it. NaN while the process wants
-less than :data:`MIN_DEMAND` of a core (an idle kernel is not starved) and where the kernel has no schedstat.
+less than :data:`MIN_DEMAND` of a core or gets less than :data:`MIN_RUN` (an idle kernel is not starved, however
+long its rare wake-ups wait on a busy host) and where the kernel has no schedstat.
+The "process" there is the run's own processes (:class:`Own`).
+
+What the host does apart from this run: :class:`Own` is "us" -- this process, every process it started and
+theirs (a kernel's subprocesses and joblib workers; an ``nbops run``'s kernel and what it starts), and the process
+that started this one (the Jupyter server or the ``nbops run`` that runs this kernel; the shell of a script), by
+its own CPU and memory only: the server's other kernels are other work. Each sample reads them at the same instant
+as the host, and records what the rest of the host used: ``cpu_utilization_by_others_percentage`` (host CPU minus
+ours, on the host's scale), ``memory_usage_by_others_megabytes`` (used memory minus our RSS) and
+``load_by_others`` (the 1-minute load average minus our runnable threads, averaged as the kernel averages them).
+A child that ended between two samples still counts as ours: its CPU shows in its parent's reaped-children time.
 """
 from __future__ import annotations
 
@@ -40,12 +51,20 @@ BASE_METRICS = [
     "process_rss_megabytes",
     "process_cpu_utilization_percentage",
     "process_cpu_starved_percentage",
+    "cpu_utilization_by_others_percentage",
+    "memory_usage_by_others_megabytes",
+    "load_by_others",
 ]
 MB = 1024.0 * 1024.0
 #: a %%track cell shorter than this logs no system/ series (its window holds at most one sample)
 START_THREAD_AFTER = 2.0
 #: cores of demand (runnable thread time per second) below which a process is not judged starved or not
 MIN_DEMAND = 0.1
+#: cores of CPU a process must have got to be judged: below, it was idle, and what its threads waited when they
+#: woke (a sampler, a heartbeat, a polling loop on a busy host) is latency, not a run starved of CPU
+MIN_RUN = 0.02
+#: seconds: the 1-minute load average is an exponential average with this time constant
+LOAD_TAU = 60.0
 
 
 def cores() -> int:
@@ -89,15 +108,119 @@ def sched_delta(before: dict, after: dict) -> tuple[float, float]:
 def starved_percentage(run: float, wait: float, seconds: float, ncpu: int | None = None) -> float:
     """Of the CPU time a process could have used in ``seconds`` (its threads' runnable time ``run + wait``, at
     most ``ncpu`` cores' worth), the percentage it did not get. ``run``/``wait``: CPU seconds its threads ran /
-    waited in that span. NaN when it wanted less than :data:`MIN_DEMAND` of a core. Alone on the host it is ~0
+    waited in that span. NaN when it wanted less than :data:`MIN_DEMAND` of a core or got less than
+    :data:`MIN_RUN` (idle). Alone on the host it is ~0
     however many threads it runs (beyond the cores, the waiting is its own); 4 busy processes on 2 cores leave a
     one-thread training loop 2/5 of a core: 60."""
     ncpu = ncpu or cores()
     demand = run + wait
-    if seconds <= 0 or demand < MIN_DEMAND * seconds:
+    if seconds <= 0 or demand < MIN_DEMAND * seconds or run < MIN_RUN * seconds:
         return float("nan")
     could = min(demand, ncpu * seconds)
     return min(100.0, max(0.0, 100.0 * (1.0 - run / could)))
+
+
+def _children(pid: int) -> list[int] | None:
+    """Direct children of ``pid`` from ``/proc/<pid>/task/*/children`` (Linux, about 20 us for a small tree);
+    None where the kernel does not keep those files."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    out: list[int] = []
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            return None if tid == str(pid) else out
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return out
+
+
+class Own:
+    """"Us": the processes whose work is this run's own (see the module's docstring). :meth:`read` returns
+    ``(cpu, rss, sched)``: CPU seconds they used since the first read (a process that ended between two reads
+    included, through its parent's reaped-children time), their RSS in MB now, and ``{tid: (run, wait)}`` of
+    their threads (:func:`sched_threads`). ``pid``: the root (default: this process); ``parent``: count the
+    process that started it too."""
+
+    def __init__(self, pid: int | None = None, parent: bool = True):
+        import psutil
+
+        self._ps = psutil
+        self.root = pid or os.getpid()
+        ppid = psutil.Process(self.root).ppid()
+        self.parent = ppid if parent and ppid > 1 else None
+        self._procs: dict[int, object] = {}
+        self._last: dict[int, tuple[int, float]] = {}  # pid -> (ppid, CPU incl. reaped children) at the last read
+        self._parent_cpu: float | None = None
+        self.cpu = 0.0
+        self._fast = _children(self.root) is not None
+
+    def pids(self) -> list[int]:
+        """The root and all its descendants now."""
+        if not self._fast:
+            try:
+                root = self._ps.Process(self.root)
+                return [self.root, *(p.pid for p in root.children(recursive=True))]
+            except self._ps.Error:
+                return []
+        out, todo = [], [self.root]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            todo += _children(pid) or []
+        return out
+
+    def _proc(self, pid: int):
+        p = self._procs.get(pid)
+        if p is None:
+            p = self._procs[pid] = self._ps.Process(pid)
+        return p
+
+    def read(self) -> tuple[float, float, dict]:
+        ps = self._ps
+        cur, rss, sched = {}, 0.0, {}
+        for pid in self.pids():
+            try:
+                p = self._proc(pid)
+                with p.oneshot():
+                    c = p.cpu_times()
+                    cur[pid] = (p.ppid(), c.user + c.system + c.children_user + c.children_system)
+                    rss += p.memory_info().rss / MB
+            except ps.Error:
+                continue
+            sched.update(sched_threads(pid) or {})
+        delta = 0.0
+        for pid, (_pp, c) in cur.items():
+            c0 = self._last.get(pid, (0, 0.0))[1]
+            delta += c - c0 if c >= c0 else c  # new since the last read: all of its CPU is new
+        for pid, (pp, c) in self._last.items():  # gone, and reaped inside the tree: its parent's reaped time
+            if pid in cur or ps.pid_exists(pid):  # now holds what was counted already (left the tree: kept)
+                continue
+            while pp in self._last and pp not in cur:
+                pp = self._last[pp][0]
+            if pp in cur:
+                delta -= c
+        if self.parent is not None:
+            try:
+                p = self._proc(self.parent)
+                with p.oneshot():
+                    c = p.cpu_times()
+                    rss += p.memory_info().rss / MB
+                pc = c.user + c.system
+                delta += max(pc - self._parent_cpu, 0.0) if self._parent_cpu is not None else 0.0
+                self._parent_cpu = pc
+                sched.update(sched_threads(self.parent) or {})
+            except ps.Error:
+                self.parent = None
+        if self._last:
+            self.cpu += max(delta, 0.0)
+        self._last = cur
+        self._procs = {pid: p for pid, p in self._procs.items() if pid in cur or pid == self.parent}
+        return self.cpu, rss, sched
 
 
 def _gpus():
@@ -114,7 +237,8 @@ def _gpus():
 class Sampler:
     """Samples the host into a ring buffer; ``frame()`` returns the tidy frame (timestamp, metric, labels, value)."""
 
-    def __init__(self, interval: float | None = None, capacity: int | None = None, disk_path: str | None = None):
+    def __init__(self, interval: float | None = None, capacity: int | None = None, disk_path: str | None = None,
+                 own: Own | None = None):
         import numpy as np
         import psutil
 
@@ -128,6 +252,8 @@ class Sampler:
                                  "(NBOPS_TELEMETRY_INTERVAL / NBOPS_TELEMETRY_CAPACITY).")
         self.disk_path = disk_path or os.path.abspath(os.sep)
         self._proc = psutil.Process()
+        self._own = own or Own()
+        self._own_load: float | None = None  # our runnable threads, averaged as the load average is
         self._cores = cores()
         self._gpu = _gpus()
         self.metrics = list(BASE_METRICS)
@@ -145,6 +271,8 @@ class Sampler:
 
     # -- sampling ---------------------------------------------------------------------------------------------
     def _read(self):
+        import numpy as np
+
         ps = self._psutil
         now = time.time()
         cpu = ps.cpu_times()
@@ -155,7 +283,8 @@ class Sampler:
         raw = {"t": now, "cpu_busy": sum(cpu) - cpu.idle - getattr(cpu, "iowait", 0.0), "cpu_total": sum(cpu),
                "disk_r": disk_io.read_bytes if disk_io else None, "disk_w": disk_io.write_bytes if disk_io else None,
                "net_r": net.bytes_recv if net else None, "net_w": net.bytes_sent if net else None,
-               "proc": pcpu.user + pcpu.system, "sched": sched_threads()}
+               "proc": pcpu.user + pcpu.system}
+        raw["own"], own_rss, raw["sched"] = self._own.read()
         try:
             du = ps.disk_usage(self.disk_path).percent
         except OSError:
@@ -166,7 +295,8 @@ class Sampler:
             load1 = float("nan")
         vals = {"system_memory_usage_megabytes": vm.used / MB, "system_memory_usage_percentage": vm.percent,
                 "swap_usage_percentage": ps.swap_memory().percent, "disk_usage_percentage": du,
-                "load_average_1m": load1, "process_rss_megabytes": self._proc.memory_info().rss / MB}
+                "load_average_1m": load1, "process_rss_megabytes": self._proc.memory_info().rss / MB,
+                "memory_usage_by_others_megabytes": max(vm.used / MB - own_rss, 0.0)}
         prev = self._prev
         nan = float("nan")
         fresh = prev is None or now - prev["t"] >= 0.05  # rates over a shorter span are noise: keep the old base
@@ -176,9 +306,17 @@ class Sampler:
             busy = 100.0 * (raw["cpu_busy"] - prev["cpu_busy"]) / dtot if dtot > 0 else 0.0
             vals["cpu_utilization_percentage"] = min(100.0, max(0.0, busy))  # counters tick apart: keep it a share
             vals["process_cpu_utilization_percentage"] = 100.0 * (raw["proc"] - prev["proc"]) / dt
-            if raw["sched"] is not None and prev["sched"] is not None:
+            own = raw["own"] - prev["own"]  # CPU seconds, the unit of the host's counters
+            vals["cpu_utilization_by_others_percentage"] = (
+                min(100.0, max(0.0, busy - 100.0 * own / dtot)) if dtot > 0 else 0.0)
+            runnable = own / dt  # our threads' average run queue: what we add to the load average
+            if raw["sched"] and prev["sched"]:
                 run, wait = sched_delta(prev["sched"], raw["sched"])
                 vals["process_cpu_starved_percentage"] = starved_percentage(run, wait, dt, self._cores)
+                runnable = max(runnable, (run + wait) / dt)
+            a = float(np.exp(-dt / LOAD_TAU))
+            self._own_load = runnable if self._own_load is None else self._own_load * a + runnable * (1 - a)
+            vals["load_by_others"] = max(load1 - self._own_load, 0.0) if load1 == load1 else nan
             for key, name in (("disk_r", "disk_read_megabytes_per_second"), ("disk_w", "disk_write_megabytes_per_second"),
                               ("net_r", "network_receive_megabytes_per_second"),
                               ("net_w", "network_transmit_megabytes_per_second")):

@@ -81,88 +81,15 @@ def _load_ema(times, cores_busy, tau: float = 60.0):
     return out
 
 
-class TreeSampler:
-    """CPU and memory of this process *and its children* (an ``nbops run``'s kernel), sampled in a daemon thread
-    at the host sampler's interval, so the run's own work can be told from other processes'."""
-
-    def __init__(self, interval: float):
-        import threading
-
-        import psutil
-
-        self._psutil, self._me = psutil, psutil.Process()
-        self.interval = interval
-        self.rows: list[tuple[float, float, float, float]] = []  # (time, cumulative CPU s, RSS MB, starved %)
-        self._stop = threading.Event()
-        self._dead_cpu = 0.0
-        self._seen: dict[int, float] = {}
-        self._sched: dict[int, tuple[float, float]] | None = None  # {tid: (run, wait)} of the tree's threads
-        self._thread = threading.Thread(target=self._loop, name="nbops-run-tree", daemon=True)
-
-    def _read(self) -> None:
-        from .local import cores, sched_delta, sched_threads, starved_percentage
-
-        ps, cpu, rss, seen, sched = self._psutil, 0.0, 0.0, {}, {}
-        for p in [self._me, *self._me.children(recursive=True)]:
-            try:
-                with p.oneshot():
-                    c = p.cpu_times()
-                    seen[p.pid] = c.user + c.system
-                    rss += p.memory_info().rss / 2**20
-            except ps.Error:
-                pass
-            sched.update(sched_threads(p.pid) or {})
-        # a child that ended keeps the CPU it used (else the cumulative series would drop)
-        self._dead_cpu += sum(v for pid, v in self._seen.items() if pid not in seen)
-        self._seen = seen
-        cpu = self._dead_cpu + sum(seen.values())
-        now = time.time()
-        starved = float("nan")
-        if self._sched is not None and sched and self.rows:
-            run, wait = sched_delta(self._sched, sched)
-            starved = starved_percentage(run, wait, now - self.rows[-1][0], cores())
-        self._sched = sched or None
-        self.rows.append((now, cpu, rss, starved))
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._read()
-            except Exception as exc:  # noqa: BLE001 - never kill the run over a sample
-                log.debug("nbops: tree sample failed: %s", exc)
-            self._stop.wait(self.interval)
-
-    def start(self) -> "TreeSampler":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def frame(self):
-        """``timestamp`` (UTC, naive), ``tree_cpu_percent`` (of one core), ``tree_rss_megabytes``,
-        ``tree_cpu_starved_percentage`` (:func:`nbops.telemetry.local.starved_percentage` of the tree's threads)."""
-        import numpy as np
-        import pandas as pd
-
-        cols = ["timestamp", "tree_cpu_percent", "tree_rss_megabytes", "tree_cpu_starved_percentage"]
-        if len(self.rows) < 2:
-            return pd.DataFrame(columns=cols)
-        a = np.array(self.rows)
-        dt = np.diff(a[:, 0])
-        cpu = np.r_[np.nan, 100.0 * np.diff(a[:, 1]) / np.where(dt > 0, dt, np.nan)]
-        return pd.DataFrame(dict(zip(cols, (pd.to_datetime(a[:, 0], unit="s"), cpu, a[:, 2], a[:, 3]))))
-
-
-def others(frame, tree=None):
-    """The sampler's frame reduced to what the process itself did not cause: host CPU minus this process's
-    share (``cpu_utilization_by_others_percentage``), used memory minus its RSS
-    (``memory_usage_by_others_megabytes``), the 1-minute load average minus what the process's CPU adds to it
-    (``load_by_others``), swap and disk usage, and the share of the CPU the process could use that others took
-    (``process_cpu_starved_percentage``, judged by :data:`LIMITS`). A training cell that loads every core or fills
-    memory is not an incident under itself; another process starving the host is. (I/O rates cannot be split per
-    process from these samples: left out.) With ``tree``, the process is the process tree (an ``nbops run``)."""
+def others(frame):
+    """The sampler's frame reduced to what the run itself did not cause: ``cpu_utilization_by_others_percentage``,
+    ``memory_usage_by_others_megabytes`` and ``load_by_others`` as the sampler recorded them (the host minus the
+    run's own processes, :class:`nbops.telemetry.local.Own`, read at the same instant), swap and disk usage, and
+    the share of the CPU the run's processes could use that others took (``process_cpu_starved_percentage``,
+    judged by :data:`LIMITS`). A training cell that loads every core or fills memory is not an incident under
+    itself; another process starving the host is. (I/O rates cannot be split per process from these samples: left
+    out.) A frame without the ``*_by_others`` series (another sampler's) has them derived from this process's own
+    ``process_cpu_utilization_percentage`` / ``process_rss_megabytes``."""
     import os
 
     import pandas as pd
@@ -173,46 +100,64 @@ def others(frame, tree=None):
     wide = frame.pivot_table(index="timestamp", columns="metric", values="value", aggfunc="last")
     out = pd.DataFrame(index=wide.index)
     ncpu = os.cpu_count() or 1
-    if tree is not None and len(tf := tree.frame()):  # the process and its children, not the process alone
-        tf = tf.set_index("timestamp").sort_index()
-        grid = tf.reindex(tf.index.union(wide.index)).interpolate(method="time", limit_area="inside")
-        wide = wide.copy()
-        wide["process_cpu_utilization_percentage"] = grid["tree_cpu_percent"].reindex(wide.index)
-        wide["process_rss_megabytes"] = grid["tree_rss_megabytes"].reindex(wide.index)
-        wide["process_cpu_starved_percentage"] = grid["tree_cpu_starved_percentage"].reindex(wide.index)
-    if {"cpu_utilization_percentage", "process_cpu_utilization_percentage"} <= set(wide.columns):
+    have = set(wide.columns)
+    if "cpu_utilization_by_others_percentage" not in have and {
+            "cpu_utilization_percentage", "process_cpu_utilization_percentage"} <= have:
         out["cpu_utilization_by_others_percentage"] = (
             wide["cpu_utilization_percentage"] - wide["process_cpu_utilization_percentage"] / ncpu).clip(lower=0)
-    if {"load_average_1m", "process_cpu_utilization_percentage"} <= set(wide.columns):
+    if "load_by_others" not in have and {"load_average_1m", "process_cpu_utilization_percentage"} <= have:
         import numpy as np
 
         secs = wide.index.to_numpy("datetime64[ns]").astype(np.int64) / 1e9
         own = _load_ema(secs, wide["process_cpu_utilization_percentage"].to_numpy(float) / 100.0)
         out["load_by_others"] = (wide["load_average_1m"] - own).clip(lower=0)
-    if {"system_memory_usage_megabytes", "process_rss_megabytes"} <= set(wide.columns):
+    if "memory_usage_by_others_megabytes" not in have and {
+            "system_memory_usage_megabytes", "process_rss_megabytes"} <= have:
         out["memory_usage_by_others_megabytes"] = (
             wide["system_memory_usage_megabytes"] - wide["process_rss_megabytes"]).clip(lower=0)
-    for m in ("swap_usage_percentage", "disk_usage_percentage", "process_cpu_starved_percentage"):
-        if m in wide.columns:
+    for m in JUDGED:
+        if m in have:
             out[m] = wide[m]
+    out = out[[m for m in JUDGED if m in out.columns]]
     tidy = out.reset_index().melt(id_vars="timestamp", var_name="metric", value_name="value").dropna()
     tidy["labels"] = labels
     return tidy[["timestamp", "metric", "labels", "value"]].reset_index(drop=True)
 
 
+def sustained(scored, n: int = SUSTAINED):
+    """Keep the anomalous rows of a scored frame that belong to a stretch of at least ``n`` consecutive anomalous
+    samples of their series (in place; returned): other processes using a core for a second is not an incident
+    under a run, using it for several samples in a row is."""
+    import numpy as np
+
+    for _key, g in scored.groupby(["metric", "labels"], sort=False):
+        g = g.sort_values("timestamp", kind="stable")
+        hit = g["anomaly"].to_numpy(bool)
+        keep, begun = np.zeros(len(hit), bool), 0
+        for i in range(len(hit) + 1):
+            if i == len(hit) or not hit[i]:
+                if i - begun >= n:
+                    keep[begun:i] = True
+                begun = i + 1
+        scored.loc[g.index, "anomaly"] = keep
+    return scored
+
+
 def incidents_during(sampler, t0: float, t1: float, lookback: float | None = None, detector: str = "robust",
-                     sensitivity: str = "medium", tree: TreeSampler | None = None):
+                     sensitivity: str = "medium"):
     """``(report, overlapping incidents)`` for the window ``[t0, t1]`` of ``sampler``'s samples, judged on
-    :func:`others` (what the process did not cause)."""
+    :func:`others` (what the run did not cause); a metric judged against its baseline counts where it was
+    abnormal for :data:`SUSTAINED` samples in a row (:func:`sustained`), and by at least its floor
+    (:mod:`nbops.telemetry.floors`)."""
     from .api import detect, incidents
     from .lifecycle import ended, epoch
     from .report import TelemetryReport
 
     back = max(LOOKBACK if lookback is None else lookback, 3 * (t1 - t0))
-    frame = others(sampler.frame(since=t0 - back, until=t1 + 2 * sampler.interval), tree)
+    frame = others(sampler.frame(since=t0 - back, until=t1 + 2 * sampler.interval))
     if not len(frame):
         return None, []
-    scored = judge_limits(detect(frame, detector, sensitivity, direction="up"))  # tidy: no fetch() round trip
+    scored = judge_limits(sustained(detect(frame, detector, sensitivity, direction="up")))  # no fetch() round trip
     report = TelemetryReport(scored, incidents(scored), source="local", detector=detector, sensitivity=sensitivity,
                              direction="up")
     # an incident is not over until its values were back to normal for the gap (5 samples): one whose last
@@ -242,10 +187,10 @@ def describe(report, hit) -> tuple[str, str]:
     return tag, line
 
 
-def mark(tracker, sampler, t0: float, t1: float, tree: TreeSampler | None = None) -> list:
+def mark(tracker, sampler, t0: float, t1: float) -> list:
     """Tag ``tracker``'s run with the incidents overlapping ``[t0, t1]``; returns them (and the report on
     ``tracker.telemetry_report``)."""
-    report, hit = incidents_during(sampler, t0, t1, tree=tree)
+    report, hit = incidents_during(sampler, t0, t1)
     tracker.telemetry_report = report
     if hit:
         tag, line = describe(report, hit)
@@ -289,20 +234,13 @@ def watch_run(tracker):
     if s is None:
         yield None
         return
-    tree = None
     try:
-        tree = TreeSampler(s.interval).start()  # the kernel this run starts is the run's own work
-    except Exception as exc:  # noqa: BLE001
-        log.debug("nbops: the run's process tree is not sampled: %s", exc)
-    try:
-        yield s
+        yield s  # the sampler's own processes are the runner's tree: the kernel it starts is the run's own work
     finally:
         try:
-            if tree is not None:
-                tree.stop()
             t1, _ = s.sample()
             log_window(tracker, s, t0, t1)
-            hit = mark(tracker, s, t0, t1, tree)
+            hit = mark(tracker, s, t0, t1)
             report = tracker.telemetry_report
             if report is not None:
                 _log_anomalies(tracker, report, t0, t1)

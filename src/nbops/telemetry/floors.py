@@ -1,0 +1,55 @@
+"""Material change: the smallest move of a metric that can be an anomaly, by the unit its name ends with.
+
+A detector judges a series against its own past, so on a quiet series it finds news in noise: other processes'
+CPU going from 0.1% to 3% of the host is a huge move relative to its usual spread and means nothing to an
+operator. :func:`material` keeps a flagged point only where it moved at least the floor of its unit away from
+the series' normal level before it (the median of the last :data:`BASELINE` points the detector did not flag;
+with none before it, of all the series' unflagged points). The floors are in the metric's own unit, one per kind
+(:data:`FLOORS`, matched on the end of the name, Prometheus / MLflow naming); a metric of another unit has no
+floor: its detector alone decides. They are general, not fitted to any data set: a change smaller than these is
+within what an idle host does in a minute.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: (pattern the metric name must end with, floor in that unit), first match wins
+FLOORS = (
+    (r"_percentage|_percent", 10.0),          # percentage points of a share (host CPU, memory, disk, swap, GPU)
+    (r"_ratio", 0.10),                        # the same share as a fraction
+    (r"_megabytes_per_second", 1.0),          # I/O and network rates
+    (r"_bytes_per_second", 2.0**20),
+    (r"_megabytes", 100.0),                   # memory
+    (r"_bytes", 100.0 * 2**20),
+    (r"(^|_)load(\d+|_average_\d+m|_by_others)", 1.0),  # run queue: less than one more task is not news
+)
+BASELINE = 100
+
+
+def floor(metric: str) -> float:
+    """The floor of ``metric``'s unit (0: none)."""
+    import re
+
+    for end, value in FLOORS:
+        if re.search(f"(?:{end})$", metric):
+            return value
+    return 0.0
+
+
+def material(metric: str, values: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """``hit`` (the detector's flags on one series, time order) kept where ``values`` moved at least
+    :func:`floor` away from the normal level before the point."""
+    hit = np.asarray(hit, dtype=bool)
+    f = floor(metric)
+    if f <= 0 or not hit.any():
+        return hit
+    v = np.asarray(values, dtype=float)
+    normal = np.flatnonzero(~hit & np.isfinite(v))
+    if not len(normal):
+        return hit  # nothing normal to compare with: the detector decides
+    import pandas as pd
+
+    level = pd.Series(v[normal]).rolling(BASELINE, min_periods=1).median().to_numpy()
+    before = np.searchsorted(normal, np.arange(len(v))) - 1  # the last normal point before each point
+    base = np.where(before >= 0, level[np.maximum(before, 0)], np.median(v[normal]))
+    return hit & (np.abs(v - base) >= f)
