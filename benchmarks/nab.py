@@ -8,22 +8,30 @@ to --data, its category the first folder of that path. Each point is scored usin
 causal detector (its score at i provably uses only rows <= i; see tests/unit/test_telemetry_detectors.py) is run
 once over the file, a non-causal one is run on a trailing window ending at each point.
 
-Two lines per profile:
+Per profile (``--protocol loco|insample|both``), for ours and for each reference detector, on the same files with
+the same scorer: the score, false-positive rows per 10,000 scored rows and alerts per day (detections at the
+chosen threshold over the days the scored rows span), and ours/theirs per protocol.
 
+- *LOCO* (leave-one-category-out, the number to tune on): for each category, every tunable setting (the
+  detector's grid, below) and the threshold are chosen on the other categories only, and the held-out category
+  is scored with them; the pooled score sums the held-out raw scores (per category in brackets: score, or the raw
+  cost of a category without windows, and its false positives);
 - *in-sample*: the detector's default settings, one threshold optimised over exactly the scored files (NAB's
-  own protocol; optimistic, since the threshold has seen every file);
-- *leave-one-category-out*: for each category, every tunable setting (the detector's grid, below) and the
-  threshold are chosen on the other categories only, and the held-out category is scored with them; the
-  pooled score sums the held-out raw scores (per category in brackets: score, or the raw cost of a category
-  without windows, and its false positives).
+  own protocol; optimistic, since the threshold has seen every file).
+
+The references are the per-row scores of published runs in NAB's ``results/`` layout
+(``<detector>/<category>/<detector>_<file>.csv``; ``--references``, default ``results/`` beside ``--data``): each
+is scored like ours (no refractory rows: NAB counts the first detection in a window and every one outside), on
+the files all of them have rows for, and every figure is on those files -- a ratio is always like for like. The
+settings of a run depend on nothing but the rows before each point: not a file's name, category, length or
+position in the corpus (the category only splits LOCO's folds).
 
 A detector with a refractory period (``Detector.refractory`` rows; the ensemble's is 36) alerts as `%telemetry`
 does: a row at or above the threshold alerts unless an alert was raised in the previous ``refractory`` rows, and the
-threshold sweep is exact for that rule (``nab.optimize``). Both print false-positive rows per 10,000 scored rows and
-the share of alerts (detection rows) that fall in a labelled window, at the chosen threshold. Then the thresholds
-`--sensitivity` uses (medium = the best standard threshold; low / high = the lowest threshold with at most half /
-twice medium's false-positive rows), the published figures, and the speed. `--grid default` skips the grid (fast,
-for iterating); `--limit N` scores the first N files of each category only.
+threshold sweep is exact for that rule (``nab.optimize``). Then (in-sample) the thresholds `--sensitivity` uses
+(medium = the best standard threshold; low / high = the lowest threshold with at most half / twice medium's
+false-positive rows), and the speed. `--grid default` skips the grid (fast, for iterating); `--limit N` scores the
+first N files of each category only.
 """
 from __future__ import annotations
 
@@ -38,11 +46,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from nbops.telemetry import detectors, nab  # noqa: E402
-
-# Re-scored on the shared 35-file subset from NAB's published detector outputs (issue 5); full corpus in ().
-PUBLISHED = [("Numenta HTM", 66.6, 70.5), ("CAD OSE", 62.2, 69.9), ("KNN CAD", 53.0, 58.0),
-             ("Relative Entropy", 50.0, 54.6), ("Random Cut Forest", 49.5, 51.7), ("Twitter ADVec", 36.2, 47.1),
-             ("Windowed Gaussian", 22.0, 39.6)]
 
 # The settings leave-one-category-out may choose from (constructor keyword -> candidate values); the first value
 # of each is the default the detector ships with.
@@ -94,6 +97,12 @@ def main(argv=None) -> int:
                     help="settings leave-one-category-out may choose from (default: the shipped ones only)")
     ap.add_argument("--limit", type=int, help="score only the first N files of each category (for iterating)")
     ap.add_argument("--per-file", action="store_true", help="also print each file's standard raw score")
+    ap.add_argument("--protocol", default="both", choices=["loco", "insample", "both"],
+                    help="leave-one-category-out (thresholds and settings chosen on the other categories), "
+                         "in-sample (one threshold over all the files), or both")
+    ap.add_argument("--references", type=Path, help="reference runs to compare with, NAB's results/ layout "
+                                                     "(<detector>/<category>/<detector>_<file>.csv; default: "
+                                                     "results/ beside --data, when there)")
     a = ap.parse_args(argv)
     from tqdm import tqdm
 
@@ -111,7 +120,7 @@ def main(argv=None) -> int:
     if not paths:
         print(f"no CSV files under {data}", file=sys.stderr)
         return 2
-    series = []
+    series, stamps = [], {}
     for p in paths:
         key = p.relative_to(data).as_posix()
         if key not in windows:
@@ -119,6 +128,7 @@ def main(argv=None) -> int:
             continue
         ts, y = nab.read_series(p)
         series.append((nab.FileLabels.build(key, ts, windows[key]), ts.astype(np.int64) / 1e9, y))
+        stamps[key] = ts
     grid = settings(a.detector, a.grid)
     runs, refr, cache, elapsed, n_points = {}, {}, {}, 0.0, sum(len(y) for _, _, y in series)
     for kw in tqdm(grid, desc=f"nab {a.detector}", unit="setting", file=sys.stderr, disable=len(grid) == 1):
@@ -138,37 +148,108 @@ def main(argv=None) -> int:
     scored, refractory = runs[default], refr[default]
     n_windows = sum(len(lab.windows) for lab, _ in scored)
     print(f"detector={a.detector} direction={a.direction} files={len(scored)} windows={n_windows} "
-          f"points={n_points} settings={len(runs)} refractory={refractory} rows")
+          f"points={n_points} settings={len(runs)} refractory={refractory} rows protocol={a.protocol}")
+    days = {lab.name: scored_days(lab, stamps[lab.name]) for lab, _ in scored}
+    refs = references(a.references or Path(a.data).parent / "results", scored, stamps)
+    same = set(days) if not refs else set.intersection(*({lab.name for lab, _ in rows} for rows in refs.values()))
+    if refs:
+        print(f"references {', '.join(refs)} ({Path(a.references or Path(a.data).parent / 'results')}): scored with "
+              f"the same scorer on the {len(same)} of these {len(days)} files they have rows for; every figure "
+              f"below is on those files" + ("" if len(same) == len(days) else
+                                             " (ours on all the files: --per-file; the ratios on the shared ones)"))
+    contenders = {"ours": ({k: [f for f in v if f[0].name in same] for k, v in runs.items()}, refr.get)}
+    contenders.update({name: ({(): [f for f in rows if f[0].name in same]}, lambda _k: 0)
+                       for name, rows in refs.items()})
+    protocols = ["loco", "insample"] if a.protocol == "both" else [a.protocol]
     best = {}
     for profile in nab.PROFILES:
-        best[profile] = nab.optimize(scored, profile, refractory)
-        print(f"in-sample {best[profile].line()}")
-        held = nab.leave_one_out(runs, category, profile, refr.get)
-        cats = "  ".join(f"{g}={r.score:.1f}/{r.fp}fp" if r.perfect != r.null else f"{g}=raw{r.raw:+.2f}/{r.fp}fp"
-                         for g, (_, r) in held.groups.items())
-        print(f"    {held.line()}  [{cats}]")
-        if len(runs) > 1:
-            chosen = "  ".join(f"{g}:{dict(k) or 'default'}" for g, (k, _) in held.groups.items())
-            print(f"    settings chosen: {chosen}")
+        print(f"{profile} profile: score, false-positive rows per 10,000 points, alerts per day; LOCO per held-out "
+              f"category: score (raw cost where a category has no windows) / false-positive rows")
+        figures = {}
+        for proto in protocols:
+            for name, (cruns, crefr) in contenders.items():
+                if proto == "insample":
+                    key = next(iter(cruns))
+                    r = nab.optimize(cruns[key], profile, crefr(key))
+                    if name == "ours":
+                        best[profile] = r
+                    figures[proto, name] = r.score
+                    print(f"    in-sample {name:<11} {r.score:5.1f}  fp/10k={r.fp_per_10k:6.2f}  "
+                          f"alerts/day={per_day(r.alerts, [lab.name for lab, _ in cruns[key]], days):6.3f}  "
+                          f"threshold={r.threshold:.6g} tp={r.tp} fn={r.fn}")
+                    continue
+                held = nab.leave_one_out(cruns, category, profile, crefr)
+                figures[proto, name] = held.score
+                alerts = sum(r.alerts for _, r in held.groups.values())
+                cats = "  ".join(f"{g}={r.score:.1f}/{r.fp}fp" if r.perfect != r.null else
+                                 f"{g}=raw{r.raw:+.2f}/{r.fp}fp" for g, (_, r) in held.groups.items())
+                print(f"    LOCO      {name:<11} {held.score:5.1f}  fp/10k={held.fp_per_10k:6.2f}  "
+                      f"alerts/day={per_day(alerts, [lab.name for lab, _ in cruns[next(iter(cruns))]], days):6.3f}"
+                      f"  [{cats}]")
+                if name == "ours" and len(cruns) > 1:
+                    chosen = "  ".join(f"{g}:{dict(k) or 'default'}" for g, (k, _) in held.groups.items())
+                    print(f"        settings chosen: {chosen}")
+        for proto in protocols:
+            ratios = "  ".join(f"{name} {figures[proto, 'ours'] / figures[proto, name]:.2f}" for name in refs
+                               if figures[proto, name] > 0)
+            if ratios:
+                print(f"    ours/theirs ({proto}, same files): {ratios}")
         if a.per_file and profile == "standard":
-            res = nab.score_at(scored, best[profile].threshold, profile, refractory)
+            r = best.get(profile) or nab.optimize(scored, profile, refractory)
+            res = nab.score_at(scored, r.threshold, profile, refractory)
             for name, v in sorted(res.per_file.items()):
                 print(f"    {name} raw={v:+.3f}")
-    med = best["standard"]
-    sens = {"low": nab.threshold_for_fp_rate(scored, med.fp_per_10k / 2, refractory), "medium": med.threshold,
-            "high": nab.threshold_for_fp_rate(scored, med.fp_per_10k * 2, refractory)}
-    print("sensitivity thresholds (medium = best standard threshold; low / high = the lowest threshold with at "
-          "most half / twice its false-positive rows):")
-    for name, th in sens.items():
-        r = nab.score_at(scored, th, "standard", refractory)
-        print(f"    {name:<6} threshold={th:.4f} standard={r.score:.1f} fp/10k={r.fp_per_10k:.2f} "
-              f"alerts_in_windows={100 * r.hit_share:.0f}% windows_found={r.tp}/{r.tp + r.fn}")
-    std = best["standard"].score
-    print("published standard scores (shared subset / full corpus) and ours (in-sample) vs each:")
-    for name, sub, full in PUBLISHED:
-        print(f"    {name:<18} {sub:5.1f} ({full:4.1f})   ours/theirs = {std / sub:.2f}")
+    if "insample" in protocols:
+        med = best["standard"]
+        ours = contenders["ours"][0][default]
+        sens = {"low": nab.threshold_for_fp_rate(ours, med.fp_per_10k / 2, refractory), "medium": med.threshold,
+                "high": nab.threshold_for_fp_rate(ours, med.fp_per_10k * 2, refractory)}
+        print("sensitivity thresholds (medium = best standard threshold; low / high = the lowest threshold with at "
+              "most half / twice its false-positive rows):")
+        for name, th in sens.items():
+            r = nab.score_at(ours, th, "standard", refractory)
+            print(f"    {name:<6} threshold={th:.4f} standard={r.score:.1f} fp/10k={r.fp_per_10k:.2f} "
+                  f"alerts_in_windows={100 * r.hit_share:.0f}% windows_found={r.tp}/{r.tp + r.fn}")
     print(f"time per 10,000 points: {elapsed / max(n_points, 1) * 1e4:.3f} s ({n_points} points, {elapsed:.1f} s)")
     return 0
+
+
+def scored_days(lab: nab.FileLabels, ts: np.ndarray) -> float:
+    """Days the scored rows of a file span (from the end of its probationary period to its last row)."""
+    rows = np.flatnonzero(lab.scored)
+    return float((ts[rows[-1]] - ts[rows[0]]) / np.timedelta64(1, "D")) if len(rows) > 1 else 0.0
+
+
+def per_day(alerts: int, names: list[str], days: dict) -> float:
+    total = sum(days[n] for n in names)
+    return alerts / total if total else float("nan")
+
+
+def references(root: Path, scored: list, stamps: dict) -> dict:
+    """``{detector: [(labels, scores)]}`` of the reference runs under ``root``
+    (``<detector>/<category>/<detector>_<file>.csv``, columns timestamp, anomaly_score: NAB's ``results/``
+    layout), for the scored files they have rows for, aligned on the files' timestamps."""
+    import pandas as pd
+
+    out = {}
+    if not root.is_dir():
+        return out
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        rows = []
+        for lab, _ in scored:
+            key = Path(lab.name)
+            path = d / key.parent / f"{d.name}_{key.name}"
+            if not path.exists():
+                continue
+            df = pd.read_csv(path)
+            s = pd.Series(df["anomaly_score"].to_numpy(float), index=pd.to_datetime(df["timestamp"]))
+            s = s[~s.index.duplicated(keep="first")]
+            v = s.reindex(pd.to_datetime(stamps[lab.name])).to_numpy(float)
+            if np.isfinite(v).any():
+                rows.append((lab, v))
+        if rows:
+            out[d.name] = rows
+    return out
 
 
 if __name__ == "__main__":

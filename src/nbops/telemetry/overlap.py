@@ -1,13 +1,16 @@
 """Runs that know the infrastructure failed under them.
 
 When a tracked cell (``%%track``) or an ``nbops run`` overlaps an incident on its own host, found in the samples
-of the process's sampler (the kernel's, already running) reduced to what the process did not cause itself
-(:func:`others`: CPU and memory used by other processes, swap, disk usage, and how starved of CPU the run's own
-threads were), the run gets the tag ``nbops.incidents`` (``<incident key>:<lead metric>`` pairs, ``;``-separated;
+of the process's sampler (the kernel's, already running) reduced to what the run did not cause itself
+(:func:`others`: CPU, memory and load of the processes outside the run's own -- :class:`nbops.telemetry.local.Own`:
+this process, all its descendants and the process that started it --, swap, disk usage, and how starved of CPU
+the run's own threads were), the run gets the tag ``nbops.incidents`` (``<incident key>:<lead metric>`` pairs, ``;``-separated;
 the keys are the ledger's, the same as the Alertmanager ``incident`` label) and its summary says so in one line.
 The samples of the run's window are judged against a baseline before it (:data:`LOOKBACK` seconds, at least 3
 times the run's length, as far as the buffer goes) with the robust detector, which flags every point of a
-sustained fault, not only its first.
+sustained fault, not only its first; a point counts when it is abnormal for :data:`SUSTAINED` samples in a row and
+moved by its unit's floor (:mod:`nbops.telemetry.floors`): other processes taking a few percent of a core, or a
+core for a second, is not an incident.
 
 A starved host is judged by a limit, not against a baseline (:data:`LIMITS`): a host already saturated before the
 run (another job, another test suite) leaves no room for the host CPU to rise, its load average climbs over a
