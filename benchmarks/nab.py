@@ -154,10 +154,10 @@ def main(argv=None) -> int:
     same = set(days) if not refs else set.intersection(*({lab.name for lab, _ in rows} for rows in refs.values()))
     if refs:
         print(f"references {', '.join(refs)} ({Path(a.references or Path(a.data).parent / 'results')}): scored with "
-              f"the same scorer on the {len(same)} of these {len(days)} files they have rows for; every figure "
-              f"below is on those files" + ("" if len(same) == len(days) else
-                                             " (ours on all the files: --per-file; the ratios on the shared ones)"))
-    contenders = {"ours": ({k: [f for f in v if f[0].name in same] for k, v in runs.items()}, refr.get)}
+              f"the same scorer on the {len(same)} of these {len(days)} files they have rows for; the figures "
+              f"below are on those files" + ("" if len(same) == len(days) else ", except 'ours-all' (every file)"))
+    contenders = {"ours-all": (runs, refr.get)} if len(same) < len(days) else {}
+    contenders["ours"] = ({k: [f for f in v if f[0].name in same] for k, v in runs.items()}, refr.get)
     contenders.update({name: ({(): [f for f in rows if f[0].name in same]}, lambda _k: 0)
                        for name, rows in refs.items()})
     protocols = ["loco", "insample"] if a.protocol == "both" else [a.protocol]
@@ -171,12 +171,16 @@ def main(argv=None) -> int:
                 if proto == "insample":
                     key = next(iter(cruns))
                     r = nab.optimize(cruns[key], profile, crefr(key))
-                    if name == "ours":
-                        best[profile] = r
+                    if name == next(iter(contenders)):
+                        best[profile] = r  # ours on every file: what --sensitivity is set from
                     figures[proto, name] = r.score
                     print(f"    in-sample {name:<11} {r.score:5.1f}  fp/10k={r.fp_per_10k:6.2f}  "
                           f"alerts/day={per_day(r.alerts, [lab.name for lab, _ in cruns[key]], days):6.3f}  "
                           f"threshold={r.threshold:.6g} tp={r.tp} fn={r.fn}")
+                    continue
+                if len({category(lab.name) for lab, _ in cruns[next(iter(cruns))]}) < 2:
+                    print(f"    LOCO      {name:<11} needs files of two categories or more")
+                    figures[proto, name] = float("nan")
                     continue
                 held = nab.leave_one_out(cruns, category, profile, crefr)
                 figures[proto, name] = held.score
@@ -191,7 +195,7 @@ def main(argv=None) -> int:
                     print(f"        settings chosen: {chosen}")
         for proto in protocols:
             ratios = "  ".join(f"{name} {figures[proto, 'ours'] / figures[proto, name]:.2f}" for name in refs
-                               if figures[proto, name] > 0)
+                               if figures[proto, name] > 0)  # NaN (no LOCO) compares False: left out
             if ratios:
                 print(f"    ours/theirs ({proto}, same files): {ratios}")
         if a.per_file and profile == "standard":
@@ -201,7 +205,7 @@ def main(argv=None) -> int:
                 print(f"    {name} raw={v:+.3f}")
     if "insample" in protocols:
         med = best["standard"]
-        ours = contenders["ours"][0][default]
+        ours = scored
         sens = {"low": nab.threshold_for_fp_rate(ours, med.fp_per_10k / 2, refractory), "medium": med.threshold,
                 "high": nab.threshold_for_fp_rate(ours, med.fp_per_10k * 2, refractory)}
         print("sensitivity thresholds (medium = best standard threshold; low / high = the lowest threshold with at "

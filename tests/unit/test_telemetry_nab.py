@@ -153,3 +153,50 @@ def test_optimize_with_a_refractory_is_exact_against_brute_force():
     # the false-positive-rate threshold with a refractory never allows more than asked
     th = nab.threshold_for_fp_rate(files, 100.0, refractory=4)
     assert nab.score_at(files, th, refractory=4).fp_per_10k <= 100.0
+
+
+@pytest.mark.slow
+def test_the_benchmark_scores_the_references_on_the_files_it_ran_on(tmp_path):
+    """benchmarks/nab.py's ours/theirs is like for like: a reference is scored with the same scorer on the files of
+    the run it has rows for (not a published figure of other files), and ours beside it on the same files."""
+    import json
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    from nbops_testing import DATASETS, ROOT
+
+    src = DATASETS / "nab"
+    keys = ["artificialWithAnomaly/art_daily_jumpsup.csv", "realKnownCause/nyc_taxi.csv"]
+    windows = json.loads((src / "labels" / "combined_windows.json").read_text())
+    for key in keys:
+        (tmp_path / "data" / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / "data" / key, tmp_path / "data" / key)
+        ref = tmp_path / "results" / "numenta" / key.split("/")[0] / f"numenta_{key.split('/')[1]}"
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / "results" / "numenta" / key.split("/")[0] / f"numenta_{key.split('/')[1]}", ref)
+    extra = "realKnownCause/no_reference.csv"  # a file the reference has no rows for
+    shutil.copy(src / "data" / keys[1], tmp_path / "data" / extra)
+    windows[extra] = windows[keys[1]]
+    (tmp_path / "windows.json").write_text(json.dumps({k: windows[k] for k in [*keys, extra]}))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "nab.py"), "--data", str(tmp_path / "data"),
+                          "--windows", str(tmp_path / "windows.json"), "--grid", "default", "--protocol", "both"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "on the 2 of these 3 files they have rows for" in out, out
+    # the reference's in-sample standard score, computed here from its rows on those two files
+    import pandas as pd
+
+    files = []
+    for key in keys:
+        ts, _ = nab.read_series(src / "data" / key)
+        rows = pd.read_csv(src / "results" / "numenta" / key.split("/")[0] / f"numenta_{key.split('/')[1]}")
+        files.append((nab.FileLabels.build(key, ts, nab.load_windows(src / "labels" / "combined_windows.json")[key]),
+                      rows["anomaly_score"].to_numpy(float)))
+    want = nab.optimize(files, "standard").score
+    standard = out.split("standard profile")[1].split("profile")[0]
+    got = float(re.search(r"in-sample numenta\s+(-?[\d.]+)", standard).group(1))
+    assert got == pytest.approx(want, abs=0.05)
+    ours = float(re.search(r"in-sample ours\s+(-?[\d.]+)", standard).group(1))
+    assert f"numenta {ours / got:.2f}" in standard.split("ours/theirs (insample, same files):")[1].splitlines()[0]
+    assert re.search(r"LOCO\s+numenta\s+-?[\d.]+\s+fp/10k=\s*[\d.]+\s+alerts/day=", standard)
