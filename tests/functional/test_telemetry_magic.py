@@ -124,8 +124,9 @@ def test_local_source_and_live_refresh_stop(ip):
     while r.refreshes < 2:  # polled: as long as a loaded machine needs
         time.sleep(0.05)
     assert r.refreshes >= 2 and r.running and r.report.series
-    assert {m for m, _ in r.report.series} <= {"cpu_utilization_percentage", "process_rss_megabytes",
-                                              "process_cpu_utilization_percentage", "process_cpu_starved_percentage"}
+    assert {m for m, _ in r.report.series} <= {"cpu_utilization_percentage", "cpu_utilization_by_others_percentage",
+                                              "process_rss_megabytes", "process_cpu_utilization_percentage",
+                                              "process_cpu_starved_percentage"}
     ip.run_line_magic("telemetry", "--stop")
     assert not r.running and live.running() == []
     ip.run_line_magic("telemetry", "--live 0.2 -o r2")
