@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -271,8 +272,6 @@ class Sampler:
 
     # -- sampling ---------------------------------------------------------------------------------------------
     def _read(self):
-        import numpy as np
-
         ps = self._psutil
         now = time.time()
         cpu = ps.cpu_times()
@@ -314,9 +313,9 @@ class Sampler:
                 run, wait = sched_delta(prev["sched"], raw["sched"])
                 vals["process_cpu_starved_percentage"] = starved_percentage(run, wait, dt, self._cores)
                 runnable = max(runnable, (run + wait) / dt)
-            a = float(np.exp(-dt / LOAD_TAU))
+            a = math.exp(-dt / LOAD_TAU)
             self._own_load = runnable if self._own_load is None else self._own_load * a + runnable * (1 - a)
-            vals["load_by_others"] = max(load1 - self._own_load, 0.0) if load1 == load1 else nan
+            vals["load_by_others"] = nan if math.isnan(load1) else max(load1 - self._own_load, 0.0)
             for key, name in (("disk_r", "disk_read_megabytes_per_second"), ("disk_w", "disk_write_megabytes_per_second"),
                               ("net_r", "network_receive_megabytes_per_second"),
                               ("net_w", "network_transmit_megabytes_per_second")):
@@ -498,7 +497,6 @@ def system_metrics(tracker):
 
 def log_window(tracker, sampler: Sampler, t0: float, t1: float, prefix: str = "system/") -> int:
     """Log the sampler's samples in ``[t0, t1]`` into ``tracker`` as metric series; returns the points logged."""
-    import math
 
     times, values = sampler.arrays(t0, t1)
     n = 0
