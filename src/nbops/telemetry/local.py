@@ -497,7 +497,6 @@ def system_metrics(tracker):
 
 def log_window(tracker, sampler: Sampler, t0: float, t1: float, prefix: str = "system/") -> int:
     """Log the sampler's samples in ``[t0, t1]`` into ``tracker`` as metric series; returns the points logged."""
-
     times, values = sampler.arrays(t0, t1)
     n = 0
     for j, name in enumerate(sampler.metrics):
