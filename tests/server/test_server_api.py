@@ -154,12 +154,12 @@ async def test_telemetry_serves_the_hosts_own_samples(jp_fetch, host_sampler):
     sampler = host_sampler.get_sampler()
     assert sampler.running                                          # the same sampler %telemetry uses
     await asyncio.sleep(1.0)                                        # let it take a few more samples
-    body = await get_json(jp_fetch, "telemetry", metric="cpu*")
+    body = await get_json(jp_fetch, "telemetry", metric="cpu_utilization_p*")
     assert body["metrics"] == ["cpu_utilization_percentage"] and body["count"] >= 3
     cpu = sampler.frame(metrics=["cpu_utilization_percentage"])
     served = [x["value"] for x in body["samples"]]
     assert served == pytest.approx(cpu["value"].tolist()[:len(served)])   # what the sampler holds, in order
-    recent = await get_json(jp_fetch, "telemetry", metric="cpu*", last="300ms")
+    recent = await get_json(jp_fetch, "telemetry", metric="cpu_utilization_p*", last="300ms")
     assert 1 <= recent["count"] < body["count"] + 10
     assert min(x["timestamp"] for x in recent["samples"]) > min(x["timestamp"] for x in body["samples"])
 
