@@ -75,6 +75,12 @@ def test_the_runs_own_tree_is_no_incident_and_an_outside_load_is():
     # processes were is judged by its limit: on a host busy enough to take half the CPU our child wanted for
     # several samples -- another engineer's test suite -- that is an incident, and a true one.)
     assert [i for i in hit if set(i.metrics) - {STARVED}] == [], [(i.lead, i.metrics, str(i.start)) for i in hit]
+    # and what `%telemetry --source local` concludes over the same samples (api.analyze's steps): no CPU incident
+    from nbops.telemetry.api import detect, incidents
+    from nbops.telemetry.local import judge
+
+    seen = incidents(judge(detect(s.frame(until=own1), "auto")))
+    assert not [i for i in seen if any(m.startswith("cpu_") for m in i.metrics)], [i.metrics for i in seen]
     # the outside load: others' CPU rises; on a host that other work had saturated already (no room to rise),
     # it shows as our child starved
     _, v = s.arrays(*before)
@@ -106,3 +112,21 @@ def test_a_move_below_the_units_floor_is_not_an_anomaly(metric, jump, flagged):
     scored = detect(series(metric, values), "robust", direction="up")
     assert scored["anomaly"].any() == flagged
     assert bool(incidents(scored)) == flagged
+
+
+def test_the_local_verdict_is_on_what_the_run_did_not_cause():
+    """`%telemetry --source local` (api.analyze's detect, then local.judge): the host CPU and this kernel's CPU
+    jumping with the run's own work is no incident; other processes' CPU jumping is."""
+    from nbops.telemetry.api import detect, incidents
+    from nbops.telemetry.local import judge
+
+    rng = np.random.default_rng(1)
+    quiet = 3 + rng.normal(0, 0.5, 200)
+    step = np.r_[quiet[:150], quiet[150:] + 60]
+    own = pd.concat([series("cpu_utilization_percentage", step), series("process_cpu_utilization_percentage", 2 * step),
+                     series(OTHERS, quiet)])
+    assert incidents(detect(own, "auto"))  # what the detectors alone say
+    assert incidents(judge(detect(own, "auto"))) == []
+    theirs = pd.concat([series("cpu_utilization_percentage", step), series(OTHERS, step)])
+    (inc,) = incidents(judge(detect(theirs, "auto")))
+    assert inc.metrics == [OTHERS]

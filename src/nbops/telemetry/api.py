@@ -102,6 +102,10 @@ def analyze(source="local", query=None, *, detector: str = "auto", sensitivity: 
     if len(frame) == 0:
         raise TelemetryError("No samples in that window; widen --last or --start/--end.")
     scored = detect(frame, detector, sensitivity, direction)
+    if isinstance(source, str) and source == "local":  # judged on what the run did not cause
+        from .local import judge
+
+        judge(scored)
     label = source if isinstance(source, str) else type(source).__name__
     from .timeparse import duration
 

@@ -17,8 +17,8 @@ import numpy as np
 FLOORS = (
     (r"_percentage|_percent", 10.0),          # percentage points of a share (host CPU, memory, disk, swap, GPU)
     (r"_ratio", 0.10),                        # the same share as a fraction
-    (r"_megabytes_per_second", 1.0),          # I/O and network rates
-    (r"_bytes_per_second", 2.0**20),
+    (r"_megabytes_per_second", 10.0),         # I/O and network rates: a model saved, a package read
+    (r"_bytes_per_second", 10.0 * 2**20),
     (r"_megabytes", 100.0),                   # memory
     (r"_bytes", 100.0 * 2**20),
     (r"(^|_)load(\d+|_average_\d+m|_by_others)", 1.0),  # run queue: less than one more task is not news

@@ -454,6 +454,25 @@ def shutdown() -> None:
         s.stop()
 
 
+#: series of the run itself, or host totals that include its work where a ``*_by_others`` series says the rest:
+#: the local source shows and scores them, but an incident is judged on what the run did not cause (:func:`judge`)
+OWN_SERIES = ("process_rss_megabytes", "process_cpu_utilization_percentage", "cpu_utilization_percentage",
+              "system_memory_usage_megabytes", "system_memory_usage_percentage", "load_average_1m")
+
+
+def judge(scored):
+    """The local source's verdict on a scored frame (in place; returned): the run's own series
+    (:data:`OWN_SERIES`) are never anomalous -- a training cell loading every core is the run's work, its
+    ``*_by_others`` counterparts say what the rest of the host did -- and how starved the run was is judged by its
+    limit (:func:`nbops.telemetry.overlap.judge_limits`), as under a tracked cell."""
+    from .overlap import judge_limits
+
+    if "anomaly" in scored.columns and len(scored):
+        scored.loc[scored["metric"].isin(OWN_SERIES), "anomaly"] = False
+        judge_limits(scored)
+    return scored
+
+
 def fetch(query=None, start=None, end=None, **_ignored):
     """The ``local`` source: the buffered samples (``query``: metric names or globs)."""
     s = get_sampler()
