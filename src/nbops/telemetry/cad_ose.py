@@ -99,11 +99,12 @@ class CadOseModel:
     neurons, 15), ``bits`` (num norm value bits, 3) are the original's parameters and defaults.
     """
 
-    def __init__(self, lo: float, hi: float, threshold: float = 0.75, rest_period: float = 30,
+    def __init__(self, lo: float, hi: float, threshold: float = 0.75, rest_period: float | None = 30,
                  max_left: int = 7, max_active: int = 15, bits: int = 3, gate: bool = False):
         self.gate = gate  # the later edition's prediction gate (see the class docstring)
         self.threshold, self.max_left, self.max_active, self.bits = threshold, max_left, max_active, bits
-        self.rest = int(rest_period)  # the original slices history[-int(rest):]; 0 slices all of it
+        # the original slices history[-int(rest):] (0 slices all of it: always at rest); None: never rests
+        self.rest = None if rest_period is None else int(rest_period)
         self.max_bin = 2 ** bits - 1.0
         self.lo, self.hi = float(lo), float(hi)
         span = self.hi - self.lo
@@ -114,23 +115,31 @@ class CadOseModel:
         self.l_links: list[dict] = []
         self.l_order: list = []
         self.l_hash: list[int] = []
-        self.l_post: dict[int, list[int]] = {}  # fact -> left semi-contexts holding it (in id order)
+        self.l_post: dict[int, list[int]] = {}  # fact -> left semi-contexts with a zero-level context holding it
+        self.l_zero: list[bool] = []  # left semi-context has a zero-level context
         self.l_anchor: dict[int, list[int]] = {}  # largest fact -> left semi-contexts (to find full matches)
         self.l_facts: list[tuple] = []
         # right semi-contexts (subsets of one value's sensor facts: few)
         self.r_id: dict[tuple, int] = {}
         self.r_facts: list[tuple] = []
         self.r_hash: list[int] = []
-        # contexts: selections (weighted), hits, activations, right facts, zero-level flag, ranking key
-        self.c_sel: list[float] = []
-        self.c_hit: list[float] = []
-        self.c_act: list[int] = []
+        self.r_size = np.zeros(0, dtype=np.int64)
+        self.r_cross: dict[tuple, tuple] = {}  # sensor facts -> (rights seen, {right id: shared facts}, counts)
+        # contexts (numpy, grown by doubling): selections (weighted by the right side's size), hits, activations,
+        # the hashes that rank equally-activated ones; right facts and zero-level flag as lists
+        self.n_ctx = 0
+        self.c_sel = np.zeros(64)
+        self.c_hit = np.zeros(64)
+        self.c_act = np.zeros(64, dtype=np.int64)
+        self.c_lh = np.zeros(64, dtype=np.int64)
+        self.c_rh = np.zeros(64, dtype=np.int64)
         self.c_right: list[tuple] = []
         self.c_zero: list[bool] = []
-        self.c_key: list[tuple] = []
+        self.l_arr: list = []  # per left semi-context: (context ids, right ids) arrays, None when stale
+        self.g_cache: dict[tuple, list] = {}  # group -> [lefts checked, full lefts, contexts then, cids, rids]
         self.group: tuple = ()  # the left facts group of the previous step
         self.cross_n = 0  # left semi-contexts that existed when ``group`` was crossed
-        self.full: list[int] = []  # left semi-contexts fully present in ``group`` (id order)
+        self.full: list = [0, [], 0, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)]  # see _full
         self.predicted: frozenset = frozenset()
         self.steps = 0
         self.last_high = 0  # index in the original's score history (which starts with [1.0]) of the last high score
@@ -145,8 +154,8 @@ class CadOseModel:
             self.l_order.append(None)
             self.l_hash.append(_py2_tuple_hash(facts))
             self.l_facts.append(facts)
-            for f in facts:
-                self.l_post.setdefault(f, []).append(lid)
+            self.l_arr.append(None)
+            self.l_zero.append(False)
             self.l_anchor.setdefault(facts[-1], []).append(lid)
         return lid
 
@@ -156,25 +165,33 @@ class CadOseModel:
             rid = self.r_id[facts] = len(self.r_facts)
             self.r_facts.append(facts)
             self.r_hash.append(_py2_tuple_hash(facts))
+            self.r_size = np.append(self.r_size, len(facts))
         return rid
 
     def _context(self, left: tuple, right: tuple, zero: bool):
         """(context id, created?) of ``left -> right``; a zero-level request marks an existing one zero-level."""
         lid, rid = self._left(left), self._right(right)
+        if zero and not self.l_zero[lid]:  # only lefts of zero-level contexts can make potential contexts
+            self.l_zero[lid] = True
+            for f in left:
+                self.l_post.setdefault(f, []).append(lid)
         links = self.l_links[lid]
         cid = links.get(rid)
         if cid is not None:
             if zero:
                 self.c_zero[cid] = True
             return cid, False
-        cid = links[rid] = len(self.c_sel)
-        self.l_order[lid] = None
-        self.c_sel.append(0.0)
-        self.c_hit.append(0.0)
-        self.c_act.append(0)
+        cid = links[rid] = self.n_ctx
+        self.l_order[lid] = self.l_arr[lid] = None
+        if cid == len(self.c_sel):
+            grow = len(self.c_sel)
+            self.c_sel, self.c_hit = np.append(self.c_sel, np.zeros(grow)), np.append(self.c_hit, np.zeros(grow))
+            self.c_act, self.c_lh, self.c_rh = (np.append(a, np.zeros(grow, dtype=np.int64))
+                                                for a in (self.c_act, self.c_lh, self.c_rh))
+        self.c_lh[cid], self.c_rh[cid] = self.l_hash[lid], self.r_hash[rid]
         self.c_right.append(right)
         self.c_zero.append(zero)
-        self.c_key.append((self.l_hash[lid], self.r_hash[rid]))
+        self.n_ctx += 1
         return cid, True
 
     def _links(self, lid: int) -> list:
@@ -185,7 +202,8 @@ class CadOseModel:
         return order
 
     def _partial(self, group: tuple, limit: int) -> list:
-        """Left semi-contexts (id < ``limit``) sharing a fact with ``group``: [(id, shared facts)] in id order."""
+        """Left semi-contexts with a zero-level context (id < ``limit``) sharing a fact with ``group``:
+        [(id, shared facts)] in id order (the others cannot make potential contexts)."""
         shared: dict[int, list] = {}
         post = self.l_post
         for f in group:
@@ -198,17 +216,60 @@ class CadOseModel:
                         got.append(f)
         return sorted(shared.items())
 
-    def _full(self, group: tuple, members: set) -> list:
-        """Left semi-contexts whose every fact is in ``group``, in id order (each is filed under its largest
-        fact, which must then be in the group too)."""
-        out = []
-        for f in group:
-            for lid in self.l_anchor.get(f, ()):
-                facts = self.l_facts[lid]
-                if len(facts) == 1 or all(g in members for g in facts):
-                    out.append(lid)
-        out.sort()
-        return out
+    _CACHE = 512  #: groups whose full matches are remembered (periodic series revisit the same groups)
+
+    def _full(self, group: tuple) -> list:
+        """``[lefts checked, full lefts, contexts then, context ids, right ids]``: the left semi-contexts whose
+        every fact is in ``group`` (id order; each is filed under its largest fact, which must then be in the
+        group too) and the (context, right semi-context) pairs they link, kept up to date as memory grows."""
+        n = len(self.l_size)
+        e = self.g_cache.get(group)
+        if e is None or n - e[0] > 4 * len(e[1]) + 64:
+            members, lids = set(group), []
+            for f in group:
+                for lid in self.l_anchor.get(f, ()):
+                    facts = self.l_facts[lid]
+                    if len(facts) == 1 or all(g in members for g in facts):
+                        lids.append(lid)
+            lids.sort()
+            e = [n, lids, -1, None, None]
+            if len(self.g_cache) >= self._CACHE:
+                del self.g_cache[next(iter(self.g_cache))]
+            self.g_cache[group] = e
+        elif e[0] < n:
+            members = set(group)
+            facts = self.l_facts
+            e[1].extend(lid for lid in range(e[0], n) if all(g in members for g in facts[lid]))
+            e[0] = n
+        if e[2] != self.n_ctx:
+            parts = [self.l_arr[lid] or self._arrays(lid) for lid in e[1]]
+            e[3] = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+            e[4] = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+            e[2] = self.n_ctx
+        return e
+
+    def _arrays(self, lid: int) -> tuple:
+        links = self.l_links[lid]
+        arr = self.l_arr[lid] = (np.fromiter(links.values(), np.int64, len(links)),
+                                 np.fromiter(links.keys(), np.int64, len(links)))
+        return arr
+
+    def _right_cross(self, sens: tuple) -> tuple:
+        """({right id: its facts present in ``sens``}, counts per right id, right id wholly present) for the
+        current sensor facts."""
+        hit = self.r_cross.get(sens)
+        if hit is None or hit[0] != len(self.r_facts):
+            present = set(sens)
+            shared = {}
+            for rid, rf in enumerate(self.r_facts):
+                got = tuple(f for f in rf if f in present)
+                if got:
+                    shared[rid] = got
+            counts = np.zeros(len(self.r_facts), dtype=np.int64)
+            for rid, got in shared.items():
+                counts[rid] = len(got)
+            hit = self.r_cross[sens] = (len(self.r_facts), shared, counts, (counts == self.r_size) & (counts > 0))
+        return hit[1], hit[2], hit[3]
 
     # -- one step ----------------------------------------------------------------------------------------------
     def widen(self, value: float) -> None:
@@ -229,7 +290,7 @@ class CadOseModel:
         raw = self._learn(sens)
         k = self.steps
         self.steps += 1
-        quiet = self.rest > 0 and self.last_high < k + 1 - self.rest
+        quiet = self.rest is None or (self.rest > 0 and self.last_high < k + 1 - self.rest)
         score = (raw if missed else 0.0) if quiet else 0.0
         if missed and raw >= self.threshold:
             self.last_high = k + 1
@@ -237,59 +298,54 @@ class CadOseModel:
 
     def _learn(self, sens: tuple) -> float:
         """One step of the context memory on the current sensor facts; the raw score (before the rest period and
-        the prediction check). Also sets :attr:`predicted` for the next step."""
+        the prediction check). Also sets :attr:`predicted` for the next step (with ``gate``)."""
         new_zero, new_cid = False, -1
         uniq = set()
         if self.group:
             uniq.add((self.group, sens))
             new_cid, new_zero = self._context(self.group, sens, True)
         skip = new_cid if new_zero else 0  # the original skips context 0 when nothing new was stored (see above)
-        present = set(sens)
-        r_shared = {}
-        for rid, rf in enumerate(self.r_facts):
-            got = tuple(f for f in rf if f in present)
-            if got:
-                r_shared[rid] = got
-        r_facts, c_zero, c_act = self.r_facts, self.c_zero, self.c_act
-        active, selected, potential = [], 0, []
-        full = set(self.full)
-        if new_zero and self.group:
-            crossed = self._partial(self.group, self.cross_n)
-        else:
-            crossed = [(lid, None) for lid in self.full]
-        max_left = self.max_left
-        for lid, lshared in crossed:
-            is_full = lid in full
-            for rid, cid in self._links(lid):
-                if cid == skip:
+        shared, counts, whole = self._right_cross(sens)
+        # update every context whose left side was wholly present in the previous group (vectorised)
+        full = self.full
+        cids, rids = full[3], full[4]
+        # a new zero-level context came after these arrays were built; context 0 hangs off left 0, listed first
+        if not new_zero and full[1] and full[1][0] == 0:
+            keep = cids != 0
+            cids, rids = cids[keep], rids[keep]
+        got = counts[rids]
+        self.c_sel[cids] += self.r_size[rids]
+        self.c_hit[cids] += got  # adding 0 where nothing of the right side came true
+        active = cids[whole[rids]]
+        self.c_act[active] += 1
+        selected = len(cids)
+        potential = []
+        if new_zero:  # something new: the overlaps of stored zero-level contexts with the input may be new too
+            whole, c_zero, r_facts, max_left = set(full[1]), self.c_zero, self.r_facts, self.max_left
+            for lid, lshared in self._partial(self.group, self.cross_n):
+                if len(lshared) > max_left:
                     continue
-                got = r_shared.get(rid)
-                if is_full:
-                    selected += 1
-                    size = len(r_facts[rid])
-                    self.c_sel[cid] += size
-                    if got:
-                        self.c_hit[cid] += len(got)
-                        if len(got) == size:
-                            c_act[cid] += 1
-                            active.append(cid)
-                        elif new_zero and c_zero[cid] and len(lshared) <= max_left:
-                            potential.append((tuple(lshared), got))
-                elif new_zero and got and c_zero[cid] and len(lshared) <= max_left:
-                    potential.append((tuple(lshared), got))
+                is_full = lid in whole
+                for rid, cid in self._links(lid):
+                    if cid == skip or not c_zero[cid]:
+                        continue
+                    got_r = shared.get(rid)
+                    if got_r is not None and not (is_full and len(got_r) == len(r_facts[rid])):
+                        potential.append((tuple(lshared), got_r))
         uniq.update(potential)
         share_active = len(active) / selected if selected else 0.0
         if len(active) > self.max_active:
-            key = self.c_key
-            active.sort(key=lambda c: (c_act[c], key[c][0], key[c][1]))
-            active = active[-self.max_active:]
-        group = tuple(sorted(set(sens) | {_NEURON + c for c in active}))
+            order = np.lexsort((self.c_rh[active], self.c_lh[active], self.c_act[active]))
+            active = active[order[-self.max_active:]]
+        group = sens + tuple(sorted(_NEURON + c for c in active.tolist()))
         added = 0
-        for left, right in potential:
+        for left, right in dict.fromkeys(potential):  # a repeat would find its context stored: skip it
+            lid = self.l_id.get(left)
+            if lid is not None and self.r_id.get(right, -1) in self.l_links[lid]:
+                continue
             added += self._context(left, right, False)[1]
-        members = set(group)
         self.group, self.cross_n = group, len(self.l_size)
-        self.full = self._full(group, members)
+        self.full = self._full(group)
         if self.gate:
             self._predict()
         added += 1 if new_zero else 0
@@ -298,18 +354,13 @@ class CadOseModel:
 
     def _predict(self):
         """The later edition's prediction: the right facts of the fully-present contexts with the best success
-        ratio (hits / selections)."""
-        best, winners = 0.0, []
-        c_sel, c_hit = self.c_sel, self.c_hit
-        for lid in self.full:
-            for cid in self.l_links[lid].values():
-                w = c_hit[cid] / c_sel[cid] if c_sel[cid] > 0 else 0.0
-                if w > best:
-                    best, winners = w, [cid]
-                elif w == best:
-                    winners.append(cid)
+        ratio (hits / selections; all of them when none has succeeded yet)."""
+        cids = self.full[3]
+        sel, hit = self.c_sel[cids], self.c_hit[cids]
+        w = np.divide(hit, sel, out=np.zeros(len(cids)), where=sel > 0)
+        best = max(0.0, float(w.max())) if len(w) else 0.0
         pred = set()
-        for cid in winners:
+        for cid in cids[w == best].tolist():
             pred.update(self.c_right[cid])
         self.predicted = frozenset(pred)
 
@@ -335,14 +386,14 @@ class CadOse(Detector):
     The original normalises with the series' minimum and maximum, which NAB handed it from the whole file; here
     the range is the running minimum and maximum of the values so far (a new extreme re-scales the levels, and
     is itself news). The rest period is ``rest_period`` rows for every series (150: what NAB's run gave every
-    file of 5,000 rows or more). CAD OSE sees any change of pattern, so ``direction`` up or down keeps only the
+    file of 5,000 rows or more; None: no rest, the raw scores -- what :mod:`.likelihood` should be fed). CAD OSE sees any change of pattern, so ``direction`` up or down keeps only the
     scores where the value moved that way from the previous value.
     """
     name = "cad_ose"
     causal = True
     thresholds = {"low": 0.85, "medium": 0.75, "high": 0.65}
 
-    def __init__(self, rest_period: int = 150, **kw):
+    def __init__(self, rest_period: int | None = 150, **kw):
         self.rest_period, self.kw = rest_period, kw
 
     def score(self, t, y, direction="both"):
