@@ -66,12 +66,16 @@ def log_scale(lik) -> np.ndarray:
 
 
 class WithLikelihood(Detector):
-    """Any registered detector's scores, turned into the log-scaled anomaly likelihood (0.5 = the paper's
-    1 - 1e-5 threshold)."""
+    """A detector's scores (a registered name or an instance; default: CAD OSE's raw scores, without its rest
+    period), turned into the log-scaled anomaly likelihood (0.5 = the paper's 1 - 1e-5 threshold)."""
     causal = True
     thresholds = {"low": 0.6, "medium": 0.5, "high": 0.4}
 
-    def __init__(self, base: str | Detector = "cad_ose", **kw):
+    def __init__(self, base: str | Detector | None = None, **kw):
+        if base is None:
+            from .cad_ose import CadOse
+
+            base = CadOse(rest_period=None)
         self.base = get(base) if isinstance(base, str) else base
         self.name = f"{self.base.name}+likelihood"
         self.causal = self.base.causal
