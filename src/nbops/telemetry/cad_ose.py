@@ -16,7 +16,8 @@ contexts with the current input (left part limited to ``max_left`` facts). Each 
 left side was fully present ("selected", weighted by the size of its right side), how much of its right side then
 came true, and how often all of it did ("activations"). Contexts whose both sides come true are *active*; the
 ``max_active`` most activated of them become the neuron facts of the next left group. The contexts whose left
-side is present in full and whose past success ratio (hits / selections) is the highest predict the next facts.
+side is present in full and whose past success ratio (hits / selections) is the highest predict the next facts
+(used only by the later edition's gate, below).
 
 The raw anomaly score of a step is
 ``(1 - share of selected contexts that became active + share of potential new contexts that were really new) / 2``.
@@ -33,8 +34,6 @@ compares the id with ``False``). All three are reproduced below (:func:`_py2_tup
 so that the per-row scores match the reference run; see ``benchmarks/cad_ose.py``.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -422,8 +421,3 @@ class CadOse(Detector):
             s = np.where(move > 0 if direction == "up" else move < 0, s, 0.0)
         out[ok] = s
         return out
-
-
-def probation_rest(n: int) -> float:
-    """The rest period NAB's reference run gave CAD OSE for a file of ``n`` rows: probationary rows / 5."""
-    return math.floor(0.15 * n) / 5.0
