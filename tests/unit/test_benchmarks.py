@@ -20,7 +20,7 @@ def _smoke_args(path: Path):
 
 
 def test_there_are_benchmarks():
-    assert {p.stem for p in SCRIPTS} >= {"drift", "fingerprint", "nab", "parallel_runs", "track_overhead"}
+    assert {p.stem for p in SCRIPTS} >= {"cad_ose", "drift", "fingerprint", "nab", "parallel_runs", "track_overhead"}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)

@@ -88,7 +88,7 @@ def test_direction_and_sensitivity(name):
         det.score(t, y, "sideways")
     with pytest.raises(TelemetryError, match="--sensitivity"):
         det.threshold("extreme")
-    with pytest.raises(TelemetryError, match="unknown; choose one of auto, ensemble, robust, seasonal, sr"):
+    with pytest.raises(TelemetryError, match="unknown; choose one of auto, cad_ose, ensemble, robust, seasonal, sr"):
         detectors.get("prophet")
 
 

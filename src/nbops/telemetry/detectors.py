@@ -13,6 +13,9 @@ score reaches the detector's threshold for the chosen sensitivity.
 - ``sr``: alibi-detect's Spectral Residual (optional: ``pip install "nbops[alibi]"``; imported only when used).
   It looks at a window around each point, so it is not causal; the values are laid on a regular grid first so
   gaps and irregular timestamps are allowed.
+- ``cad_ose``: the Contextual Anomaly Detector, Open Source Edition (:mod:`nbops.telemetry.cad_ose`), causal (its
+  value range is the running minimum and maximum); :mod:`nbops.telemetry.likelihood` adds HTM's anomaly
+  likelihood on top of any detector.
 - ``auto``: ``ensemble`` for series of 300+ points, else ``robust`` mapped onto the ensemble's thresholds.
 
 Register more with :func:`register`.
@@ -436,3 +439,12 @@ register("ensemble", Ensemble)
 register("sr", SpectralResidual)
 register("robust", RobustWindow)
 register("auto", Auto)
+
+
+def _cad_ose() -> Detector:
+    from .cad_ose import CadOse  # its own module: the context memory is a few hundred lines
+
+    return CadOse()
+
+
+register("cad_ose", _cad_ose)

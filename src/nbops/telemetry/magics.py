@@ -23,7 +23,7 @@ class TelemetryMagics(Magics):
     @argument("--end", help="Window end (default: now).")
     @argument("--step", help="Prometheus resolution, e.g. 15s (default: about 500 points per series).")
     @argument("--detector", default="auto", help="auto (ensemble where a series has 300+ points, else robust), "
-                                                 "ensemble, seasonal, robust or sr (needs nbops[alibi]).")
+                                                 "ensemble, seasonal, robust, cad_ose or sr (needs nbops[alibi]).")
     @argument("--sensitivity", default="medium", choices=["low", "medium", "high"],
               help="Thresholds from the NAB benchmark: medium = best NAB standard score; low / high = half / twice "
                    "its false alarms. The report says how many alerts/day each would have raised here.")
