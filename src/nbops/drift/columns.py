@@ -48,7 +48,13 @@ def as_frame(obj, side: str):
     if df.shape[0] < 2:
         raise DriftError(f"The {side} frame has a single row; a distribution needs at least 2 rows (a few hundred "
                          f"for a useful test).", side=side)
-    df.columns = [str(c) for c in df.columns] if not all(isinstance(c, str) for c in df.columns) else df.columns
+    if not all(isinstance(c, str) for c in df.columns):
+        # never relabel the caller's frame: a shallow copy (no data copied) gets the string labels
+        # (MultiIndex ('x', 'a') -> 'x|a', as data versions name them; 0 -> '0')
+        from ..data.fingerprinting import column_label
+
+        df = df.copy(deep=False)
+        df.columns = [column_label(c) for c in df.columns]
     return df
 
 
@@ -120,7 +126,11 @@ def column_list(v) -> list[str]:
         return []
     if isinstance(v, str):
         return [s.strip() for s in v.split(",") if s.strip()]
-    return [str(s) for s in v]
+    from ..data.fingerprinting import column_label
+
+    if isinstance(v, tuple):  # one MultiIndex label
+        return [column_label(v)]
+    return [column_label(s) for s in v]
 
 
 def infer_spec(name: str, role: str, r, categorical=(), numeric=(),
