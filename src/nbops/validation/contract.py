@@ -44,7 +44,8 @@ from ..errors import DataError
 MAX_CATEGORIES = 1000
 ROW_FACTOR = 10
 TAIL_ALPHA = 0.001
-_ID_NAME = re.compile(r"(^|[_\W])(id|key|uuid|guid)$|^(id|key|uuid|guid)([_\W]|$)|[a-z0-9]Id$|[a-z0-9]ID$",
+ID_NAME = re.compile(  # names of identifier columns (drift's typing reads it too)
+    r"(^|[_\W])(id|key|uuid|guid)$|^(id|key|uuid|guid)([_\W]|$)|[a-z0-9]Id$|[a-z0-9]ID$",
                       re.IGNORECASE)
 
 
@@ -132,7 +133,7 @@ class Contract:
 def _is_identifier(name, s, kind: str) -> bool:
     if kind not in ("integer", "string") or len(s) < 2:
         return False
-    named = bool(_ID_NAME.search(str(name)))
+    named = bool(ID_NAME.search(str(name)))
     if not named and not (kind == "integer" and len(s) >= 20 and s.is_monotonic_increasing):
         return False
     return not s.isna().any() and s.is_unique
