@@ -86,7 +86,7 @@ class Contract:
             schema = pa.DataFrameSchema.from_yaml(text)
         except Exception as exc:  # noqa: BLE001 - pandera's reasons, in one line
             raise DataError(f"The contract {source or 'YAML'} is not a pandera schema pandera can read "
-                            f"({type(exc).__name__}: {str(exc)[:300]}). Start from `nbops data contract NAME > "
+                            f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}). Start from `nbops data contract NAME > "
                             f"contract.yaml` and edit that.", path=source) from exc
         return cls(schema, source or "contract YAML")
 
