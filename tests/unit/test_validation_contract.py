@@ -203,6 +203,21 @@ def test_yaml_round_trip_and_a_hand_edited_contract(tmp_path):
     assert check(new, c).ok
     with pytest.raises(NbopsError, match="pandera"):
         Contract.from_yaml("columns: [not, a, schema", "broken.yaml")
+    with pytest.raises(NbopsError) as bad:      # a YAML scanner error spans lines: said in one
+        Contract.from_yaml("columns:\n  c:\n    **** true\n", "broken.yaml")
+    assert "\n" not in str(bad.value) and "ScannerError" in str(bad.value)
+
+
+def test_a_contract_written_before_singletons_were_recorded_still_checks_categories():
+    ref = pd.DataFrame({"c": ["a", "b"] * 1000})
+    old = "\n".join(ln for ln in infer_contract(ref).to_yaml().splitlines()
+                    if not ln.strip().startswith(("singletons:", "doubletons:", "error:")))
+    c = Contract.from_yaml(old, "old.yaml")
+    new = ref.copy()
+    new.loc[:2, "c"] = "zzz"
+    assert check(new, c).ok                     # 3 rows: the split rule at 0.1% (as before) lets them through
+    new.loc[:19, "c"] = "zzz"
+    assert by(check(new, c))[("c", "unseen category")]["count"] == 20
 
 
 def test_fail_raises_with_the_result_and_ignore_leaves_columns_out():
