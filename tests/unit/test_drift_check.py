@@ -138,6 +138,8 @@ def test_identifier_columns_are_skipped_with_the_reason(day):
     assert "filling 0..1999" in r["row"].note and "named 'user_id'" in r["user_id"].note
     assert any(n.startswith("Not tested: id, row, user_id, order") for n in r.notes)
     assert check(frame(0), frame(n), numeric=["id"], features=["id"])["id"].drifted   # forced: tested, drifted
+    shifted = pd.DataFrame({"a": np.arange(500.0)})     # a float measurement on a grid: still tested
+    assert check(shifted, shifted + 100)["a"].drifted
     # the bike data's running record index
     assert check(day.iloc[:300], day.iloc[300:])["instant"].kind == "identifier"
 

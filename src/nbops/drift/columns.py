@@ -2,8 +2,8 @@
 
 Kinds: ``numeric`` (KS / CvM), ``categorical`` (Chi-squared: strings, pandas categoricals, booleans and
 integer-valued columns with at most ``max_categories`` distinct values), ``datetime`` and ``identifier``
-(skipped with a note: text columns of mostly distinct values, integer columns of all-distinct values that run
-in row order or fill their range, and all-distinct columns named like ids). ``categorical=[...]`` / ``numeric=[...]`` override the inference.
+(skipped with a note: text columns of mostly distinct values, integer-dtype columns of all-distinct values that
+run in row order or fill their range, and all-distinct columns named like ids). ``categorical=[...]`` / ``numeric=[...]`` override the inference.
 """
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def infer_spec(name: str, role: str, r, categorical=(), numeric=(),
         return ColumnSpec(name, "categorical", role, fam)
     rv = float_values(r)
     if _integral(rv):
-        why = _integer_identifier(name, rv)
+        why = _integer_identifier(name, rv) if pd.api.types.is_integer_dtype(r.dtype) else ""
         if why:
             return ColumnSpec(name, "identifier", role, fam, f"skipped: {why} looks like an identifier (pass "
                                                              f"numeric=[{name!r}] to test it anyway)")
