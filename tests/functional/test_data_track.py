@@ -245,6 +245,19 @@ def test_dataversion_records_lineage_and_diff(ip, client, capsys):
     assert hist.to_frame().shape[0] == 2 and "<table" in hist._repr_html_()
 
 
+def test_dataversion_html_leaves_figures_that_do_not_apply_empty(ip):
+    """%dataversion's HTML of an all-numeric frame: no literal None (or nan) where distinct / top do not apply."""
+    from IPython.utils.capture import capture_output
+
+    ip.user_ns["nums"] = pd.DataFrame({"x": [1.5, 2.5, np.nan], "n": [1, 2, 3]})
+    with capture_output() as cap:
+        ip.run_line_magic("dataversion", "nums")
+    html = next(o.data["text/html"] for o in cap.outputs if "text/html" in o.data)
+    cells = [c.split("</td>")[0] for c in html.split("<td>")[1:]]
+    assert len(cells) == 20 and "None" not in cells and "nan" not in cells and "<NA>" not in cells, cells
+    assert cells[:4] == ["x", "float64", "float64", "1"] and cells[7:9] == ["", ""]
+
+
 def test_dataversion_inside_a_tracked_cell_logs_on_that_run(ip, client):
     from nbops.data import history
 

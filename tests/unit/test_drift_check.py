@@ -118,6 +118,32 @@ def test_typing_strings_categoricals_bools_datetimes_and_unseen_categories():
     assert forced["k"].kind == "numeric" and forced["x"].kind == "categorical"
 
 
+def test_identifier_columns_are_skipped_with_the_reason(day):
+    """A running integer id (0..n vs n..2n), a shuffled row number, a random user_id and a string id are reported
+    as skipped identifiers, not as drift; integer quantities (counts, even all-distinct ones) are still tested."""
+    rng = np.random.default_rng(5)
+    n = 2000
+
+    def frame(start):
+        return pd.DataFrame({"id": np.arange(start, start + n), "row": rng.permutation(np.arange(start, start + n)),
+                             "user_id": rng.choice(10**9, n, replace=False), "order": [f"o{start + i}" for i in range(n)],
+                             "cnt": rng.poisson(40, n), "big": rng.choice(10**9, n, replace=False),
+                             "x": rng.normal(size=n)})
+    r = check(frame(0), frame(n))
+    kinds = {f.feature: f.kind for f in r}
+    assert kinds == {"id": "identifier", "row": "identifier", "user_id": "identifier", "order": "identifier",
+                     "cnt": "numeric", "big": "numeric", "x": "numeric"}
+    assert not r.is_drift, r
+    assert "row order (0..1999)" in r["id"].note and "numeric=['id']" in r["id"].note
+    assert "filling 0..1999" in r["row"].note and "named 'user_id'" in r["user_id"].note
+    assert any(n.startswith("Not tested: id, row, user_id, order") for n in r.notes)
+    assert check(frame(0), frame(n), numeric=["id"], features=["id"])["id"].drifted   # forced: tested, drifted
+    shifted = pd.DataFrame({"a": np.arange(500.0)})     # a float measurement on a grid: still tested
+    assert check(shifted, shifted + 100)["a"].drifted
+    # the bike data's running record index
+    assert check(day.iloc[:300], day.iloc[300:])["instant"].kind == "identifier"
+
+
 def test_target_and_prediction_reported_separately():
     rng = np.random.default_rng(5)
     n = 4000

@@ -117,11 +117,16 @@ def _in_memory(obj, name, index, profile, progress) -> DataVersion:
                     f"DataFrame, or the path of a file or folder.", variable=name)
 
 
+def column_label(n) -> str:
+    """The string a column label is known by in data versions and drift reports: ``('x', 'a')`` -> ``x|a``."""
+    return n if isinstance(n, str) else "|".join(map(str, n)) if isinstance(n, tuple) else str(n)
+
+
 def _unique_labels(names: list) -> list[str]:
     seen: dict[str, int] = {}
     out = []
     for n in names:
-        s = n if isinstance(n, str) else "|".join(map(str, n)) if isinstance(n, tuple) else str(n)
+        s = column_label(n)
         if s in seen:
             seen[s] += 1
             s = f"{s} ({seen[s]})"

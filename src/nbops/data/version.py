@@ -191,8 +191,11 @@ class DataVersion:
                          "distinct": c.get("distinct"),
                          "top": ", ".join(f"{v} ({n:,})" for v, n in c.get("top", [])) or None,
                          "digest": (c.get("digest") or "")[:12] or None})
-        return pd.DataFrame(rows, columns=["column", "dtype", "type", "nulls", "min", "max", "mean", "distinct",
-                                           "top", "digest"])
+        df = pd.DataFrame(rows, columns=["column", "dtype", "type", "nulls", "min", "max", "mean", "distinct",
+                                         "top", "digest"])
+        for c in ("nulls", "distinct"):  # counts, missing where they do not apply (distinct of a number column)
+            df[c] = pd.array(df[c].tolist(), dtype="Int64")
+        return df
 
     def describe_source(self) -> str:
         s = self.source or {}
@@ -246,4 +249,5 @@ class DataVersion:
         if len(df) > 50:
             more = f"<div>… {len(df) - 50} more</div>"
             df = df.head(50)
+        df = df.astype(object).where(df.notna(), "")   # a figure that does not apply is an empty cell, not None
         return head + df.to_html(index=False, na_rep="", escape=True, border=0) + more

@@ -2,7 +2,8 @@
 
 Kinds: ``numeric`` (KS / CvM), ``categorical`` (Chi-squared: strings, pandas categoricals, booleans and
 integer-valued columns with at most ``max_categories`` distinct values), ``datetime`` and ``identifier``
-(skipped with a note). ``categorical=[...]`` / ``numeric=[...]`` override the inference.
+(skipped with a note: text columns of mostly distinct values, integer-dtype columns of all-distinct values that
+run in row order or fill their range, and all-distinct columns named like ids). ``categorical=[...]`` / ``numeric=[...]`` override the inference.
 """
 from __future__ import annotations
 
@@ -48,7 +49,13 @@ def as_frame(obj, side: str):
     if df.shape[0] < 2:
         raise DriftError(f"The {side} frame has a single row; a distribution needs at least 2 rows (a few hundred "
                          f"for a useful test).", side=side)
-    df.columns = [str(c) for c in df.columns] if not all(isinstance(c, str) for c in df.columns) else df.columns
+    if not all(isinstance(c, str) for c in df.columns):
+        # never relabel the caller's frame: a shallow copy (no data copied) gets the string labels
+        # (MultiIndex ('x', 'a') -> 'x|a', as data versions name them; 0 -> '0')
+        from ..data.fingerprinting import column_label
+
+        df = df.copy(deep=False)
+        df.columns = [column_label(c) for c in df.columns]
     return df
 
 
@@ -120,7 +127,11 @@ def column_list(v) -> list[str]:
         return []
     if isinstance(v, str):
         return [s.strip() for s in v.split(",") if s.strip()]
-    return [str(s) for s in v]
+    from ..data.fingerprinting import column_label
+
+    if isinstance(v, tuple):  # one MultiIndex label
+        return [column_label(v)]
+    return [column_label(s) for s in v]
 
 
 def infer_spec(name: str, role: str, r, categorical=(), numeric=(),
@@ -144,18 +155,56 @@ def infer_spec(name: str, role: str, r, categorical=(), numeric=(),
         if fam == "text" and not isinstance(r.dtype, pd.CategoricalDtype):
             n_ref = int(r.notna().sum())
             distinct = r.nunique(dropna=True)
-            if n_ref > 50 and distinct > 0.5 * n_ref and distinct > 100:
+            if (n_ref > 50 and distinct > 0.5 * n_ref and distinct > 100) or \
+                    (n_ref > MIN_ID_ROWS and distinct == n_ref and _id_named(name)):
                 return ColumnSpec(name, "identifier", role, fam, f"skipped: {distinct:,} distinct values in "
                                   f"{n_ref:,} rows looks like an identifier (pass categorical=[{name!r}] to test "
                                   f"it anyway)")
         return ColumnSpec(name, "categorical", role, fam)
     rv = float_values(r)
     if _integral(rv):
+        why = _integer_identifier(name, rv) if pd.api.types.is_integer_dtype(r.dtype) else ""
+        if why:
+            return ColumnSpec(name, "identifier", role, fam, f"skipped: {why} looks like an identifier (pass "
+                                                             f"numeric=[{name!r}] to test it anyway)")
         distinct = pd.unique(rv[~np.isnan(rv)])
         if len(distinct) <= max_categories:
             return ColumnSpec(name, "categorical", role, fam,
                               f"{len(distinct)} integer values: tested as categories")
     return ColumnSpec(name, "numeric", role, fam)
+
+
+MIN_ID_ROWS = 50   # fewer rows: all-distinct values are no evidence of an identifier
+
+
+def _id_named(name: str) -> bool:
+    from ..validation.contract import ID_NAME  # the names data contracts treat as keys
+
+    return bool(ID_NAME.search(str(name)))
+
+
+def _integer_identifier(name: str, x) -> str:
+    """Why an integer column is an identifier rather than a quantity, or "": every value distinct and either a
+    running sequence (monotonic in row order, or filling most of its range: 0..n, n..2n, a shuffled row number)
+    or named like one (id, *_id, key, uuid). A new batch's ids lie beyond the reference's: testing them would
+    call every batch drifted."""
+    import numpy as np
+
+    v = x[~np.isnan(x)]
+    n = len(v)
+    if n <= MIN_ID_ROWS:
+        return ""
+    s = np.sort(v)
+    if not np.all(np.diff(s) > 0):
+        return ""   # a repeated value: a quantity (or a key with duplicates), not an identifier
+    d = np.diff(v)
+    if np.all(d > 0) or np.all(d < 0):
+        return f"{n:,} distinct integers in row order ({s[0]:.0f}..{s[-1]:.0f})"
+    if s[-1] - s[0] + 1 <= 2 * n:
+        return f"{n:,} distinct integers filling {s[0]:.0f}..{s[-1]:.0f}"
+    if _id_named(name):
+        return f"{n:,} distinct integers in a column named {name!r}"
+    return ""
 
 
 def check_current(spec: ColumnSpec, ref_family: str, c) -> None:

@@ -70,6 +70,10 @@ def tidy(data, name: str = "value"):
     if not isinstance(data, pd.DataFrame):
         raise TelemetryError(f"--source: expected a pandas DataFrame or a CSV path, got {type(data).__name__}.")
     df = data.copy()
+    if not all(isinstance(c, str) for c in df.columns):  # MultiIndex / integer labels: named as data versions do
+        from ..data.fingerprinting import column_label
+
+        df.columns = [column_label(c) for c in df.columns]
     tcol = next((c for c in df.columns if str(c).lower() in _TIME_NAMES), None)
     if tcol is None:
         if isinstance(df.index, pd.DatetimeIndex):

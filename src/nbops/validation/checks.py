@@ -7,11 +7,16 @@
 - ``nbops_missing_share(max_share, ref_rows)``: the missing share of a batch is not significantly above
   ``max_share`` (one-sided binomial test at 0.1%, so a 10-row batch with one missing value is not a violation of
   a 2% bound); ``max_share: 0`` (the reference had none) tolerates what :func:`rare_by_chance` allows.
-- ``nbops_range(min_value, max_value, ref_rows)`` and ``nbops_categories(allowed, ref_rows)``: like pandera's
-  ``in_range`` / ``isin``, but a handful of values beyond the bound (or of an unseen category) is tolerated when
-  a sample of ``ref_rows`` rows from the same source would show as many by chance (:func:`rare_by_chance`); a
-  negative value in a non-negative range, or one further out than ten range widths, never is. Leave
-  ``ref_rows`` out (or use pandera's own ``in_range`` / ``isin``) for a bound with no tolerance.
+- ``nbops_range(min_value, max_value, ref_rows)``: like pandera's ``in_range``, but a handful of values beyond the
+  bound is tolerated when a sample of ``ref_rows`` rows from the same source would show as many by chance
+  (:func:`rare_by_chance`); a negative value in a non-negative range, or one further out than ten range widths,
+  never is.
+- ``nbops_categories(allowed, ref_rows, singletons, doubletons)``: like pandera's ``isin``, but rows of unseen
+  categories are tolerated as far as the reference's own rarity allows: ``singletons`` of its ``ref_rows`` rows
+  held a category seen once, so about that share of the source's rows belong to categories a sample misses
+  (Good-Turing, :func:`unseen_by_chance`; ``doubletons`` sizes the chance spread), or as far as a random split
+  of reference and batch explains (at 1%); see :func:`category_mask`. Leave ``ref_rows`` out (or use pandera's own
+  ``in_range`` / ``isin``) for a bound with no tolerance.
 - ``nbops_row_count(min_rows, max_rows)``: the row-count band.
 """
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import math
 
 ALPHA = 0.001          # significance of the missing-share test and of rare_by_chance
+SPLIT_ALPHA = 0.01     # unseen rows a random split of the pooled rows puts all in the batch this often: chance
 HARD_WIDTHS = 10       # a value further out than this many range widths is never "rare by chance"
 KINDS = ("integer", "float", "bool", "string", "datetime", "any")
 _registered = False
@@ -110,9 +116,9 @@ def missing_share_ok(n_missing: int, n: int, max_share: float, ref_rows: int | N
     return bool(bdtrc(n_missing - 1, n, max_share) >= ALPHA)
 
 
-def rare_by_chance(k: int, m: int, n: int | None) -> bool:
+def rare_by_chance(k: int, m: int, n: int | None, alpha: float = ALPHA) -> bool:
     """True when ``k`` of a batch of ``m`` rows falling outside what ``n`` reference rows showed is what chance
-    alone gives often enough (p >= ALPHA). Exchangeability makes this distribution-free: the chance that the ``k``
+    alone gives often enough (p >= ``alpha``). Exchangeability makes this distribution-free: the chance that the ``k``
     most extreme (or only) values of the pooled ``n + m`` rows all sit in the batch is C(m,k) / C(n+m,k).
     ``n`` None (a hand-written bound) tolerates nothing."""
     if k <= 0:
@@ -122,7 +128,7 @@ def rare_by_chance(k: int, m: int, n: int | None) -> bool:
     log_p = 0.0
     for i in range(k):
         log_p += math.log((m - i) / (n + m - i))
-        if log_p < math.log(ALPHA):
+        if log_p < math.log(alpha):
             return False
     return True
 
@@ -153,9 +159,43 @@ def range_mask(series, min_value, max_value, ref_rows):
     return pd.Series(ok, index=series.index)
 
 
-def category_mask(series, allowed, ref_rows):
-    """True where a value is a known category -- or an unseen one so rare in the batch (alone and together with
-    the other unseen ones) that a sample of the reference's source would show it as often (see rare_by_chance)."""
+def unseen_by_chance(k: int, m: int, n: int | None, singletons: int | None, doubletons: int = 0) -> bool:
+    """True when ``k`` rows of unseen categories in a batch of ``m`` are what a random sample of the reference's
+    source gives often enough (p >= ALPHA).
+
+    Good-Turing: of ``n`` reference rows, ``singletons`` (N1) held a category seen exactly once; about N1/n of the
+    source's rows then belong to categories the reference missed, so a batch of ``m = t * n`` rows holds about
+    ``t * N1`` of them. They come in clumps (a missed category brings all its rows), and N1 itself is a sample:
+    with the reference's ``doubletons`` (N2) the variance is about ``t * N1 + t**2 * (N1 + 2 * N2)``
+    (Poisson-mixture moments); the tail is read from the negative binomial with that mean and variance. A
+    reference without singletons but with doubletons still shows a rare tail (N2 stands in for N1); one with
+    neither allows nothing."""
+    if k <= 0:
+        return True
+    if not n or n <= 0 or k > m:
+        return False
+    rare = singletons if singletons and singletons > 0 else doubletons
+    if not rare or rare <= 0:
+        return False
+    from scipy.special import betainc  # the negative binomial's tail without importing scipy.stats
+
+    t = m / n
+    mean = t * rare
+    var = mean + t * t * (rare + 2 * max(0, doubletons or 0))
+    p = mean / var
+    r = mean * p / (1 - p)          # NB(r, p): mean r(1-p)/p, variance r(1-p)/p**2
+    return bool(betainc(k, r, 1 - p) >= ALPHA)   # P(X >= k)
+
+
+def category_mask(series, allowed, ref_rows, singletons=None, doubletons=None):
+    """True where a value is a known category -- or an unseen one that chance explains. The unseen rows together
+    are chance when the reference's own rarity allows as many (:func:`unseen_by_chance`: none for a reference
+    without rare values) or when a random split of the pooled reference and batch rows would put them all in the
+    batch at least 1% of the time (:func:`rare_by_chance` at SPLIT_ALPHA: exact and distribution-free, so a value
+    as rare as 3 hours of heavy rain in two years of hourly data, which a random half can miss, is not flagged);
+    each unseen category must also be that rare on its own (:func:`rare_by_chance`, corrected for the number of
+    categories). A contract without ``singletons`` (written by an earlier nbops) judges the unseen rows by
+    :func:`rare_by_chance` at ALPHA alone."""
     import pandas as pd
 
     known = series.isin(list(allowed))
@@ -164,10 +204,16 @@ def category_mask(series, allowed, ref_rows):
     if not k_all:
         return pd.Series(True, index=series.index)
     m = int(series.notna().sum())
-    if not rare_by_chance(k_all, m, ref_rows):
-        return ~unseen
     counts = series[unseen].astype(object).value_counts()
-    bad = [v for v, k in counts.items() if not rare_by_chance(int(k), m, ref_rows)]
+    if singletons is None:
+        together, alpha = rare_by_chance(k_all, m, ref_rows), ALPHA
+    else:
+        together = unseen_by_chance(k_all, m, ref_rows, int(singletons), int(doubletons or 0)) \
+            or rare_by_chance(k_all, m, ref_rows, SPLIT_ALPHA)
+        alpha = ALPHA / (len(allowed) + len(counts))   # the rarest of many categories: one test per category
+    if not together:
+        return ~unseen
+    bad = [v for v, k in counts.items() if not rare_by_chance(int(k), m, ref_rows, alpha)]
     return ~(unseen & series.isin(bad)) if bad else pd.Series(True, index=series.index)
 
 
@@ -193,9 +239,10 @@ def register() -> None:
         def nbops_range(series, *, min_value, max_value, ref_rows=None):
             return range_mask(series, min_value, max_value, ref_rows)
 
-        @extensions.register_check_method(statistics=["allowed", "ref_rows"], supported_types=pd.Series)
-        def nbops_categories(series, *, allowed, ref_rows=None):
-            return category_mask(series, allowed, ref_rows)
+        @extensions.register_check_method(statistics=["allowed", "ref_rows", "singletons", "doubletons"],
+                                          supported_types=pd.Series)
+        def nbops_categories(series, *, allowed, ref_rows=None, singletons=None, doubletons=None):
+            return category_mask(series, allowed, ref_rows, singletons, doubletons)
 
         @extensions.register_check_method(statistics=["min_rows", "max_rows"], supported_types=pd.DataFrame)
         def nbops_row_count(df, *, min_rows, max_rows):

@@ -17,9 +17,13 @@ satisfies -- and nothing tighter:
 - **category sets** for string / bool columns whose values look like a closed set (at most 1,000 distinct
   values and hardly any seen only once, by the Good-Turing reading of singletons; not date strings): an unseen
   category is a violation;
-- a **handful** of values beyond a range, or of an unseen category, is not a violation when a random sample of
-  the reference's own source would show as many (the storm day that only one half of a random split holds):
-  :func:`nbops.validation.checks.rare_by_chance` decides, distribution-free, at 0.1%;
+- a **handful** of values beyond a range is not a violation when a random sample of the reference's own source
+  would show as many (the storm day that only one half of a random split holds):
+  :func:`nbops.validation.checks.rare_by_chance` decides, distribution-free, at 0.1%. Rows of unseen categories
+  are allowed as far as the reference's own rarity goes (Good-Turing: about N1/N of a batch, N1 the reference
+  rows whose category occurs once; :func:`nbops.validation.checks.category_mask`): a reference without rare
+  values allows only what a random split of reference and batch explains (all of them on the batch's side at
+  least 1% of the time: 7 unseen rows against an equal reference are a violation);
 - **keys** (declared with ``keys=``, or identifier-like columns: unique, never missing and named ``id``,
   ``*_id``, ``key``, ``uuid``, or an integer sequence) must stay unique;
 - **row count** between 1 and 10x the reference (an empty extract or an exploded join); edit it for the batch
@@ -40,7 +44,8 @@ from ..errors import DataError
 MAX_CATEGORIES = 1000
 ROW_FACTOR = 10
 TAIL_ALPHA = 0.001
-_ID_NAME = re.compile(r"(^|[_\W])(id|key|uuid|guid)$|^(id|key|uuid|guid)([_\W]|$)|[a-z0-9]Id$|[a-z0-9]ID$",
+ID_NAME = re.compile(  # names of identifier columns (drift's typing reads it too)
+    r"(^|[_\W])(id|key|uuid|guid)$|^(id|key|uuid|guid)([_\W]|$)|[a-z0-9]Id$|[a-z0-9]ID$",
                       re.IGNORECASE)
 
 
@@ -81,7 +86,7 @@ class Contract:
             schema = pa.DataFrameSchema.from_yaml(text)
         except Exception as exc:  # noqa: BLE001 - pandera's reasons, in one line
             raise DataError(f"The contract {source or 'YAML'} is not a pandera schema pandera can read "
-                            f"({type(exc).__name__}: {str(exc)[:300]}). Start from `nbops data contract NAME > "
+                            f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}). Start from `nbops data contract NAME > "
                             f"contract.yaml` and edit that.", path=source) from exc
         return cls(schema, source or "contract YAML")
 
@@ -128,7 +133,7 @@ class Contract:
 def _is_identifier(name, s, kind: str) -> bool:
     if kind not in ("integer", "string") or len(s) < 2:
         return False
-    named = bool(_ID_NAME.search(str(name)))
+    named = bool(ID_NAME.search(str(name)))
     if not named and not (kind == "integer" and len(s) >= 20 and s.is_monotonic_increasing):
         return False
     return not s.isna().any() and s.is_unique
@@ -247,7 +252,10 @@ def infer(df, *, keys=None, source: str = "") -> Contract:
             counts = vals.value_counts()
             if _closed_set(counts.to_numpy(), len(vals)) and not _date_like(counts.index):
                 allowed = sorted((v.item() if isinstance(v, np.generic) else v for v in counts.index), key=str)
-                checks.append(pa.Check.nbops_categories(allowed=allowed, ref_rows=len(vals)))
+                freq = counts.to_numpy()
+                checks.append(pa.Check.nbops_categories(allowed=allowed, ref_rows=len(vals),
+                                                        singletons=int((freq == 1).sum()),
+                                                        doubletons=int((freq == 2).sum())))
         columns[name] = pa.Column(None, checks=checks, nullable=nullable, unique=ident and len(keys) <= 1,
                                   required=True)
     frame_checks = [pa.Check.nbops_row_count(min_rows=1, max_rows=int(max(n, 1) * ROW_FACTOR))]
