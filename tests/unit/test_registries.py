@@ -7,7 +7,7 @@ from IPython.core.magic import Magics
 
 from nbops.cli import CLI_MODULES
 from nbops.magics import MAGIC_CLASSES
-from nbops.tracking.cell import CELL_HOOKS
+from nbops.hooks import CELL_HOOKS
 
 
 @pytest.mark.parametrize("spec", MAGIC_CLASSES)
