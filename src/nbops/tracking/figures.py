@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import logging
 import sys
 from typing import Any
 
 _HELPERS = "matplotlib._pylab_helpers"
+log = logging.getLogger("nbops")
 
 
 class FigureCatcher:
@@ -29,13 +31,17 @@ class FigureCatcher:
         self._hook: _ImportHook | None = None
 
     def __enter__(self) -> "FigureCatcher":
-        helpers = sys.modules.get(_HELPERS)
-        if helpers is not None:
-            self._before = {id(m.canvas.figure) for m in helpers.Gcf.get_all_fig_managers()}
-            self._wrap(helpers)
-        else:
-            self._hook = _ImportHook(self._wrap)
-            sys.meta_path.insert(0, self._hook)
+        try:
+            helpers = sys.modules.get(_HELPERS)
+            if helpers is not None:
+                self._before = {id(m.canvas.figure) for m in helpers.Gcf.get_all_fig_managers()}
+                self._wrap(helpers)
+            else:
+                self._hook = _ImportHook(self._wrap)
+                sys.meta_path.insert(0, self._hook)
+        except Exception as exc:  # noqa: BLE001 - an unusual matplotlib: only the figures left open are logged
+            log.warning("nbops: cannot follow the cell's figures: %s", exc)
+            self.__exit__(None, None, None)
         return self
 
     def __exit__(self, *exc) -> bool:
