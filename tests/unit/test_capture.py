@@ -179,3 +179,20 @@ def test_model_names_the_variable_the_user_gave():
 
     with pytest.raises(NbopsError, match="--model s: a str is not a model"):
         models.find_model("s = 'x'", {"s": "x"}, "s")
+
+
+def test_an_estimator_whose_get_params_fails_is_skipped_not_the_record():
+    from nbops.tracking import models
+
+    class Odd:
+        def fit(self, X):
+            return self
+
+        def get_params(self, deep=True):
+            raise RuntimeError("no params here")
+
+    class Fine(Odd):
+        def get_params(self, deep=True):
+            return {"depth": 3}
+
+    assert models.estimator_params({"odd": Odd(), "fine": Fine()}) == {"depth": 3}

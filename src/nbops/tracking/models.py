@@ -2,9 +2,12 @@
 anything else with a ``predict`` method (wrapped in a ``PythonModel``) or an ``mlflow.pyfunc.PythonModel``."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ..errors import NbopsError
+
+log = logging.getLogger("nbops")
 
 
 def model_flavor(model: Any, name: str = "model") -> str:
@@ -58,11 +61,14 @@ FIT_METHODS = {"fit", "fit_transform", "fit_predict", "partial_fit"}
 def is_estimator(obj: Any) -> bool:
     """A scikit-learn-style estimator (``get_params`` and ``fit``) or an optimiser (``param_groups`` + ``step``),
     an instance, not a class."""
-    if isinstance(obj, type):
+    try:
+        if isinstance(obj, type):
+            return False
+        if callable(getattr(obj, "get_params", None)) and callable(getattr(obj, "fit", None)):
+            return True
+        return _is_optimizer(obj)
+    except Exception:  # noqa: BLE001 - an object whose attribute lookup raises (a proxy, a lazy module)
         return False
-    if callable(getattr(obj, "get_params", None)) and callable(getattr(obj, "fit", None)):
-        return True
-    return _is_optimizer(obj)
 
 
 def _is_optimizer(obj: Any) -> bool:
@@ -170,10 +176,17 @@ def hyperparameters(obj: Any) -> dict[str, Any]:
 
 
 def estimator_params(estimators: dict[str, Any]) -> dict[str, Any]:
-    """Every estimator's hyperparameters: plain names for one estimator, ``<variable>.<name>`` for several."""
-    if len(estimators) == 1:
-        return hyperparameters(next(iter(estimators.values())))
-    return {f"{var}.{k}": v for var, obj in estimators.items() for k, v in hyperparameters(obj).items()}
+    """Every estimator's hyperparameters: plain names for one estimator, ``<variable>.<name>`` for several. An
+    object whose ``get_params`` fails is skipped (logged): the rest of the cell's record does not depend on it."""
+    found = {}
+    for var, obj in estimators.items():
+        try:
+            found[var] = hyperparameters(obj)
+        except Exception as exc:  # noqa: BLE001 - a third-party get_params that raises
+            log.warning("nbops: no hyperparameters for %s (%s): %s", var, type(obj).__name__, exc)
+    if len(found) == 1:
+        return next(iter(found.values()))
+    return {f"{var}.{k}": v for var, hp in found.items() for k, v in hp.items()}
 
 
 def model_tags(model: Any) -> dict[str, str]:

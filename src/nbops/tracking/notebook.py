@@ -37,7 +37,9 @@ def notebook_path(ns: dict | None = None) -> str | None:
         _cache["lab"] = _from_jupyter_sessions()
     if _cache["lab"]:
         return _cache["lab"]
-    return _from_papermill()
+    if "papermill" not in _cache:  # a papermill kernel runs one notebook for its life: asked once per process
+        _cache["papermill"] = _from_papermill()
+    return _cache["papermill"]
 
 
 def _kernel_id() -> str | None:
