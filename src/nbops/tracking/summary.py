@@ -129,14 +129,18 @@ class RunsTable:
         return f"nbops runs{where} ({len(self.df)}{more})"
 
     def _keys(self) -> list[str]:
+        """The params / metrics shown: those that differ across the runs (all of them for a single run), by name,
+        metrics first but at most two thirds of the columns while params that differ are left."""
         df = self.df
-        metrics = [c for c in df.columns if c.startswith("metrics.")]
-        params = [c for c in df.columns if c.startswith("params.")]
-        candidates = metrics + params
-        varying = [c for c in candidates if df[c].astype(str).nunique(dropna=False) > 1 and df[c].notna().any()]
-        if not varying and len(df) <= 1:  # one run: nothing differs, show what it has
-            varying = [c for c in candidates if df[c].notna().any()]
-        return varying[:KEY_COLUMNS]
+
+        def shown(prefix: str) -> list[str]:
+            cols = sorted(c for c in df.columns if c.startswith(prefix) and df[c].notna().any())
+            return [c for c in cols if len(df) <= 1 or df[c].astype(str).nunique(dropna=False) > 1]
+
+        metrics, params = shown("metrics."), shown("params.")
+        m = min(len(metrics), max(KEY_COLUMNS * 2 // 3, KEY_COLUMNS - len(params)))
+        keys = metrics[:m] + params[:KEY_COLUMNS - m]
+        return keys + metrics[m:m + KEY_COLUMNS - len(keys)]
 
     def _hidden(self) -> int:
         if not len(self.df):
