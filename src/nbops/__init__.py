@@ -115,6 +115,9 @@ def unload_ipython_extension(ip) -> None:
             table[name] = previous
     for cls in _classes.pop(id(ip), []):
         ip.magics_manager.registry.pop(cls, None)
+    from .config import use_experiment
+
+    use_experiment(None)  # the kernel's `%%track -e` experiment goes with the extension
     if "nbops.tracking.flusher" in sys.modules:  # background writes reach the store before nbops goes
         sys.modules["nbops.tracking.flusher"].flush()
     for spec in ("nbops.telemetry.local:shutdown", "nbops.telemetry.live:shutdown"):

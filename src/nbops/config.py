@@ -23,6 +23,7 @@ ENV_EXPERIMENT = "NBOPS_EXPERIMENT"         # default experiment for %%track
 ENV_PROMETHEUS = "NBOPS_PROMETHEUS_URL"
 ENV_DOWN_GRACE = "NBOPS_DOWN_GRACE_S"      # seconds new runs go straight to the spool after the store was down
 ROOT_MARKERS = (".nbops", ".git", "pyproject.toml")
+_session: dict[str, str] = {}              # "experiment": the last `%%track -e` of this kernel (use_experiment)
 TRUTHY = {"1", "true", "yes", "on"}
 
 
@@ -41,6 +42,16 @@ def home(start: str | os.PathLike | None = None) -> Path:
     """The ``.nbops`` folder of the project (created on first use by whoever writes)."""
     env = os.environ.get(ENV_HOME)
     return Path(env).expanduser().resolve() if env else project_root(start) / ".nbops"
+
+
+def use_experiment(name: str | None) -> None:
+    """Make ``name`` this kernel's experiment (``%%track -e NAME`` does): every later run that names no experiment
+    -- ``%%track``, ``%dataversion``, ``%validate``, ``%drift``, ``%evaluate``, ``nbops.track()`` -- goes there.
+    ``None`` forgets it (``%unload_ext nbops``): ``NBOPS_EXPERIMENT`` / ``MLFLOW_EXPERIMENT_NAME`` / ``Default``."""
+    if name:
+        _session["experiment"] = name
+    else:
+        _session.pop("experiment", None)
 
 
 def env_flag(name: str) -> bool:
@@ -66,7 +77,7 @@ class Settings:
     spool_dir: Path
     offline: bool
     parent_run_id: str | None
-    experiment: str
+    experiment: str         # the kernel's experiment: its last `%%track -e`, else NBOPS_EXPERIMENT, ... 'Default'
 
     @property
     def is_sqlite(self) -> bool:
@@ -106,7 +117,8 @@ def settings(start: str | os.PathLike | None = None) -> Settings:
         uri = f"sqlite:///{h / 'mlflow.db'}"
         embedded, art = True, (h / "artifacts").as_uri()
     spool = Path(os.environ.get(ENV_SPOOL) or (h / "spool")).expanduser()
-    exp = os.environ.get(ENV_EXPERIMENT) or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "Default"
+    exp = (_session.get("experiment") or os.environ.get(ENV_EXPERIMENT) or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+           or "Default")
     if not exp.strip():
         raise ConfigError(f"{ENV_EXPERIMENT} is set but empty: unset it or give an experiment name.")
     return Settings(uri, embedded, art, spool, env_flag(ENV_OFFLINE), os.environ.get(ENV_PARENT) or None, exp)

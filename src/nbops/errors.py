@@ -137,3 +137,13 @@ class RunnerError(NbopsError):
     cell_index: int | None = None
     ename: str | None = None
     evalue: str | None = None
+
+
+def mark_user_traceback(exc: BaseException, tb) -> None:
+    """Ask the front end's error boundary (:func:`nbops.magics.install_error_boundary`) to show ``exc`` with
+    ``tb`` -- the user's own frames of a tracked cell -- instead of the frames it crossed. Lives here, below
+    everything, so that the tracking core never imports the front end."""
+    try:
+        exc._nbops_user_tb = tb
+    except (AttributeError, TypeError):  # an exception type without __dict__: shown the usual way
+        pass

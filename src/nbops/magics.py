@@ -147,20 +147,13 @@ def uninstall_error_boundary(shell) -> None:
         shell.CustomTB = custom_tb
 
 
-def mark_user_traceback(exc: BaseException, tb) -> None:
-    """Ask the boundary to show ``exc`` with ``tb`` (the user's frames) instead of the frames it crossed."""
-    try:
-        exc._nbops_user_tb = tb
-    except (AttributeError, TypeError):  # an exception type without __dict__: shown the usual way
-        pass
-
-
 @magics_class
 class TrackMagics(Magics):
 
     @magic_arguments()
-    @argument("-e", "--experiment", help="MLflow experiment (default: NBOPS_EXPERIMENT, MLFLOW_EXPERIMENT_NAME or "
-                                         "'Default').")
+    @argument("-e", "--experiment", help="MLflow experiment; it becomes the notebook's experiment for the magics "
+                                         "that follow (default: the last %%%%track -e, NBOPS_EXPERIMENT, "
+                                         "MLFLOW_EXPERIMENT_NAME or 'Default').")
     @argument("-n", "--name", dest="run_name", help="Run name (default: MLflow picks one).")
     @argument("--params", help="Comma-separated variables to log as parameters (default: literal assignments in "
                                "the cell, plus papermill's injected parameters).")
@@ -169,7 +162,9 @@ class TrackMagics(Magics):
     @argument("--data", help="Comma-separated DataFrames to version and log as dataset inputs.")
     @argument("--snapshot", action="store_true", help="Also store the --data frames as parquet artifacts (a "
                                                       "later drift check can use them as its reference).")
-    @argument("--model", help="Variable holding the fitted model to log (sklearn flavour, pyfunc otherwise).")
+    @argument("--model", help="Variable holding the fitted model to log (sklearn flavour, pyfunc otherwise). "
+                              "Without it the cell's model is the last estimator it builds or fits that predicts "
+                              "(its class tagged, not logged); every estimator's hyperparameters are params.")
     @argument("--validate", metavar="REF", help="Check every --data frame against REF's data contract (a %%dataversion name, run:ID, models:/NAME@ALIAS or a YAML file) before the body runs; a violation stops the cell.")
     @argument("--tag", action="append", metavar="K=V", help="A run tag; repeat for more.")
     @cell_magic
@@ -180,6 +175,7 @@ class TrackMagics(Magics):
         The cell's own exception is re-raised unchanged (the run ends FAILED); Ctrl-C ends it KILLED.
         If the tracking store does not answer, records are spooled locally; `nbops sync` pushes them later.
         """
+        from .hooks import CELL_HOOKS
         from .tracking.cell import CellOptions, parse_tags, run_cell, split_names
 
         a = parse(self.track, line)
@@ -188,7 +184,7 @@ class TrackMagics(Magics):
                            tags=parse_tags(a.tag), snapshot=a.snapshot, validate=a.validate)
         if opts.model and not opts.model.isidentifier():
             raise NbopsError(f"--model {opts.model!r} is not a variable name.")
-        return run_cell(self.shell, cell, opts)
+        return run_cell(self.shell, cell, opts, hooks=CELL_HOOKS)
 
     @magic_arguments()
     @argument("command", choices=["runs", "status", "sync"], help="runs: recent runs of this notebook; status: "

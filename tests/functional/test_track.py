@@ -102,6 +102,102 @@ def test_figures_are_png_artifacts(ip, client):
     assert len(pngs) == 2  # the two new figures, not the one that existed before the cell
 
 
+def test_the_tour_cell_records_the_estimator_not_the_accumulator(ip, client):
+    """Issue 23 item 6: the README tour's training cell logged params {} and a loop accumulator as a param."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    ip.user_ns.update(X_tr=rng.normal(size=(60, 2)), y_tr=rng.normal(size=60))
+    ip.run_cell_magic("track", "-e tour -n forest",
+                      "from sklearn.ensemble import RandomForestRegressor\n"
+                      "model = RandomForestRegressor(n_estimators=20, max_depth=4).fit(X_tr, y_tr)\n"
+                      "x = 0\nfor i in range(3):\n    x += i\nr2 = model.score(X_tr, y_tr)\n")
+    r = runs_of(client, "tour")["forest"]
+    p = r.data.params
+    assert p["n_estimators"] == "20" and p["max_depth"] == "4" and p["criterion"] == "squared_error"
+    assert "x" not in p and "i" not in p                       # the accumulator and the loop variable
+    assert r.data.tags["estimator_class"] == "sklearn.ensemble.RandomForestRegressor"
+    assert r.data.tags["estimator_name"] == "RandomForestRegressor"
+    assert "r2" in r.data.metrics and "r2" not in p
+
+
+def test_model_option_and_autodetection_agree(ip, client):
+    """--model names the model (its class tagged, its params plain); without it the last predictor the cell
+    built is the model; a scaler fitted beside it is an estimator too (prefixed params), never the model."""
+    import numpy as np
+    ip.user_ns.update(X=np.arange(40.0).reshape(-1, 2), y=np.arange(20.0))
+    body = ("from sklearn.preprocessing import StandardScaler\nfrom sklearn.linear_model import Ridge\n"
+            "scaler = StandardScaler().fit(X)\nreg = Ridge(alpha=2.0).fit(scaler.transform(X), y)\n")
+    ip.run_cell_magic("track", "-e agree -n auto", body)
+    ip.run_cell_magic("track", "-e agree -n named --model reg", body)
+    runs = runs_of(client, "agree")
+    for name in ("auto", "named"):
+        r = runs[name]
+        assert r.data.tags["estimator_name"] == "Ridge"
+        assert r.data.params["reg.alpha"] == "2.0" and r.data.params["scaler.with_mean"] == "True"
+    assert client.search_logged_models(experiment_ids=[runs["named"].info.experiment_id],
+                                       filter_string=f"source_run_id = '{runs['named'].info.run_id}'")
+
+
+def test_figures_shown_with_plt_show_are_logged_once(ip, client):
+    """Issue 23 item 7: in Jupyter, plt.show() displays and closes the figure; it is logged all the same, once,
+    beside the one left open; the figure open before the cell is not; matplotlib is left as it was."""
+    ip.run_cell("import matplotlib\nmatplotlib.use('module://matplotlib_inline.backend_inline')\n"
+                "import matplotlib.pyplot as plt\nfrom matplotlib._pylab_helpers import Gcf\nold = plt.figure()\n"
+                "before = (Gcf.__dict__['destroy'], Gcf.__dict__['destroy_all'])")
+    ip.run_cell_magic("track", "-e figs -n shown",
+                      "fig, ax = plt.subplots()\nax.plot([1, 2, 3])\nplt.show()\n"
+                      "fig2, ax2 = plt.subplots()\nax2.bar([1, 2], [3, 4])\nplt.show()\n"
+                      "plt.figure()\nplt.plot([3, 2])\nplt.close('all')\nplt.figure()\nplt.plot([5, 1])\n")
+    arts = all_artifacts(client, runs_of(client, "figs")["shown"].info.run_id)
+    pngs = sorted(a for a in arts if a.endswith(".png"))
+    assert len(pngs) == 4 and all(a.startswith("figures/") for a in pngs)
+    Gcf = ip.user_ns["Gcf"]
+    assert (Gcf.__dict__["destroy"], Gcf.__dict__["destroy_all"]) == ip.user_ns["before"]  # put back as it was
+    ip.run_cell("plt.close('all')\nmatplotlib.use('Agg')")
+
+
+def test_the_last_track_experiment_is_the_notebooks(ip, client):
+    """Issue 23 item 8: after %%track -e bike, %dataversion and nbops.track() without -e go to 'bike', not
+    'Default'; %unload_ext forgets it."""
+    import pandas as pd
+    ip.user_ns["frame"] = pd.DataFrame({"a": [1, 2, 3]})
+    ip.run_cell_magic("track", "-e bike -n t", "accuracy = 0.5")
+    ip.run_line_magic("dataversion", "frame --name frame_v")
+    ip.run_cell("import nbops\nwith nbops.track(run_name='plain') as t:\n    t.log_metric('m', 1.0)")
+    ip.run_cell_magic("track", "-n follows", "accuracy = 0.6")
+    names = set(runs_of(client, "bike"))
+    assert {"t", "follows", "plain"} <= names and any(n.startswith("dataversion:") for n in names)
+    assert not runs_of(client, "Default")
+    from nbops import config
+    ip.run_line_magic("unload_ext", "nbops")
+    assert config.settings().experiment == "Default"
+    ip.run_line_magic("load_ext", "nbops")
+
+
+def test_nbops_runs_shows_this_notebooks_runs_with_the_columns_that_matter(ip, client, monkeypatch):
+    """Issue 23 item 8: %nbops runs lists this notebook's runs (--all: every notebook's) with run, status, start,
+    duration and the few params / metrics that differ across them; the DataFrame keeps everything."""
+    monkeypatch.setenv("NBOPS_NOTEBOOK_PATH", "/nb/other.ipynb")
+    ip.run_cell_magic("track", "-e rt -n elsewhere", "lr = 0.5\naccuracy = 0.1")
+    monkeypatch.setenv("NBOPS_NOTEBOOK_PATH", "/nb/this.ipynb")
+    for i in range(3):
+        ip.run_cell_magic("track", f"-e rt -n here{i}", "\n".join(
+            [f"lr = {i / 10}", "seed = 7", f"accuracy = {0.5 + i / 10}", f"loss = {1 - i / 10}"]
+            + [f"p{k} = {k}" for k in range(8)] + [f"m{k}_score = {i + k}" for k in range(8)]))
+    ip.run_line_magic("nbops", "runs -o df")
+    df = ip.user_ns["df"]
+    assert sorted(df["run_name"]) == ["here0", "here1", "here2"]              # not the other notebook's
+    table = ip.user_ns["df"]
+    from nbops.tracking.summary import RunsTable
+    view = RunsTable(table, "/nb/this.ipynb")._view()
+    assert list(view.columns[:5]) == ["run_name", "run_id", "status", "start", "duration"]
+    keys = list(view.columns[5:])
+    assert keys == ["accuracy", "loss", "m0_score", "m1_score", "m2_score", "lr"]  # only what differs, params too
+    assert "params.p3" in table.columns                                             # the frame keeps all
+    ip.run_line_magic("nbops", "runs --all -o every")
+    assert "elsewhere" in set(ip.user_ns["every"]["run_name"])
+
+
 def test_secrets_never_reach_the_store(ip, client, tmp_path, store, monkeypatch):
     monkeypatch.setenv("PAYMENTS_API_KEY", "env-planted-9f8e7d6c5b4a")
     leak = "4eC39HqLyjWDarjtT1zdp7dc"
@@ -168,6 +264,7 @@ def test_object_with_predict_is_logged_as_pyfunc(ip, client):
     ("--bogus", "x = 1", "unknown option --bogus"),
     ("--data nope", "x = 1", "no variable named 'nope'"),
     ("--model m", "m = 5", "not a model"),
+    ("--model s", "s = 'text'", "--model s: a str is not a model"),      # names the user's variable
     ("--model m", "from sklearn.linear_model import LinearRegression\nm = LinearRegression()", "not fitted"),
     ("--params a,", "a = 1", None),
     ("--params 1a", "a = 1", "not a variable name"),

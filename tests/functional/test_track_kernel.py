@@ -83,3 +83,32 @@ def test_kernel_interrupt_mid_cell_is_killed(store, client, tmp_path):
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
     assert runs["sleepy"].info.status == "KILLED"
     assert runs["next"].info.status == "FINISHED" and "mlflow.parentRunId" not in runs["next"].data.tags
+
+
+def test_plain_papermill_cli_run_records_its_notebook_figures_and_experiment(store, client, tmp_path):
+    """Issue 23 items 7 and 8 in a real kernel started by the plain `papermill` command, the output notebook in
+    another folder than the kernel's (--cwd): every run of the notebook -- %%track and %dataversion alike -- is
+    tagged with the input notebook; the kernel's last %%track -e is the %dataversion's experiment; a figure
+    shown with plt.show() (pyplot first imported inside the tracked cell) is logged."""
+    import os
+    import sys
+
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir(), out.mkdir()
+    write_notebook(tmp_path / "tour.ipynb", [
+        "%load_ext nbops",
+        "%%track -e bike -n shown\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\n"
+        "plt.show()\nlr = 0.1",
+        "import pandas as pd\nframe = pd.DataFrame({'a': [1, 2, 3]})\n%dataversion frame --name frame_v",
+    ])
+    papermill = os.path.join(os.path.dirname(sys.executable), "papermill")
+    r = subprocess.run(["bash", "-c", f"cd {tmp_path} && {papermill} tour.ipynb out/run.ipynb --cwd work "
+                                      "-k python3 --no-progress-bar"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    exp = client.get_experiment_by_name("bike")
+    runs = {x.info.run_name: x for x in client.search_runs([exp.experiment_id])}
+    assert "shown" in runs and "dataversion:frame_v" in runs                  # one experiment, as the notebook's
+    for run in runs.values():
+        assert run.data.tags["mlflow.source.name"] == str(tmp_path / "tour.ipynb")
+    assert [a for a in all_artifacts(client, runs["shown"].info.run_id) if a.startswith("figures/")] \
+        == ["figures/figure_1.png"]

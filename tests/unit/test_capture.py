@@ -14,8 +14,21 @@ def test_auto_params_are_literal_assignments():
 
 
 def test_value_after_the_cell_wins_and_vanished_names_are_skipped():
-    src = "epochs = 3\nepochs += 1\ngone = 1\ndel gone\n"
+    src = "epochs = 3\nepochs = 4\ngone = 1\ndel gone\n"
     assert capture.auto_params(src, {"epochs": 4}) == {"epochs": 4}
+
+
+@pytest.mark.parametrize("src", [
+    "x = 0\nfor i in range(3):\n    x += i\n",          # the README tour's accumulator
+    "total = 0\ntotal += 5\n",                         # augmented at top level
+    "n = 1\nn = n * 2\n",                             # reassigned from itself
+    "i = 0\nwhile i < 3:\n    i = i + 1\n",            # a while loop's counter
+    "k = 0\nfor k in range(3):\n    pass\n",            # a loop variable
+])
+def test_accumulators_are_not_params(src):
+    name = src.split(" ", 1)[0]
+    assert capture.auto_params(src, {name: 3, "i": 2, "x": 3}) == {}
+    assert capture.auto_params(src + "lr = 0.1\n", {name: 3, "i": 2, "x": 3, "lr": 0.1}) == {"lr": 0.1}
 
 
 def test_auto_metrics_need_a_metric_name_and_a_real_number():
@@ -98,3 +111,88 @@ def test_environment_lists_packages():
     py, pkgs = capture.environment()
     assert py.count(".") == 2
     assert any(line.lower().startswith("mlflow==") for line in pkgs.splitlines())
+
+
+# ---- estimators: hyperparameters, the model, its class (nbops.tracking.models) ---------------------------------
+
+def test_the_tour_cell_records_the_forest_hyperparameters_and_class():
+    from sklearn.ensemble import RandomForestRegressor
+    from nbops.tracking import models
+
+    src = "model = RandomForestRegressor(n_estimators=30, max_depth=8).fit(X, y)\nr2 = model.score(X, y)\n"
+    model = RandomForestRegressor(n_estimators=30, max_depth=8).fit([[0.0], [1.0]], [0.0, 1.0])
+    ns = {"model": model, "r2": 1.0, "X": [[0.0]], "y": [0.0]}
+    assert models.find_model(src, ns) == ("model", model)
+    params = models.merge_params(capture.auto_params(src, ns), models.cell_estimators(src, ns))
+    assert params["n_estimators"] == 30 and params["max_depth"] == 8 and params["random_state"] is None
+    assert params.keys() == RandomForestRegressor().get_params().keys()    # all of them, as MLflow's autolog
+    assert models.model_tags(model) == {"estimator_name": "RandomForestRegressor",
+                                        "estimator_class": "sklearn.ensemble.RandomForestRegressor"}
+
+
+def test_several_estimators_are_prefixed_and_a_pipeline_logs_its_steps():
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from nbops.tracking import models
+
+    scaler, pipe = StandardScaler(), make_pipeline(StandardScaler(with_mean=False), Ridge(alpha=3.0))
+    src = "scaler.fit(X)\npipe = make_pipeline(StandardScaler(with_mean=False), Ridge(alpha=3.0))\npipe.fit(X, y)\n"
+    ns = {"scaler": scaler, "pipe": pipe, "X": 1, "y": 2, "make_pipeline": make_pipeline}
+    est = models.cell_estimators(src, ns)
+    assert list(est) == ["scaler", "pipe"]   # fitted in place or built: both; functions and data are not
+    params = models.estimator_params(est)
+    assert params["scaler.with_mean"] is True and params["pipe.ridge__alpha"] == 3.0
+    assert params["pipe.standardscaler__with_mean"] is False
+    assert params["pipe.steps"] == "standardscaler:StandardScaler,ridge:Ridge"
+    assert models.find_model(src, ns) == ("pipe", pipe)   # the scaler does not predict: the pipeline is the model
+
+
+def test_a_variable_and_a_hyperparameter_of_the_same_name_both_survive():
+    from sklearn.linear_model import Ridge
+    from nbops.tracking import models
+
+    m = Ridge(alpha=0.5)
+    out = models.merge_params({"alpha": 9, "lr": 0.1}, {"m": m})
+    assert out["alpha"] == 9 and out["m.alpha"] == 0.5 and out["lr"] == 0.1
+
+
+def test_an_optimizer_logs_its_class_and_param_groups():
+    from nbops.tracking import models
+
+    class SGD:  # the shape of torch.optim.Optimizer (torch is not installed here)
+        def __init__(self):
+            self.param_groups = [{"params": [1, 2], "lr": 0.01, "momentum": 0.9, "betas": (0.9, 0.99)},
+                                 {"params": [3], "lr": 0.001, "momentum": 0.9, "betas": (0.9, 0.99)}]
+
+        def step(self):
+            pass
+
+    assert models.hyperparameters(SGD()) == {"optimizer_name": "SGD", "lr": 0.01, "momentum": 0.9,
+                                             "betas": (0.9, 0.99), "group1.lr": 0.001}
+    assert models.cell_estimators("opt = SGD()\n", {"opt": SGD(), "SGD": SGD}) .keys() == {"opt"}
+
+
+def test_model_names_the_variable_the_user_gave():
+    from nbops.tracking import models
+    from nbops.errors import NbopsError
+
+    with pytest.raises(NbopsError, match="--model s: a str is not a model"):
+        models.find_model("s = 'x'", {"s": "x"}, "s")
+
+
+def test_an_estimator_whose_get_params_fails_is_skipped_not_the_record():
+    from nbops.tracking import models
+
+    class Odd:
+        def fit(self, X):
+            return self
+
+        def get_params(self, deep=True):
+            raise RuntimeError("no params here")
+
+    class Fine(Odd):
+        def get_params(self, deep=True):
+            return {"depth": 3}
+
+    assert models.estimator_params({"odd": Odd(), "fine": Fine()}) == {"depth": 3}

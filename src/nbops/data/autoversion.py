@@ -139,7 +139,7 @@ class _ImportHook(importlib.abc.MetaPathFinder):
 
 
 @contextlib.contextmanager
-def versions_reads(tracker):
+def versions_reads(tracker, cell=None):
     """Context manager for one tracked cell (listed in ``CELL_HOOKS``)."""
     patch = _Patch(tracker)
     hook = None

@@ -492,7 +492,7 @@ def sampler_or_none():
 
 
 @contextlib.contextmanager
-def system_metrics(tracker):
+def system_metrics(tracker, cell=None):
     """Around a ``%%track`` cell. The first tracked cell starts the background sampler (well under 1% of a
     core), so the kernel's history is there when ``%telemetry`` is asked for later. On exit, a cell that ran at
     least :data:`START_THREAD_AFTER` seconds gets one more sample and every sample of its window logged as

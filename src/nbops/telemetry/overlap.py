@@ -204,8 +204,8 @@ def mark(tracker, sampler, t0: float, t1: float) -> list:
 
 
 @contextlib.contextmanager
-def run_incidents(tracker):
-    """Cell hook (see :data:`nbops.tracking.cell.CELL_HOOKS`): a tracked cell of :data:`CHECK_AFTER` seconds or
+def run_incidents(tracker, cell=None):
+    """Cell hook (see :data:`nbops.hooks.CELL_HOOKS`): a tracked cell of :data:`CHECK_AFTER` seconds or
     more that overlapped a host incident gets the ``nbops.incidents`` tag and a line in its summary."""
     from .local import sampler_or_none
 

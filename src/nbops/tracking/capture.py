@@ -3,8 +3,10 @@ state, environment. Pure functions over source text and a namespace, so they tes
 
 Rules (documented in the README):
 - **parameters**: names the cell assigns at top level from a literal (``lr = 0.1``, ``n = -3``,
-  ``name = "rf"``, ``flag = True``, a tuple/list of literals), with their value after the cell; plus the
-  parameters papermill injected into the notebook.
+  ``name = "rf"``, ``flag = True``, a tuple/list of literals), with their value after the cell, except
+  accumulators (``x = 0`` then ``x += ...``, ``x = x * 2``, loop variables); plus the parameters papermill
+  injected into the notebook; plus the hyperparameters of every estimator the cell builds or fits (see
+  :func:`nbops.tracking.models.estimator_params`).
 - **metrics**: names the cell assigns (anywhere at top level, including ``a, b = ...`` and ``x += ...``) whose
   name has a metric word as one of its ``_``-separated parts (accuracy, acc, auc, f1, loss, rmse, ...) and
   whose value after the cell is a real number (not a bool). A metric-looking name is a metric, never a param.
@@ -84,7 +86,25 @@ def assigned_names(source: str) -> tuple[list[str], list[str]]:
                     tg = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
                     every += [n for t in tg for n in _names(t)]
     dedup = lambda xs: list(dict.fromkeys(xs))  # noqa: E731
-    return dedup(literal), dedup(every)
+    acc = accumulators(tree)
+    return dedup(n for n in literal if n not in acc), dedup(every)
+
+
+def accumulators(tree: ast.AST) -> set[str]:
+    """Names the cell computes rather than sets: augmented (``x += ...``), reassigned from themselves
+    (``x = x * 2``) or loop variables, anywhere in the cell. A literal start value (``x = 0``) does not make
+    them parameters."""
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AugAssign):
+            out.update(_names(node.target))
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            out.update(_names(node.target))
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+            out.update(n for t in targets for n in _names(t) if n in used)
+    return out
 
 
 def as_number(v) -> float | None:

@@ -1,8 +1,16 @@
 """Run one notebook cell under a :class:`~nbops.tracking.run.Tracker` and capture what it yields.
 
-Cell hooks: context managers entered around the cell's execution, given the tracker; each is named by a
-``"module:function"`` string and imported only when a tracked cell runs (so ``%load_ext`` stays fast).
-The data module versions frames read from files; the telemetry module attaches the host's samples.
+This is the domain-free core of ``%%track``: run the body, tee its output, catch its figures, log its params /
+metrics / source / notebook / git / environment / model. What a domain adds to a tracked cell (``--data``
+versions, ``--validate`` checks, frames read from files, host metrics, ``%evaluate``'s memory of the model) comes
+in as *cell hooks*: ``"module:function"`` strings listed in :data:`nbops.hooks.CELL_HOOKS` (above the domains),
+given to :func:`run_cell` and imported only when a tracked cell runs (so ``%load_ext`` stays fast). A hook is
+``function(tracker, cell) -> context manager`` (``cell`` a :class:`TrackedCell`), entered before the body and
+exited right after it (with the body's exception, if any):
+
+- an :class:`~nbops.errors.NbopsError` raised on entry stops the body (the run ends FAILED, one line is shown);
+- one raised on exit after a body that ran is the user's option mistake, said after the run like ``--params``;
+- any other failure of a hook is a warning on the run: a hook never costs the user their cell.
 """
 from __future__ import annotations
 
@@ -19,18 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
-from ..errors import NbopsError, TrackingError
-from . import capture
+from ..errors import NbopsError, TrackingError, mark_user_traceback
+from . import capture, models
+from .figures import FigureCatcher
 from .notebook import notebook_path
 from .run import Tracker
 
 log = logging.getLogger("nbops")
-
-CELL_HOOKS: list[str] = [
-    "nbops.data.autoversion:versions_reads",      # frames read with pandas.read_csv/read_parquet
-    "nbops.telemetry.local:system_metrics",       # host samples of the cell's time window under system/
-    "nbops.telemetry.overlap:run_incidents",      # host incidents the cell overlapped -> tag nbops.incidents
-]
 
 
 @dataclass
@@ -44,6 +47,24 @@ class CellOptions:
     tags: dict[str, str] = field(default_factory=dict)
     snapshot: bool = False
     validate: str | None = None    # --validate REF: the --data frames are checked before the body runs
+
+
+@dataclass
+class TrackedCell:
+    """What a cell hook sees: the shell, the cell's source, its options and whether the body ran to its end."""
+    shell: Any
+    source: str
+    opts: CellOptions
+    ran: bool = False
+
+    @property
+    def ns(self) -> dict:
+        return self.shell.user_ns
+
+    def model(self) -> tuple[str, Any] | None:
+        """(variable, object) of the cell's model, as ``--model`` and the automatic capture agree
+        (:func:`nbops.tracking.models.find_model`); a one-line NbopsError for a ``--model`` that is not one."""
+        return models.find_model(self.source, self.ns, self.opts.model)
 
 
 class _Tee:
@@ -103,22 +124,48 @@ def _user_frames(tb):
     return tb
 
 
-def _figures() -> dict[int, Any]:
-    plt = sys.modules.get("matplotlib.pyplot")
-    return {n: plt.figure(n) for n in plt.get_fignums()} if plt else {}
+class _Guard:
+    """A hook's context manager as run_cell enters it: its exit never swallows the user's exception, and a failure
+    other than the user's own mistake (an NbopsError after a body that ran) is a warning on the run."""
+
+    def __init__(self, cm, tracker: Tracker, spec: str):
+        self.cm, self.tracker, self.spec = cm, tracker, spec
+
+    def __enter__(self):
+        return self.cm.__enter__()
+
+    def __exit__(self, et, ev, tb) -> bool:
+        try:
+            self.cm.__exit__(et, ev, tb)
+        except NbopsError:
+            if et is None:
+                raise
+        except Exception as e:  # noqa: BLE001 - a hook must never cost the user their cell
+            log.warning("nbops: cell hook %s failed: %s", self.spec, e)
+            self.tracker.warnings.append(f"{self.spec}: {e}")
+        return False
 
 
-def _hooks(tracker: Tracker) -> list:
-    out = []
-    for spec in CELL_HOOKS:
-        mod, fn = spec.split(":")
-        out.append(getattr(importlib.import_module(mod), fn)(tracker))
-    return out
+def _enter_hooks(stack: contextlib.ExitStack, specs, tracker: Tracker, cell: TrackedCell) -> None:
+    for spec in specs:
+        try:
+            mod, fn = spec.split(":")
+            cm = getattr(importlib.import_module(mod), fn)(tracker, cell)
+            stack.enter_context(_Guard(cm, tracker, spec))
+        except NbopsError:
+            raise  # a check before the body (--validate): the cell stops here
+        except Exception as e:  # noqa: BLE001 - a hook must never keep the cell from running
+            log.warning("nbops: a cell hook failed and is skipped: %s", e)
+            tracker.warnings.append(f"{spec}: {e}")
 
 
-def run_cell(shell, cell: str, opts: CellOptions) -> Any:
-    """Execute ``cell`` in ``shell`` as one tracked run; returns the cell's value, shows a run summary."""
+def run_cell(shell, cell: str, opts: CellOptions, hooks=()) -> Any:
+    """Execute ``cell`` in ``shell`` as one tracked run; returns the cell's value, shows a run summary.
+    ``hooks``: the cell hooks to run around the body (``"module:function"``, see the module's docstring).
+    ``opts.experiment`` becomes the kernel's experiment (:func:`nbops.config.use_experiment`)."""
     ns = shell.user_ns
+    if opts.experiment:
+        config.use_experiment(opts.experiment)
     nb = notebook_path(ns)
     start_dir = os.path.dirname(nb) if nb and os.path.isabs(nb) and os.path.isdir(os.path.dirname(nb)) else os.getcwd()
     git = _background().submit(capture.git_info, start_dir)  # `git status` runs beside the cell
@@ -130,36 +177,38 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     except (TrackingError, OSError) as exc:
         log.warning("nbops: tracking is unavailable, the cell runs untracked: %s", exc)
         return _execute(shell, cell)
-    figs_before = {id(f) for f in _figures().values()}
+    tc = TrackedCell(shell, cell, opts)
+    figures = FigureCatcher()
     out, err = io.StringIO(), io.StringIO()
     base_rss = _rss()
     stop_rss = capture.peak_rss_sampler()
     t0 = time.perf_counter()
+    wall = None
     value, exc_info = None, (None, None, None)
     try:
         with contextlib.ExitStack() as stack:
-            for h in _hooks(tracker):
-                try:
-                    stack.enter_context(h)
-                except Exception as e:  # noqa: BLE001 - a hook must never keep the cell from running
-                    log.warning("nbops: a cell hook failed and is skipped: %s", e)
+            stack.enter_context(figures)
+            _enter_hooks(stack, hooks, tracker, tc)
             stack.enter_context(contextlib.redirect_stdout(_Tee(sys.stdout, out)))
             stack.enter_context(contextlib.redirect_stderr(_Tee(sys.stderr, err)))
-            pending = _validate_data(ns, opts, before=True)  # --validate: a violation stops the body
-            value = _execute(shell, cell)
-            _validate_data(ns, opts, names=pending)
+            try:
+                value = _execute(shell, cell)
+                tc.ran = True
+            finally:
+                wall = time.perf_counter() - t0
     except BaseException:  # noqa: BLE001 - recorded, then re-raised unchanged
         et, ev, tb = sys.exc_info()
         exc_info = (et, ev, _user_frames(tb) or tb)
-    wall = time.perf_counter() - t0
+    wall = wall if wall is not None else time.perf_counter() - t0
     peak = stop_rss()
-    usage_error = None
+    # a hook's NbopsError after the body ran (--data names no frame): the user's option mistake, said after the run
+    usage_error = exc_info[1] if tc.ran and isinstance(exc_info[1], NbopsError) else None
     tracker.set_tags(_git_tags(git := git.result()))  # (git status ran beside the cell's body)
     try:
         _collect(shell, cell, opts, tracker, notebook=nb, git=git,
-                 output=CellOutput(out.getvalue(), err.getvalue(), figs_before, wall, peak))
-    except NbopsError as e:  # a user's mistake in the options (--data, --model, --params): said after the run
-        usage_error = e
+                 output=CellOutput(out.getvalue(), err.getvalue(), figures.drawn(), wall, peak))
+    except NbopsError as e:  # a user's mistake in the options (--model, --params, --metrics): said after the run
+        usage_error = usage_error or e
         if exc_info[0] is None:
             exc_info = (type(e), e, e.__traceback__)
     except Exception as e:  # noqa: BLE001 - capture must never cost the user their cell
@@ -175,8 +224,6 @@ def run_cell(shell, cell: str, opts: CellOptions) -> Any:
         raise usage_error.with_traceback(None)
     _show(tracker, summary, dict(wall_s=wall, peak_rss=peak, base_rss=base_rss))
     if exc_info[1] is not None:
-        from ..magics import mark_user_traceback
-
         mark_user_traceback(exc_info[1], exc_info[2])  # shown with the user's frames only
         raise exc_info[1].with_traceback(exc_info[2])
     return value
@@ -248,19 +295,19 @@ def _git_tags(git: dict) -> dict:
 
 @dataclass
 class CellOutput:
-    """What a tracked cell produced besides its namespace: its printed output, the figures open before it ran
-    (only new ones are logged), its wall time (seconds) and peak resident memory (bytes)."""
+    """What a tracked cell produced besides its namespace: its printed output, the figures it drew ((number,
+    Figure), shown-and-closed ones included), its wall time (seconds) and peak resident memory (bytes)."""
     stdout: str
     stderr: str
-    figures_before: set[int]
+    figures: list
     wall_s: float
     peak_rss: int
 
 
 def _collect(shell, cell: str, opts: CellOptions, tracker: Tracker, *, notebook: str | None, git: dict,
              output: CellOutput) -> None:
-    """Log what the cell ran and made into its run: params, metrics, source, printed output, new figures, the
-    notebook, the git diff, the environment, the ``--data`` frames and the ``--model``."""
+    """Log what the cell ran and made into its run: params (the estimators' hyperparameters included), metrics,
+    source, printed output, figures, the notebook, the git diff, the environment and the model."""
     nb, stdout, stderr = notebook, output.stdout, output.stderr
     ns = shell.user_ns
     masker = capture.Masker(ns, cell)
@@ -275,7 +322,19 @@ def _collect(shell, cell: str, opts: CellOptions, tracker: Tracker, *, notebook:
         params.update({n: ns[n] for n in opts.params})
     else:
         params.update(capture.auto_params(cell, ns))
+    # the model (--model, or the last predictor the cell built or fitted) and every estimator's hyperparameters
+    model, model_error = None, None
+    try:
+        model = models.find_model(cell, ns, opts.model)
+    except NbopsError as e:  # said once everything else is logged
+        model_error = e
+    estimators = models.cell_estimators(cell, ns)
+    if model is not None and models.is_estimator(model[1]) and all(o is not model[1] for o in estimators.values()):
+        estimators[model[0]] = model[1]   # --model names one built before this cell
+    params = models.merge_params(params, estimators)
     tracker.log_params({k: masker(str(v)) if isinstance(v, str) else v for k, v in capture.drop_secret_keys(params).items()})
+    if model is not None:
+        tracker.set_tags(models.model_tags(model[1]))
     if opts.metrics is not None:
         bad = [n for n in opts.metrics if capture.as_number(ns.get(n)) is None]
         if bad:
@@ -285,61 +344,28 @@ def _collect(shell, cell: str, opts: CellOptions, tracker: Tracker, *, notebook:
     else:
         tracker.log_metrics(capture.auto_metrics(cell, ns))
     tracker.log_metrics({"nbops.wall_time_s": output.wall_s, "nbops.peak_rss_mb": output.peak_rss / 2**20})
-    # what the cell ran and printed
+    # what the cell ran, printed and drew
     tracker.log_text(masker(cell), "cell/source.py")
     if stdout:
         tracker.log_text(masker(stdout), "cell/stdout.txt")
     if stderr:
         tracker.log_text(masker(stderr), "cell/stderr.txt")
-    for n, fig in _figures().items():
-        if id(fig) not in output.figures_before:
-            tracker.log_figure(fig, f"figures/figure_{n}.png")
+    names: set[str] = set()
+    for n, fig in output.figures:  # figure numbers are reused once closed: each figure its own file
+        name = next(f for i in range(len(names) + 1) if (f := f"figure_{n}" + (f"_{i}" if i else "")) not in names)
+        names.add(name)
+        tracker.log_figure(fig, f"figures/{name}.png")
     # where it ran: notebook, git, environment
     if nb and os.path.isfile(nb):  # the notebook as saved, with secrets masked like everything else
         tracker.log_text(masker(Path(nb).read_text(encoding="utf-8", errors="replace")), f"notebook/{Path(nb).name}")
     if git.get("diff"):
         tracker.log_text(masker(git["diff"]), "git/diff.patch")
     tracker.log_text(capture.environment()[1], "environment/requirements.txt")
-    # data and model named on the command line
-    for name in opts.data:
-        if name not in ns:
-            raise NbopsError(f"--data {name}: no variable named {name!r} after the cell ran; name a DataFrame "
-                             f"the cell uses.", variable=name)
-        from ..data import log_to_run
-
-        log_to_run(tracker, ns[name], name=name, snapshot=opts.snapshot)
-    if opts.model:
-        if opts.model not in ns:
-            raise NbopsError(f"--model {opts.model}: no variable named {opts.model!r} after the cell ran; name "
-                             f"the fitted model variable.", variable=opts.model)
-        tracker.log_model(ns[opts.model], name="model")
-        from ..evaluation.models import remember  # %evaluate VAR finds this run
-
-        remember(ns[opts.model], tracker.run_id)
-
-
-def _validate_data(ns, opts: CellOptions, before: bool = False, names=None) -> list[str]:
-    """``--validate REF``: check each ``--data`` frame against REF's contract (results shown, logged on this run);
-    frames that exist before the body runs are checked then, the others right after it. Returns those left."""
-    if not opts.validate:
-        return []
-    if not opts.data:
-        raise NbopsError("--validate REF checks the --data frames: name them, e.g. --data train --validate REF.")
-    todo = [n for n in (opts.data if names is None else names)]
-    now = [n for n in todo if n in ns] if before else todo
-    from ..display import show
-    from ..validation.api import validate
-
-    for name in now:
-        if name not in ns:
-            continue  # said by --data's own check after the cell
-        try:
-            show(validate(ns[name], opts.validate, fail=True, name=name))
-        except NbopsError as exc:
-            if getattr(exc, "result", None) is not None:
-                show(exc.result)
-            raise
-    return [n for n in todo if n not in now]
+    # the model named on the command line
+    if model_error is not None:
+        raise model_error
+    if opts.model and model is not None:
+        tracker.log_model(model[1], name="model")
 
 
 def parse_tags(pairs: list[str] | None) -> dict[str, str]:

@@ -4,8 +4,12 @@
 2. VS Code's ``__vsc_ipynb_file__`` in the user namespace;
 3. ``__session__`` (ipykernel) or ``JPY_SESSION_NAME`` (set by Jupyter Server for the kernels it starts);
 4. JupyterLab's session list: the running servers' ``/api/sessions`` matched on this kernel's id;
-5. papermill: the output notebook papermill keeps saving in the kernel's working folder carries
-   ``metadata.papermill.input_path`` while it runs (plain ``papermill`` tells the kernel nothing else).
+5. papermill: papermill tells the kernel nothing (no environment variable, no parameter), but it saves the
+   output notebook -- ``metadata.papermill.input_path``, a ``start_time`` and no ``end_time`` while it runs --
+   before the kernel starts. It is looked for among the notebooks named on the launching process's command line
+   (the kernel's parent: ``papermill in.ipynb out/run.ipynb``), then in the kernel's and the parent's working
+   folders (``papermill.execute_notebook`` from a script). A relative ``input_path`` is resolved where papermill
+   was started (its cwd, or ``PWD`` when ``--cwd`` moved it).
 """
 from __future__ import annotations
 
@@ -33,7 +37,9 @@ def notebook_path(ns: dict | None = None) -> str | None:
         _cache["lab"] = _from_jupyter_sessions()
     if _cache["lab"]:
         return _cache["lab"]
-    return _from_papermill_output(Path.cwd())
+    if "papermill" not in _cache:  # a papermill kernel runs one notebook for its life: asked once per process
+        _cache["papermill"] = _from_papermill()
+    return _cache["papermill"]
 
 
 def _kernel_id() -> str | None:
@@ -66,21 +72,57 @@ def _from_jupyter_sessions() -> str | None:
     return None
 
 
-def _from_papermill_output(folder: Path) -> str | None:
-    now = time.time()
-    best = None
+def _parent() -> tuple[list[str], list[Path]]:
+    """The kernel's parent process (papermill, or the script calling it): its arguments and the folders a relative
+    path among them may be relative to (its cwd, its ``PWD``)."""
     try:
-        candidates = [p for p in folder.glob("*.ipynb") if now - p.stat().st_mtime < 24 * 3600]
+        import psutil
+
+        p = psutil.Process(os.getppid())
+        args, folders = p.cmdline(), [Path(p.cwd())]
+        pwd = p.environ().get("PWD")
+    except Exception:  # noqa: BLE001 - no psutil, or the parent is gone / not ours to read
+        return [], []
+    if pwd:
+        folders.append(Path(pwd))
+    return args, folders
+
+
+def _from_papermill() -> str | None:
+    args, folders = _parent()
+    here = Path.cwd()
+    named = [f / a for a in args if a.endswith(".ipynb") for f in ([Path()] if os.path.isabs(a) else folders)]
+    for found in (_running_papermill([p for p in named if p.is_file()]),
+                  _running_papermill(_recent(here)),
+                  *(_running_papermill(_recent(f)) for f in folders if f != here)):
+        if found:
+            meta, out = found
+            inp = meta["input_path"]
+            if os.path.isabs(inp):
+                return inp
+            for base in (*folders, here, out.parent):
+                if (base / inp).is_file():
+                    return str((base / inp).resolve())
+            return inp
+    return None
+
+
+def _recent(folder: Path) -> list[Path]:
+    now = time.time()
+    try:
+        found = [p for p in folder.glob("*.ipynb") if now - p.stat().st_mtime < 24 * 3600]
     except OSError:
-        return None
-    for p in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True)[:20]:
+        return []
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:20]
+
+
+def _running_papermill(paths: list[Path]) -> tuple[dict, Path] | None:
+    """(papermill metadata, path) of the first notebook papermill is executing right now."""
+    for p in paths:
         try:
             meta = json.loads(p.read_text()).get("metadata", {}).get("papermill", {})
         except (OSError, ValueError):
             continue
         if meta.get("start_time") and not meta.get("end_time") and meta.get("input_path"):
-            best = meta["input_path"]
-            if not os.path.isabs(best):
-                best = str((folder / best).resolve()) if (folder / best).exists() else best
-            break
-    return best
+            return meta, p
+    return None

@@ -62,6 +62,21 @@ def _fluent_parent() -> str | None:
         return None
 
 
+def _notebook_tags(tags: dict) -> dict:
+    """In a notebook kernel, a run that does not say where it comes from (``%drift``, ``%dataversion``,
+    ``%validate``, ``%evaluate``, ``nbops.track()`` in a cell) is the notebook's, like its ``%%track`` runs:
+    ``%nbops runs`` lists them together."""
+    if "mlflow.source.name" in tags or "IPython" not in sys.modules:
+        return {}
+    shell = sys.modules["IPython"].get_ipython()
+    if shell is None:
+        return {}
+    from .notebook import notebook_path
+
+    nb = notebook_path(shell.user_ns)
+    return {"mlflow.source.name": nb, "mlflow.source.type": tags.get("mlflow.source.type", "NOTEBOOK")} if nb else {}
+
+
 class Tracker:
     """A tracked run. Use as a context manager; log with the methods below (all buffered)."""
 
@@ -106,6 +121,7 @@ class Tracker:
         from .flusher import background
 
         parent = self._explicit_parent or _inherited_parent() or _fluent_parent() or self.settings.parent_run_id
+        self._tags.update(_notebook_tags(self._tags))
         self.started = time.time()
         self.run = self.writer.start_run(self.experiment, self.run_name, self._tags, parent, self.started,
                                          background=self.kind == "track" and background(), held=self._held)

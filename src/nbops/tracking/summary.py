@@ -109,11 +109,14 @@ class RunSummary:
                 + kv_html(self._rows(link=True), "nbops run") + "</div>")
 
 
-_FIRST = ["run_name", "run_id", "status", "start_time"]
+_FIRST = ["run_name", "run_id", "status", "start_time", "duration"]
+KEY_COLUMNS = 6   # params / metrics shown beside the run: those that differ across the runs shown
 
 
 class RunsTable:
-    """Recent runs, newest first. ``to_frame()`` is the DataFrame ``nbops.api.runs`` returned."""
+    """Recent runs, newest first: run, status, start, duration and the few params / metrics that tell the runs
+    apart (at most :data:`KEY_COLUMNS`: metrics first, then params, those whose values differ across the runs
+    shown). ``to_frame()`` is the whole DataFrame ``nbops.api.runs`` returned, every column kept."""
 
     def __init__(self, df, notebook: str | None = None):
         self.df, self.notebook = df, notebook
@@ -121,17 +124,43 @@ class RunsTable:
     @property
     def title(self) -> str:
         where = f" of {self.notebook}" if self.notebook else ""
-        return f"nbops runs{where} ({len(self.df)})"
+        hidden = self._hidden()
+        more = f"; {hidden} more params/metrics in to_frame() or -o VAR" if hidden else ""
+        return f"nbops runs{where} ({len(self.df)}{more})"
+
+    def _keys(self) -> list[str]:
+        """The params / metrics shown: those that differ across the runs (all of them for a single run), by name,
+        metrics first but at most two thirds of the columns while params that differ are left."""
+        df = self.df
+
+        def shown(prefix: str) -> list[str]:
+            cols = sorted(c for c in df.columns if c.startswith(prefix) and df[c].notna().any())
+            return [c for c in cols if len(df) <= 1 or df[c].astype(str).nunique(dropna=False) > 1]
+
+        metrics, params = shown("metrics."), shown("params.")
+        m = min(len(metrics), max(KEY_COLUMNS * 2 // 3, KEY_COLUMNS - len(params)))
+        keys = metrics[:m] + params[:KEY_COLUMNS - m]
+        return keys + metrics[m:m + KEY_COLUMNS - len(keys)]
+
+    def _hidden(self) -> int:
+        if not len(self.df):
+            return 0
+        every = [c for c in self.df.columns if c.startswith(("metrics.", "params."))]
+        return len(every) - len(self._keys())
 
     def _view(self):
         df = self.df
         if not len(df):
             return df
-        cols = [c for c in _FIRST if c in df.columns] + [c for c in df.columns
-                                                          if c not in _FIRST and c not in ("end_time", "experiment_id")]
-        view = df[cols].copy()
+        view = df.copy()
+        if "start_time" in view.columns and "end_time" in view.columns:
+            secs = (view["end_time"] - view["start_time"]).dt.total_seconds()
+            view["duration"] = [f"{v:.1f} s" if v == v else "" for v in secs]
         if "start_time" in view.columns:
             view["start_time"] = view["start_time"].astype(str).str.slice(0, 19)
+        extra = [c for c in ("incidents",) if c in view.columns and view[c].notna().any()]
+        cols = [c for c in _FIRST if c in view.columns] + self._keys() + extra
+        view = view[cols].rename(columns={"start_time": "start"})
         short = {c: c.split(".", 1)[1] for c in view.columns if c.startswith(("params.", "metrics."))}
         clash = {v for v in short.values() if list(short.values()).count(v) > 1 or v in view.columns}
         return view.rename(columns={c: v for c, v in short.items() if v not in clash})
