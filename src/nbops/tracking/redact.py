@@ -806,6 +806,44 @@ def profile_json(s: str | None) -> str | None:
     return text(json.dumps(data, default=str))
 
 
+def frame(df: Any) -> tuple[Any, list[str]]:
+    """A pandas / polars DataFrame with the text values of its secret-named columns masked (``****``; missing
+    values stay missing), for what nbops stores of it (a ``--snapshot`` parquet): ``(copy, masked column names)``,
+    or ``(df, [])`` untouched when there is nothing to mask. Columns, their order, row count and the text dtype are
+    kept; numbers and bools are not secret values. The masked values are learned (up to 1,000 distinct ones), so
+    they are masked in any other text too. ``df`` itself is never changed."""
+    cols = [c for c in getattr(df, "columns", []) if is_secret_name(str(c))]
+    if not cols:
+        return df, []
+    mod = type(df).__module__
+    masked: list[str] = []
+    if mod.startswith("polars"):
+        import polars as pl
+
+        texts = [c for c in cols if df.schema[c] in (pl.Utf8, pl.Categorical)]
+        for c in texts:
+            for v in df[c].drop_nulls().unique().head(1000).to_list():
+                remember(str(v))
+        out = df.with_columns([pl.when(pl.col(c).is_null()).then(None).otherwise(pl.lit(MASK)).cast(pl.Utf8)
+                               .alias(c) for c in texts]) if texts else df
+        return out, [str(c) for c in texts]
+    out = None
+    for i, c in enumerate(df.columns):
+        if c not in cols:
+            continue
+        col = df.iloc[:, i]
+        if col.dtype.kind not in "OSU" and str(col.dtype) not in ("string", "str", "category"):
+            continue
+        if out is None:
+            out = df.copy()
+        for v in col.dropna().unique()[:1000]:
+            remember(str(v))
+        kept = col.astype(str) if str(col.dtype) == "category" else col
+        out.isetitem(i, kept.where(col.isna(), MASK))
+        masked.append(str(c))
+    return (df, []) if out is None else (out, masked)
+
+
 TEXT_SUFFIXES = {".txt", ".py", ".patch", ".diff", ".json", ".jsonl", ".ipynb", ".html", ".htm", ".md", ".csv",
                  ".tsv", ".yaml", ".yml", ".log", ".cfg", ".ini", ".toml", ".xml", ".sql", ".sh", ".r", ".env", ""}
 MAX_FILE = 64 * 2**20
