@@ -55,15 +55,15 @@ CELLS = [
     "%load_ext nbops",
     "import os\nos.environ['SERVICE_X_TOKEN'] = 'envcell-planted-87'\n"
     "client_secret = 'var-planted-84'\ncfg = {'db': {'password': 'dictkey-planted-85'}, 'lr': 0.1}\n"
-    "pw = 'shortpw-planted-97'\ndb_password = '-'.join(['computed', 'planted', str(90 + 8)])\n",
+    f"pw = 'shortpw-planted-97'\ndb_password = bytes.fromhex('{PLANTED['computed_secret'].encode().hex()}').decode()\n",
     "%%track -e secrets -n train --tag conn=postgresql://tag_user:tagpw-planted-83@db/x --data users --snapshot\n"
     "import pandas as pd\n"
     f"workspace = '{PLANTED['databricks']}'\n"
     "storage = ('DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=plantedAzureAccountKey0123==;'\n"
     "           'EndpointSuffix=core.windows.net')\n"
     "endpoint = 'https://api.example/v1/items?access_token=querytok-planted-99&page=2'\n"
-    f"tokens = {TOKENS[1:]!r}\n"
-    "print('conn', db_conn, storage, endpoint, workspace, tokens, pw, db_password)\n"
+    f"handles = {TOKENS[1:]!r}\n"
+    "print('conn', db_conn, storage, endpoint, workspace, handles, pw, db_password)\n"
     "def connect(host, password):\n    return host\n"
     "conn = connect('db', password='kwarg-planted-86')\n"
     "mirrors = ['https://m:listpw-planted-89@mirror.example/x']\n"

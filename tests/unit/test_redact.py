@@ -345,3 +345,12 @@ def test_values_that_look_like_credentials_are_learned_whatever_their_name():
     out = redact.text("login failed for pl4nted-conn-pw with key pl4ntedAccountKey== and " + "dapi" + "ab12" * 8)
     assert "pl4nted" not in out and "dapiab12" not in out
     assert redact.text("https://x.azuredatabricks.net") == "https://x.azuredatabricks.net"
+
+
+def test_a_private_key_printed_over_several_notebook_lines_goes_whole():
+    nb = {"cells": [{"outputs": [{"name": "stdout", "output_type": "stream",
+                                  "text": ["key:\n", "-----BEGIN RSA PRIVATE KEY-----\n", "MIIEplantedKeyBody0123456789\n",
+                                           "-----END RSA PRIVATE KEY-----\n", "done\n"]}]}]}
+    out = redact.text(json.dumps(nb, indent=1))
+    lines = json.loads(out)["cells"][0]["outputs"][0]["text"]
+    assert "planted" not in out and lines[0] == "key:\n" and lines[-1] == "done\n"

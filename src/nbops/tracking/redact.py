@@ -694,6 +694,13 @@ def _mask_tree(o: Any, secret_key: bool = False) -> Any:
             out[nk if nk not in o and nk not in out else k] = _mask_tree(v, secret and not isinstance(v, dict))
         return out
     if isinstance(o, list):
+        if not secret_key and len(o) > 1 and all(isinstance(x, str) for x in o) \
+                and all(x.endswith("\n") for x in o[:-1]):
+            # a text stored as its lines (a notebook's source and outputs): masked as one text, so a shape that
+            # spans lines (a private-key block) goes whole; split into lines again
+            joined = "".join(o)
+            red = _text(joined)
+            return o if red == joined else red.splitlines(keepends=True)
         return [_mask_tree(x, secret_key) for x in o]
     return o
 
