@@ -7,16 +7,26 @@ It masks, with ``****``:
    AWS, GitHub, GitLab, Slack, Stripe, OpenAI, SendGrid, Twilio, Discord, npm, PyPI, Azure storage, Artifactory,
    Mailchimp, Square, Telegram, JWTs, private-key headers, basic-auth URLs), plus a few
    shapes it lacks (whole private-key blocks, OpenAI-style ``sk-...`` keys of any form, Hugging Face ``hf_``,
-   Google ``AIza...``, GitHub ``github_pat_``, the ``user:password@`` of any URL).
+   Google ``AIza...``, GitHub ``github_pat_``, the ``user:password@`` of any URL), vendor tokens with a fixed
+   prefix (:data:`TOKEN_SHAPES`: Databricks ``dapi``, GitLab, Atlassian, Heroku, Shopify, DigitalOcean, npm,
+   Doppler, Postman, Vault, Grafana, ...) and the credential fields of connection and query strings
+   (``Pwd=``, ``AccountKey=``, ``SharedAccessKey=``, ``&sig=``, ...: the value only).
 2. **The concrete secret values this process has seen**: every string value of a secret-named variable,
    dict key, keyword argument (``password=...``), parameter (``-p api_token ...`` or papermill's injected
    cell), environment variable (including ``os.environ["X_TOKEN"] = ...`` set inside a cell), and every value
-   given to :func:`secret`. Each is masked wherever it reappears, in the forms nbops stores it in: as is,
-   JSON-escaped (notebooks), HTML-escaped (the notebook's HTML), URL-quoted and ``repr``-escaped.
+   given to :func:`secret`, and the credentials found inside any string value (a connection string under an
+   ordinary name). Each is masked wherever it reappears, in the forms nbops stores it in: as is, JSON-escaped
+   (notebooks), HTML-escaped (the notebook's HTML), URL-quoted and ``repr``-escaped.
+3. ``NAME = value`` / ``NAME: value`` on one line when NAME is a secret name.
+
+Structure is never corrupted: JSON text (a notebook) and YAML (``fmt="yaml"``, a ``.yaml`` artifact) are parsed
+and masked value by value -- keys, numbers, bools, nulls and nested mappings stay -- so the result parses to the
+same structure; :func:`frame` masks the text values of secret-named columns of a frame nbops stores.
 
 A name is secret when one of its words (split at ``_``, ``-``, ``.``, digits and camelCase) is a credential
 word (token, secret, password, passwd, pwd, passphrase, apikey, credential(s), auth, cookie, dsn, signature,
-jwt, bearer, ...), when it ends in ``key`` (``api_key``, ``secret_key``, ``key``), starts with ``aws_``, or
+jwt, bearer, ...), when its last word is ``key``, ``pw``, ``pass`` or ``tok`` (``api_key``, ``db_pw``,
+``smtp_pass``; not ``pass_rate``), starts with ``aws_``, or
 names a session id / connection string -- unless it is on the allow-list (``PWD``, ``OLDPWD``,
 ``SSH_AUTH_SOCK``, ...: the working directory is never masked). ``NBOPS_SECRET_NAMES`` adds names (comma
 separated, ``*`` globs allowed) and ``NBOPS_NOT_SECRET_NAMES`` adds allow-listed ones.
@@ -435,7 +445,8 @@ EXTRA_SHAPES = [
 ]
 # Vendor tokens with a fixed prefix and a fixed length / alphabet (the shapes gitleaks and the vendors document),
 # beyond detect-secrets' set (which has AWS, GitHub, some GitLab, Slack, Stripe, OpenAI, SendGrid, Twilio, npm's
-# _authToken, PyPI, Azure's 88-character AccountKey, Artifactory, ...). One alternation, run only when one of the literal prefixes is in the text.
+# _authToken, PyPI, Azure's 88-character AccountKey, Artifactory, ...). One alternation, run only when one of the
+# literal prefixes is in the text.
 TOKEN_PREFIXES = ("dapi", "glpat-", "gldt-", "glrt-", "glptt-", "ATATT3", "HRKU-", "shpat_", "shpca_", "shppa_",
                   "shpss_", "dop_v1_", "doo_v1_", "dor_v1_", "npm_", "dp.", "PMAK-", "hvs.", "hvb.", ".atlasv1.",
                   "glsa_", "glc_", "lin_api_", "pul-", "r8_", "gsk_", "sntryu_", "sntrys_", "sbp_",
@@ -482,7 +493,8 @@ _CONN = re.compile(r"""(?P<pre>^|[;&?"'\s])(?P<name>[A-Za-z][A-Za-z0-9 _.-]{0,40
 # The separator never crosses a line: ``api_key:`` followed by a nested mapping on the next lines (YAML) is a key,
 # not a value.
 _ASSIGNED = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>["']?[ \t]*(?::(?!:)|=(?!=)|:=|=>)[ \t]*)"""
-                       r"""(?:"(?P<dq>(?:\\.|[^"\\\n]){4,}?)"|'(?P<sq>(?:\\.|[^'\\\n]){4,}?)'|(?P<v>[^\s"',;()\[\]{}<>]{4,})(?=[\s"',;)\]}<>]|$))""")
+                       r"""(?:"(?P<dq>(?:\\.|[^"\\\n]){4,}?)"|'(?P<sq>(?:\\.|[^'\\\n]){4,}?)'"""
+                       r"""|(?P<v>[^\s"',;()\[\]{}<>]{4,})(?=[\s"',;)\]}<>]|$))""")
 # Plugins left out: IPPublicDetector (an address is not a secret); the keyword / entropy plugins, which are not
 # regex rule sets (the name rules do the keyword work; entropy would mask digests and run ids); and the
 # keyword-context detectors (Cloudant, IBM COS HMAC, IBM Cloud IAM, SoftLayer: ``<vendor> ... key = value``),
