@@ -354,3 +354,11 @@ def test_a_private_key_printed_over_several_notebook_lines_goes_whole():
     out = redact.text(json.dumps(nb, indent=1))
     lines = json.loads(out)["cells"][0]["outputs"][0]["text"]
     assert "planted" not in out and lines[0] == "key:\n" and lines[-1] == "done\n"
+
+
+def test_ordinary_query_strings_stay_and_plain_words_are_not_learned():
+    url = "https://api.example/v1/rows?key=species&sort=asc&page=2"
+    assert redact.text(url) == url
+    redact.learn_namespace({"conn": "Server=h;Uid=sa;Pwd=hunter;", "q": url})
+    assert redact.text("Server=h;Uid=sa;Pwd=hunter;") == "Server=h;Uid=sa;Pwd=****;"
+    assert redact.text("hunter and species") == "hunter and species"

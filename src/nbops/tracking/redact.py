@@ -331,7 +331,9 @@ def learn_embedded(s: str) -> None:
         for m in _CONN.finditer(s):
             if _conn(m) != m.group(0):
                 v = m.group("v")
-                remember(v[1:-1] if v.startswith("{") else v)
+                v = v[1:-1] if v.startswith("{") else v
+                if not _wordlike(v):  # a letters-only value stays masked in its string, but is not learned
+                    remember(v)
     if any(p in s for p in TOKEN_PREFIXES):
         for m in TOKEN_SHAPES.finditer(s):
             remember(m.group(0))
@@ -570,7 +572,14 @@ def _conn(m: re.Match) -> str:
     inner = v[1:-1] if v.startswith("{") else v
     if not inner or inner == MASK or not _is_conn_field(m.group("name")):
         return m.group(0)
+    if m.group("name").strip().lower() == "key" and _wordlike(inner):
+        return m.group(0)  # ?key=species&sort=asc: a key of something, not a credential
     return m.group(0)[: m.start("v") - m.start()] + ("{" + MASK + "}" if v.startswith("{") else MASK)
+
+
+def _wordlike(v: str) -> bool:
+    """A plain word (letters and ``_`` only): a name or a setting, never learned as a secret value."""
+    return v.isidentifier() and not any(c.isdigit() for c in v)
 
 
 def _conn_fields(s: str) -> str:
