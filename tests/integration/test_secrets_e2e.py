@@ -1,6 +1,7 @@
 """Issue 13, end to end: a scheduled notebook planted with fake keys of every kind, run with `nbops run` in a real
-kernel online, offline (NBOPS_OFFLINE=1) and then `nbops sync`, leaves none of them under `.nbops/` (store,
-artifacts, spool), in the store's answers or on the console; also against a real `mlflow server`."""
+kernel online, offline (NBOPS_OFFLINE=1) and then `nbops sync`, and with a store that does not answer, leaves none
+of them under `.nbops/` (store, artifacts, spool), in the `-o` output notebook, in the store's answers or on the
+console; also against a real `mlflow server`. PLANTED is the catalogue of kinds (issue 13: 18, issue 23: +13)."""
 from __future__ import annotations
 
 import os
@@ -171,6 +172,14 @@ def test_planted_keys_reach_nothing_online_and_offline_then_synced(tmp_path):
     assert sync.returncode == 0, sync.stdout + sync.stderr
     _check_runs(MlflowClient(f"sqlite:///{tmp_path / 'off' / '.nbops' / 'mlflow.db'}"))
     assert not _leaks(tmp_path / "off", sync.stdout, sync.stderr)
+
+    # a store that does not answer: everything lands in the spool, masked the same way
+    dead = _env({"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "3", "NBOPS_SPOOL_DIR": str(tmp_path / "dead-spool")})
+    res = _run(proj, dead, "out3.ipynb")
+    assert res.returncode == 1 and len(list((tmp_path / "dead-spool").glob("*/journal.jsonl"))) >= 3
+    assert not _leaks(tmp_path / "dead-spool", res.stdout, res.stderr)
+    assert not [k for k, v in PLANTED.items() if v in (proj / "nb" / "out3.ipynb").read_text()]
 
 
 @pytest.mark.services
