@@ -362,3 +362,11 @@ def test_ordinary_query_strings_stay_and_plain_words_are_not_learned():
     redact.learn_namespace({"conn": "Server=h;Uid=sa;Pwd=hunter;", "q": url})
     assert redact.text("Server=h;Uid=sa;Pwd=hunter;") == "Server=h;Uid=sa;Pwd=****;"
     assert redact.text("hunter and species") == "hunter and species"
+
+
+def test_a_contract_lists_no_values_of_a_secret_named_column():
+    pd = pytest.importorskip("pandas")
+    from nbops.validation.contract import infer
+    df = pd.DataFrame({"password": ["hunter22x", "swordfish9"] * 50, "city": ["Paris", "Lyon"] * 50})
+    y = infer(df).to_yaml()
+    assert "hunter22x" not in y and "Paris" in y  # the closed set of an ordinary column is kept
