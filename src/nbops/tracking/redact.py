@@ -328,12 +328,9 @@ def learn_embedded(s: str) -> None:
     if not isinstance(s, str) or len(s) > 65536 or len(s) < MIN_LEARNED:
         return
     if "=" in s and (";" in s or "&" in s or "?" in s):
-        for m in _CONN.finditer(s):
-            if _conn(m) != m.group(0):
-                v = m.group("v")
-                v = v[1:-1] if v.startswith("{") else v
-                if not _wordlike(v):  # a letters-only value stays masked in its string, but is not learned
-                    remember(v)
+        for _, _, v in _conn_spans(s):
+            if not _wordlike(v):  # a letters-only value stays masked in its string, but is not learned
+                remember(v)
     if any(p in s for p in TOKEN_PREFIXES):
         for m in TOKEN_SHAPES.finditer(s):
             remember(m.group(0))
@@ -487,8 +484,14 @@ TOKEN_SHAPES = re.compile("|".join([
 CONN_FIELDS = frozenset({"pwd", "pass", "sig", "passwd", "password", "accountkey", "sharedaccesskey",
                          "sharedaccesssignature", "token", "secret", "apikey", "key", "x-amz-signature",
                          "x-amz-security-token", "access_token", "refresh_token", "id_token", "client_secret"})
-_CONN = re.compile(r"""(?P<pre>^|[;&?"'\s])(?P<name>[A-Za-z][A-Za-z0-9 _.-]{0,40}?)[ \t]*=[ \t]*"""
-                   r"""(?P<v>\{[^}\n]*\}|[^;&\s"'<>]+)(?=(?P<post>[;&"'\s<>]|$))""")
+_VALUE = r"""(?P<v>\{[^}\n]*\}|[^;&\s"'<>]+)"""
+# a field after a separator: ``;Pwd=...``, ``&sig=...``, ``?token=...``, ``;User Id=...``
+_CONN_NEXT = re.compile(r"[;&?][ \t]*(?P<name>[A-Za-z][A-Za-z0-9_.-]*(?: [A-Za-z][A-Za-z0-9_.-]*)?)[ \t]*=[ \t]*"
+                        + _VALUE + r"""(?=[;&"'\s<>]|$)""")
+# the first field of a string (``Password=...;Server=...``): found from its ``=`` (a scan that starts at every
+# word would cost the long texts dearly), its name read backwards
+_CONN_FIRST = re.compile("=" + _VALUE + "(?=[;&])")
+_NAME_BEFORE = re.compile(r"""(?:^|(?<=["'\s(]))[A-Za-z][A-Za-z0-9_.-]*$""")
 # ``NAME = "value"``, ``NAME: value``, ``NAME=value`` in any text (a diff, a .env file, printed config): the
 # value is masked when NAME is a secret name. Unquoted values count only when they are not a number and not a
 # plain identifier without digits (``token = api_token`` stays readable; ``password=hunter22`` does not).
@@ -557,24 +560,43 @@ def _value_forms() -> list[str]:
     return _FORMS
 
 
-def _is_conn_field(name: str) -> bool:
+@lru_cache(maxsize=4096)
+def _is_conn_field(name: str, extra: str = "", allowed: str = "") -> bool:
     name = name.strip()
     if name.lower() in CONN_FIELDS:
         return True
+    if not _is_secret_name(name.replace(" ", "_"), extra, allowed):
+        return False
     words = _words(name)  # SharedAccessKeyName, AccessKeyId: the name of a credential, not the credential
-    return bool(words) and words[-1] not in ("name", "id", "type", "version") and is_secret_name(name.replace(" ", "_"))
+    return bool(words) and words[-1] not in ("name", "id", "type", "version")
 
 
-def _conn(m: re.Match) -> str:
-    v = m.group("v")
-    if m.group("pre") not in (";", "&", "?") and m.group("post") not in (";", "&"):
-        return m.group(0)  # not a field of a connection or query string
+def _conn_value(name: str, v: str, env: tuple[str, str]) -> str | None:
+    """The credential in field ``name=v`` of a connection / query string (braces dropped), or None."""
     inner = v[1:-1] if v.startswith("{") else v
-    if not inner or inner == MASK or not _is_conn_field(m.group("name")):
-        return m.group(0)
-    if m.group("name").strip().lower() == "key" and _wordlike(inner):
-        return m.group(0)  # ?key=species&sort=asc: a key of something, not a credential
-    return m.group(0)[: m.start("v") - m.start()] + ("{" + MASK + "}" if v.startswith("{") else MASK)
+    if not inner or inner == MASK or not _is_conn_field(name, *env):
+        return None
+    if name.strip().lower() == "key" and _wordlike(inner):
+        return None  # ?key=species&sort=asc: a key of something, not a credential
+    return inner
+
+
+def _conn_spans(s: str) -> list[tuple[int, int, str]]:
+    """(start, end, credential) of every credential field value in ``s`` (inside braces when braced)."""
+    spans = []
+    env = (os.environ.get(ENV_NAMES, ""), os.environ.get(ENV_NOT_NAMES, ""))
+    for m in _CONN_NEXT.finditer(s):
+        v = _conn_value(m.group("name"), m.group("v"), env)
+        if v is not None:
+            b = m.start("v") + (1 if m.group("v").startswith("{") else 0)
+            spans.append((b, b + len(v), v))
+    for m in _CONN_FIRST.finditer(s):
+        n = _NAME_BEFORE.search(s, max(0, m.start() - 64), m.start())
+        v = n and _conn_value(n.group(0), m.group("v"), env)
+        if v is not None:
+            b = m.start("v") + (1 if m.group("v").startswith("{") else 0)
+            spans.append((b, b + len(v), v))
+    return sorted(set(spans))
 
 
 def _wordlike(v: str) -> bool:
@@ -583,9 +605,14 @@ def _wordlike(v: str) -> bool:
 
 
 def _conn_fields(s: str) -> str:
-    if "=" in s and (";" in s or "&" in s or "?" in s):
-        return _CONN.sub(_conn, s)
-    return s
+    if "=" not in s or not (";" in s or "&" in s or "?" in s):
+        return s
+    out, last = [], 0
+    for b, e, _ in _conn_spans(s):
+        if b >= last:
+            out += [s[last:b], MASK]
+            last = e
+    return "".join(out) + s[last:] if out else s
 
 
 def _assigned(m: re.Match) -> str:
