@@ -625,7 +625,7 @@ def _record(tracker, src: Path, out: Path, nb, status: str, error: dict | None, 
             tmp = out.with_name(f".{out.name}.nbops-tmp")
             tmp.write_text(masked, encoding="utf-8")
             os.replace(tmp, out)
-        page = _html(text, out.name, masker)
+        page = _html(masked, out.name, masker)  # rendered from the masked notebook, then masked as HTML
         if page:
             tracker.log_text(page, f"notebook/{out.stem}.html")
     if error:
