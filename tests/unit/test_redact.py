@@ -370,3 +370,18 @@ def test_a_contract_lists_no_values_of_a_secret_named_column():
     df = pd.DataFrame({"password": ["hunter22x", "swordfish9"] * 50, "city": ["Paris", "Lyon"] * 50})
     y = infer(df).to_yaml()
     assert "hunter22x" not in y and "Paris" in y  # the closed set of an ordinary column is kept
+
+
+def test_snapshot_frames_keep_columns_rows_and_missing_values():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"user": ["a", "b", "c"], "api_key": ["k1-planted-x", None, "k3-planted-y"],
+                       "token_count": [1, 2, 3], "password": pd.Categorical(["pw-planted-1", None, "pw-planted-1"])})
+    before = df.copy()
+    out, cols = redact.frame(df)
+    assert cols == ["api_key", "password"] and list(out.columns) == list(df.columns) and len(out) == 3
+    assert out["api_key"].isna().tolist() == out["password"].isna().tolist() == [False, True, False]
+    assert set(out["api_key"].dropna()) == set(out["password"].dropna()) == {"****"}
+    assert out["token_count"].tolist() == [1, 2, 3] and out["user"].tolist() == ["a", "b", "c"]
+    assert df.equals(before)  # the user's frame is never changed
+    assert "planted" not in redact.text("got k1-planted-x and pw-planted-1")  # the values are learned
+    assert redact.frame(df[["user"]])[1] == []

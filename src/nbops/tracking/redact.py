@@ -893,7 +893,7 @@ def frame(df: Any) -> tuple[Any, list[str]]:
             out = df.copy()
         for v in col.dropna().unique()[:1000]:
             remember(str(v))
-        kept = col.astype(str) if str(col.dtype) == "category" else col
+        kept = col.astype(object) if str(col.dtype) == "category" else col
         out.isetitem(i, kept.where(col.isna(), MASK))
         masked.append(str(c))
     return (df, []) if out is None else (out, masked)
