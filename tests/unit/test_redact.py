@@ -282,7 +282,8 @@ def test_a_notebook_file_stays_a_notebook(tmp_path):
 @pytest.mark.parametrize("conn,kept", [
     ("Driver={ODBC Driver 18};Server=tcp:h,1433;Uid=sa;Pwd=hunter22x;Encrypt=yes;", "Uid=sa;Pwd=****;Encrypt=yes;"),
     ("Server=h;Database=d;User Id=u;Password=Pl4nted!pw;", "User Id=u;Password=****;"),
-    ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=abcDEF123+/plantedkey==;EndpointSuffix=core.windows.net",
+    ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=abcDEF123+/plantedkey==;"
+     "EndpointSuffix=core.windows.net",
      "AccountName=acct;AccountKey=****;EndpointSuffix=core.windows.net"),
     ("Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=Zm9vYmFyplanted=",
      "SharedAccessKeyName=Root;SharedAccessKey=****"),
@@ -349,7 +350,8 @@ def test_values_that_look_like_credentials_are_learned_whatever_their_name():
 
 def test_a_private_key_printed_over_several_notebook_lines_goes_whole():
     nb = {"cells": [{"outputs": [{"name": "stdout", "output_type": "stream",
-                                  "text": ["key:\n", "-----BEGIN RSA PRIVATE KEY-----\n", "MIIEplantedKeyBody0123456789\n",
+                                  "text": ["key:\n", "-----BEGIN RSA PRIVATE KEY-----\n",
+                                           "MIIEplantedKeyBody0123456789\n",
                                            "-----END RSA PRIVATE KEY-----\n", "done\n"]}]}]}
     out = redact.text(json.dumps(nb, indent=1))
     lines = json.loads(out)["cells"][0]["outputs"][0]["text"]
