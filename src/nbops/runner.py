@@ -619,8 +619,13 @@ def _record(tracker, src: Path, out: Path, nb, status: str, error: dict | None, 
                          "nbops.duration_s": round(duration, 3)})
     if out.exists():
         text = out.read_text(encoding="utf-8", errors="replace")
-        tracker.log_text(masker(text), f"notebook/{out.name}")
-        page = _html(text, out.name, masker)
+        masked = masker(text)
+        tracker.log_text(masked, f"notebook/{out.name}")
+        if masked != text:  # the -o output notebook on disk is masked as the stored one is (still a notebook)
+            tmp = out.with_name(f".{out.name}.nbops-tmp")
+            tmp.write_text(masked, encoding="utf-8")
+            os.replace(tmp, out)
+        page = _html(masked, out.name, masker)  # rendered from the masked notebook, then masked as HTML
         if page:
             tracker.log_text(page, f"notebook/{out.stem}.html")
     if error:

@@ -227,3 +227,52 @@ def test_numeric_magic_options_are_range_checked(ip, magic, line):
     with pytest.raises(NbopsError, match="out of range") as exc:
         ip.run_line_magic(magic, line)
     assert len(str(exc.value).splitlines()) == 1
+
+
+# -- issue 23 ----------------------------------------------------------------------------------------------------
+def test_a_contract_over_secret_named_columns_round_trips(ip, client, tmp_path, store):
+    import yaml
+    import pandas as pd
+    ip.user_ns["users"] = pd.DataFrame({"user": ["ann", "bob", "cyd", "dan"],
+                                        "api_key": ["k1aaaa", "k2bbbb", "k3cccc", None],
+                                        "token_count": [10, 20, 30, 40]})
+    ip.run_line_magic("dataversion", "users --name users_v")
+    ip.run_line_magic("validate", "users --against users_v -o rep")  # a YAML ScannerError before
+    assert ip.user_ns["rep"].ok
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    cli = subprocess.run([str(Path(__import__("sys").executable).parent / "nbops"), "data", "contract", "users_v"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert cli.returncode == 0, cli.stderr
+    assert "****" not in cli.stdout and yaml.safe_load(cli.stdout)["columns"]["api_key"]["nullable"] is True
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_kinds_new_in_issue_23_reach_nothing_online_and_offline_then_synced(ip, client, tmp_path, monkeypatch,
+                                                                          offline):
+    """A Databricks token in a plain variable, an Azure connection string, a password under a short name, a
+    secret-named column of a --snapshot frame, a secret-named variable computed at run time."""
+    import pandas as pd
+    dapi = "dapi" + "0123456789abcdef" * 2
+    planted = [dapi, "azkey-planted-61==", "shortpw-planted-62", "snapcol-planted-63", "computed-planted-64"]
+    if offline:
+        monkeypatch.setenv("NBOPS_OFFLINE", "1")
+    ip.run_cell(f"pw = 'shortpw-planted-62'\ndb_password = bytes.fromhex('{planted[4].encode().hex()}').decode()")
+    ip.user_ns["users"] = pd.DataFrame({"api_key": ["snapcol-planted-63", None, "x"], "n": [1, 2, 3]})
+    ip.run_cell_magic("track", "-e sec -n kinds --data users --snapshot",
+                      f"workspace = '{dapi}'\n"
+                      "storage = 'DefaultEndpointsProtocol=https;AccountName=a;AccountKey=azkey-planted-61==;'\n"
+                      "print(workspace, storage, pw, db_password, users)\naccuracy = 0.5\n")
+    if offline:
+        assert list((tmp_path / "spool").glob("*/journal.jsonl"))
+        assert not leaks(tmp_path, planted)
+        monkeypatch.delenv("NBOPS_OFFLINE")
+        import nbops
+        assert nbops.sync().ok
+    r = run_of(client, "sec", "kinds")
+    assert r.data.params["workspace"] == "****"
+    assert r.data.params["storage"] == "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=****;"
+    from nbops.data import load_snapshot
+    snap = load_snapshot(r.info.run_id, "users")
+    assert list(snap.columns) == ["api_key", "n"] and snap["n"].tolist() == [1, 2, 3]
+    assert snap["api_key"].tolist()[0] == "****" and snap["api_key"].isna().tolist() == [False, True, False]
+    assert not leaks(tmp_path, planted)

@@ -211,3 +211,179 @@ def test_ordinary_texts_come_back_unchanged():
     assert redact.text(req) == req
     code = "tokenizer = load('bert')\nn_tokens = 512\nkey_col = 'id'\nif password == expected:\n    pass\n"
     assert redact.text(code) == code
+
+
+# -- issue 23: structure is never corrupted ---------------------------------------------------------------------
+def test_a_contract_over_secret_named_columns_comes_back_unchanged():
+    pd = pytest.importorskip("pandas")
+    import yaml
+    from nbops.validation.contract import infer
+    users = pd.DataFrame({"user": ["ann", "bob", "cyd", "dan"], "api_key": ["k1aaaa", "k2bbbb", "k3cccc", None],
+                          "token_count": [10, 20, 30, 40]})
+    y = infer(users).to_yaml()
+    assert redact.text(y, "contracts/users_v.yaml") == y and redact.text(y) == y
+    assert yaml.safe_load(redact.text(y))["columns"]["api_key"]["nullable"] is True
+
+
+@pytest.mark.parametrize("src", [
+    "api_key:\n  nullable: true\n  dtype: str\ntoken_count: 5\n",
+    "password:\n  - a: 1\n  - b: null\nsecret: true\ntoken: 12345678\n",
+    "db:\n  password: null\n  pw: ~\n  auth: {kind: basic}\n",
+])
+def test_yaml_keys_bools_numbers_nulls_and_mappings_under_secret_keys_stay(src):
+    import yaml
+    assert yaml.safe_load(redact.text(src, ".yaml")) == yaml.safe_load(src)
+    assert redact.text(src) == src  # as plain text too: a key line never masks the next line
+
+
+def test_string_values_under_secret_keys_are_masked_and_the_yaml_still_parses():
+    import yaml
+    src = ("# config\nservice:\n  password: hunter\n  token: 'it''s-a-secret'\n  host: db.example\n"
+           "  keys: [one-planted, two-planted]\napi_key: [k-planted-1, k-planted-2]\n")
+    out = yaml.safe_load(redact.text(src, "conf.yml"))
+    assert out == {"service": {"password": "****", "token": "****", "host": "db.example",
+                               "keys": ["one-planted", "two-planted"]}, "api_key": ["****", "****"]}
+
+
+def test_json_is_masked_value_by_value_and_keeps_its_structure():
+    data = {"api_key": {"nullable": True, "n": 3}, "token": 'ab"c\\d-planted', "password": "hunter",
+            "n_tokens": 5, "pw": None, "rows": [{"secret": "s3cr3t-planted", "ok": False}],
+            "note": "connect with Server=h;Pwd=pl4nted-pw;", "image/png": "AKIAIOSFODNN7EXAMPLE"}
+    for indent in (None, 1, 2):
+        src = json.dumps(data, indent=indent)
+        out = redact.text(src)
+        back = json.loads(out)
+        assert back["api_key"] == {"nullable": True, "n": 3} and back["n_tokens"] == 5 and back["pw"] is None
+        assert back["token"] == back["password"] == back["rows"][0]["secret"] == "****"
+        assert back["rows"][0]["ok"] is False and back["note"] == "connect with Server=h;Pwd=****;"
+        assert back["image/png"] == "AKIAIOSFODNN7EXAMPLE"  # embedded images are left alone
+        assert "planted" not in out and list(back) == list(data)
+
+
+def test_a_notebook_file_stays_a_notebook(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('db_password = "q\\"uoted-planted"\nprint("ok")'),
+                nbformat.v4.new_code_cell("x = 1", outputs=[nbformat.v4.new_output(
+                    "stream", text="dapi0123456789abcdef0123456789abcdef\n")])]
+    nb.metadata["papermill"] = {"parameters": {"api_token": "param-planted-1", "n": 3}}
+    p = tmp_path / "x.ipynb"
+    nbformat.write(nb, str(p))
+    redact.file(p)
+    back = nbformat.read(str(p), as_version=4)
+    nbformat.validate(back)
+    raw = p.read_text()
+    assert "planted" not in raw and "dapi0123" not in raw
+    assert back.metadata["papermill"]["parameters"] == {"api_token": "****", "n": 3}
+    assert back.cells[0].source.endswith('print("ok")')
+
+
+# -- issue 23: kinds not covered before -------------------------------------------------------------------------
+@pytest.mark.parametrize("conn,kept", [
+    ("Driver={ODBC Driver 18};Server=tcp:h,1433;Uid=sa;Pwd=hunter22x;Encrypt=yes;", "Uid=sa;Pwd=****;Encrypt=yes;"),
+    ("Server=h;Database=d;User Id=u;Password=Pl4nted!pw;", "User Id=u;Password=****;"),
+    ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=abcDEF123+/plantedkey==;"
+     "EndpointSuffix=core.windows.net",
+     "AccountName=acct;AccountKey=****;EndpointSuffix=core.windows.net"),
+    ("Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=Zm9vYmFyplanted=",
+     "SharedAccessKeyName=Root;SharedAccessKey=****"),
+    ("jdbc:sqlserver://h:1433;databaseName=db;user=sa;password=P@ssw0rd-planted;", "user=sa;password=****;"),
+    ("jdbc:postgresql://h/db?user=u&password=pgplanted1&ssl=true", "?user=u&password=****&ssl=true"),
+    ("https://acct.blob.core.windows.net/c/f?sv=2022-11-02&se=2030&sig=abc%2Fplanted%3D", "se=2030&sig=****"),
+    ("https://api.example/v1?TOKEN=tokplanted99&page=2", "?TOKEN=****&page=2"),
+    ("PWD={p;w0rd-planted};Server=h", "PWD={****};Server=h"),
+])
+def test_credential_fields_of_connection_and_query_strings(conn, kept):
+    out = redact.text(f"conn = '{conn}'")
+    assert "planted" not in out and "hunter22x" not in out and kept in out, out
+
+
+@pytest.mark.parametrize("kind,key", [
+    ("databricks", "dapi" + "0123456789abcdef" * 2),
+    ("databricks_suffix", "dapi" + "fedcba9876543210" * 2 + "-3"),
+    ("gitlab", "glpat-" + "AbCdEfGhIj0123456789"),
+    ("anthropic", "sk-ant-api03-" + "Ab1_" * 23 + "xAA"),
+    ("atlassian", "ATATT3xFfGF0" + "Ab1-" * 45),
+    ("heroku", "HRKU-AA" + "Ab1_" * 15),
+    ("shopify", "shpat_" + "0123456789abcdef" * 2),
+    ("digitalocean", "dop_v1_" + "0123456789abcdef" * 4),
+    ("npm", "npm_" + "Ab1Cd2Ef3G" * 3 + "h4Ij5K"),
+    ("doppler", "dp.pt." + "Ab1Cd2Ef3G" * 4 + "h4I"),
+    ("postman", "PMAK-" + "0123456789abcdef01234567" + "-" + "0123456789abcdef" * 2 + "01"),
+    ("vault", "hvs." + "CAESI" + "Ab1_" * 24),
+    ("grafana_sa", "glsa_" + "Ab1Cd2Ef3G" * 3 + "h4_" + "0a1b2c3d"),
+    ("grafana_cloud", "glc_" + "Ab1Cd2Ef3G" * 4 + "=="),
+    ("terraform", "abcdef01234567.atlasv1." + "ab1-" * 17),
+    ("sendgrid", "SG." + "a" * 22 + "." + "b" * 43),
+    ("twilio", "SK" + "0123456789abcdef" * 2),
+])
+def test_vendor_token_shapes(kind, key):
+    out = redact.text(f"export {kind.upper()}_VALUE_X={key} and print('{key}')")
+    assert key not in out and out.count("****") == 2, out
+
+
+@pytest.mark.parametrize("text", ["dapi is the Databricks prefix", "npm_config_cache=/tmp/npm", "pul-request",
+                                  "see glsa_docs and hvs.example", "sha 0123456789abcdef0123456789abcdef0123"])
+def test_prefixes_alone_are_not_tokens(text):
+    assert redact.text(text) == text
+
+
+@pytest.mark.parametrize("name", ["pw", "db_pw", "smtp_pass", "gh_tok", "DB_PASS", "dbPass"])
+def test_short_secret_names(name):
+    assert redact.is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", ["pass_rate", "n_passes", "passenger", "timeout_sec", "pw_len", "tok_count",
+                                  "bypass", "keyword", "key_col", "power"])
+def test_short_forms_only_as_the_last_word(name):
+    assert not redact.is_secret_name(name)
+
+
+def test_values_that_look_like_credentials_are_learned_whatever_their_name():
+    redact.learn_params({"db_conn": "Server=h;Uid=sa;Pwd=pl4nted-conn-pw;", "n": 3,
+                         "workspace": "https://x.azuredatabricks.net", "bearer_src": "ok"})
+    redact.learn_namespace({"conn": "AccountName=a;AccountKey=pl4ntedAccountKey==;", "tok": "dapi" + "ab12" * 8})
+    out = redact.text("login failed for pl4nted-conn-pw with key pl4ntedAccountKey== and " + "dapi" + "ab12" * 8)
+    assert "pl4nted" not in out and "dapiab12" not in out
+    assert redact.text("https://x.azuredatabricks.net") == "https://x.azuredatabricks.net"
+
+
+def test_a_private_key_printed_over_several_notebook_lines_goes_whole():
+    nb = {"cells": [{"outputs": [{"name": "stdout", "output_type": "stream",
+                                  "text": ["key:\n", "-----BEGIN RSA PRIVATE KEY-----\n",
+                                           "MIIEplantedKeyBody0123456789\n",
+                                           "-----END RSA PRIVATE KEY-----\n", "done\n"]}]}]}
+    out = redact.text(json.dumps(nb, indent=1))
+    lines = json.loads(out)["cells"][0]["outputs"][0]["text"]
+    assert "planted" not in out and lines[0] == "key:\n" and lines[-1] == "done\n"
+
+
+def test_ordinary_query_strings_stay_and_plain_words_are_not_learned():
+    url = "https://api.example/v1/rows?key=species&sort=asc&page=2"
+    assert redact.text(url) == url
+    redact.learn_namespace({"conn": "Server=h;Uid=sa;Pwd=hunter;", "q": url})
+    assert redact.text("Server=h;Uid=sa;Pwd=hunter;") == "Server=h;Uid=sa;Pwd=****;"
+    assert redact.text("hunter and species") == "hunter and species"
+
+
+def test_a_contract_lists_no_values_of_a_secret_named_column():
+    pd = pytest.importorskip("pandas")
+    from nbops.validation.contract import infer
+    df = pd.DataFrame({"password": ["hunter22x", "swordfish9"] * 50, "city": ["Paris", "Lyon"] * 50})
+    y = infer(df).to_yaml()
+    assert "hunter22x" not in y and "Paris" in y  # the closed set of an ordinary column is kept
+
+
+def test_snapshot_frames_keep_columns_rows_and_missing_values():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"user": ["a", "b", "c"], "api_key": ["k1-planted-x", None, "k3-planted-y"],
+                       "token_count": [1, 2, 3], "password": pd.Categorical(["pw-planted-1", None, "pw-planted-1"])})
+    before = df.copy()
+    out, cols = redact.frame(df)
+    assert cols == ["api_key", "password"] and list(out.columns) == list(df.columns) and len(out) == 3
+    assert out["api_key"].isna().tolist() == out["password"].isna().tolist() == [False, True, False]
+    assert set(out["api_key"].dropna()) == set(out["password"].dropna()) == {"****"}
+    assert out["token_count"].tolist() == [1, 2, 3] and out["user"].tolist() == ["a", "b", "c"]
+    assert df.equals(before)  # the user's frame is never changed
+    assert "planted" not in redact.text("got k1-planted-x and pw-planted-1")  # the values are learned
+    assert redact.frame(df[["user"]])[1] == []

@@ -43,13 +43,15 @@ def write_snapshot(obj: Any, name: str, folder: Path) -> Path:
     pl = sys.modules.get("polars")
     import numpy as np
 
+    from ..tracking.redact import frame as masked  # secret-named text columns: values masked, column kept
+
     try:
         if pd is not None and isinstance(obj, pd.DataFrame):
-            obj.to_parquet(target)
+            masked(obj)[0].to_parquet(target)
         elif pd is not None and isinstance(obj, pd.Series):
-            obj.to_frame(name=str(obj.name) if obj.name is not None else name).to_parquet(target)
+            masked(obj.to_frame(name=str(obj.name) if obj.name is not None else name))[0].to_parquet(target)
         elif pl is not None and isinstance(obj, (pl.DataFrame, pl.Series)):
-            (obj.to_frame() if isinstance(obj, pl.Series) else obj).write_parquet(target)
+            masked(obj.to_frame() if isinstance(obj, pl.Series) else obj)[0].write_parquet(target)
         elif isinstance(obj, np.ndarray) and obj.ndim in (1, 2) and obj.dtype.kind in "biufMmOU":
             import pandas as pd
 
@@ -157,10 +159,13 @@ def load_snapshot(run_id: str, name: str | None = None):
     logged = [di.dataset for di in (run.inputs.dataset_inputs if run.inputs else [])
               if safe_name(di.dataset.name) == stem]
     if logged:
+        from ..tracking.redact import is_secret_name
         from .fingerprinting import fingerprint
 
         got = fingerprint(df, stem, profile=False).digest
-        if got != logged[-1].digest and digest_scheme(got) == digest_scheme(logged[-1].digest) \
+        if any(is_secret_name(str(c)) for c in df.columns):  # masked on the way in: it cannot hash the same
+            df.attrs["nbops.masked_columns"] = [str(c) for c in df.columns if is_secret_name(str(c))]
+        elif got != logged[-1].digest and digest_scheme(got) == digest_scheme(logged[-1].digest) \
                 and json.loads(logged[-1].source or "{}").get("type") == "pandas.DataFrame":
             log.warning("nbops: the snapshot %s of run %s does not hash to the digest the run logged (%s != %s); "
                         "parquet may have changed a dtype.", path, run_id, short_digest(got),

@@ -7,16 +7,26 @@ It masks, with ``****``:
    AWS, GitHub, GitLab, Slack, Stripe, OpenAI, SendGrid, Twilio, Discord, npm, PyPI, Azure storage, Artifactory,
    Mailchimp, Square, Telegram, JWTs, private-key headers, basic-auth URLs), plus a few
    shapes it lacks (whole private-key blocks, OpenAI-style ``sk-...`` keys of any form, Hugging Face ``hf_``,
-   Google ``AIza...``, GitHub ``github_pat_``, the ``user:password@`` of any URL).
+   Google ``AIza...``, GitHub ``github_pat_``, the ``user:password@`` of any URL), vendor tokens with a fixed
+   prefix (:data:`TOKEN_SHAPES`: Databricks ``dapi``, GitLab, Atlassian, Heroku, Shopify, DigitalOcean, npm,
+   Doppler, Postman, Vault, Grafana, ...) and the credential fields of connection and query strings
+   (``Pwd=``, ``AccountKey=``, ``SharedAccessKey=``, ``&sig=``, ...: the value only).
 2. **The concrete secret values this process has seen**: every string value of a secret-named variable,
    dict key, keyword argument (``password=...``), parameter (``-p api_token ...`` or papermill's injected
    cell), environment variable (including ``os.environ["X_TOKEN"] = ...`` set inside a cell), and every value
-   given to :func:`secret`. Each is masked wherever it reappears, in the forms nbops stores it in: as is,
-   JSON-escaped (notebooks), HTML-escaped (the notebook's HTML), URL-quoted and ``repr``-escaped.
+   given to :func:`secret`, and the credentials found inside any string value (a connection string under an
+   ordinary name). Each is masked wherever it reappears, in the forms nbops stores it in: as is, JSON-escaped
+   (notebooks), HTML-escaped (the notebook's HTML), URL-quoted and ``repr``-escaped.
+3. ``NAME = value`` / ``NAME: value`` on one line when NAME is a secret name.
+
+Structure is never corrupted: JSON text (a notebook) and YAML (``fmt="yaml"``, a ``.yaml`` artifact) are parsed
+and masked value by value -- keys, numbers, bools, nulls and nested mappings stay -- so the result parses to the
+same structure; :func:`frame` masks the text values of secret-named columns of a frame nbops stores.
 
 A name is secret when one of its words (split at ``_``, ``-``, ``.``, digits and camelCase) is a credential
 word (token, secret, password, passwd, pwd, passphrase, apikey, credential(s), auth, cookie, dsn, signature,
-jwt, bearer, ...), when it ends in ``key`` (``api_key``, ``secret_key``, ``key``), starts with ``aws_``, or
+jwt, bearer, ...), when its last word is ``key``, ``pw``, ``pass`` or ``tok`` (``api_key``, ``db_pw``,
+``smtp_pass``; not ``pass_rate``), starts with ``aws_``, or
 names a session id / connection string -- unless it is on the allow-list (``PWD``, ``OLDPWD``,
 ``SSH_AUTH_SOCK``, ...: the working directory is never masked). ``NBOPS_SECRET_NAMES`` adds names (comma
 separated, ``*`` globs allowed) and ``NBOPS_NOT_SECRET_NAMES`` adds allow-listed ones.
@@ -53,6 +63,10 @@ SECRET_WORDS = frozenset({
     "signature", "jwt", "bearer", "privatekey", "secretkey", "accesskey", "sessionid", "connstr", "pat", "otp",
     "hmac", "salt",
 })
+# Short forms that are a credential only as the name's last word: ``key``, ``api_key``, ``pw``, ``db_pw``,
+# ``smtp_pass``, ``gh_tok`` -- but not ``pass_rate``, ``pw_len``, ``key_col`` or ``token_count``-style leading
+# uses, nor ``sec`` (seconds: ``timeout_sec``).
+SECRET_LAST = frozenset({"key", "pw", "pass", "tok"})
 SECRET_PAIRS = frozenset({("session", "id"), ("conn", "str"), ("connection", "string"), ("client", "secret"),
                           ("private", "key"), ("access", "key"), ("secret", "key")})
 ALLOWED_NAMES = frozenset({
@@ -93,7 +107,7 @@ def _is_secret_name(name: str, extra: str, allowed: str) -> bool:
     words = _words(name)
     if not words:
         return False
-    if any(w in SECRET_WORDS for w in words) or words[-1] == "key" or words[0] == "aws":
+    if any(w in SECRET_WORDS for w in words) or words[-1] in SECRET_LAST or words[0] == "aws":
         return True
     return any(p in SECRET_PAIRS for p in zip(words, words[1:]))
 
@@ -291,6 +305,8 @@ def learn_object(obj: Any, name: str | None = None, depth: int = 0) -> None:
     a string or bytes of a secret-named variable. Lists and tuples are searched for dicts."""
     if depth > 4:
         return
+    if isinstance(obj, str):
+        learn_embedded(obj)
     if name is not None and is_secret_name(name) and not _plain_value(name, obj):
         if isinstance(obj, (str, bytes)):
             remember(obj)
@@ -304,6 +320,20 @@ def learn_object(obj: Any, name: str | None = None, depth: int = 0) -> None:
     elif isinstance(obj, (list, tuple)) and 0 < len(obj) <= 200 and isinstance(obj[0], (dict, list, tuple)):
         for x in obj:
             learn_object(x, None, depth + 1)
+
+
+def learn_embedded(s: str) -> None:
+    """Learn the secrets inside a string whatever its name: the credential fields of a connection string
+    (``Server=h;Uid=u;Pwd=...``) and well-known token shapes, so they are masked wherever they reappear alone."""
+    if not isinstance(s, str) or len(s) > 65536 or len(s) < MIN_LEARNED:
+        return
+    if "=" in s and (";" in s or "&" in s or "?" in s):
+        for _, _, v in _conn_spans(s):
+            if not _wordlike(v):  # a letters-only value stays masked in its string, but is not learned
+                remember(v)
+    if any(p in s for p in TOKEN_PREFIXES):
+        for m in TOKEN_SHAPES.finditer(s):
+            remember(m.group(0))
 
 
 def learn_namespace(ns: dict | None) -> None:
@@ -412,11 +442,64 @@ EXTRA_SHAPES = [
     re.compile(r"(?<=://)[^/\s:@'\"<>]+:[^/\s@'\"<>]+(?=@)"),                        # user:password@ in URLs
     re.compile(r"(?i)(?<=\bbearer )[A-Za-z0-9._~+/=-]{8,}"),                          # Authorization: Bearer
 ]
+# Vendor tokens with a fixed prefix and a fixed length / alphabet (the shapes gitleaks and the vendors document),
+# beyond detect-secrets' set (which has AWS, GitHub, some GitLab, Slack, Stripe, OpenAI, SendGrid, Twilio, npm's
+# _authToken, PyPI, Azure's 88-character AccountKey, Artifactory, ...). One alternation, run only when one of the
+# literal prefixes is in the text.
+TOKEN_PREFIXES = ("dapi", "glpat-", "gldt-", "glrt-", "glptt-", "ATATT3", "HRKU-", "shpat_", "shpca_", "shppa_",
+                  "shpss_", "dop_v1_", "doo_v1_", "dor_v1_", "npm_", "dp.", "PMAK-", "hvs.", "hvb.", ".atlasv1.",
+                  "glsa_", "glc_", "lin_api_", "pul-", "r8_", "gsk_", "sntryu_", "sntrys_", "sbp_",
+                  "figd_", "dt0c01.", "NRAK-", "AGE-SECRET-KEY-1", "lsv2_", "xapp-")
+TOKEN_SHAPES = re.compile("|".join([
+    r"\bdapi[0-9a-f]{32}(?:-\d+)?\b",                           # Databricks personal access token
+    r"\bgl(?:pat|dt|rt|ptt)-[0-9A-Za-z_-]{20,}",                 # GitLab personal / deploy / runner tokens
+    r"\bATATT3[A-Za-z0-9_=-]{150,}",                              # Atlassian API token
+    r"\bHRKU-[0-9A-Za-z_-]{58,}",                                 # Heroku API key (v2)
+    r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b",                    # Shopify access tokens / shared secrets
+    r"\bdo[opr]_v1_[a-f0-9]{64}\b",                               # DigitalOcean
+    r"\bnpm_[A-Za-z0-9]{36}\b",                                   # npm access token
+    r"\bdp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}\b",    # Doppler
+    r"\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b",                        # Postman API key
+    r"\bhv[sb]\.[A-Za-z0-9_-]{90,}",                              # HashiCorp Vault service / batch token
+    r"\b[a-z0-9]{14}\.atlasv1\.[a-z0-9_=-]{60,70}",               # Terraform Cloud / Enterprise
+    r"\bglsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}\b",                   # Grafana service account token
+    r"\bglc_[A-Za-z0-9+/]{32,400}={0,2}",                         # Grafana Cloud token
+    r"\blin_api_[A-Za-z0-9]{40}\b",                               # Linear
+    r"\bpul-[a-f0-9]{40}\b",                                      # Pulumi
+    r"\br8_[A-Za-z0-9]{37}\b",                                    # Replicate
+    r"\bgsk_[A-Za-z0-9]{52}\b",                                   # Groq
+    r"\bsntryu_[a-f0-9]{64}\b|\bsntrys_eyJ[A-Za-z0-9+/=_-]{40,}",  # Sentry user / org tokens
+    r"\bsbp_[a-f0-9]{40}\b",                                      # Supabase
+    r"\bfigd_[A-Za-z0-9_-]{40}\b",                                # Figma
+    r"\bdt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}\b",                    # Dynatrace
+    r"\bNRAK-[A-Z0-9]{27}\b",                                     # New Relic user key
+    r"\bAGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}\b",  # age
+    r"\blsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}\b",              # LangSmith
+    r"\bxapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+",                          # Slack app-level token
+]))
+# Credential fields of connection strings and query strings: ``Password=...;``, ``Pwd=...``, ``AccountKey=...``,
+# ``SharedAccessKey=...``, ``?token=...&``, ``&sig=...`` (ODBC, JDBC, ADO.NET, Azure, URL queries; any case).
+# A field counts when it is ``;`` / ``&`` / ``?`` separated (before or after it) and its name is a secret name or
+# one of CONN_FIELDS; only its value is masked (``Pwd={p;w}`` -> ``Pwd={****}``), never the separators.
+CONN_FIELDS = frozenset({"pwd", "pass", "sig", "passwd", "password", "accountkey", "sharedaccesskey",
+                         "sharedaccesssignature", "token", "secret", "apikey", "key", "x-amz-signature",
+                         "x-amz-security-token", "access_token", "refresh_token", "id_token", "client_secret"})
+_VALUE = r"""(?P<v>\{[^}\n]*\}|[^;&\s"'<>]+)"""
+# a field after a separator: ``;Pwd=...``, ``&sig=...``, ``?token=...``, ``;User Id=...``
+_CONN_NEXT = re.compile(r"[;&?][ \t]*(?P<name>[A-Za-z][A-Za-z0-9_.-]*(?: [A-Za-z][A-Za-z0-9_.-]*)?)[ \t]*=[ \t]*"
+                        + _VALUE + r"""(?=[;&"'\s<>]|$)""")
+# the first field of a string (``Password=...;Server=...``): found from its ``=`` (a scan that starts at every
+# word would cost the long texts dearly), its name read backwards
+_CONN_FIRST = re.compile("=" + _VALUE + "(?=[;&])")
+_NAME_BEFORE = re.compile(r"""(?:^|(?<=["'\s(]))[A-Za-z][A-Za-z0-9_.-]*$""")
 # ``NAME = "value"``, ``NAME: value``, ``NAME=value`` in any text (a diff, a .env file, printed config): the
 # value is masked when NAME is a secret name. Unquoted values count only when they are not a number and not a
 # plain identifier without digits (``token = api_token`` stays readable; ``password=hunter22`` does not).
-_ASSIGNED = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>["']?\s*(?::(?!:)|=(?!=)|:=|=>)\s*)(?:(?P<q>["'])"""
-                       r"""(?P<qv>[^"'\n]{4,}?)(?P=q)|(?P<v>[^\s"',;()\[\]{}<>]{4,})(?=[\s"',;)\]}<>]|$))""")
+# The separator never crosses a line: ``api_key:`` followed by a nested mapping on the next lines (YAML) is a key,
+# not a value.
+_ASSIGNED = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>["']?[ \t]*(?::(?!:)|=(?!=)|:=|=>)[ \t]*)"""
+                       r"""(?:"(?P<dq>(?:\\.|[^"\\\n]){4,}?)"|'(?P<sq>(?:\\.|[^'\\\n]){4,}?)'"""
+                       r"""|(?P<v>[^\s"',;()\[\]{}<>]{4,})(?=[\s"',;)\]}<>]|$))""")
 # Plugins left out: IPPublicDetector (an address is not a secret); the keyword / entropy plugins, which are not
 # regex rule sets (the name rules do the keyword work; entropy would mask digests and run ids); and the
 # keyword-context detectors (Cloudant, IBM COS HMAC, IBM Cloud IAM, SoftLayer: ``<vendor> ... key = value``),
@@ -477,14 +560,70 @@ def _value_forms() -> list[str]:
     return _FORMS
 
 
+@lru_cache(maxsize=4096)
+def _is_conn_field(name: str, extra: str = "", allowed: str = "") -> bool:
+    name = name.strip()
+    if name.lower() in CONN_FIELDS:
+        return True
+    if not _is_secret_name(name.replace(" ", "_"), extra, allowed):
+        return False
+    words = _words(name)  # SharedAccessKeyName, AccessKeyId: the name of a credential, not the credential
+    return bool(words) and words[-1] not in ("name", "id", "type", "version")
+
+
+def _conn_value(name: str, v: str, env: tuple[str, str]) -> str | None:
+    """The credential in field ``name=v`` of a connection / query string (braces dropped), or None."""
+    inner = v[1:-1] if v.startswith("{") else v
+    if not inner or inner == MASK or not _is_conn_field(name, *env):
+        return None
+    if name.strip().lower() == "key" and _wordlike(inner):
+        return None  # ?key=species&sort=asc: a key of something, not a credential
+    return inner
+
+
+def _conn_spans(s: str) -> list[tuple[int, int, str]]:
+    """(start, end, credential) of every credential field value in ``s`` (inside braces when braced)."""
+    spans = []
+    env = (os.environ.get(ENV_NAMES, ""), os.environ.get(ENV_NOT_NAMES, ""))
+    for m in _CONN_NEXT.finditer(s):
+        v = _conn_value(m.group("name"), m.group("v"), env)
+        if v is not None:
+            b = m.start("v") + (1 if m.group("v").startswith("{") else 0)
+            spans.append((b, b + len(v), v))
+    for m in _CONN_FIRST.finditer(s):
+        n = _NAME_BEFORE.search(s, max(0, m.start() - 64), m.start())
+        v = n and _conn_value(n.group(0), m.group("v"), env)
+        if v is not None:
+            b = m.start("v") + (1 if m.group("v").startswith("{") else 0)
+            spans.append((b, b + len(v), v))
+    return sorted(set(spans))
+
+
+def _wordlike(v: str) -> bool:
+    """A plain word (letters and ``_`` only): a name or a setting, never learned as a secret value."""
+    return v.isidentifier() and not any(c.isdigit() for c in v)
+
+
+def _conn_fields(s: str) -> str:
+    if "=" not in s or not (";" in s or "&" in s or "?" in s):
+        return s
+    out, last = [], 0
+    for b, e, _ in _conn_spans(s):
+        if b >= last:
+            out += [s[last:b], MASK]
+            last = e
+    return "".join(out) + s[last:] if out else s
+
+
 def _assigned(m: re.Match) -> str:
     if not is_secret_name(m.group("name").rsplit(".", 1)[-1]):
         return m.group(0)
-    if m.group("qv") is not None:
-        v = m.group("qv")
+    q = '"' if m.group("dq") is not None else "'" if m.group("sq") is not None else None
+    if q:  # a quoted value (backslash escapes inside it included)
+        v = m.group("dq") if q == '"' else m.group("sq")
         if v == MASK or "{" in v:
             return m.group(0)
-        return f"{m.group('name')}{m.group('sep')}{m.group('q')}{MASK}{m.group('q')}"
+        return f"{m.group('name')}{m.group('sep')}{q}{MASK}{q}"
     v = m.group("v")
     if v == MASK or (v.isidentifier() and not any(c.isdigit() for c in v)) or re.fullmatch(r"[-+]?[\d.eE_]+", v) or v.startswith(("os.", "$")):
         return m.group(0)
@@ -516,12 +655,15 @@ def _redact_uncached(s: str) -> str:
         if v in s:
             s = s.replace(v, MASK)
     s = _mask_digests(s)
+    s = _conn_fields(s)
     if "=" in s or ":" in s:
         s = _ASSIGNED.sub(_assigned, s)
     if not _TOKENISH.search(s) and "://" not in s and "PRIVATE" not in s:
         return s  # too short to hold any key shape below (each needs 10+ key characters in a row)
     for rx in EXTRA_SHAPES:
         s = rx.sub(MASK, s)
+    if any(p in s for p in TOKEN_PREFIXES):
+        s = TOKEN_SHAPES.sub(MASK, s)
     found = set()
     for p in _plugins():
         needs = _NEEDS.get(type(p).__name__)
@@ -537,12 +679,26 @@ def _redact_uncached(s: str) -> str:
     return s
 
 
-def text(s: Any) -> Any:
-    """``s`` with every known secret value and key shape masked (non-strings are returned unchanged)."""
+def text(s: Any, fmt: str | None = None) -> Any:
+    """``s`` with every known secret value and key shape masked (non-strings are returned unchanged).
+
+    Structured text keeps its structure: JSON (any text that parses as a JSON object or array, e.g. a notebook)
+    and, with ``fmt="yaml"``, YAML are parsed, their string values masked one by one (a string under a
+    secret-named key entirely; keys, numbers, bools, nulls and nested mappings never) and the result still parses
+    to the same structure. ``fmt`` is a file suffix or name (``"contract.yaml"``, ``".json"``) or None."""
     if not isinstance(s, str) or not s:
         return s
     if len(os.environ) != _ENV_SEEN[0]:  # a variable came or went (each tracked cell re-reads them all)
         learn_environ()
+    kind = _structured_kind(s, fmt)
+    if kind:
+        out = _structured(s, kind)
+        if out is not None:
+            return out
+    return _text(s)
+
+
+def _text(s: str) -> str:
     if "base64" in s or "image/" in s:
         out, last = [], 0
         for m in _PROTECTED.finditer(s):
@@ -551,6 +707,92 @@ def text(s: Any) -> Any:
         out.append(_redact_plain(s[last:]))
         return "".join(out)
     return _redact_plain(s)
+
+
+# -- structured text ------------------------------------------------------------------------------------------
+_IMAGE_KEYS = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+def _structured_kind(s: str, fmt: str | None) -> str | None:
+    suffix = str(fmt or "").lower().rsplit(".", 1)[-1] if fmt else ""
+    if suffix in ("yaml", "yml"):
+        return "yaml"
+    head = s.lstrip()[:1]
+    if head in ("{", "[") and s.rstrip()[-1:] in ("}", "]"):
+        return "json"
+    return None
+
+
+def _mask_tree(o: Any, secret_key: bool = False) -> Any:
+    """A parsed JSON / YAML value with its strings masked: under a secret-named key a string (or the strings of a
+    list) is masked whole; everything else goes through the text rules. Keys, numbers, bools and nulls stay."""
+    if isinstance(o, str):
+        if secret_key and o.strip() and o != MASK:
+            return MASK
+        return _text(o)
+    if isinstance(o, dict):
+        out = {}
+        for k, v in o.items():
+            ks = k if isinstance(k, str) else None
+            if ks in _IMAGE_KEYS:
+                out[k] = v
+                continue
+            secret = ks is not None and is_secret_name(ks) and not _plain_value(ks, v)
+            nk = _text(ks) if ks else k  # a key is kept, unless it is itself a known secret value or key shape
+            out[nk if nk not in o and nk not in out else k] = _mask_tree(v, secret and not isinstance(v, dict))
+        return out
+    if isinstance(o, list):
+        if not secret_key and len(o) > 1 and all(isinstance(x, str) for x in o) \
+                and all(x.endswith("\n") for x in o[:-1]):
+            # a text stored as its lines (a notebook's source and outputs): masked as one text, so a shape that
+            # spans lines (a private-key block) goes whole; split into lines again
+            joined = "".join(o)
+            red = _text(joined)
+            return o if red == joined else red.splitlines(keepends=True)
+        return [_mask_tree(x, secret_key) for x in o]
+    return o
+
+
+def _structured(s: str, kind: str) -> str | None:
+    """Mask JSON / YAML text without touching its structure; None when it does not parse as a mapping or list."""
+    try:
+        if kind == "json":
+            data = json.loads(s)
+        else:
+            import yaml
+
+            data = yaml.safe_load(s)
+    except Exception:  # noqa: BLE001 - not JSON / YAML after all: the plain text rules apply
+        return None
+    if not isinstance(data, (dict, list)):
+        return None
+    masked = _mask_tree(data)
+    if masked == data:
+        return s
+    # the plain rules on the whole text keep its layout (comments, order, indentation); used when they give the
+    # same structure as masking value by value, else the masked values are written out again
+    loads = json.loads if kind == "json" else __import__("yaml").safe_load
+    flat = _text(s)
+    try:
+        if loads(flat) == masked:
+            return flat
+    except Exception:  # noqa: BLE001
+        pass
+    if kind == "json":
+        return _json_like(s, masked)
+    import yaml
+
+    return yaml.safe_dump(masked, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def _json_like(original: str, data: Any) -> str:
+    """``data`` as JSON in the layout of ``original`` (indentation, ASCII escaping, final newline)."""
+    m = re.search(r"\n( +)\S", original)
+    indent = len(m.group(1)) if m else None
+    ascii_only = original.isascii()
+    out = json.dumps(data, indent=indent, ensure_ascii=ascii_only,
+                     separators=None if indent is not None or ", " in original else (",", ":"))
+    return out + "\n" if original.endswith("\n") else out
 
 
 def plain(v: Any) -> Any:
@@ -619,6 +861,44 @@ def profile_json(s: str | None) -> str | None:
     return text(json.dumps(data, default=str))
 
 
+def frame(df: Any) -> tuple[Any, list[str]]:
+    """A pandas / polars DataFrame with the text values of its secret-named columns masked (``****``; missing
+    values stay missing), for what nbops stores of it (a ``--snapshot`` parquet): ``(copy, masked column names)``,
+    or ``(df, [])`` untouched when there is nothing to mask. Columns, their order, row count and the text dtype are
+    kept; numbers and bools are not secret values. The masked values are learned (up to 1,000 distinct ones), so
+    they are masked in any other text too. ``df`` itself is never changed."""
+    cols = [c for c in getattr(df, "columns", []) if is_secret_name(str(c))]
+    if not cols:
+        return df, []
+    mod = type(df).__module__
+    masked: list[str] = []
+    if mod.startswith("polars"):
+        import polars as pl
+
+        texts = [c for c in cols if df.schema[c] in (pl.Utf8, pl.Categorical)]
+        for c in texts:
+            for v in df[c].drop_nulls().unique().head(1000).to_list():
+                remember(str(v))
+        out = df.with_columns([pl.when(pl.col(c).is_null()).then(None).otherwise(pl.lit(MASK)).cast(pl.Utf8)
+                               .alias(c) for c in texts]) if texts else df
+        return out, [str(c) for c in texts]
+    out = None
+    for i, c in enumerate(df.columns):
+        if c not in cols:
+            continue
+        col = df.iloc[:, i]
+        if col.dtype.kind not in "OSU" and str(col.dtype) not in ("string", "str", "category"):
+            continue
+        if out is None:
+            out = df.copy()
+        for v in col.dropna().unique()[:1000]:
+            remember(str(v))
+        kept = col.astype(object) if str(col.dtype) == "category" else col
+        out.isetitem(i, kept.where(col.isna(), MASK))
+        masked.append(str(c))
+    return (df, []) if out is None else (out, masked)
+
+
 TEXT_SUFFIXES = {".txt", ".py", ".patch", ".diff", ".json", ".jsonl", ".ipynb", ".html", ".htm", ".md", ".csv",
                  ".tsv", ".yaml", ".yml", ".log", ".cfg", ".ini", ".toml", ".xml", ".sql", ".sh", ".r", ".env", ""}
 MAX_FILE = 64 * 2**20
@@ -633,7 +913,10 @@ def file(path: str | os.PathLike) -> None:
         raw = p.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError):
         return
-    red = text(raw)
+    if p.suffix.lower() == ".jsonl":
+        red = "".join(text(line, ".json") for line in raw.splitlines(keepends=True))
+    else:
+        red = text(raw, p.suffix)
     if red != raw:
         p.write_text(red, encoding="utf-8")
 

@@ -238,7 +238,7 @@ class Tracker:
 
     def log_text(self, text: str, artifact_file: str) -> None:
         """An artifact from text, secrets masked (see :mod:`nbops.tracking.redact`)."""
-        self._path(artifact_file).write_text(redact.text(text), encoding="utf-8")
+        self._path(artifact_file).write_text(redact.text(text, artifact_file), encoding="utf-8")
 
     def log_dict(self, data: dict, artifact_file: str) -> None:
         self.log_text(json.dumps(redact.plain(data), indent=2, default=str), artifact_file)

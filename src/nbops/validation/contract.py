@@ -214,6 +214,7 @@ def infer(df, *, keys=None, source: str = "") -> Contract:
     import pandas as pd
     from scipy.special import betaincinv  # scipy.stats' beta.ppf without importing scipy.stats (seconds)
 
+    from ..tracking.redact import is_secret_name
     from .checks import kind_of
 
     pa = _pa()
@@ -248,7 +249,8 @@ def infer(df, *, keys=None, source: str = "") -> Contract:
                 if kind == "integer":
                     lo, hi = math.floor(round(lo, 6)), math.ceil(round(hi, 6))
                 checks.append(pa.Check.nbops_range(min_value=lo, max_value=hi, ref_rows=len(vals)))
-        elif not ident and kind in ("string", "bool") and len(vals):
+        elif not ident and kind in ("string", "bool") and len(vals) \
+                and not (kind == "string" and is_secret_name(str(name))):  # never list secret values in a contract
             counts = vals.value_counts()
             if _closed_set(counts.to_numpy(), len(vals)) and not _date_like(counts.index):
                 allowed = sorted((v.item() if isinstance(v, np.generic) else v for v in counts.index), key=str)
