@@ -257,7 +257,10 @@ def record_version(obj: Any, name: str, snapshot: bool = False, *, experiment: s
         except NbopsError:
             raise
         except Exception as exc:  # noqa: BLE001 - an unreachable store must not stop versioning
-            report.warnings.append(f"lineage unavailable: {type(exc).__name__}: {str(exc)[:200]}")
+            from ..tracking.mlflow_errors import store_down_note, unreachable
+
+            report.warnings.append("lineage unavailable: " + (store_down_note() if unreachable(exc) else
+                                                              f"{type(exc).__name__}: {str(exc)[:200]}"))
     if hist is not None:
         prev_row = next((r for r in hist.rows if r["digest"] != v.digest), None)
         if prev_row is not None:

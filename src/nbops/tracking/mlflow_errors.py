@@ -24,3 +24,28 @@ def quote(value: str) -> str:
     double quotes and no escapes, so a value holding a single quote is put in double quotes."""
     value = str(value)
     return f'"{value}"' if "'" in value else f"'{value}'"
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The store did not answer (refused, timed out, 5xx): the writer's own rule (:func:`writer.is_unreachable`)."""
+    from .writer import is_unreachable  # writer imports this module: resolved at call time
+
+    return is_unreachable(exc)
+
+
+def store_down(uri: str | None = None, *, wrote: bool = False):
+    """The one line for a tracking store that does not answer, as a :class:`~nbops.errors.TrackingError`.
+    ``wrote``: the records were spooled (a write); else nothing could be read."""
+    from .. import config
+    from ..errors import TrackingError
+
+    uri = uri or config.settings().tracking_uri
+    what = "the records are spooled: run `nbops sync` when it is back" if wrote else \
+        "nothing can be read from it (records written meanwhile are spooled; run `nbops sync` later)"
+    return TrackingError(f"The tracking store at {uri} does not answer: {what}. Start it, or point "
+                         f"MLFLOW_TRACKING_URI at a store that answers.", uri=uri)
+
+
+def store_down_note(uri: str | None = None) -> str:
+    """:func:`store_down`'s sentence without the error class, for a result's notes."""
+    return store_down(uri).message
