@@ -36,8 +36,20 @@ RERUN_HINT = "re-run the training cell with `%%track --data df --snapshot` (or l
 
 
 # -- snapshots ------------------------------------------------------------------------------------------------------
+def check_snapshot(obj: Any, name: str) -> None:
+    """A DataError, before anything runs, when ``obj`` is a frame parquet cannot store as it is: duplicate column
+    names (pyarrow refuses them only after the work is done)."""
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(obj, pd.DataFrame) and obj.columns.duplicated().any():
+        dup = sorted(map(str, obj.columns[obj.columns.duplicated()].unique()))
+        raise DataError(f"--snapshot {name}: duplicate column names {', '.join(dup)}; parquet needs one name per "
+                        f"column: rename them (e.g. {name}.columns = [...]) or drop --snapshot.", variable=name,
+                        columns=dup)
+
+
 def write_snapshot(obj: Any, name: str, folder: Path) -> Path:
     """Write ``obj`` as ``folder/<name>.parquet``; a DataError (nothing written) if it cannot be stored."""
+    check_snapshot(obj, name)
     target = folder / f"{safe_name(name)}.parquet"
     pd = sys.modules.get("pandas")
     pl = sys.modules.get("polars")

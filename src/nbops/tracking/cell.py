@@ -119,6 +119,7 @@ def _hooks(tracker: Tracker) -> list:
 def run_cell(shell, cell: str, opts: CellOptions) -> Any:
     """Execute ``cell`` in ``shell`` as one tracked run; returns the cell's value, shows a run summary."""
     ns = shell.user_ns
+    _check_inputs(ns, opts)
     nb = notebook_path(ns)
     start_dir = os.path.dirname(nb) if nb and os.path.isabs(nb) and os.path.isdir(os.path.dirname(nb)) else os.getcwd()
     git = _background().submit(capture.git_info, start_dir)  # `git status` runs beside the cell
@@ -316,6 +317,17 @@ def _collect(shell, cell: str, opts: CellOptions, tracker: Tracker, *, notebook:
         from ..evaluation.models import remember  # %evaluate VAR finds this run
 
         remember(ns[opts.model], tracker.run_id)
+
+
+def _check_inputs(ns, opts: CellOptions) -> None:
+    """Mistakes in the options that can be seen before the body runs (one line, nothing run or recorded):
+    a --snapshot of a frame parquet cannot store."""
+    if opts.snapshot:
+        from ..data.record import check_snapshot
+
+        for name in opts.data:
+            if name in ns:
+                check_snapshot(ns[name], name)
 
 
 def _validate_data(ns, opts: CellOptions, before: bool = False, names=None) -> list[str]:
