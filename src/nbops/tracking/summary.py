@@ -13,8 +13,21 @@ from ..display.views import frame_html, frame_text, frame_widget, kv_html, kv_te
 STATUS_COLOR = {"FINISHED": "#1a7f37", "FAILED": "#cf222e", "KILLED": "#9a6700"}
 
 
+SHOWN = 10          # params / metrics listed by name under a cell; the rest are counted
+VALUE_CHARS = 80    # a value longer than this is cut in the summary (the run keeps it)
+
+
 def _fmt(v: Any) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
+    text = f"{v:.6g}" if isinstance(v, float) else str(v)
+    return text if len(text) <= VALUE_CHARS else text[:VALUE_CHARS - 1] + "…"
+
+
+def first_few(values: dict, noun: str, n: int = SHOWN) -> str:
+    """``k=v, ...`` for the first ``n`` items and a count of the rest (``… and 9,990 more metrics``): a summary
+    stays a few lines whatever a run logged (the run itself keeps everything)."""
+    shown = ", ".join(f"{k}={_fmt(v)}" for k, v in list(values.items())[:n])
+    more = len(values) - n
+    return shown + (f" … and {more:,} more {noun}" if more > 0 else "")
 
 
 @dataclass
@@ -76,11 +89,7 @@ class RunSummary:
         for name, values in (("params", self.params), ("metrics", self.metrics)):
             if not values:
                 continue
-            text = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
-            if link and len(values) > 6:
-                first = ", ".join(f"{k}={_fmt(v)}" for k, v in list(values.items())[:6])
-                text = f"<details><summary>{e(first)}, ... ({len(values)})</summary>{e(text)}</details>"
-            rows.append((name, text if link and len(values) > 6 else e(text)))
+            rows.append((name, e(first_few(values, name))))
         for label, values in (("data", self.data), ("model", self.models)):
             if values:
                 rows.append((label, e(", ".join(values))))
@@ -121,7 +130,21 @@ class RunsTable:
     @property
     def title(self) -> str:
         where = f" of {self.notebook}" if self.notebook else ""
-        return f"nbops runs{where} ({len(self.df)})"
+        hidden = self._hidden()
+        more = "; " + ", ".join(f"… and {n:,} more {k}" for k, n in hidden.items() if n) + \
+            " (-o VAR keeps every column)" if any(hidden.values()) else ""
+        return f"nbops runs{where} ({len(self.df)}{more})"
+
+    def _hidden(self) -> dict:
+        """How many params / metrics columns the table leaves out (it shows the first :data:`SHOWN` of each)."""
+        cols = list(getattr(self.df, "columns", []))
+        return {k: max(0, sum(str(c).startswith(k + ".") for c in cols) - SHOWN) for k in ("params", "metrics")}
+
+    def _over(self) -> list:
+        """The params / metrics columns past the first :data:`SHOWN` of each: left out of the table and counted in
+        the title, so it stays readable however many a run logged (``to_frame()`` keeps them)."""
+        cols = [str(c) for c in self.df.columns]
+        return [c for kind in ("params.", "metrics.") for c in [c for c in cols if c.startswith(kind)][SHOWN:]]
 
     def _view(self):
         df = self.df
@@ -129,7 +152,8 @@ class RunsTable:
             return df
         cols = [c for c in _FIRST if c in df.columns] + [c for c in df.columns
                                                           if c not in _FIRST and c not in ("end_time", "experiment_id")]
-        view = df[cols].copy()
+        over = set(self._over())
+        view = df[[c for c in cols if c not in over]].copy()
         if "start_time" in view.columns:
             view["start_time"] = view["start_time"].astype(str).str.slice(0, 19)
         short = {c: c.split(".", 1)[1] for c in view.columns if c.startswith(("params.", "metrics."))}
