@@ -81,6 +81,8 @@ class RunSummary:
         run = (f"{e(self.run_name or '')} (" + (links.a(self.url, self.run_id, "open in the MLflow UI")
                                                 if link else self.run_id) + ")")
         status = self.status + ("  [spooled: run `nbops sync` later]" if self.spooled else
+                                f"  [spooled: {self.spool_reason}; it is written with the next run, or by `nbops "
+                                f"sync`]" if self.writing and self.spool_reason else
                                 "  [in the local spool, being written to the store]" if self.writing else "")
         rows = [("run", run), ("experiment", e(self.experiment)), ("status", e(status))]
         if self.error:
