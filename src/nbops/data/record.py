@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError, NbopsError
+from ..errors import DataError, NbopsError, TrackingError
 from .compare import DataDiff, compare, row_changes
 from .lineage import SNAPSHOT_TAG, Lineage, history, runs_using, safe_name
 from .version import DataVersion, digest_scheme, short_digest
@@ -291,9 +291,18 @@ def record_version(obj: Any, name: str, snapshot: bool = False, *, experiment: s
     if same:
         report.already_in = same[0]["run_id"]
         return report
-    with track(experiment, f"dataversion:{name}", kind="dataversion",
-               tags={"nbops.data.name": name, "nbops.data.digest": v.digest, **(tags or {})}) as t:
-        log_to_run(t, obj, name, snapshot=snapshot, context="dataversion", version=v)
+    t = track(experiment, f"dataversion:{name}", kind="dataversion",
+              tags={"nbops.data.name": name, "nbops.data.digest": v.digest, **(tags or {})})
+    try:
+        with t:
+            log_to_run(t, obj, name, snapshot=snapshot, context="dataversion", version=v)
+    except (TrackingError, OSError) as exc:
+        if t.run is not None:  # the run started: a failure of its own, not of the store
+            raise
+        from ..tracking.mlflow_errors import untracked_note
+
+        report.warnings.append(untracked_note(exc))  # the version is computed and shown all the same
+        return report
     report.recorded_in = t.run_id
     if t.run is not None and t.run.spooled:
         report.warnings.append(f"the store did not answer: run {t.run_id} is spooled; `nbops sync` pushes it")

@@ -49,3 +49,11 @@ def store_down(uri: str | None = None, *, wrote: bool = False):
 def store_down_note(uri: str | None = None) -> str:
     """:func:`store_down`'s sentence without the error class, for a result's notes."""
     return store_down(uri).message
+
+
+def untracked_note(exc: BaseException) -> str:
+    """Why a result was computed and shown but not recorded: no run could be started (the store and the spool
+    could not be written). One line for a result's warnings."""
+    why = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return (f"not recorded: tracking is unavailable ({why}); the result is complete. Point MLFLOW_TRACKING_URI at a "
+            f"store nbops can write, or make the project's .nbops folder writable, and run it again to record it.")
