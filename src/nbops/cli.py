@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import subprocess
 import sys
 
@@ -76,6 +77,8 @@ def _runs(a) -> int:
 def _sync(a) -> int:
     from .api import sync
 
+    # MLflow prints "View run ... / View experiment ..." for every run it ends on a server: the report says it once
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     report = sync(a.spool)
     print(report)
     return 0 if report.ok else 1

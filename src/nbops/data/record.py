@@ -160,8 +160,11 @@ def load_snapshot(run_id: str, name: str | None = None):
 
     tmp = tempfile.mkdtemp(prefix="nbops-load-")
     try:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp,
-                                                    tracking_uri=get_writer().settings.tracking_uri)
+        from ..display.progress import no_transfer_bars
+
+        with no_transfer_bars():
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp,
+                                                        tracking_uri=get_writer().settings.tracking_uri)
         df = pd.read_parquet(local)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
