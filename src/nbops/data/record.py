@@ -304,7 +304,9 @@ def record_version(obj: Any, name: str, snapshot: bool = False, *, experiment: s
             raise
         from ..tracking.mlflow_errors import untracked_note
 
-        report.warnings.append(untracked_note(exc))  # the version is computed and shown all the same
+        # the version is computed and shown all the same; one line says why nothing was recorded (or looked up)
+        report.warnings = [w for w in report.warnings if not w.startswith("lineage unavailable")]
+        report.warnings.append(untracked_note(exc))
         return report
     report.recorded_in = t.run_id
     if t.run is not None and t.run.spooled:
