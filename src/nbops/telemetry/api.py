@@ -104,7 +104,7 @@ def analyze(source="local", query=None, *, detector: str = "auto", sensitivity: 
     report = TelemetryReport(scored, incidents(scored, gap), source=label, query=query, detector=detector,
                              sensitivity=sensitivity, direction=direction,
                              gap=duration(gap, "gap") if gap is not None else None)
-    if source == "local":
+    if isinstance(source, str) and source == "local":
         from .local import coverage_note
 
         note = coverage_note(window(fetch_kw.get("last"), fetch_kw.get("start"), fetch_kw.get("end"))[0])

@@ -91,7 +91,7 @@ class TelemetryReport:
             return 0.0
         return float((self.frame["timestamp"].max() - self.frame["timestamp"].min()).total_seconds())
 
-    def alerts(self, sensitivity: str | None = None) -> int:
+    def alert_count(self, sensitivity: str | None = None) -> int:
         """Alerts (pages, all series) over the window that ``sensitivity`` (default: the one used) would have
         raised: anomalous points, one per the detector's refractory period (``Detector.alerts``, as in the NAB
         benchmark the thresholds were chosen on)."""
@@ -105,8 +105,8 @@ class TelemetryReport:
                    for _, g in self.frame.groupby(["metric", "labels"], sort=False))
 
     def alerts_per_day(self, sensitivity: str | None = None) -> float:
-        """:meth:`alerts` per day of the window."""
-        return float(self.alerts(sensitivity)) / (max(self.window_s, 1.0) / 86400)
+        """:meth:`alert_count` per day of the window."""
+        return float(self.alert_count(sensitivity)) / (max(self.window_s, 1.0) / 86400)
 
     def alerts_line(self) -> str:
         """``sensitivity medium: 1.2 alerts/day here (low 0.4, high 3.0)``; over a window shorter than
@@ -116,8 +116,8 @@ class TelemetryReport:
 
         levels = [k for k in ("low", "medium", "high") if k != self.sensitivity]
         if self.window_s < MIN_RATE_WINDOW_S:
-            others = ", ".join(f"{k} {self.alerts(k)}" for k in levels)
-            return (f"sensitivity {self.sensitivity}: {self.alerts()} alerts in {_dur(self.window_s)} of data "
+            others = ", ".join(f"{k} {self.alert_count(k)}" for k in levels)
+            return (f"sensitivity {self.sensitivity}: {self.alert_count()} alerts in {_dur(self.window_s)} of data "
                     f"({others}; per-day rates from {MIN_RATE_WINDOW_S / 3600:g}h of data)")
         others = ", ".join(f"{k} {self.alerts_per_day(k):.3g}" for k in levels)
         return f"sensitivity {self.sensitivity}: {self.alerts_per_day():.3g} alerts/day here ({others})"
