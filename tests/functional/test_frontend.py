@@ -352,3 +352,39 @@ def test_on_drift_outcome_is_shown_and_the_child_kernel_stays_quiet(tmp_path, st
     assert "Kernel is running over TCP" not in text and "INFO" not in text, text[:2000]
     html = "".join(o.get("data", {}).get("text/html", "") for o in out.cells[-1].outputs)
     assert "on drift" in html and "child.ipynb: ok (run " in html, html[:3000]
+
+
+# ---- nbops sync's own report, not MLflow's links ------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_nbops_sync_prints_its_report_not_mlflows_view_run_lines(tmp_path, store, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from services import start_mlflow_server
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("NBOPS_OFFLINE", "1")
+    import nbops
+
+    for i in range(2):
+        with nbops.track("synced", f"offline-{i}") as t:
+            t.log_metric("accuracy", 0.5 + i / 10)
+    server = start_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "server-artifacts", port=port,
+                                 workers=1)
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "NBOPS_OFFLINE"}
+        p = subprocess.run([str(Path(sys.executable).parent / "nbops"), "sync"], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "View run" not in p.stdout + p.stderr and "View experiment" not in p.stdout + p.stderr, p.stdout
+        from mlflow.tracking import MlflowClient
+
+        c = MlflowClient(url)
+        runs = c.search_runs([c.get_experiment_by_name("synced").experiment_id])
+        assert sorted(r.info.run_name for r in runs) == ["offline-0", "offline-1"]
+    finally:
+        server.close()
