@@ -115,6 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if code is None else int(code)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a store that does not answer is one line; anything else as is
+        from .tracking.mlflow_errors import store_down_for
+
+        down = store_down_for(exc)
+        if down is None:
+            raise
+        print(f"nbops: {down}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

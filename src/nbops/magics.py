@@ -119,7 +119,9 @@ def _handler(previous):
             value.__traceback__ = user_tb
             shell.showtraceback((etype, value, user_tb), tb_offset=0)
             return None
-        down = _store_down(value, tb)
+        from .tracking.mlflow_errors import store_down_for
+
+        down = store_down_for(value, tb)
         if down is not None:  # a magic met a tracking store that does not answer: one line, not MLflow's pages
             sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb
             stb = [f"{type(down).__name__}: {down}"]
@@ -131,24 +133,6 @@ def _handler(previous):
         return None
 
     return handle
-
-
-def _store_down(value: BaseException, tb):
-    """The one-line TrackingError for ``value`` when it is MLflow failing to reach the tracking store from inside
-    nbops (a frame of nbops and one of mlflow on the way); ``None`` for anything else (the user's own code
-    calling MLflow or requests keeps its traceback)."""
-    import os
-
-    frames = []
-    while tb is not None:
-        frames.append(tb.tb_frame.f_code.co_filename)
-        tb = tb.tb_next
-    here = os.path.dirname(__file__) + os.sep
-    if not any(f.startswith(here) for f in frames) or not any(f"{os.sep}mlflow{os.sep}" in f for f in frames):
-        return None
-    from .tracking.mlflow_errors import store_down, unreachable
-
-    return store_down() if unreachable(value) else None
 
 
 def install_error_boundary(shell) -> None:

@@ -182,6 +182,17 @@ def test_a_tracking_server_that_does_not_answer_is_one_line(ip, monkeypatch):
     out = printed(ip, "%dataversion df")
     lineage = [ln for ln in out.splitlines() if "lineage unavailable:" in ln]
     assert lineage and f"The tracking store at {url} does not answer" in lineage[0] and "Traceback" not in out
+    # the user's own MLflow call is not reworded: its traceback is theirs
+    out = printed(ip, "import mlflow\nmlflow.MlflowClient().search_experiments()")
+    assert "Traceback" in out and "TrackingError" not in out
+    # the command line: the same one line, exit code 2
+    import subprocess
+    import sys
+
+    p = subprocess.run([str(Path(sys.executable).parent / "nbops"), "runs"], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 2 and p.stdout == "", (p.stdout, p.stderr[-2000:])
+    assert _one_line(p.stderr).startswith(f"nbops: The tracking store at {url} does not answer"), p.stderr
 
 
 def test_the_live_summary_says_when_the_store_does_not_answer(ip, monkeypatch):

@@ -57,3 +57,21 @@ def untracked_note(exc: BaseException) -> str:
     why = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
     return (f"not recorded: tracking is unavailable ({why}); the result is complete. Point MLFLOW_TRACKING_URI at a "
             f"store nbops can write, or make the project's .nbops folder writable, and run it again to record it.")
+
+
+def store_down_for(exc: BaseException, tb=None):
+    """For a front end's error boundary (the magics', the CLI's): the one-line :func:`store_down` error when
+    ``exc`` is MLflow failing to reach the tracking store from inside nbops (a frame of nbops and one of mlflow
+    on its way), ``None`` for anything else (the user's own code calling MLflow or requests keeps its
+    traceback)."""
+    import os
+
+    tb = exc.__traceback__ if tb is None else tb
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep   # the nbops package
+    if not any(f.startswith(here) for f in frames) or not any(f"{os.sep}mlflow{os.sep}" in f for f in frames):
+        return None
+    return store_down() if unreachable(exc) else None
