@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import subprocess
 import sys
 
@@ -76,6 +77,8 @@ def _runs(a) -> int:
 def _sync(a) -> int:
     from .api import sync
 
+    # MLflow prints "View run ... / View experiment ..." for every run it ends on a server: the report says it once
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     report = sync(a.spool)
     print(report)
     return 0 if report.ok else 1
@@ -112,6 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if code is None else int(code)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a store that does not answer is one line; anything else as is
+        from .tracking.mlflow_errors import store_down_for
+
+        down = store_down_for(exc)
+        if down is None:
+            raise
+        print(f"nbops: {down}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -119,6 +119,14 @@ def _handler(previous):
             value.__traceback__ = user_tb
             shell.showtraceback((etype, value, user_tb), tb_offset=0)
             return None
+        from .tracking.mlflow_errors import store_down_for
+
+        down = store_down_for(value, tb)
+        if down is not None:  # a magic met a tracking store that does not answer: one line, not MLflow's pages
+            sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb
+            stb = [f"{type(down).__name__}: {down}"]
+            shell._showtraceback(type(down), down, stb)
+            return stb
         if exc_types and isinstance(value, exc_types) and previous_tb is not None:
             return previous_tb(etype, value, tb, tb_offset)
         shell.showtraceback(running_compiled_code=True)  # what IPython does without nbops

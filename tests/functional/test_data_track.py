@@ -133,12 +133,15 @@ def test_bad_data_is_refused_and_nothing_half_logged(ip, client):
         ip.run_cell_magic("track", "-e exp -n baddict --data good,cfg", "y = 1")
     with pytest.raises(DataError, match="Column 'o' of `weird`"):
         ip.run_cell_magic("track", "-e exp -n badcol --data weird", "y = 1")
-    # duplicate names version fine, but parquet cannot hold them: refused before anything is logged
-    with pytest.raises(DataError, match="cannot be stored as parquet"):
-        ip.run_cell_magic("track", "-e exp -n baddup --data dup --snapshot", "y = 1")
+    # duplicate names version fine, but parquet cannot hold them: refused before the body runs, nothing recorded
+    with pytest.raises(DataError, match="duplicate column names a; parquet needs one name per column"):
+        ip.run_cell_magic("track", "-e exp -n baddup --data dup --snapshot", "body_ran = True")
+    assert "body_ran" not in ip.user_ns
+    assert not client.search_runs([client.get_experiment_by_name("exp").experiment_id],
+                                  "attributes.run_name = 'baddup'")
     with pytest.raises(NbopsError, match="no variable named 'missing'"):
         ip.run_cell_magic("track", "-e exp -n nodata --data missing", "y = 1")
-    for name in ("baddict", "badcol", "baddup"):
+    for name in ("baddict", "badcol"):
         r = run_named(client, "exp", name)
         assert r.info.status == "FAILED"
         assert not [d for d in r.inputs.dataset_inputs if d.dataset.name != "good"], name

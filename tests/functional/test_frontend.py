@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nbops_testing import ROOT, all_artifacts, run_notebook, write_notebook
+from nbops_testing import ROOT, all_artifacts, free_port, run_notebook, write_notebook
 
 
 def printed(ip, cell: str) -> str:
@@ -91,6 +91,20 @@ CATALOGUE = [
     ("%promote", "required: name"),
     ("%promote churn --rollback --history", "cannot be combined"),
     ("%dataversion nothere", "no variable named 'nothere'"),
+    # a target, a model and a task that cannot be scored together (was 3.7k-13k characters of sklearn traceback)
+    ("%evaluate reg evdf --target lab --no-log", "evaluate a classifier on it"),
+    ("%evaluate reg evdf --target lab --task regression --no-log", "use --task classification"),
+    ("%evaluate reg evdf --target y --task classification --no-log", "use --task regression"),
+    # inputs checked before the body runs: the body's print would make a second line
+    ("%%track --data dup --snapshot\nprint('the body ran')", "duplicate column names a; parquet needs one name"),
+    ("%telemetry --last 5", "say the unit, e.g. 5s, 5m"),
+    ("%telemetry --query nosuch_*", "nosuch_*: no local metric matches"),
+]
+# alibi-detect is optional: where it is missing, asking for it says which Python and install line work
+ALIBI_MISSING = [
+    ("%drift ref cur --engine alibi", 'Python <= 3.12'),
+    ("%drift ref cur --mmd", 'or leave out --mmd'),
+    ("%telemetry --source frame_df --detector sr", 'pip install "nbops[alibi]"'),
 ]
 
 
@@ -102,12 +116,148 @@ def test_catalogue_of_user_mistakes_prints_one_line_each(ip):
     ip.user_ns["cur"] = pd.DataFrame({"a": rng.normal(size=200)})
     ip.user_ns["frame_df"] = pd.DataFrame({"timestamp": pd.date_range("2026-01-01", periods=50, freq="min"),
                                            "value": range(50)})
-    assert len(CATALOGUE) >= 15
-    for cell, expected in CATALOGUE:
+    from sklearn.linear_model import LinearRegression
+
+    evdf = pd.DataFrame({"x": rng.normal(size=100), "lab": rng.choice(["a", "b"], 100)})
+    evdf["y"] = 2 * evdf.x
+    ip.user_ns.update(evdf=evdf, reg=LinearRegression().fit(evdf[["x"]], evdf.y),
+                      dup=pd.DataFrame([[1, 2]], columns=["a", "a"]))
+    import importlib.util
+
+    cases = CATALOGUE + (ALIBI_MISSING if importlib.util.find_spec("alibi_detect") is None else [])
+    assert len(cases) >= 15
+    for cell, expected in cases:
         out = printed(ip, cell)
         lines = [ln for ln in out.splitlines() if ln.strip()]
         assert len(lines) == 1 and "Traceback" not in out, f"{cell!r} printed:\n{out}"
         assert expected in lines[0] and re.match(r"^\w+(Error|Failed|Detected): ", lines[0]), (cell, lines[0])
+        assert "engine='alibi'" not in lines[0], lines[0]   # --mmd alone is not about an engine
+
+
+def test_the_alibi_extra_is_declared_only_where_it_installs(monkeypatch):
+    """alibi-detect declares no Python cap: on 3.13 pip built scikit-image for minutes and failed. The extra
+    carries the marker, and the hint on a newer Python says which Python to make an environment with."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["alibi"]
+    req = [Requirement(r) for r in extra if r.startswith("alibi-detect")][0]
+    assert req.marker.evaluate({"python_version": "3.12"}) and not req.marker.evaluate({"python_version": "3.13"})
+    from nbops.drift import alibi
+
+    monkeypatch.setattr(alibi, "LAST_PYTHON", (3, 10))   # this kernel's Python is past the last supported one
+    err = alibi.missing("--engine alibi")
+    assert "this kernel runs Python 3.1" in str(err) and "make a Python 3.10 environment" in str(err)
+
+
+# ---- a tracking store that does not answer, or cannot be written ----------------------------------------------
+
+def _one_line(out: str) -> str:
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in out, out[:3000]
+    return lines[0]
+
+
+def test_a_tracking_server_that_does_not_answer_is_one_line(ip, monkeypatch):
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    url = f"http://127.0.0.1:{free_port()}"   # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    df = pd.DataFrame({"x": np.arange(50.0)})
+    df["y"] = 2 * df.x
+    ip.user_ns.update(df=df, reg=LinearRegression().fit(df[["x"]], df.y))
+    for cell in ("%nbops runs", "%promote churn --run 0123456789abcdef", "%promote churn --history",
+                 "%validate df --against df_v"):
+        line = _one_line(printed(ip, cell))
+        assert line.startswith(f"TrackingError: The tracking store at {url} does not answer: nothing can be read"), \
+            (cell, line)
+        assert "MLFLOW_TRACKING_URI" in line
+    # results that do not need the store are shown, with one line saying what could not be done
+    out = printed(ip, "%evaluate reg df --target y --run 0123456789abcdef")
+    assert "r2=1" in out and f"not recorded on run 0123456789abcdef: The tracking store at {url} does not" in out
+    assert "Traceback" not in out and "MlflowException" not in out, out
+    out = printed(ip, "%dataversion df")
+    lineage = [ln for ln in out.splitlines() if "lineage unavailable:" in ln]
+    assert lineage and f"The tracking store at {url} does not answer" in lineage[0] and "Traceback" not in out
+    # the user's own MLflow call is not reworded: its traceback is theirs
+    out = printed(ip, "import mlflow\nmlflow.MlflowClient().search_experiments()")
+    assert "Traceback" in out and "TrackingError" not in out
+    # the command line: the same one line, exit code 2
+    import subprocess
+    import sys
+
+    p = subprocess.run([str(Path(sys.executable).parent / "nbops"), "runs"], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 2 and p.stdout == "", (p.stdout, p.stderr[-2000:])
+    assert _one_line(p.stderr).startswith(f"nbops: The tracking store at {url} does not answer"), p.stderr
+
+
+def test_the_live_summary_says_when_the_store_does_not_answer(ip, monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("NBOPS_WRITE_MODE", "background")
+    ip.run_cell("%%track -n while-down\naccuracy = 0.5\n")
+    from nbops.tracking.flusher import flush
+
+    flush()   # the background write was tried and left in the spool
+    text = repr(ip.user_ns["_nbops_last_run"])
+    assert f"spooled: the tracking store at {url} does not answer" in text, text
+    assert "being written to the store" not in text
+
+
+def test_dataversion_and_drift_run_untracked_when_the_store_cannot_be_written(ip, monkeypatch, tmp_path):
+    import numpy as np
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    (proj / ".nbops").write_text("not a folder")   # the embedded store cannot be made
+    monkeypatch.chdir(proj)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.delenv("NBOPS_SPOOL_DIR")
+    rng = np.random.default_rng(0)
+    ip.user_ns.update(ref=pd.DataFrame({"a": rng.normal(size=300)}), cur=pd.DataFrame({"a": rng.normal(1, 1, 300)}))
+    out = printed(ip, "%dataversion ref")
+    assert "DataVersion ref" in out and "Traceback" not in out and "Error:" not in out, out
+    assert [ln for ln in out.splitlines() if "warning not recorded: tracking is unavailable" in ln], out
+    out = printed(ip, "%drift ref cur")
+    assert "DRIFT" in out and "Traceback" not in out and "Error:" not in out, out
+    assert len([ln for ln in out.splitlines() if "not recorded: tracking is unavailable" in ln]) == 1, out
+
+
+# ---- large values -------------------------------------------------------------------------------------------------
+
+def test_a_long_parameter_is_kept_whole_as_an_artifact_and_the_summary_says_so(ip, client):
+    out = printed(ip, "%%track -e big -n long --params long_text\nlong_text = 'abcdefghij' * 1000\n")
+    run = client.search_runs([client.get_experiment_by_name("big").experiment_id])[0]
+    assert len(run.data.params["long_text"]) == 6000   # what MLflow keeps
+    full = Path(client.download_artifacts(run.info.run_id, "params/long_text.txt")).read_text()
+    assert full == "abcdefghij" * 1000
+    assert "param long_text has 10,000 characters; MLflow keeps the first 6,000" in out
+    assert "params/long_text.txt" in out and len(out) < 3000, len(out)
+
+
+def test_summaries_show_the_first_few_metrics_and_a_count(ip):
+    out = printed(ip, "%%track -e many -n many\nimport nbops\n"
+                      "nbops.tracking.current().log_metrics({f'm{i}': i for i in range(10000)})\n")
+    assert "… and 9,990 more metrics" in out and len(out) < 2000, len(out)
+    html = ip.user_ns["_nbops_last_run"]._repr_html_()
+    assert "… and 9,990 more metrics" in html and len(html) < 5000, len(html)
+    out = printed(ip, "%nbops runs --all")   # the table shows a few key columns and counts the rest
+    assert re.search(r"… and 9,99\d more metrics", out) and len(out) < 3000, len(out)
+    ip.run_line_magic("nbops", "runs --all -o every")
+    assert sum(c.startswith("metrics.m") for c in ip.user_ns["every"].columns) == 10000  # -o keeps them all
+
+
+def test_validate_against_a_name_shows_no_download_bars(ip):
+    ip.user_ns["users"] = pd.DataFrame({"a": range(100), "b": list("xy") * 50})
+    ip.run_line_magic("dataversion", "users --name users_v")
+    out = printed(ip, "%validate users --against users_v")
+    assert "Downloading artifacts" not in out and "Validation passed" in out, out
 
 
 def test_unload_restores_the_shells_exception_handling(_ipython, store):
@@ -213,3 +363,39 @@ def test_on_drift_outcome_is_shown_and_the_child_kernel_stays_quiet(tmp_path, st
     assert "Kernel is running over TCP" not in text and "INFO" not in text, text[:2000]
     html = "".join(o.get("data", {}).get("text/html", "") for o in out.cells[-1].outputs)
     assert "on drift" in html and "child.ipynb: ok (run " in html, html[:3000]
+
+
+# ---- nbops sync's own report, not MLflow's links ------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_nbops_sync_prints_its_report_not_mlflows_view_run_lines(tmp_path, store, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from services import start_mlflow_server
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("NBOPS_OFFLINE", "1")
+    import nbops
+
+    for i in range(2):
+        with nbops.track("synced", f"offline-{i}") as t:
+            t.log_metric("accuracy", 0.5 + i / 10)
+    server = start_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "server-artifacts", port=port,
+                                 workers=1)
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "NBOPS_OFFLINE"}
+        p = subprocess.run([str(Path(sys.executable).parent / "nbops"), "sync"], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "View run" not in p.stdout + p.stderr and "View experiment" not in p.stdout + p.stderr, p.stdout
+        from mlflow.tracking import MlflowClient
+
+        c = MlflowClient(url)
+        runs = c.search_runs([c.get_experiment_by_name("synced").experiment_id])
+        assert sorted(r.info.run_name for r in runs) == ["offline-0", "offline-1"]
+    finally:
+        server.close()

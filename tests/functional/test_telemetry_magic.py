@@ -143,3 +143,41 @@ def test_import_is_light():
             "print([m for m in ('pandas', 'matplotlib', 'alibi_detect', 'mlflow', 'requests') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_per_day_figures_need_an_hour_of_data(ip):
+    """15 s of data with a spike is not 2.94e+04 alerts/day: counts and the span until the window is an hour."""
+    import numpy as np
+
+    from nbops.telemetry.lifecycle import kpi_line
+
+    def frame(seconds: int):
+        t = pd.date_range("2026-01-01", periods=seconds, freq="s")
+        v = np.sin(np.arange(seconds) / 5.0)
+        v[seconds // 2] = 50.0
+        return pd.DataFrame({"timestamp": t, "value": v})
+
+    ip.user_ns["short"] = frame(15)
+    ip.run_line_magic("telemetry", "--source short -o rep")
+    rep = ip.user_ns["rep"]
+    assert "/day" not in rep.summary() and "in 14s of data" in rep.summary(), rep.summary()
+    k = rep.kpis()
+    assert k["incidents_per_day"] is None and k["window_s"] == 14
+    assert "/day" not in kpi_line(k) and "incidents in 14s" in kpi_line(k)
+    ip.user_ns["long"] = frame(3601)
+    ip.run_line_magic("telemetry", "--source long -o rep")
+    rep = ip.user_ns["rep"]
+    assert "alerts/day here" in rep.summary() and rep.kpis()["incidents_per_day"] is not None
+
+
+def test_last_longer_than_the_local_sampler_has_run_says_so(ip):
+    from nbops.telemetry import local
+
+    local.shutdown()
+    s = local.get_sampler()
+    while s.count < 3:  # polled: a few samples in
+        s.sample()
+    ip.run_line_magic("telemetry", "--last 1h -o rep")
+    notes = ip.user_ns["rep"].notes
+    assert len(notes) == 1 and notes[0].startswith("the local sampler has been running for "), notes
+    assert "the window asked for starts before its first sample" in repr(ip.user_ns["rep"])

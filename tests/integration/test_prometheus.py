@@ -204,3 +204,13 @@ def test_magic_against_backfilled_prometheus(ip, nab_prometheus, client):
     run = client.get_run(rep.run_id)
     assert run.data.tags["nbops.kind"] == "telemetry"
     assert run.data.metrics["telemetry.incidents"] == len(rep.incidents)
+
+
+def test_no_query_means_node_exporter_cpu_and_memory(live_prometheus):
+    """The README's `%telemetry --source prometheus --last 1h --alert ...` names no query: the default set
+    (node-exporter CPU and memory per instance) is fetched, under the local sampler's metric names."""
+    from nbops.telemetry import fetch
+
+    frame = fetch("prometheus", url=live_prometheus.url, last="30s", step="1s", progress=False)
+    assert set(frame["metric"]) == {"cpu_utilization_percentage", "memory_usage_percentage"}, set(frame["metric"])
+    assert frame["value"].between(0, 100).all() and frame["labels"].str.contains('job="node"').all()

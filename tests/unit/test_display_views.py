@@ -122,5 +122,8 @@ def test_runs_table_and_summary_widget():
                    params={f"p{i}": i for i in range(9)}, metrics={"acc": 0.9}, url="http://ui/#/runs/abc123")
     h = s._repr_html_()
     assert '<a href="http://ui/#/runs/abc123"' in h and "ValueError: bad" in h
-    assert "<details><summary>p0=0, p1=1" in h and "(9)</summary>" in h and not hasattr(s, "widget")
+    assert "p0=0, p1=1" in h and "p8=8" in h and "more params" not in h and not hasattr(s, "widget")
+    s12 = RunSummary(run_id="abc123", run_name="n", experiment="e", status="FINISHED",
+                     params={f"p{i}": i for i in range(12)})
+    assert "p9=9 … and 2 more params" in s12._repr_html_() and "p10=" not in repr(s12)   # the first few, a count
     assert "error       ValueError: bad" in repr(s)

@@ -14,6 +14,16 @@ class log_data:  # noqa: N801 - named as the hook it is
     def __init__(self, tracker, cell):
         self.tracker, self.cell = tracker, cell
 
+    @staticmethod
+    def check(cell) -> None:
+        """Before the run starts: a --snapshot frame parquet cannot store (duplicate names) is refused."""
+        if cell.opts.snapshot:
+            from .record import check_snapshot
+
+            for name in cell.opts.data:
+                if name in cell.ns:
+                    check_snapshot(cell.ns[name], name)
+
     def __enter__(self):
         return self
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError, NbopsError
+from ..errors import DataError, NbopsError, TrackingError
 from .compare import DataDiff, compare, row_changes
 from .lineage import SNAPSHOT_TAG, Lineage, history, runs_using, safe_name
 from .version import DataVersion, digest_scheme, short_digest
@@ -36,8 +36,20 @@ RERUN_HINT = "re-run the training cell with `%%track --data df --snapshot` (or l
 
 
 # -- snapshots ------------------------------------------------------------------------------------------------------
+def check_snapshot(obj: Any, name: str) -> None:
+    """A DataError, before anything runs, when ``obj`` is a frame parquet cannot store as it is: duplicate column
+    names (pyarrow refuses them only after the work is done)."""
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(obj, pd.DataFrame) and obj.columns.duplicated().any():
+        dup = sorted(map(str, obj.columns[obj.columns.duplicated()].unique()))
+        raise DataError(f"--snapshot {name}: duplicate column names {', '.join(dup)}; parquet needs one name per "
+                        f"column: rename them (e.g. {name}.columns = [...]) or drop --snapshot.", variable=name,
+                        columns=dup)
+
+
 def write_snapshot(obj: Any, name: str, folder: Path) -> Path:
     """Write ``obj`` as ``folder/<name>.parquet``; a DataError (nothing written) if it cannot be stored."""
+    check_snapshot(obj, name)
     target = folder / f"{safe_name(name)}.parquet"
     pd = sys.modules.get("pandas")
     pl = sys.modules.get("polars")
@@ -150,8 +162,11 @@ def load_snapshot(run_id: str, name: str | None = None):
 
     tmp = tempfile.mkdtemp(prefix="nbops-load-")
     try:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp,
-                                                    tracking_uri=get_writer().settings.tracking_uri)
+        from ..display.progress import no_transfer_bars
+
+        with no_transfer_bars():
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp,
+                                                        tracking_uri=get_writer().settings.tracking_uri)
         df = pd.read_parquet(local)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -262,7 +277,10 @@ def record_version(obj: Any, name: str, snapshot: bool = False, *, experiment: s
         except NbopsError:
             raise
         except Exception as exc:  # noqa: BLE001 - an unreachable store must not stop versioning
-            report.warnings.append(f"lineage unavailable: {type(exc).__name__}: {str(exc)[:200]}")
+            from ..tracking.mlflow_errors import store_down_note, unreachable
+
+            report.warnings.append("lineage unavailable: " + (store_down_note() if unreachable(exc) else
+                                                              f"{type(exc).__name__}: {str(exc)[:200]}"))
     if hist is not None:
         prev_row = next((r for r in hist.rows if r["digest"] != v.digest), None)
         if prev_row is not None:
@@ -281,9 +299,20 @@ def record_version(obj: Any, name: str, snapshot: bool = False, *, experiment: s
     if same:
         report.already_in = same[0]["run_id"]
         return report
-    with track(experiment, f"dataversion:{name}", kind="dataversion",
-               tags={"nbops.data.name": name, "nbops.data.digest": v.digest, **(tags or {})}) as t:
-        log_to_run(t, obj, name, snapshot=snapshot, context="dataversion", version=v)
+    t = track(experiment, f"dataversion:{name}", kind="dataversion",
+              tags={"nbops.data.name": name, "nbops.data.digest": v.digest, **(tags or {})})
+    try:
+        with t:
+            log_to_run(t, obj, name, snapshot=snapshot, context="dataversion", version=v)
+    except (TrackingError, OSError) as exc:
+        if t.run is not None:  # the run started: a failure of its own, not of the store
+            raise
+        from ..tracking.mlflow_errors import untracked_note
+
+        # the version is computed and shown all the same; one line says why nothing was recorded (or looked up)
+        report.warnings = [w for w in report.warnings if not w.startswith("lineage unavailable")]
+        report.warnings.append(untracked_note(exc))
+        return report
     report.recorded_in = t.run_id
     if t.run is not None and t.run.spooled:
         report.warnings.append(f"the store did not answer: run {t.run_id} is spooled; `nbops sync` pushes it")

@@ -6,6 +6,9 @@ bar appears only once the work has taken ``delay`` seconds (1 by default), so sh
 """
 from __future__ import annotations
 
+import contextlib
+import os
+
 
 def tqdm(*args, **kwargs):
     from tqdm.auto import tqdm as _tqdm
@@ -26,3 +29,18 @@ def quiet_libraries() -> None:
 
     if in_kernel() and headless_reason() is not None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@contextlib.contextmanager
+def no_transfer_bars():
+    """No MLflow "Downloading artifacts" bar while nbops fetches its own small files (a contract, a snapshot, a
+    sample): a bar for a file that takes a blink is noise under the cell. A value the user set is left alone."""
+    var = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if var in os.environ:
+        yield
+        return
+    os.environ[var] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(var, None)

@@ -11,11 +11,34 @@ import functools
 from ..errors import DriftError
 
 INSTALL = 'pip install "nbops[alibi]"'
+LAST_PYTHON = (3, 12)   # alibi-detect's last release installs up to Python 3.12 (numpy < 2, pandas < 3)
+
+
+def install_hint(extra: str = "") -> str:
+    """Where and how alibi-detect installs, for the Python this kernel runs: the install line, or (on a Python it
+    does not support) the Python to make an environment with first."""
+    import sys
+
+    line = f"{INSTALL}{' ' + extra if extra else ''}"
+    last = ".".join(map(str, LAST_PYTHON))
+    if sys.version_info[:2] > LAST_PYTHON:
+        here = ".".join(map(str, sys.version_info[:2]))
+        return (f"alibi-detect installs on Python <= {last} only (numpy < 2, pandas < 3) and this kernel runs "
+                f"Python {here}: make a Python {last} environment (e.g. `uv venv -p {last}`) and run {line} there")
+    return f"{line} (alibi-detect needs Python <= {last}, numpy < 2 and pandas < 3)"
+
+
+def missing(what: str, extra: str = "") -> DriftError:
+    """The one line for ``what`` (e.g. "--engine alibi") asked without alibi-detect installed."""
+    opt = what.split()[0]
+    return DriftError(f"{what} needs the optional alibi-detect: {install_hint(extra)}; or leave out {opt} "
+                      f"(nbops's own engine needs none of it).", option=opt)
 
 
 @functools.lru_cache(maxsize=None)
-def detectors() -> dict:
-    """alibi-detect's drift detector classes (imported once, quietly)."""
+def detectors(what: str = "--engine alibi") -> dict:
+    """alibi-detect's drift detector classes (imported once, quietly); ``what`` names the option that asked for
+    them in the one-line error when alibi-detect is missing."""
     import logging
     import os
     import warnings
@@ -28,9 +51,8 @@ def detectors() -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from alibi_detect.cd import ChiSquareDrift, CVMDrift, KSDrift, MMDDrift, TabularDrift
-    except ImportError as e:
-        raise DriftError(f"engine='alibi' needs alibi-detect, which is optional: {INSTALL} (it needs numpy < 2 "
-                         f"and pandas < 3; the default engine needs neither). ({e})") from None
+    except ImportError:
+        raise missing(what) from None
     return {"KSDrift": KSDrift, "CVMDrift": CVMDrift, "ChiSquareDrift": ChiSquareDrift,
             "TabularDrift": TabularDrift, "MMDDrift": MMDDrift}
 
@@ -65,7 +87,7 @@ def mmd(ref, cur, p_val: float) -> dict:
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
-        raise DriftError(f"Multivariate MMD needs alibi-detect and PyTorch: {INSTALL} torch.")
+        raise missing("--mmd (multivariate MMD)", "torch")
     mu, sd = ref.mean(0), ref.std(0) + 1e-12
     det = detectors()["MMDDrift"]((ref - mu) / sd, backend="pytorch", p_val=p_val)
     out = det.predict((cur - mu) / sd)["data"]

@@ -47,12 +47,16 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
     if engine == "alibi" or mmd:
         from . import alibi
 
-        alibi.detectors()  # one line on what to install, before any work
+        what = "--engine alibi" if engine == "alibi" else "--mmd (multivariate MMD)"
+        if not alibi.available():  # one line on what to install, before any work
+            raise alibi.missing(what, "torch" if mmd else "")
+        alibi.detectors(what)
         if mmd:
             from .stats import torch_available
 
             if not torch_available():
-                raise DriftError(f"mmd=True needs PyTorch next to alibi-detect: {alibi.INSTALL} torch.")
+                raise DriftError(f"--mmd needs PyTorch next to alibi-detect: {alibi.install_hint('torch')}.",
+                                 option="--mmd")
     from .sources import resolve_reference
 
     src = resolve_reference(reference)

@@ -15,7 +15,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from ..errors import NbopsError, RunnerError
+from ..errors import NbopsError, RunnerError, TrackingError
 
 log = logging.getLogger("nbops")
 
@@ -31,9 +31,18 @@ def record(report, ref, current, *, experiment=None, run_name=None, on_drift=Non
         failure = _on_drift(t, report, on_drift)
     else:
         name = run_name or f"drift {report.reference} vs {report.current}"[:250]
-        with track(experiment, name, kind="drift") as t:
-            _log(t, report, ref, current)
-            failure = _on_drift(t, report, on_drift)
+        t = track(experiment, name, kind="drift")
+        try:
+            with t:
+                _log(t, report, ref, current)
+                failure = _on_drift(t, report, on_drift)
+        except (TrackingError, OSError) as exc:
+            if t.run is not None:  # the run started: a failure of its own, not of the store
+                raise
+            from ..tracking.mlflow_errors import untracked_note
+
+            report.warnings.append(untracked_note(exc))  # the report is complete and shown all the same
+            return
     report.run_id, report.experiment = t.run_id, t.experiment
     if report.model:
         tag_model_version(report)

@@ -52,6 +52,52 @@ def infer_task(y, model) -> str:
     return "regression"
 
 
+def _kind(values) -> str:
+    """What a target or a model's predictions hold: "numbers" (continuous), "classes" (a few integer or bool
+    values) or "labels" (text or other non-numeric values)."""
+    import numpy as np
+    from pandas.api import types as t
+
+    arr = np.asarray(values)
+    if t.is_bool_dtype(arr.dtype):
+        return "classes"
+    if not t.is_numeric_dtype(arr.dtype):
+        return "labels"
+    from sklearn.utils.multiclass import type_of_target
+
+    try:
+        return "numbers" if type_of_target(arr).startswith("continuous") else "classes"
+    except ValueError:
+        return "numbers"
+
+
+def _check_task(task: str, y, pred, m, target: str) -> None:
+    """Refuse, in one line that says what to do, a target, a model and a task that cannot be scored together
+    (sklearn's own complaint is a page of traceback)."""
+    ky, kp = _kind(y), _kind(pred)
+    if task == "regression":
+        if ky == "labels":
+            raise EvaluationError(f"--target {target} holds labels ({y.dtype}), not numbers: regression needs a "
+                                  f"numeric target; use --task classification with a classifier, or pick a "
+                                  f"numeric target.", column=target)
+        if kp == "labels":
+            raise EvaluationError(f"{m.label} predicts labels, not numbers: use --task classification, or evaluate "
+                                  f"a regressor.", column=target)
+        return
+    if kp == "numbers":
+        raise EvaluationError(f"{m.label} predicts continuous numbers, not classes: "
+                              + (f"--target {target} holds labels ({y.dtype}), so evaluate a classifier on it, "
+                                 f"or pick the numeric target the model was trained on."
+                                 if ky == "labels" else "use --task regression, or evaluate a classifier."),
+                              column=target)
+    if ky == "numbers":
+        raise EvaluationError(f"--target {target} holds continuous numbers, not classes: use --task regression, "
+                              f"or pick a target of classes.", column=target)
+    if (ky == "labels") != (kp == "labels") and not m.is_classifier:
+        raise EvaluationError(f"--target {target} holds {ky} but {m.label} predicts {kp}: pick the target the "
+                              f"model was trained on.", column=target)
+
+
 def _features(data, target: str, model, slices) -> "object":
     names = model.feature_names
     if names:
@@ -170,9 +216,15 @@ def evaluate(model, data, target: str, *, task: str | None = None, slices=None, 
                               f"trained on.") from None
     if pred.ndim > 1 and pred.shape[1] == 1:
         pred = pred.ravel()
+    _check_task(task, y, pred, m, target)
     classes = sorted(pd.unique(np.concatenate([np.asarray(y), pred]))) if task == "classification" else None
     fns = _metrics(task, classes)
-    overall = {k: float(f(y, pred)) for k, f in fns.items()}
+    try:
+        overall = {k: float(f(y, pred)) for k, f in fns.items()}
+    except (TypeError, ValueError) as exc:  # what the checks above did not foresee: still one line
+        raise EvaluationError(f"{m.label} cannot be scored for {task} on {target!r} ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}). Check --target and "
+                              f"--task.", column=target) from None
     tables, summary = _slices(fns, y, pred, data, slices) if slices else ({}, {})
     lat = _latency(m, X) if latency else {}
     res = EvaluationResult(m.label, name or "data", task, len(data), target, overall, tables, summary, lat,
@@ -203,8 +255,14 @@ def _record(res: EvaluationResult, X, experiment: str | None) -> None:
             try:
                 r = w.client.get_run(res.run_id)
             except Exception as exc:  # noqa: BLE001
-                raise EvaluationError(f"Run {res.run_id} (the model's run) is not in the store: {exc}",
-                                      run_id=res.run_id) from None
+                from ..tracking.mlflow_errors import store_down_note, unreachable
+
+                if not unreachable(exc):
+                    raise EvaluationError(f"Run {res.run_id} (the model's run) is not in the store: "
+                                          f"{str(exc).splitlines()[0][:300] if str(exc) else exc!r}",
+                                          run_id=res.run_id) from None
+                res.notes.append(f"not recorded on run {res.run_id}: {store_down_note()}")
+                return
             ref = RunRef(res.run_id, r.info.experiment_id, _experiment_name(w, r.info.experiment_id), r.info.run_name)
             w.log_batch(ref, metrics=metrics, tags=tags)
             w.log_artifacts(ref, tmp)

@@ -75,7 +75,7 @@ class EvaluationResult:
             out.append(f"latency: p50 {_fmt(self.latency['latency_p50_ms'])} ms, p95 "
                        f"{_fmt(self.latency['latency_p95_ms'])} ms (single row, {self.latency['latency_samples']} "
                        f"calls after warm-up); batch {self.latency['batch_rows_per_s']:,.0f} rows/s")
-        if self.run_id:
+        if self.run_id and self.logged_to:
             out.append(f"logged on run {self.run_id} ({self.logged_to})")
         out += [f"note: {n}" for n in self.notes]
         return out

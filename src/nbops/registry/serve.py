@@ -227,8 +227,11 @@ def sample_for(client, cand, data=None):
         except Exception:  # noqa: BLE001
             paths = []
         if "evaluation/sample.parquet" in paths:
-            local = mlflow.artifacts.download_artifacts(run_id=cand.run_id, artifact_path="evaluation/sample.parquet",
-                                                        dst_path=tmp, tracking_uri=uri)
+            from ..display.progress import no_transfer_bars
+
+            with no_transfer_bars():
+                local = mlflow.artifacts.download_artifacts(run_id=cand.run_id, artifact_path="evaluation/sample.parquet",
+                                                            dst_path=tmp, tracking_uri=uri)
             return pd.read_parquet(local)
     try:
         from ..data import load_snapshot

@@ -107,8 +107,15 @@ def analyze(source="local", query=None, *, detector: str = "auto", sensitivity: 
 
         judge(scored)
     label = source if isinstance(source, str) else type(source).__name__
-    from .timeparse import duration
+    from .timeparse import duration, window
 
-    return TelemetryReport(scored, incidents(scored, gap), source=label, query=query, detector=detector,
-                           sensitivity=sensitivity, direction=direction,
-                           gap=duration(gap, "gap") if gap is not None else None)
+    report = TelemetryReport(scored, incidents(scored, gap), source=label, query=query, detector=detector,
+                             sensitivity=sensitivity, direction=direction,
+                             gap=duration(gap, "gap") if gap is not None else None)
+    if isinstance(source, str) and source == "local":
+        from .local import coverage_note
+
+        note = coverage_note(window(fetch_kw.get("last"), fetch_kw.get("start"), fetch_kw.get("end"))[0])
+        if note:
+            report.notes.append(note)
+    return report

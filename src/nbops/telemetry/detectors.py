@@ -347,8 +347,10 @@ class SpectralResidual(Detector):
         try:
             from alibi_detect.od import SpectralResidual as _SR
         except ImportError:
-            raise TelemetryError('--detector sr needs the optional alibi-detect: pip install "nbops[alibi]" '
-                                 '(or use --detector auto).', detector="sr") from None
+            from ..drift.alibi import install_hint
+
+            raise TelemetryError(f"--detector sr needs the optional alibi-detect: {install_hint()}; or use "
+                                 f"--detector auto.", detector="sr") from None
         t = np.asarray(t, dtype=float)
         y = np.asarray(y, dtype=float)
         ok = np.isfinite(y)

@@ -120,12 +120,16 @@ def iso(t: float) -> str:
 
 
 # -- KPIs -----------------------------------------------------------------------------------------------------
+MIN_RATE_WINDOW_S = 3600.0   # per-day rates only from this much data: 3 alerts in 15 s are not 17,280 a day
+
+
 def kpis(report) -> dict:
     """The numbers the field reports for a telemetry report (``None`` where there is nothing to measure).
 
     - ``alert_reduction_pct``: 100 * (1 - incidents / anomalous points), how much alert volume grouping saves;
       ``points_per_incident`` the same as a ratio;
-    - ``incidents_per_day``: incidents over the window's span;
+    - ``incidents_per_day``: incidents over the window's span, once it is :data:`MIN_RATE_WINDOW_S` long
+      (``window_s`` says how long it is);
     - ``mean_time_to_detect_s``: first detection (wall clock, from the ledger) minus start, over the incidents
       caught while still going on in live data (one found already over says when someone looked, not how
       fast detection is);
@@ -139,8 +143,9 @@ def kpis(report) -> dict:
     if len(report.frame):
         span = (report.frame["timestamp"].max() - report.frame["timestamp"].min()).total_seconds()
         if span > 0:
-            out["incidents_per_day"] = round(n / (span / 86400.0), 3)
             out["window_s"] = round(span, 3)
+        if span >= MIN_RATE_WINDOW_S:
+            out["incidents_per_day"] = round(n / (span / 86400.0), 3)
     done = [i for i in report.incidents if over(report, i)]
     out["resolved"] = len(done)
     if done:
@@ -162,6 +167,9 @@ def kpi_line(k: dict) -> str:
         if k.get("window_s", 86400) < 86400:  # a short window: say what the rate is extrapolated from
             per += f" ({k['incidents']} in {_dur(k['window_s'])})"
         parts.append(per)
+    elif k.get("window_s"):
+        parts.append(f"{k['incidents']} incidents in {_dur(k['window_s'])} (per-day rates from "
+                     f"{MIN_RATE_WINDOW_S / 3600:g}h of data)")
     if k["mean_time_to_detect_s"] is not None:
         parts.append(f"mean time to detect {_dur(k['mean_time_to_detect_s'])}")
     if k["mean_duration_s"] is not None:

@@ -474,11 +474,36 @@ def judge(scored):
 
 
 def fetch(query=None, start=None, end=None, **_ignored):
-    """The ``local`` source: the buffered samples (``query``: metric names or globs)."""
+    """The ``local`` source: the buffered samples (``query``: metric names or globs; a pattern that names no
+    metric of this host is a one-line error listing the ones there are)."""
+    import fnmatch
+
     s = get_sampler()
     if isinstance(query, str):
         query = [query]
+    unknown = [p for p in query or [] if not any(fnmatch.fnmatch(m, p) for m in s.metrics)]
+    if unknown:
+        from ..errors import TelemetryError
+
+        raise TelemetryError(f"--query {' '.join(unknown)}: no local metric matches; the local sampler records "
+                             f"{', '.join(s.metrics)} (globs such as 'cpu*' work).", query=unknown)
     return s.frame(since=start, until=end, metrics=query or None)
+
+
+def coverage_note(start: float | None) -> str | None:
+    """When a window starts before the local sampler's first buffered sample: how long it has been sampling
+    (or how much its ring buffer holds), so a short report is not read as a quiet hour."""
+    s = get_sampler(start=False)
+    t, _ = s.arrays()
+    if start is None or not len(t) or start >= t[0]:
+        return None
+    from .lifecycle import _dur
+
+    held = _dur(time.time() - t[0])
+    if s.count > s.capacity:
+        return (f"the local sampler keeps its last {s.capacity:,} samples ({held}; NBOPS_TELEMETRY_CAPACITY): "
+                f"the window asked for is longer")
+    return f"the local sampler has been running for {held}: the window asked for starts before its first sample"
 
 
 def sampler_or_none():

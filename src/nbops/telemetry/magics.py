@@ -15,9 +15,10 @@ class TelemetryMagics(Magics):
     @argument("--source", default="local", help="local (this kernel's host, the default), prometheus, or the name "
                                                 "of a DataFrame variable / a CSV path.")
     @argument("--url", help="Prometheus URL (default: NBOPS_PROMETHEUS_URL).")
-    @argument("--query", nargs="+", action="extend", help="PromQL (one or more, quoted) for prometheus; metric "
+    @argument("--query", nargs="+", action="extend", help="PromQL (one or more, quoted) for prometheus (default: "
+                                                          "node-exporter CPU and memory use per instance); metric "
                                                           "names or globs for local.")
-    @argument("--last", help="Window ending now: 30s, 15m, 1h, 2d (default: 1h for prometheus, all buffered "
+    @argument("--last", help="Window ending now, with its unit: 30s, 15m, 1h, 2d (default: 1h for prometheus, all buffered "
                              "samples for local).")
     @argument("--start", help="Window start: ISO time, unix seconds or now-2h.")
     @argument("--end", help="Window end (default: now).")

@@ -21,6 +21,13 @@ from .timeparse import format_labels
 
 log = logging.getLogger("nbops")
 MAX_POINTS = 11_000  # Prometheus's limit per series and query
+# Without --query: node-exporter's CPU and memory use per instance, named as the local sampler names them.
+DEFAULT_QUERIES = (
+    'label_replace(100 * (1 - avg by (instance, job) (rate(node_cpu_seconds_total{mode="idle"}[5m]))), '
+    '"__name__", "cpu_utilization_percentage", "", "")',
+    'label_replace(100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes), '
+    '"__name__", "memory_usage_percentage", "", "")',
+)
 CHUNK_POINTS = 10_000
 
 
@@ -171,9 +178,7 @@ def fetch(query=None, start=None, end=None, step=None, url=None, timeout: float 
     """The ``prometheus`` source: one or more PromQL queries over ``[start, end]`` (unix seconds)."""
     import pandas as pd
 
-    queries = [query] if isinstance(query, str) else list(query or [])
-    if not queries:
-        raise TelemetryError("The prometheus source needs a query: --query 'rate(node_cpu_seconds_total[1m])'.")
+    queries = [query] if isinstance(query, str) else list(query or []) or list(DEFAULT_QUERIES)
     if step is None:
         step = max(1.0, (end - start) / 500)  # ~500 points per series unless asked otherwise
     frames = [query_range(q, start, end, step, url=url, timeout=timeout, progress=progress) for q in queries]

@@ -53,6 +53,7 @@ class TelemetryReport:
         self.new: list = []
         self.alerts = None
         self.runbooks: list = []
+        self.notes: list[str] = []   # e.g. the local sampler holds less than --last asked for
 
     # -- numbers ------------------------------------------------------------------------------------------------
     @property
@@ -83,25 +84,42 @@ class TelemetryReport:
 
         return to_frame(self.incidents)
 
-    def alerts_per_day(self, sensitivity: str | None = None) -> float:
-        """Alerts (pages, all series) per day of the window that ``sensitivity`` (default: the one used) would
-        have raised: anomalous points, one per the detector's refractory period (``Detector.alerts``, as in the
-        NAB benchmark the thresholds were chosen on)."""
+    @property
+    def window_s(self) -> float:
+        """The span of the data, first to last sample (seconds)."""
+        if not len(self.frame):
+            return 0.0
+        return float((self.frame["timestamp"].max() - self.frame["timestamp"].min()).total_seconds())
+
+    def alert_count(self, sensitivity: str | None = None) -> int:
+        """Alerts (pages, all series) over the window that ``sensitivity`` (default: the one used) would have
+        raised: anomalous points, one per the detector's refractory period (``Detector.alerts``, as in the NAB
+        benchmark the thresholds were chosen on)."""
         from .detectors import get, names
 
         if not len(self.frame) or self.detector not in names():
-            return 0.0
-        days = max((self.frame["timestamp"].max() - self.frame["timestamp"].min()).total_seconds(), 1.0) / 86400
+            return 0
         det = get(self.detector)
         sensitivity = sensitivity or self.sensitivity
-        alerts = sum(int(det.alerts(g["score"].to_numpy(float), sensitivity).sum())
-                     for _, g in self.frame.groupby(["metric", "labels"], sort=False))
-        return float(alerts) / days
+        return sum(int(det.alerts(g["score"].to_numpy(float), sensitivity).sum())
+                   for _, g in self.frame.groupby(["metric", "labels"], sort=False))
+
+    def alerts_per_day(self, sensitivity: str | None = None) -> float:
+        """:meth:`alert_count` per day of the window."""
+        return float(self.alert_count(sensitivity)) / (max(self.window_s, 1.0) / 86400)
 
     def alerts_line(self) -> str:
-        """``sensitivity medium: 1.2 alerts/day here (low 0.4, high 3.0)``."""
-        others = ", ".join(f"{k} {self.alerts_per_day(k):.3g}" for k in ("low", "medium", "high")
-                           if k != self.sensitivity)
+        """``sensitivity medium: 1.2 alerts/day here (low 0.4, high 3.0)``; over a window shorter than
+        :data:`~nbops.telemetry.lifecycle.MIN_RATE_WINDOW_S` the counts themselves (a rate extrapolated from
+        seconds of data says nothing)."""
+        from .lifecycle import MIN_RATE_WINDOW_S, _dur
+
+        levels = [k for k in ("low", "medium", "high") if k != self.sensitivity]
+        if self.window_s < MIN_RATE_WINDOW_S:
+            others = ", ".join(f"{k} {self.alert_count(k)}" for k in levels)
+            return (f"sensitivity {self.sensitivity}: {self.alert_count()} alerts in {_dur(self.window_s)} of data "
+                    f"({others}; per-day rates from {MIN_RATE_WINDOW_S / 3600:g}h of data)")
+        others = ", ".join(f"{k} {self.alerts_per_day(k):.3g}" for k in levels)
         return f"sensitivity {self.sensitivity}: {self.alerts_per_day():.3g} alerts/day here ({others})"
 
     def summary(self) -> str:
@@ -191,6 +209,7 @@ class TelemetryReport:
                          f"  points={inc.points}  peak={inc.peak_score:.2f}")
         if len(self.incidents) > 20:
             lines.append(f"  ... {len(self.incidents) - 20} more")
+        lines += [f"  note: {n}" for n in self.notes]
         if self.run_id:
             lines.append(f"  logged to run {self.run_id}")
         lines += [f"  {x!r}" for x in self._actions()]
@@ -219,6 +238,7 @@ class TelemetryReport:
         acts = "".join(x._repr_html_() for x in self._actions())
         table = (frame_html(self.incident_table(), "incidents", max_rows=30, css_class="nbops-incidents")
                  if self.incidents else "<p>No incidents.</p>")
+        kpi += "".join(f"<p>note: {html.escape(n)}</p>" for n in self.notes)
         return (f"<div class='nbops-telemetry'><p><b>Telemetry</b>: {html.escape(self.summary())}</p>{kpi}"
                 f"{table}{figure_html(self.png(), alt='telemetry', css_class='nbops-telemetry-figure')}"
                 f"{run}{acts}</div>")

@@ -12,14 +12,20 @@ _DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 
 
 def duration(text, what: str = "duration") -> float:
-    """Seconds in ``'90s'``, ``'1h30m'``, ``'2d'``, or a plain number of seconds."""
+    """Seconds in ``'90s'``, ``'1h30m'``, ``'2d'``; a number (int or float) is seconds. Text needs its unit: a
+    bare ``'5'`` could mean seconds or minutes, so it is refused with the spellings that say which."""
     if isinstance(text, (int, float)):
         return float(text)
     s = str(text).strip().lower()
     try:
-        return float(s)
+        n = float(s)
     except ValueError:
         pass
+    else:
+        if n == 0:
+            return 0.0
+        raise TelemetryError(f"{what} {text!r}: say the unit, e.g. {s}s, {s}m, {s}h or {s}d (seconds, minutes, "
+                             f"hours, days).")
     pos, total = 0, 0.0
     for m in _DUR.finditer(s):
         if m.start() != pos:

@@ -11,6 +11,9 @@ exited right after it (with the body's exception, if any):
 - an :class:`~nbops.errors.NbopsError` raised on entry stops the body (the run ends FAILED, one line is shown);
 - one raised on exit after a body that ran is the user's option mistake, said after the run like ``--params``;
 - any other failure of a hook is a warning on the run: a hook never costs the user their cell.
+
+A hook may also have a ``check(cell)`` attribute, called before the run starts: its NbopsError (an option that
+cannot work, e.g. ``--snapshot`` of a frame parquet cannot store) stops the cell with nothing run or recorded.
 """
 from __future__ import annotations
 
@@ -146,12 +149,23 @@ class _Guard:
         return False
 
 
-def _enter_hooks(stack: contextlib.ExitStack, specs, tracker: Tracker, cell: TrackedCell) -> None:
-    for spec in specs:
+def _hook(spec: str):
+    """The factory a ``"module:function"`` hook names; None (with a warning) when it cannot be imported."""
+    try:
+        mod, fn = spec.split(":")
+        return getattr(importlib.import_module(mod), fn)
+    except Exception as e:  # noqa: BLE001 - a hook must never keep the cell from running
+        log.warning("nbops: cell hook %s cannot be loaded and is skipped: %s", spec, e)
+        return None
+
+
+def _enter_hooks(stack: contextlib.ExitStack, factories, tracker: Tracker, cell: TrackedCell) -> None:
+    for spec, factory in factories:
+        if factory is None:
+            tracker.warnings.append(f"{spec}: not loaded")
+            continue
         try:
-            mod, fn = spec.split(":")
-            cm = getattr(importlib.import_module(mod), fn)(tracker, cell)
-            stack.enter_context(_Guard(cm, tracker, spec))
+            stack.enter_context(_Guard(factory(tracker, cell), tracker, spec))
         except NbopsError:
             raise  # a check before the body (--validate): the cell stops here
         except Exception as e:  # noqa: BLE001 - a hook must never keep the cell from running
@@ -164,6 +178,11 @@ def run_cell(shell, cell: str, opts: CellOptions, hooks=()) -> Any:
     ``hooks``: the cell hooks to run around the body (``"module:function"``, see the module's docstring).
     ``opts.experiment`` becomes the kernel's experiment (:func:`nbops.config.use_experiment`)."""
     ns = shell.user_ns
+    tc = TrackedCell(shell, cell, opts)
+    factories = [(spec, _hook(spec)) for spec in hooks]
+    for _spec, factory in factories:  # option mistakes seen before anything runs: one line, no run
+        if factory is not None and hasattr(factory, "check"):
+            factory.check(tc)
     if opts.experiment:
         config.use_experiment(opts.experiment)
     nb = notebook_path(ns)
@@ -177,7 +196,6 @@ def run_cell(shell, cell: str, opts: CellOptions, hooks=()) -> Any:
     except (TrackingError, OSError) as exc:
         log.warning("nbops: tracking is unavailable, the cell runs untracked: %s", exc)
         return _execute(shell, cell)
-    tc = TrackedCell(shell, cell, opts)
     figures = FigureCatcher()
     out, err = io.StringIO(), io.StringIO()
     base_rss = _rss()
@@ -188,7 +206,7 @@ def run_cell(shell, cell: str, opts: CellOptions, hooks=()) -> Any:
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(figures)
-            _enter_hooks(stack, hooks, tracker, tc)
+            _enter_hooks(stack, factories, tracker, tc)
             stack.enter_context(contextlib.redirect_stdout(_Tee(sys.stdout, out)))
             stack.enter_context(contextlib.redirect_stderr(_Tee(sys.stderr, err)))
             try:

@@ -165,6 +165,7 @@ class Flusher:
                 if not is_unreachable(exc):
                     raise
                 self._stranded[r.spool_id] = r
+                self._tell_stranded(todo[todo.index(r):])
                 if not self._warned:
                     self._warned = True
                     log.warning("nbops: the tracking store at %s did not answer (%s); run %s waits in the spool "
@@ -183,6 +184,21 @@ class Flusher:
                         cb(r)
                     except Exception as exc:  # noqa: BLE001 - a display update must not stop the writes
                         log.debug("nbops: callback for run %s failed: %s", r.run_id, exc)
+
+    def _tell_stranded(self, runs) -> None:
+        """The store did not answer: ended runs left in the spool say why (``spool_reason``) to their callbacks (the
+        summary under the cell), which are called again once the run is written."""
+        for x in runs:
+            if not x.ended:
+                continue
+            x.spool_reason = f"the tracking store at {self.settings.tracking_uri} does not answer"
+            with self._cond:
+                callbacks = list(self._callbacks.get(x.spool_id, []))
+            for cb in callbacks:
+                try:
+                    cb(x)
+                except Exception as exc:  # noqa: BLE001 - a display update must not stop the writes
+                    log.debug("nbops: callback for run %s failed: %s", x.run_id, exc)
 
     def _parent_first(self, d: Path, idmap: dict) -> None:
         """A run whose parent is another process's held spooled run (``nbops run``'s parent): put the parent's

@@ -24,7 +24,7 @@ from typing import Any
 from .. import config
 from ..errors import TrackingError, NbopsError
 from . import redact
-from .writer import FAILED, FINISHED, KILLED, RunRef, get_writer
+from .writer import FAILED, FINISHED, KILLED, MAX_PARAM_LEN, RunRef, get_writer
 
 log = logging.getLogger("nbops")
 _STACK: list["Tracker"] = []      # the main thread's runs (the notebook's cells)
@@ -180,6 +180,7 @@ class Tracker:
     def flush(self) -> None:
         """Write what is buffered: one batch of params/metrics/tags, one upload of the artifacts folder."""
         run = self.run
+        self._keep_long_params()
         self.writer.log_batch(run, self._params, self._metrics, self._tags, timestamp=self.ended or time.time(),
                               series=self._series)
         self.params_logged.update(self._params)
@@ -196,6 +197,22 @@ class Tracker:
         for model, name, flavor, example in self._models:
             self.writer.log_model(run, model, name, flavor, example)
         self._models = []
+
+    def _keep_long_params(self) -> None:
+        """A parameter longer than MLflow keeps (``MAX_PARAM_LEN``) is stored cut; its full value goes beside it as
+        the artifact ``params/<name>.txt`` (masked like every artifact), and the summary says so."""
+        import re
+
+        for k, v in self._params.items():
+            if not isinstance(v, (str, list, tuple, dict, set)) or redact.is_secret_name(k) or self._tmp is None:
+                continue
+            full = redact.value(v)
+            if len(full) <= MAX_PARAM_LEN:
+                continue
+            path = "params/" + re.sub(r"[^\w.-]", "_", k) + ".txt"
+            self.log_text(full, path)
+            self.warnings.append(f"param {k} has {len(full):,} characters; MLflow keeps the first {MAX_PARAM_LEN:,}: "
+                                 f"the full value is the artifact {path}")
 
     # -- logging --------------------------------------------------------------------------------------------
     @property

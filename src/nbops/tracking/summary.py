@@ -13,8 +13,21 @@ from ..display.views import frame_html, frame_text, frame_widget, kv_html, kv_te
 STATUS_COLOR = {"FINISHED": "#1a7f37", "FAILED": "#cf222e", "KILLED": "#9a6700"}
 
 
+SHOWN = 10          # params / metrics listed by name under a cell; the rest are counted
+VALUE_CHARS = 80    # a value longer than this is cut in the summary (the run keeps it)
+
+
 def _fmt(v: Any) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
+    text = f"{v:.6g}" if isinstance(v, float) else str(v)
+    return text if len(text) <= VALUE_CHARS else text[:VALUE_CHARS - 1] + "…"
+
+
+def first_few(values: dict, noun: str, n: int = SHOWN) -> str:
+    """``k=v, ...`` for the first ``n`` items and a count of the rest (``… and 9,990 more metrics``): a summary
+    stays a few lines whatever a run logged (the run itself keeps everything)."""
+    shown = ", ".join(f"{k}={_fmt(v)}" for k, v in list(values.items())[:n])
+    more = len(values) - n
+    return shown + (f" … and {more:,} more {noun}" if more > 0 else "")
 
 
 @dataclass
@@ -68,6 +81,8 @@ class RunSummary:
         run = (f"{e(self.run_name or '')} (" + (links.a(self.url, self.run_id, "open in the MLflow UI")
                                                 if link else self.run_id) + ")")
         status = self.status + ("  [spooled: run `nbops sync` later]" if self.spooled else
+                                f"  [spooled: {self.spool_reason}; it is written with the next run, or by `nbops "
+                                f"sync`]" if self.writing and self.spool_reason else
                                 "  [in the local spool, being written to the store]" if self.writing else "")
         rows = [("run", run), ("experiment", e(self.experiment)), ("status", e(status))]
         if self.error:
@@ -76,11 +91,7 @@ class RunSummary:
         for name, values in (("params", self.params), ("metrics", self.metrics)):
             if not values:
                 continue
-            text = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
-            if link and len(values) > 6:
-                first = ", ".join(f"{k}={_fmt(v)}" for k, v in list(values.items())[:6])
-                text = f"<details><summary>{e(first)}, ... ({len(values)})</summary>{e(text)}</details>"
-            rows.append((name, text if link and len(values) > 6 else e(text)))
+            rows.append((name, e(first_few(values, name))))
         for label, values in (("data", self.data), ("model", self.models)):
             if values:
                 rows.append((label, e(", ".join(values))))
@@ -125,7 +136,8 @@ class RunsTable:
     def title(self) -> str:
         where = f" of {self.notebook}" if self.notebook else ""
         hidden = self._hidden()
-        more = f"; {hidden} more params/metrics in to_frame() or -o VAR" if hidden else ""
+        more = "; " + ", ".join(f"… and {n:,} more {k}" for k, n in hidden.items() if n) + \
+            " (-o VAR keeps every column)" if any(hidden.values()) else ""
         return f"nbops runs{where} ({len(self.df)}{more})"
 
     def _keys(self) -> list[str]:
@@ -142,11 +154,11 @@ class RunsTable:
         keys = metrics[:m] + params[:KEY_COLUMNS - m]
         return keys + metrics[m:m + KEY_COLUMNS - len(keys)]
 
-    def _hidden(self) -> int:
-        if not len(self.df):
-            return 0
-        every = [c for c in self.df.columns if c.startswith(("metrics.", "params."))]
-        return len(every) - len(self._keys())
+    def _hidden(self) -> dict:
+        """How many params / metrics columns the table leaves out, per kind."""
+        keys = self._keys() if len(self.df) else []
+        cols = [str(c) for c in getattr(self.df, "columns", [])]
+        return {k: sum(c.startswith(k + ".") and c not in keys for c in cols) for k in ("params", "metrics")}
 
     def _view(self):
         df = self.df

@@ -66,8 +66,11 @@ def from_run(run_id: str, name: str | None = None, label: str | None = None) -> 
     if stored:
         path = next(iter(stored.values()))
         with tempfile.TemporaryDirectory(prefix="nbops-contract-") as tmp:
-            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp,
-                                                        tracking_uri=get_writer().settings.tracking_uri)
+            from ..display.progress import no_transfer_bars
+
+            with no_transfer_bars():
+                local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp,
+                                                            tracking_uri=get_writer().settings.tracking_uri)
             text = Path(local).read_text(encoding="utf-8")
         c = Contract.from_yaml(text, f"{label} ({path})")
         return c
