@@ -87,7 +87,8 @@ def _version(pkg: str) -> str:
         return "not installed"
 
 
-def sync(spool_dir: str | None = None):
-    """Push the spooled records into the configured store (see :mod:`nbops.tracking.sync`)."""
+def sync(spool_dir: str | None = None, to: str | None = None):
+    """Push each spooled run to the store it was recorded for (``to``: to that tracking URI instead, on purpose);
+    a store that does not answer leaves its runs waiting (see :mod:`nbops.tracking.sync`)."""
     from .tracking.sync import sync as _sync
-    return _sync(spool_dir=spool_dir)
+    return _sync(spool_dir=spool_dir, to=to)

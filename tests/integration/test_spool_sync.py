@@ -93,7 +93,7 @@ def test_offline_run_then_three_syncs_lands_exactly_once(offline, client, monkey
         assert runs[f"run-{i}"].data.tags["mlflow.parentRunId"] == runs["parent"].info.run_id
     assert runs["parent"].data.params == {"schedule": "nightly"}
     idmap = json.loads((Path(offline.split("///")[1]).parent / "spool" / "idmap.json").read_text())
-    assert idmap[parent] == runs["parent"].info.run_id
+    assert idmap["stores"][offline][parent] == runs["parent"].info.run_id  # one id map per store
     assert Spool(Path(offline.split("///")[1]).parent / "spool").pending() == 0
     assert "3 runs created" in str(first) and "log_model" in str(first)
 

@@ -11,6 +11,7 @@ race on creating the experiment or migrating the schema.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -24,7 +25,7 @@ from typing import Any, Iterator
 
 from .. import config
 from ..errors import TrackingError
-from . import redact
+from . import redact, sqlite_store
 from .mlflow_errors import already_exists
 
 log = logging.getLogger("nbops")
@@ -58,6 +59,46 @@ class RunRef:
         self.run_id, self.experiment_id, self.spooled = server_run_id, experiment_id, False
 
 
+class StoreNotWritable(TrackingError):
+    """The store's folder takes no lock file (read-only ``.nbops``): reads go on without the lock, writes stop."""
+
+
+# A local store (SQLite) that cannot be written: a full disk, a file-size limit, a read-only folder, a schema left
+# half-made. Its records go to the spool, like those of a server that does not answer.
+_UNWRITABLE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM}
+_UNWRITABLE_MARKERS = ("sqlite3.OperationalError", "sqlite3.DatabaseError", "database or disk is full",
+                       "disk I/O error", "readonly database", "unable to open database file", "File too large",
+                       "No space left on device", "Read-only file system")
+
+
+def is_unwritable(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says a local store could not be written (disk full, file too large,
+    read-only, I/O error, a broken SQLite schema) -- not that a value was refused."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, StoreNotWritable):
+            return True
+        if isinstance(exc, OSError) and getattr(exc, "errno", None) in _UNWRITABLE_ERRNOS:
+            return True
+        text = f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
+        if any(m in text for m in _UNWRITABLE_MARKERS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The store did not take the write, for a reason of its own (down, unreachable or unwritable): spool it."""
+    return is_unreachable(exc) or is_unwritable(exc)
+
+
+def short_reason(exc: BaseException) -> str:
+    """``exc`` in one short line (the first line of its message, cut to 160 characters)."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:160]}"
+
+
 def is_unreachable(exc: BaseException) -> bool:
     """True when ``exc`` means the store did not answer (refused, timed out, 5xx, locked), not that it said no
     (a 4xx such as a wrong password or a bad value is an answer: it is raised, never spooled)."""
@@ -88,6 +129,38 @@ def _bounded_http_retries() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+
+def _current_uri() -> str | None:
+    try:
+        return config.settings().tracking_uri
+    except Exception:  # noqa: BLE001 - a bad setting is reported where it is used
+        return None
+
+
+@contextlib.contextmanager
+def _fluent_uri(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (model logging uses it) on ``uri`` for a moment; its URI and the process's
+    ``MLFLOW_TRACKING_URI`` are put back exactly as they were afterwards."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    before, env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    if before == uri and env == uri:
+        yield
+        return
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        if before is None:
+            utils._tracking_uri = None
+        else:
+            mlflow.set_tracking_uri(before)
+        if env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = env
 
 
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}   # one per SQLite file: threads of this process take turns
@@ -124,16 +197,27 @@ class Writer:
 
             if self.settings.is_server:
                 _bounded_http_retries()
-            if self.settings.sqlite_path is not None:
-                self._prepare_sqlite(self.settings.sqlite_path)
-            # The fluent API (and MLflow's model logging, which uses it) must see the same store.
-            mlflow.set_tracking_uri(self.settings.tracking_uri)
-            # MlflowClient opens the store at once, and opening a SQLite store creates or migrates its schema:
-            # parallel first runs must do that one at a time (else "table _alembic_tmp_... already exists").
-            with self.guard():
+            db = self.settings.sqlite_path
+            # The fluent API (and MLflow's model logging, which uses it) must see the process's own store; a
+            # writer for another store (nbops sync's, for a run recorded for it) leaves the process's store alone.
+            if self.settings.tracking_uri == _current_uri():
+                mlflow.set_tracking_uri(self.settings.tracking_uri)
+            if db is None:
                 self._client = MlflowClient(self.settings.tracking_uri)
-                if self.settings.embedded and self.settings.sqlite_path is not None:
-                    self._home_default_experiment(self.settings.sqlite_path)
+                return self._client
+            # Opening a SQLite store creates or migrates its schema: parallel first runs must do that one at a
+            # time (else "table _alembic_tmp_... already exists"), and a new store is made aside and moved into
+            # place whole (a full disk half-way must not leave a store that no later process can open).
+            try:
+                with self.guard():
+                    sqlite_store.ensure(db, self.settings.artifact_root)
+                    self._client = MlflowClient(self.settings.tracking_uri)
+                    if self.settings.embedded:
+                        self._home_default_experiment(db)
+            except StoreNotWritable:
+                if not sqlite_store.complete(db):
+                    raise
+                self._client = MlflowClient(self.settings.tracking_uri)  # reads need no lock
         return self._client
 
     def _home_default_experiment(self, db: Path) -> None:
@@ -152,20 +236,6 @@ class Writer:
             log.debug("nbops: could not move the Default experiment's artifacts to %s: %s", want, exc)
         finally:
             con.close()
-
-    def _prepare_sqlite(self, db: Path) -> None:
-        """Put the SQLite store in WAL mode (persistent, once per file): readers no longer block the writer and
-        a commit costs one fsync instead of two, with the same durability."""
-        import sqlite3
-
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with self.guard():
-            con = sqlite3.connect(str(db), timeout=30)
-            try:
-                if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    con.execute("PRAGMA journal_mode=WAL")
-            finally:
-                con.close()
 
     def _holding_guard(self) -> bool:
         """True while this thread holds the store's write guard (waiting for the flusher then would deadlock)."""
@@ -189,8 +259,15 @@ class Writer:
             finally:
                 depths[key] -= 1
             return
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with _PROCESS_LOCKS.setdefault(key, threading.Lock()), open(key + ".nbops-lock", "a") as fh:
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(key + ".nbops-lock", "a")
+        except OSError as exc:
+            raise StoreNotWritable(
+                f"nbops cannot write to {db.parent} ({exc.strerror or exc}): make it writable (e.g. chmod u+w "
+                f"{db.parent}), or point NBOPS_HOME or MLFLOW_TRACKING_URI at a store you can write to. Reading "
+                f"runs works as it is.", path=str(db.parent), uri=self.settings.tracking_uri) from None
+        with _PROCESS_LOCKS.setdefault(key, threading.Lock()), fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             depths[key] = 1
             try:
@@ -220,8 +297,12 @@ class Writer:
         self._down_since, self._down_error = time.time(), exc
 
     def _warn_spooled(self, run: RunRef, exc: BaseException | None) -> None:
-        why = "NBOPS_OFFLINE=1" if exc is None else f"the tracking store at {self.settings.tracking_uri} " \
-            f"did not answer ({type(exc).__name__}: {str(exc)[:160]})"
+        if exc is None:
+            why = "NBOPS_OFFLINE=1"
+        elif is_unreachable(exc):
+            why = f"the tracking store at {self.settings.tracking_uri} did not answer ({short_reason(exc)})"
+        else:
+            why = f"the tracking store at {self.settings.tracking_uri} could not be written ({short_reason(exc)})"
         run.spool_reason = why
         if not self._warned:
             log.warning("nbops: %s; run %s is spooled to %s. Run `nbops sync` when the store is back.",
@@ -239,18 +320,37 @@ class Writer:
         if not run.spooled:
             try:
                 return direct()
-            except TrackingError:
-                raise
             except Exception as exc:  # noqa: BLE001
-                if not is_unreachable(exc):
+                if isinstance(exc, TrackingError) and not isinstance(exc, StoreNotWritable):
+                    raise
+                if not is_unavailable(exc):
                     raise TrackingError(f"The tracking store refused {op['op']} for run {run.run_id}: {exc}",
                                         run_id=run.run_id, uri=self.settings.tracking_uri) from exc
                 self._mark_down(exc)
-                self.spool.adopt(run, self.settings.tracking_uri)
+                with self._spooling(exc):
+                    self.spool.adopt(run, self.settings.tracking_uri, self.settings.artifact_root)
                 run.spooled = True
                 self._warn_spooled(run, exc)
-        self.spool.append(run.run_id, op, files() if callable(files) else files)
+        with self._spooling(None):
+            self.spool.append(run.run_id, op, files() if callable(files) else files)
         return None
+
+    @contextlib.contextmanager
+    def _spooling(self, store_error: BaseException | None) -> Iterator[None]:
+        """A spool that cannot be written either (a read-only or full ``.nbops``) is one line saying what to do."""
+        try:
+            yield
+        except OSError as exc:
+            store = f"the store ({short_reason(store_error)}) nor " if store_error is not None else ""
+            raise TrackingError(f"nbops could write this run to neither {store}the spool at {self.spool.root} "
+                                f"({exc.strerror or exc}): free space or make the folder writable, or point "
+                                f"NBOPS_HOME (or NBOPS_SPOOL_DIR) at a writable folder.",
+                                path=str(self.spool.root), uri=self.settings.tracking_uri) from None
+
+    def _new_spooled_run(self, experiment, run_name, tags, start_ms, exc, staging=False) -> RunRef:
+        with self._spooling(exc):
+            return self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri,
+                                      staging=staging, artifact_root=self.settings.artifact_root)
 
     # -- experiments and runs -------------------------------------------------------------------------------
     def experiment_id(self, name: str) -> str:
@@ -294,7 +394,7 @@ class Writer:
             tags["mlflow.parentRunId"] = parent_run_id
         start_ms = int((start_time or time.time()) * 1000)
         if (background or held) and not self.settings.offline:
-            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri, staging=True)
+            run = self._new_spooled_run(experiment, run_name, tags, start_ms, None, staging=True)
             run.spool_id = run.run_id
             self._deferred[run.run_id] = []
             if held:
@@ -305,28 +405,32 @@ class Writer:
                 get_flusher(self.settings).submit(run, ended=False)  # created on the store while the cell runs
             return run
         if self.settings.offline:
-            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
+            run = self._new_spooled_run(experiment, run_name, tags, start_ms, None)
             self._warn_spooled(run, None)
             return run
         if self._down_since is not None and time.time() - self._down_since < config.down_grace_s():
-            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
+            run = self._new_spooled_run(experiment, run_name, tags, start_ms, self._down_error)
             self._warn_spooled(run, self._down_error)
             return run
         try:
             exp_id = self.experiment_id(experiment)
             r = self.call(self.client.create_run, exp_id, start_time=start_ms, tags=tags, run_name=run_name)
-        except TrackingError:
-            raise
+        except TrackingError as exc:
+            if not isinstance(exc, StoreNotWritable):
+                raise
+            err: BaseException = exc
         except Exception as exc:  # noqa: BLE001
-            if not is_unreachable(exc):
+            if not is_unavailable(exc):
                 raise TrackingError(f"Could not start a run in experiment {experiment!r} on "
                                     f"{self.settings.tracking_uri}: {exc}", uri=self.settings.tracking_uri) from exc
-            self._mark_down(exc)
-            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
-            self._warn_spooled(run, exc)
-            return run
-        self._down_since = None
-        return RunRef(r.info.run_id, exp_id, experiment, r.info.run_name, artifact_uri=r.info.artifact_uri)
+            err = exc
+        else:
+            self._down_since = None
+            return RunRef(r.info.run_id, exp_id, experiment, r.info.run_name, artifact_uri=r.info.artifact_uri)
+        self._mark_down(err)
+        run = self._new_spooled_run(experiment, run_name, tags, start_ms, err)
+        self._warn_spooled(run, err)
+        return run
 
     def log_batch(self, run: RunRef, params: dict | None = None, metrics: dict | None = None,
                   tags: dict | None = None, step: int = 0, timestamp: float | None = None,
@@ -390,7 +494,8 @@ class Writer:
 
         if not run.artifact_uri:
             run.artifact_uri = self.call(self.client.get_run, run.run_id).info.artifact_uri
-        get_artifact_repository(run.artifact_uri).log_artifacts(str(local_dir), artifact_path)
+        get_artifact_repository(run.artifact_uri, tracking_uri=self.settings.tracking_uri).log_artifacts(
+            str(local_dir), artifact_path)
 
     def log_inputs(self, run: RunRef, datasets: list[dict]) -> None:
         """Dataset inputs: dicts with name, digest, source_type, source, schema, profile, context."""
@@ -450,7 +555,8 @@ class Writer:
             quiet = logging.getLogger("mlflow.sklearn")
             level, quiet.level = quiet.level, logging.ERROR
             try:
-                info = mlflow.models.Model.log(artifact_path=None, flavor=mod, model_id=lm.model_id, **kwargs)
+                with _fluent_uri(self.settings.tracking_uri):
+                    info = mlflow.models.Model.log(artifact_path=None, flavor=mod, model_id=lm.model_id, **kwargs)
             finally:
                 quiet.setLevel(level)
         return info.model_uri
