@@ -115,6 +115,9 @@ def _create(db: Path, artifact_root: str | None) -> None:
     tmp = db.with_name(f".{db.name}.creating")
     _remove(tmp)  # a creation that died earlier (we hold the guard: no one else is creating)
     uri = f"sqlite:///{tmp}"
+    quiet = logging.getLogger("mlflow.store.db.utils")  # "Creating initial MLflow database tables..."
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
     try:
         store = SqlAlchemyStore(uri, artifact_root or DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH)
         store.engine.dispose()
@@ -134,6 +137,8 @@ def _create(db: Path, artifact_root: str | None) -> None:
     except BaseException:
         _remove(tmp)
         raise
+    finally:
+        quiet.setLevel(level)
 
 
 def _remove(path: Path) -> None:

@@ -58,6 +58,7 @@ class SyncReport:
     up_to_date: int = 0                                    # spooled runs that had nothing left to push
     incomplete: list[tuple[str, str]] = field(default_factory=list)  # (local id, server id) closed FAILED now
     waiting: list[tuple[str, list[str], str]] = field(default_factory=list)  # (store, local ids, why) not synced
+    stores: dict[str, str] = field(default_factory=dict)  # local id -> the store it was pushed to now
 
     @property
     def ok(self) -> bool:
@@ -69,14 +70,17 @@ class SyncReport:
 
     def __str__(self) -> str:
         wait = f", {self.waiting_runs} waiting" if self.waiting else ""
-        lines = [f"nbops sync -> {self.target}: {self.records} records pushed, {len(self.created)} runs created, "
+        many = len({*self.stores.values(), *(w[0] for w in self.waiting)}) > 1
+        where = f"{len({*self.stores.values(), *(w[0] for w in self.waiting)})} stores" if many else self.target
+        lines = [f"nbops sync -> {where}: {self.records} records pushed, {len(self.created)} runs created, "
                  f"{len(self.resumed)} runs updated, {self.up_to_date} already synced, {len(self.skipped)} skipped"
                  f"{wait}"]
         lines += [f"  waiting: {len(ids)} runs for {store}, which {why}; run `nbops sync` again when it is up"
                   for store, ids, why in self.waiting]
         for local, counts in self.pushed.items():
             what = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-            lines.append(f"  {local} -> {self.mapping.get(local, '?')}: {what}")
+            on = f" on {self.stores[local]}" if many and local in self.stores else ""
+            lines.append(f"  {local} -> {self.mapping.get(local, '?')}{on}: {what}")
         lines += [f"  relinked child run {r} to its synced parent" for r in self.relinked]
         lines += [f"  incomplete {k} -> {sid}: its journal was torn before the end-of-run record; the run is "
                   f"closed FAILED and tagged nbops.incomplete" for k, sid in self.incomplete]
@@ -371,6 +375,7 @@ def push(writer: Writer, d: Path, idmap: dict, report: SyncReport, live: bool = 
         write_state(d, target, recorded, state)
     idmap[local] = server_id
     report.mapping[local] = server_id
+    report.stores[local] = target
     if local.startswith(LOCAL_PREFIX) and not live:
         _relink_children(writer, local, server_id, report)
     run = RunRef(server_id, exp_id, experiment, meta.get("run_name"))

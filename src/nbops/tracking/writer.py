@@ -93,9 +93,25 @@ def is_unavailable(exc: BaseException) -> bool:
     return is_unreachable(exc) or is_unwritable(exc)
 
 
+_REASONS = ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
+            "No route to host", "Read timed out", "timed out", "Connection aborted", "RemoteDisconnected",
+            "database or disk is full", "File too large", "No space left on device", "Read-only file system",
+            "readonly database", "disk I/O error", "database is locked", "unable to open database file")
+
+
 def short_reason(exc: BaseException) -> str:
-    """``exc`` in one short line (the first line of its message, cut to 160 characters)."""
-    first = (str(exc).strip().splitlines() or [""])[0]
+    """``exc`` in one short line: the phrase that says what happened when one is known (``connection refused``),
+    else the first line of its message, cut to 160 characters."""
+    import re
+
+    text = str(exc)
+    found = next((r for r in _REASONS if r in text), None)
+    if found is None:
+        m = re.search(r"error code (\d{3})|table \S+ already exists", text)
+        found = m.group(0) if m else None
+    if found:
+        return found[:1].lower() + found[1:]
+    first = (text.strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first[:160]}"
 
 
