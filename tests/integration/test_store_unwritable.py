@@ -1,0 +1,107 @@
+"""A store that cannot be written: a disk that fills up while the embedded store is being created (made real with
+RLIMIT_FSIZE in a subprocess: every write past the limit fails with EFBIG, as on a full disk), a store left
+half-made by such a creation, and a read-only ``.nbops``. Every test runs real processes on a real project folder
+and reads back what the stores and the spool hold."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+NBOPS = str(Path(sys.executable).with_name("nbops"))
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+LIMIT = 200_000  # bytes: an MLflow schema is ~950 kB, a spool journal a few kB
+
+FULL_DISK = """import resource, signal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+"""
+TRACK = """import nbops
+with nbops.track('full', {name!r}) as t:
+    t.log_param('lr', 0.1)
+    t.log_metric('accuracy', {acc})
+    t.log_text('kept', 'notes/a.txt')
+print('cell done')
+"""
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NBOPS_", "MLFLOW_"))}
+    env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def _py(code, cwd, **kw):
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=_env(), capture_output=True, text=True, **kw)
+
+
+def _runs(db):
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient(f"sqlite:///{db}")
+    exp = c.get_experiment_by_name("full")
+    return {r.info.run_name: r for r in c.search_runs([exp.experiment_id])} if exp else {}
+
+
+@pytest.fixture
+def proj(tmp_path):
+    (tmp_path / ".nbops").mkdir()
+    return tmp_path
+
+
+def _assert_delivered(db, names):
+    from mlflow.tracking import MlflowClient
+
+    runs = _runs(db)
+    assert sorted(runs) == sorted(names)
+    for r in runs.values():
+        assert r.info.status == "FINISHED" and r.data.params == {"lr": "0.1"}
+        assert [a.path for a in MlflowClient(f"sqlite:///{db}").list_artifacts(r.info.run_id, "notes")] \
+            == ["notes/a.txt"]
+
+
+def test_a_disk_full_while_the_store_is_created_spools_the_cell_and_breaks_nothing(proj):
+    db = proj / ".nbops" / "mlflow.db"
+    r = _py(FULL_DISK.format(limit=LIMIT) + TRACK.format(name="while-full", acc=0.5), proj)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "cell done" in r.stdout, out
+    warnings = [x for x in r.stderr.splitlines() if "spooled" in x]
+    assert len(warnings) == 1 and "could not be written" in warnings[0], out  # one line, says why
+    assert "Traceback" not in out and "CREATE TABLE" not in out, out
+    assert not db.exists() and not list((proj / ".nbops").glob(".mlflow.db.creating*"))  # nothing half-made
+    assert len(list((proj / ".nbops" / "spool").glob("spool-*/journal.jsonl"))) == 1
+
+    # space is back: a fresh process writes to the store at once, then `nbops sync` delivers the spooled run
+    r = _py(TRACK.format(name="after", acc=0.9), proj)
+    assert r.returncode == 0 and "already exists" not in r.stderr and "spooled" not in r.stderr, r.stderr
+    assert sorted(_runs(db)) == ["after"]
+    r = subprocess.run([NBOPS, "sync"], cwd=proj, env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0 and "1 runs created" in r.stdout, r.stdout + r.stderr
+    _assert_delivered(db, ["after", "while-full"])
+    assert _runs(db)["while-full"].data.metrics == {"accuracy": 0.5}
+
+
+def test_a_store_left_half_made_by_an_older_version_is_made_afresh(proj):
+    db = proj / ".nbops" / "mlflow.db"
+    # what the old code did: MLflow builds the schema in place, and the disk fills up half-way
+    _py(FULL_DISK.format(limit=LIMIT) + f"from mlflow.tracking import MlflowClient\n"
+        f"MlflowClient('sqlite:///{db}').search_experiments()", proj)
+    assert db.exists()
+    probe = Path(tempfile.mkdtemp()) / "copy.db"
+    try:  # the precondition, on a copy: MLflow itself cannot open such a store any more
+        shutil.copy(db, probe)
+        r = _py(f"from mlflow.tracking import MlflowClient\nMlflowClient('sqlite:///{probe}').search_experiments()",
+                proj)
+        assert r.returncode != 0 and "already exists" in r.stderr, r.stderr[-500:]
+    finally:
+        shutil.rmtree(probe.parent)
+
+    r = _py(TRACK.format(name="after", acc=0.9), proj)
+    assert r.returncode == 0 and "cell done" in r.stdout, r.stderr
+    assert "already exists" not in r.stderr and "Traceback" not in r.stderr and "spooled" not in r.stderr, r.stderr
+    assert [x for x in r.stderr.splitlines() if "half-made" in x], r.stderr  # said once, with where it was kept
+    _assert_delivered(db, ["after"])
+    assert len(list((proj / ".nbops").glob("mlflow.db.half-made-*"))) == 1  # kept for inspection, not deleted
