@@ -30,7 +30,8 @@ def runs(notebook: str | None = None, n: int = 10, experiment: str | None = None
         flt = f"tags.`mlflow.source.name` = {quote(notebook)}"
     import mlflow
 
-    df = mlflow.search_runs(experiment_ids=ids, filter_string=flt, max_results=n, order_by=["start_time DESC"])
+    with w.reading():
+        df = mlflow.search_runs(experiment_ids=ids, filter_string=flt, max_results=n, order_by=["start_time DESC"])
     keep = [c for c in df.columns if c in ("run_id", "experiment_id", "tags.mlflow.runName", "status", "start_time",
                                            "end_time", "tags.nbops.incidents")
             or c.startswith(("params.", "metrics.")) and not c.startswith("metrics.nbops.")

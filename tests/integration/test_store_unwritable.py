@@ -105,3 +105,57 @@ def test_a_store_left_half_made_by_an_older_version_is_made_afresh(proj):
     assert [x for x in r.stderr.splitlines() if "half-made" in x], r.stderr  # said once, with where it was kept
     _assert_delivered(db, ["after"])
     assert len(list((proj / ".nbops").glob("mlflow.db.half-made-*"))) == 1  # kept for inspection, not deleted
+
+
+def _as_plain_user() -> list[str]:
+    """A prefix that runs a command without root's power to write anywhere: root is mapped to an ordinary user in
+    a user namespace (nothing privileged; the files keep their owner). Empty when the tests do not run as root."""
+    if os.geteuid() != 0:
+        return []
+    prefix = ["unshare", "-U", "--map-user=1000", "--map-group=1000"]
+    try:
+        ok = subprocess.run([*prefix, "true"], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        ok = False
+    if not ok:
+        pytest.skip("running as root and user namespaces are not available: cannot make a folder read-only")
+    return prefix
+
+
+READ_ONLY = """from IPython.core.interactiveshell import InteractiveShell
+import nbops
+ip = InteractiveShell.instance()
+ip.run_line_magic('load_ext', 'nbops')
+ip.run_line_magic('nbops', 'runs --all')
+ip.run_cell_magic('track', '-e full -n blocked', 'print("body ran")')
+try:
+    with nbops.track('full', 'blocked-api') as t:
+        t.log_metric('accuracy', 1.0)
+except nbops.NbopsError as exc:
+    print('API:', type(exc).__name__, exc)
+"""
+
+
+def test_a_read_only_nbops_folder_reads_without_a_lock_and_writes_say_what_to_do(proj):
+    prefix = _as_plain_user()
+    r = _py(TRACK.format(name="before", acc=0.7), proj)
+    assert r.returncode == 0, r.stderr
+    subprocess.run(["chmod", "-R", "a-w", str(proj / ".nbops")], check=True)
+    try:
+        env = _env()
+        st = subprocess.run([*prefix, NBOPS, "status"], cwd=proj, env=env, capture_output=True, text=True)
+        assert st.returncode == 0 and "0 runs waiting" in st.stdout, st.stdout + st.stderr
+        runs = subprocess.run([*prefix, NBOPS, "runs", "-e", "full"], cwd=proj, env=env, capture_output=True,
+                              text=True)
+        assert runs.returncode == 0 and "before" in runs.stdout, runs.stdout + runs.stderr
+        r = subprocess.run([*prefix, sys.executable, "-c", READ_ONLY], cwd=proj, env=env, capture_output=True,
+                           text=True)
+        out = r.stdout + r.stderr
+        assert r.returncode == 0 and "Traceback" not in out, out
+        assert "before" in r.stdout and "body ran" in r.stdout, out  # %nbops runs lists; the cell body runs
+        api = [x for x in r.stdout.splitlines() if x.startswith("API:")]
+        assert len(api) == 1 and f"cannot write to {proj / '.nbops'}" in api[0] and "chmod u+w" in api[0], out
+        assert "Reading runs works" in api[0]
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(proj / ".nbops")], check=True)
+    assert sorted(_runs(proj / ".nbops" / "mlflow.db")) == ["before"]  # nothing half-written

@@ -70,6 +70,11 @@ def complete(db: Path) -> bool:
     return state(db) == "ready"
 
 
+def read_only_uri(db: Path) -> str:
+    """A tracking URI that reads ``db`` without writing anything beside it (a read-only folder)."""
+    return f"sqlite:///{db.resolve().as_uri()}?immutable=1&uri=true"
+
+
 def _head() -> str:
     from mlflow.store.db.utils import _get_latest_schema_revision
 

@@ -94,7 +94,7 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 _REASONS = ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
-            "No route to host", "Read timed out", "timed out", "Connection aborted", "RemoteDisconnected",
+            "No route to host", "Permission denied", "Read timed out", "timed out", "Connection aborted", "RemoteDisconnected",
             "database or disk is full", "File too large", "No space left on device", "Read-only file system",
             "readonly database", "disk I/O error", "database is locked", "unable to open database file")
 
@@ -198,6 +198,7 @@ class Writer:
         self._deferred: dict[str, list] = {}   # background runs: (op, files) kept until their end-of-run
         self._held: set[str] = set()           # of those, the ones the caller pushes (no flusher)
         self._parents: dict[str, str] = {}     # spooled parents of other processes -> their id on the store
+        self.read_uri = self.settings.tracking_uri  # where reads go (a read-only SQLite store: opened immutable)
 
     # -- plumbing -------------------------------------------------------------------------------------------
     @property
@@ -233,8 +234,16 @@ class Writer:
             except StoreNotWritable:
                 if not sqlite_store.complete(db):
                     raise
-                self._client = MlflowClient(self.settings.tracking_uri)  # reads need no lock
+                # A read-only folder: reads need no lock, and open the store as immutable (no -shm file to make)
+                self.read_uri = sqlite_store.read_only_uri(db)
+                self._client = MlflowClient(self.read_uri)
         return self._client
+
+    def reading(self):
+        """A context in which MLflow's fluent reads (``mlflow.search_runs``) see this store, as :attr:`client`
+        does (a read-only store is opened read-only)."""
+        self.client  # noqa: B018 - opens the store, and learns whether it is read-only
+        return _fluent_uri(self.read_uri)
 
     def _home_default_experiment(self, db: Path) -> None:
         """MLflow creates the ``Default`` experiment (id 0) with its artifacts in ``<cwd>/mlruns/0``, wherever the
@@ -280,9 +289,9 @@ class Writer:
             fh = open(key + ".nbops-lock", "a")
         except OSError as exc:
             raise StoreNotWritable(
-                f"nbops cannot write to {db.parent} ({exc.strerror or exc}): make it writable (e.g. chmod u+w "
-                f"{db.parent}), or point NBOPS_HOME or MLFLOW_TRACKING_URI at a store you can write to. Reading "
-                f"runs works as it is.", path=str(db.parent), uri=self.settings.tracking_uri) from None
+                f"nbops cannot write to {db.parent} ({(exc.strerror or str(exc)).lower()}): make it writable (chmod "
+                f"u+w {db.parent}), or point NBOPS_HOME or MLFLOW_TRACKING_URI at a store you can write to. "
+                f"Reading runs works as it is.", path=str(db.parent), uri=self.settings.tracking_uri) from None
         with _PROCESS_LOCKS.setdefault(key, threading.Lock()), fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             depths[key] = 1
@@ -357,10 +366,14 @@ class Writer:
         try:
             yield
         except OSError as exc:
-            store = f"the store ({short_reason(store_error)}) nor " if store_error is not None else ""
-            raise TrackingError(f"nbops could write this run to neither {store}the spool at {self.spool.root} "
-                                f"({exc.strerror or exc}): free space or make the folder writable, or point "
-                                f"NBOPS_HOME (or NBOPS_SPOOL_DIR) at a writable folder.",
+            if isinstance(store_error, StoreNotWritable):  # one read-only folder: its message says what to do
+                raise TrackingError(store_error.message, path=store_error.path, uri=store_error.uri) from None
+            store = "" if store_error is None else \
+                f"the store {self.settings.tracking_uri} ({short_reason(store_error)}) nor to "
+            raise TrackingError(f"nbops can write this run neither to {store}the spool {self.spool.root} "
+                                f"({(exc.strerror or str(exc)).lower()}): free space or make the folder writable "
+                                f"(chmod u+w), or point NBOPS_HOME (or NBOPS_SPOOL_DIR) at a writable folder. "
+                                f"Reading runs works as it is.",
                                 path=str(self.spool.root), uri=self.settings.tracking_uri) from None
 
     def _new_spooled_run(self, experiment, run_name, tags, start_ms, exc, staging=False) -> RunRef:
