@@ -239,7 +239,8 @@ def sync(settings: config.Settings | None = None, spool_dir: str | Path | None =
     if groups:
         report.target = ", ".join(groups) if len(groups) > 1 else next(iter(groups))
     for target, dirs in groups.items():
-        writer = Writer(config.settings_for(target, roots[target], s))
+        ts = config.settings_for(target, roots[target], s)
+        writer = Writer(ts, fluent=ts.tracking_uri == s.tracking_uri)
         why = probe(writer)
         if why:
             report.waiting.append((target, [d.name for d in dirs], why))
@@ -302,7 +303,8 @@ def push_run(local: str, writer: Writer | None = None, live: bool = False) -> di
     except ValueError:
         target = writer.settings.tracking_uri
     if target != writer.settings.tracking_uri:
-        writer = get_writer(config.settings_for(target, None, writer.settings))
+        writer = Writer(config.settings_for(target, read_meta(d).get("artifact_root"), writer.settings),
+                        fluent=False)
     try:
         with locked(root, target) as idmap:
             if not (d / "meta.json").is_file():

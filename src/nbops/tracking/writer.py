@@ -147,13 +147,6 @@ def _bounded_http_retries() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
-def _current_uri() -> str | None:
-    try:
-        return config.settings().tracking_uri
-    except Exception:  # noqa: BLE001 - a bad setting is reported where it is used
-        return None
-
-
 @contextlib.contextmanager
 def _fluent_uri(uri: str) -> Iterator[None]:
     """MLflow's fluent API (model logging uses it) on ``uri`` for a moment; its URI and the process's
@@ -186,8 +179,11 @@ _HELD = threading.local()                         # per thread: guard depth per 
 class Writer:
     """Writes to one store (``settings.tracking_uri``); spools what the store does not take."""
 
-    def __init__(self, settings: config.Settings | None = None):
+    def __init__(self, settings: config.Settings | None = None, fluent: bool = True):
+        """``fluent``: point MLflow's fluent API at this store (the process's own store); False for a writer to
+        another store (``nbops sync``'s, for a run recorded for it), which must not repoint the process."""
         self.settings = settings or config.settings()
+        self._fluent = fluent
         self._client = None
         self._experiments: dict[str, str] = {}
         from .spool import Spool  # light module
@@ -217,7 +213,7 @@ class Writer:
             db = self.settings.sqlite_path
             # The fluent API (and MLflow's model logging, which uses it) must see the process's own store; a
             # writer for another store (nbops sync's, for a run recorded for it) leaves the process's store alone.
-            if self.settings.tracking_uri == _current_uri():
+            if self._fluent:
                 mlflow.set_tracking_uri(self.settings.tracking_uri)
             if db is None:
                 self._client = MlflowClient(self.settings.tracking_uri)
