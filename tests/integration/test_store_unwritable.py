@@ -140,11 +140,19 @@ def test_a_read_only_nbops_folder_reads_without_a_lock_and_writes_say_what_to_do
     prefix = _as_plain_user()
     r = _py(TRACK.format(name="before", acc=0.7), proj)
     assert r.returncode == 0, r.stderr
+    offline = dict(_env(), NBOPS_OFFLINE="1")
+    r = subprocess.run([sys.executable, "-c", TRACK.format(name="spooled", acc=0.6)], cwd=proj, env=offline,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
     subprocess.run(["chmod", "-R", "a-w", str(proj / ".nbops")], check=True)
     try:
         env = _env()
         st = subprocess.run([*prefix, NBOPS, "status"], cwd=proj, env=env, capture_output=True, text=True)
-        assert st.returncode == 0 and "0 runs waiting" in st.stdout, st.stdout + st.stderr
+        assert st.returncode == 0 and "1 runs waiting" in st.stdout, st.stdout + st.stderr
+        sy = subprocess.run([*prefix, NBOPS, "sync"], cwd=proj, env=env, capture_output=True, text=True)
+        waiting = [x for x in (sy.stdout + sy.stderr).splitlines() if "waiting:" in x]
+        assert sy.returncode == 1 and len(waiting) == 1 and "read-only" in waiting[0], sy.stdout + sy.stderr
+        assert "Traceback" not in sy.stdout + sy.stderr
         runs = subprocess.run([*prefix, NBOPS, "runs", "-e", "full"], cwd=proj, env=env, capture_output=True,
                               text=True)
         assert runs.returncode == 0 and "before" in runs.stdout, runs.stdout + runs.stderr

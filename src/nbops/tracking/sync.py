@@ -139,8 +139,14 @@ def locked(root: Path, target: str) -> Iterator[dict]:
     on the way out. ``idmap.json`` holds one map per store; a map written by an older version names no store and
     is dropped (the runs' spool-id tags find them again)."""
     idmap_path = root / "idmap.json"
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".sync-lock", "a") as lock:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / ".sync-lock", "a")
+    except OSError as exc:
+        raise TrackingError(f"nbops cannot lock the spool {root} ({(exc.strerror or str(exc)).lower()}): make it "
+                            f"writable (chmod u+w {root}), or point NBOPS_SPOOL_DIR at a writable copy of it.",
+                            path=str(root)) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _THREAD.depth = getattr(_THREAD, "depth", 0) + 1
         try:
@@ -209,6 +215,8 @@ def probe(writer: Writer) -> str | None:
             raise
         verb = "does not answer" if is_unreachable(exc) else "cannot be written"
         return f"{verb} ({short_reason(exc)})"
+    if writer.read_uri != writer.settings.tracking_uri:
+        return "cannot be written (its folder is read-only: make it writable, e.g. chmod u+w)"
     return None
 
 
