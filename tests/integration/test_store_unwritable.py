@@ -167,3 +167,17 @@ def test_a_read_only_nbops_folder_reads_without_a_lock_and_writes_say_what_to_do
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(proj / ".nbops")], check=True)
     assert sorted(_runs(proj / ".nbops" / "mlflow.db")) == ["before"]  # nothing half-written
+
+
+def test_a_store_that_fills_up_later_spools_the_cell_and_sync_delivers_it(proj):
+    db = proj / ".nbops" / "mlflow.db"
+    assert _py(TRACK.format(name="first", acc=0.9), proj).returncode == 0
+    # the store exists; now every file may grow by 2 kB at most: the store's next page write fails
+    r = _py(FULL_DISK.format(limit=2000) + TRACK.format(name="while-full", acc=0.4), proj)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "cell done" in r.stdout and "Traceback" not in out, out
+    assert len([x for x in r.stderr.splitlines() if "spooled" in x]) == 1, out
+    assert sorted(_runs(db)) == ["first"]
+    r = subprocess.run([NBOPS, "sync"], cwd=proj, env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0 and "1 runs created" in r.stdout, r.stdout + r.stderr
+    _assert_delivered(db, ["first", "while-full"])
