@@ -38,8 +38,8 @@ from .. import config
 from ..errors import TrackingError
 from . import redact
 from .spool import LOCAL_PREFIX, Spool, atomic_json, read_journal, read_meta, read_state, write_state
-from .writer import SPOOL_ID_TAG, RunRef, Writer, _bounded_http_retries, is_unavailable, is_unreachable, \
-    short_reason
+from .writer import SPOOL_ID_TAG, RunRef, StoreNotWritable, Writer, _bounded_http_retries, is_unavailable, \
+    is_unreachable, short_reason
 
 log = logging.getLogger("nbops")
 PARENT_TAG = "mlflow.parentRunId"
@@ -207,17 +207,18 @@ def probe(writer: Writer) -> str | None:
     """None when ``writer``'s store answers; otherwise why not, in a few words (a 4xx and other answers raise)."""
     if writer.settings.is_server:
         _bounded_http_retries()  # the defaults for the pushes after the probe
+    read_only = "cannot be written (its folder is read-only: make it writable, e.g. chmod u+w)"
     try:
         with _quick_http():
             writer.call(writer.client.search_experiments, max_results=1)
+    except StoreNotWritable:
+        return read_only
     except Exception as exc:  # noqa: BLE001 - classified
         if not is_unavailable(exc):
             raise
         verb = "does not answer" if is_unreachable(exc) else "cannot be written"
         return f"{verb} ({short_reason(exc)})"
-    if writer.read_uri != writer.settings.tracking_uri:
-        return "cannot be written (its folder is read-only: make it writable, e.g. chmod u+w)"
-    return None
+    return read_only if writer.read_uri != writer.settings.tracking_uri else None
 
 
 def sync(settings: config.Settings | None = None, spool_dir: str | Path | None = None,

@@ -94,7 +94,8 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 _REASONS = ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
-            "No route to host", "Permission denied", "Read timed out", "timed out", "Connection aborted", "RemoteDisconnected",
+            "No route to host", "Permission denied", "Read timed out", "timed out", "Connection aborted",
+            "RemoteDisconnected",
             "database or disk is full", "File too large", "No space left on device", "Read-only file system",
             "readonly database", "disk I/O error", "database is locked", "unable to open database file")
 
