@@ -92,4 +92,5 @@ def sync(spool_dir: str | None = None, to: str | None = None):
     """Push each spooled run to the store it was recorded for (``to``: to that tracking URI instead, on purpose);
     a store that does not answer leaves its runs waiting (see :mod:`nbops.tracking.sync`)."""
     from .tracking.sync import sync as _sync
-    return _sync(spool_dir=spool_dir, to=to)
+    from .tracking.writer import Writer
+    return _sync(Writer, spool_dir=spool_dir, to=to)

@@ -13,7 +13,7 @@ import pytest
 
 import nbops
 from nbops.tracking.spool import Spool
-from nbops.tracking.sync import sync
+from nbops.api import sync
 
 from nbops_testing import all_artifacts
 
@@ -255,8 +255,8 @@ def test_a_push_never_lands_in_a_store_the_run_was_not_recorded_for(store, tmp_p
     """The one path every pusher takes (sync, the background flusher, nbops run's parent): a writer for B refuses
     a run recorded for A, and push_run with B's writer delivers it to A."""
     from nbops import config
-    from nbops.tracking.sync import SyncReport, WrongStore, locked, push, push_run
-    from nbops.tracking.writer import Writer
+    from nbops.tracking.sync import SyncReport, WrongStore, locked, push
+    from nbops.tracking.writer import Writer, push_run
 
     a, b = store, f"sqlite:///{tmp_path / 'b.db'}"
     local = _spool_one("for-a", a, monkeypatch)

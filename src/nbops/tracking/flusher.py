@@ -83,10 +83,14 @@ class Flusher:
         self._warned = False
         self._tried: set[str] = set()            # runs pushed at least once (a retry must look for the run first)
         self._writer = None
+        self._writer_for: Callable | None = None
 
     # -- called by the Writer --------------------------------------------------------------------------------
-    def submit(self, run, ended: bool) -> None:
+    def submit(self, run, ended: bool, writer_for: Callable) -> None:
+        """Push ``run`` (ended or not) after those handed over before it, with a writer made by ``writer_for``
+        (the Writer class: the writer hands it over, so the flusher never imports the writer)."""
         with self._cond:
+            self._writer_for = self._writer_for or writer_for
             self._queue.append((run, ended))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="nbops-flusher", daemon=True)
@@ -141,10 +145,10 @@ class Flusher:
 
     def _push(self, run, ended: bool) -> None:
         from .sync import ParentPending, SyncReport, locked, push
-        from .writer import Writer, is_unavailable
+        from .outage import is_unavailable
 
         if self._writer is None:
-            self._writer = Writer(self.settings)
+            self._writer = self._writer_for(self.settings)
         todo = [r for r in self._stranded.values() if r is not run] + [run] if ended else [run]
         for r in todo:
             d = Path(self.settings.spool_dir) / r.spool_id

@@ -23,11 +23,47 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LOCAL_PREFIX = "spool-"
+SPOOL_ID_TAG = "nbops.spool_id"   # on a run created from the spool: its local id (sync finds it again by it)
+REPLAYABLE = frozenset({"log_batch", "log_artifacts", "log_inputs", "log_model", "end_run"})  # journal records
+
+
+@dataclass
+class RunRef:
+    """A run nbops writes to: on the store (``spooled`` False) or in the local spool."""
+    run_id: str
+    experiment_id: str | None
+    experiment: str
+    run_name: str | None = None
+    spooled: bool = False
+    artifact_uri: str | None = None
+    spool_reason: str | None = None
+    model_uris: list[str] = field(default_factory=list)
+    spool_id: str | None = None       # background mode: the run's folder in the spool until the flusher wrote it
+    ended: bool = False               # background mode: its end-of-run record is in the journal
+
+    @property
+    def in_flight(self) -> bool:
+        """A background run the flusher has not written to the store yet."""
+        return self.spool_id is not None and self.spool_id == self.run_id
+
+    def landed(self, server_run_id: str, experiment_id: str | None) -> None:
+        """The flusher wrote this ended background run: from now on it is the store's run."""
+        self.run_id, self.experiment_id, self.spooled = server_run_id, experiment_id, False
+
+
+_THREAD = threading.local()
+
+
+def holding_lock() -> bool:
+    """This thread holds a spool's sync lock (so it must not wait for the flusher, which may wait for it)."""
+    return getattr(_THREAD, "depth", 0) > 0
 
 
 def atomic_json(path: Path, data: dict) -> None:
@@ -109,8 +145,6 @@ class Spool:
                 staging: bool = False, artifact_root: str | None = None):
         """A run that exists only in the spool; its id is local until sync maps it to a server id. ``staging``:
         with an ``artifacts/`` folder for the run's files to be written in place (:meth:`staging_dir`)."""
-        from .writer import RunRef
-
         run_id = LOCAL_PREFIX + uuid.uuid4().hex
         d = self._dir(run_id)
         d.mkdir(parents=True, exist_ok=True)

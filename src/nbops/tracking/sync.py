@@ -28,18 +28,20 @@ import fcntl
 import json
 import logging
 import os
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .. import config
 from ..errors import TrackingError
 from . import redact
-from .spool import LOCAL_PREFIX, Spool, atomic_json, read_journal, read_meta, read_state, write_state
-from .writer import SPOOL_ID_TAG, RunRef, StoreNotWritable, Writer, _bounded_http_retries, is_unavailable, \
-    is_unreachable, short_reason
+from .outage import StoreNotWritable, bounded_http_retries, is_unavailable, is_unreachable, short_reason
+from .spool import (_THREAD, LOCAL_PREFIX, REPLAYABLE, SPOOL_ID_TAG, RunRef, Spool, atomic_json,  # noqa: F401
+                    holding_lock, read_journal, read_meta, read_state, write_state)
+
+if TYPE_CHECKING:  # sync is handed writers by its callers; it never makes one
+    from .writer import Writer
 
 log = logging.getLogger("nbops")
 PARENT_TAG = "mlflow.parentRunId"
@@ -124,14 +126,6 @@ class ParentPending(Exception):
     """The run's parent is a spooled run not synced yet (retried after the others)."""
 
 
-_THREAD = threading.local()
-
-
-def holding_lock() -> bool:
-    """This thread holds a spool's sync lock (so it must not wait for the flusher, which may wait for it)."""
-    return getattr(_THREAD, "depth", 0) > 0
-
-
 @contextlib.contextmanager
 def locked(root: Path, target: str) -> Iterator[dict]:
     """Hold the spool's sync lock (two pushers at once -- ``nbops sync`` and a kernel's background flusher --
@@ -206,7 +200,7 @@ def _quick_http() -> Iterator[None]:
 def probe(writer: Writer) -> str | None:
     """None when ``writer``'s store answers; otherwise why not, in a few words (a 4xx and other answers raise)."""
     if writer.settings.is_server:
-        _bounded_http_retries()  # the defaults for the pushes after the probe
+        bounded_http_retries()  # the defaults for the pushes after the probe
     read_only = "cannot be written (its folder is read-only: make it writable, e.g. chmod u+w)"
     try:
         with _quick_http():
@@ -221,10 +215,11 @@ def probe(writer: Writer) -> str | None:
     return read_only if writer.read_uri != writer.settings.tracking_uri else None
 
 
-def sync(settings: config.Settings | None = None, spool_dir: str | Path | None = None,
-         to: str | None = None) -> SyncReport:
-    """Push every spooled run to the store it was recorded for (``to``: to that store instead, on purpose). Safe
-    to run any number of times, and to interrupt."""
+def sync(writer_for: Callable[..., "Writer"], settings: config.Settings | None = None,
+         spool_dir: str | Path | None = None, to: str | None = None) -> SyncReport:
+    """Push every spooled run to the store it was recorded for (``to``: to that store instead, on purpose), with
+    writers made by ``writer_for(settings, fluent=...)`` (the Writer class: :func:`nbops.api.sync` passes it).
+    Safe to run any number of times, and to interrupt."""
     s = settings or config.settings()
     root = Path(spool_dir or s.spool_dir)
     s = config.Settings(**{**s.__dict__, "offline": False, "spool_dir": root})
@@ -249,7 +244,7 @@ def sync(settings: config.Settings | None = None, spool_dir: str | Path | None =
         report.target = ", ".join(groups) if len(groups) > 1 else next(iter(groups))
     for target, dirs in groups.items():
         ts = config.settings_for(target, roots[target], s)
-        writer = Writer(ts, fluent=ts.tracking_uri == s.tracking_uri)
+        writer = writer_for(ts, fluent=ts.tracking_uri == s.tracking_uri)
         why = probe(writer)
         if why:
             report.waiting.append((target, [d.name for d in dirs], why))
@@ -291,40 +286,6 @@ def _sync_store(writer: Writer, root: Path, todo: list[Path], report: SyncReport
         for d in todo if waiting else []:
             report.skipped.append((d.name, "its parent run is a spooled run that could not be synced; "
                                            "fix or delete the parent's spool entry and sync again."))
-
-
-def push_run(local: str, writer: Writer | None = None, live: bool = False) -> dict:
-    """Push the spooled run ``local`` now, under the sync lock, to the store it was recorded for. Returns
-    ``{"run_id", "experiment_id"}`` of the run on the store; ``{"unreachable": why}`` when the store does not
-    answer; ``{}`` when the spool has no such run and never pushed it. ``live``: the run is still being written
-    (by another process: ``nbops run``'s parent, which its kernel puts on the store so the kernel's runs link to
-    it). Other store errors raise. ``writer`` is used when it writes to that store; else one that does.
-
-    ``nbops run`` calls this in its kernel, through the kernel protocol, once the notebook has run: the kernel
-    has MLflow imported and the store open already, so the runner process never pays for either."""
-    from .writer import get_writer
-
-    writer = writer or get_writer()
-    root = Path(writer.settings.spool_dir)
-    d = root / local
-    try:
-        target = read_meta(d).get("target") or writer.settings.tracking_uri
-    except ValueError:
-        target = writer.settings.tracking_uri
-    if target != writer.settings.tracking_uri:
-        writer = Writer(config.settings_for(target, read_meta(d).get("artifact_root"), writer.settings),
-                        fluent=False)
-    try:
-        with locked(root, target) as idmap:
-            if not (d / "meta.json").is_file():
-                return {"run_id": idmap[local]} if local in idmap else {}
-            server_id = push(writer, d, idmap, SyncReport(target), live=live)
-        experiment = json.loads((d / "meta.json").read_text())["experiment"]
-        return {"run_id": server_id, "experiment_id": writer.experiment_id(experiment)}
-    except Exception as exc:  # noqa: BLE001 - classified
-        if not is_unavailable(exc):
-            raise
-        return {"unreachable": short_reason(exc)}
 
 
 class WrongStore(TrackingError):
@@ -459,7 +420,7 @@ def _replay(writer: Writer, run: RunRef, d: Path, rec: dict, idmap: dict) -> Non
                "tags": _map_parent(redact.mapping(rec.get("tags"), 5000), idmap)}
     elif op == "log_model" and _model_logged(writer, run, rec["name"]):
         return
-    elif op not in Writer.REPLAYABLE:
+    elif op not in REPLAYABLE:
         raise TrackingError(f"unknown spool record {op!r} in {d.name}; skipped.")
     writer.replay(run, rec, files)
 

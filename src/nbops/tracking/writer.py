@@ -11,15 +11,14 @@ race on creating the experiment or migrating the schema.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
+import json
 import logging
 import os
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,125 +26,14 @@ from .. import config
 from ..errors import TrackingError
 from . import redact, sqlite_store
 from .mlflow_errors import already_exists
+from .outage import (StoreNotWritable, bounded_http_retries as _bounded_http_retries, is_unavailable,  # noqa: F401
+                     is_unreachable, is_unwritable, short_reason)
+from .spool import REPLAYABLE, SPOOL_ID_TAG, RunRef, holding_lock, read_meta  # noqa: F401 - re-exported
 
 log = logging.getLogger("nbops")
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
-SPOOL_ID_TAG = "nbops.spool_id"
 MAX_PARAM_LEN = 6000
-
-
-@dataclass
-class RunRef:
-    """A run nbops writes to: on the store (``spooled`` False) or in the local spool."""
-    run_id: str
-    experiment_id: str | None
-    experiment: str
-    run_name: str | None = None
-    spooled: bool = False
-    artifact_uri: str | None = None
-    spool_reason: str | None = None
-    model_uris: list[str] = field(default_factory=list)
-    spool_id: str | None = None       # background mode: the run's folder in the spool until the flusher wrote it
-    ended: bool = False               # background mode: its end-of-run record is in the journal
-
-    @property
-    def in_flight(self) -> bool:
-        """A background run the flusher has not written to the store yet."""
-        return self.spool_id is not None and self.spool_id == self.run_id
-
-    def landed(self, server_run_id: str, experiment_id: str | None) -> None:
-        """The flusher wrote this ended background run: from now on it is the store's run."""
-        self.run_id, self.experiment_id, self.spooled = server_run_id, experiment_id, False
-
-
-class StoreNotWritable(TrackingError):
-    """The store's folder takes no lock file (read-only ``.nbops``): reads go on without the lock, writes stop."""
-
-
-# A local store (SQLite) that cannot be written: a full disk, a file-size limit, a read-only folder, a schema left
-# half-made. Its records go to the spool, like those of a server that does not answer.
-_UNWRITABLE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM}
-_UNWRITABLE_MARKERS = ("sqlite3.OperationalError", "sqlite3.DatabaseError", "database or disk is full",
-                       "disk I/O error", "readonly database", "unable to open database file", "File too large",
-                       "No space left on device", "Read-only file system")
-
-
-def is_unwritable(exc: BaseException) -> bool:
-    """True when ``exc`` (or what caused it) says a local store could not be written (disk full, file too large,
-    read-only, I/O error, a broken SQLite schema) -- not that a value was refused."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, StoreNotWritable):
-            return True
-        if isinstance(exc, OSError) and getattr(exc, "errno", None) in _UNWRITABLE_ERRNOS:
-            return True
-        text = f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
-        if any(m in text for m in _UNWRITABLE_MARKERS):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """The store did not take the write, for a reason of its own (down, unreachable or unwritable): spool it."""
-    return is_unreachable(exc) or is_unwritable(exc)
-
-
-_REASONS = ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
-            "No route to host", "Permission denied", "Read timed out", "timed out", "Connection aborted",
-            "RemoteDisconnected",
-            "database or disk is full", "File too large", "No space left on device", "Read-only file system",
-            "readonly database", "disk I/O error", "database is locked", "unable to open database file")
-
-
-def short_reason(exc: BaseException) -> str:
-    """``exc`` in one short line: the phrase that says what happened when one is known (``connection refused``),
-    else the first line of its message, cut to 160 characters."""
-    import re
-
-    text = str(exc)
-    found = next((r for r in _REASONS if r in text), None)
-    if found is None:
-        m = re.search(r"error code (\d{3})|table \S+ already exists", text)
-        found = m.group(0) if m else None
-    if found:
-        return found[:1].lower() + found[1:]
-    first = (text.strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first[:160]}"
-
-
-def is_unreachable(exc: BaseException) -> bool:
-    """True when ``exc`` means the store did not answer (refused, timed out, 5xx, locked), not that it said no
-    (a 4xx such as a wrong password or a bad value is an answer: it is raised, never spooled)."""
-    import re
-
-    import requests
-
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
-                        TimeoutError)):
-        return True
-    text = f"{type(exc).__name__}: {exc}"
-    http = re.search(r"API request to endpoint \S+ failed with error code (\d{3})", text)
-    if http:  # MLflow's message for an HTTP error without an MLflow error body, after its own retries
-        return int(http.group(1)) >= 500 or int(http.group(1)) == 429
-    markers = ("Max retries exceeded", "Connection refused", "ConnectionError", "timed out", "Read timed out",
-               "database is locked", "Failed to establish a new connection", "RemoteDisconnected",
-               "Connection aborted", "too many 5", "too many 429", "TEMPORARILY_UNAVAILABLE",
-               "502 Bad Gateway", "503 Service Unavailable", "504 Gateway Time")
-    if any(m in text for m in markers):
-        return True
-    code = getattr(exc, "error_code", "")
-    return code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE") and "500" in text
-
-
-def _bounded_http_retries() -> None:
-    # MLflow retries a refused connection 7 times with exponential backoff (minutes). A notebook cell should not
-    # hang that long before falling back to the spool: keep MLflow's retries, but fewer, unless the user set them.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
 @contextlib.contextmanager
@@ -202,8 +90,8 @@ class Writer:
     def client(self):
         """The MLflow client of this store. Reading through it sees every run this process wrote in the
         background: runs already handed to the flusher are waited for first (read your own writes)."""
-        flusher, sync = sys.modules.get("nbops.tracking.flusher"), sys.modules.get("nbops.tracking.sync")
-        if flusher is not None and not self._holding_guard() and not (sync and sync.holding_lock()):
+        flusher = sys.modules.get("nbops.tracking.flusher")
+        if flusher is not None and not self._holding_guard() and not holding_lock():
             flusher.flush()
         if self._client is None:
             import mlflow
@@ -428,7 +316,7 @@ class Writer:
             else:
                 from .flusher import get_flusher
 
-                get_flusher(self.settings).submit(run, ended=False)  # created on the store while the cell runs
+                get_flusher(self.settings).submit(run, ended=False, writer_for=Writer)  # created on the store while the cell runs
             return run
         if self.settings.offline:
             run = self._new_spooled_run(experiment, run_name, tags, start_ms, None)
@@ -600,7 +488,7 @@ class Writer:
             else:
                 from .flusher import get_flusher
 
-                get_flusher(self.settings).submit(run, ended=True)
+                get_flusher(self.settings).submit(run, ended=True, writer_for=Writer)
 
     def _parent_on_store(self, parent: str) -> str:
         """The store's id of ``parent``. A parent that is a spooled run (``nbops run``'s parent, held in the spool
@@ -611,8 +499,6 @@ class Writer:
         if not parent.startswith(LOCAL_PREFIX) or self.settings.offline or parent in self._deferred:
             return parent
         if parent not in self._parents:
-            from .sync import push_run
-
             out = push_run(parent, self, live=True)
             if not out.get("run_id"):
                 return parent  # not in this spool, or the store is down: the child is spooled and linked at sync
@@ -620,7 +506,7 @@ class Writer:
         return self._parents[parent]
 
     # -- replaying the spool ----------------------------------------------------------------------------------
-    REPLAYABLE = frozenset({"log_batch", "log_artifacts", "log_inputs", "log_model", "end_run"})
+    REPLAYABLE = REPLAYABLE
 
     def replay(self, run: RunRef, op: dict, files: Path | None = None) -> None:
         """Write one spooled record (``op`` as the methods above spool it, ``files`` its folder) straight to the
@@ -705,3 +591,37 @@ def get_writer(settings: config.Settings | None = None) -> Writer:
     if key not in _WRITERS:
         _WRITERS[key] = Writer(s)
     return _WRITERS[key]
+
+
+def push_run(local: str, writer: Writer | None = None, live: bool = False) -> dict:
+    """Push the spooled run ``local`` now, under the sync lock, to the store it was recorded for. Returns
+    ``{"run_id", "experiment_id"}`` of the run on the store; ``{"unreachable": why}`` when the store does not
+    answer; ``{}`` when the spool has no such run and never pushed it. ``live``: the run is still being written
+    (by another process: ``nbops run``'s parent, which its kernel puts on the store so the kernel's runs link to
+    it). Other store errors raise. ``writer`` is used when it writes to that store; else one that does.
+
+    ``nbops run`` calls this in its kernel, through the kernel protocol, once the notebook has run: the kernel
+    has MLflow imported and the store open already, so the runner process never pays for either."""
+    from .sync import SyncReport, locked, push
+
+    writer = writer or get_writer()
+    root = Path(writer.settings.spool_dir)
+    d = root / local
+    try:
+        target = read_meta(d).get("target") or writer.settings.tracking_uri
+    except ValueError:
+        target = writer.settings.tracking_uri
+    if target != writer.settings.tracking_uri:
+        writer = Writer(config.settings_for(target, read_meta(d).get("artifact_root"), writer.settings),
+                        fluent=False)
+    try:
+        with locked(root, target) as idmap:
+            if not (d / "meta.json").is_file():
+                return {"run_id": idmap[local]} if local in idmap else {}
+            server_id = push(writer, d, idmap, SyncReport(target), live=live)
+        experiment = json.loads((d / "meta.json").read_text())["experiment"]
+        return {"run_id": server_id, "experiment_id": writer.experiment_id(experiment)}
+    except Exception as exc:  # noqa: BLE001 - classified
+        if not is_unavailable(exc):
+            raise
+        return {"unreachable": short_reason(exc)}
