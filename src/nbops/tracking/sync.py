@@ -239,7 +239,7 @@ def sync(writer_for: Callable[..., "Writer"], settings: config.Settings | None =
             continue
         target = to or meta.get("target") or s.tracking_uri
         groups.setdefault(target, []).append(d)
-        roots.setdefault(target, meta.get("artifact_root"))
+        roots.setdefault(target, None if to else meta.get("artifact_root"))  # (its own store's artifact folder)
     if groups:
         report.target = ", ".join(groups) if len(groups) > 1 else next(iter(groups))
     for target, dirs in groups.items():
