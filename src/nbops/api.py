@@ -30,7 +30,8 @@ def runs(notebook: str | None = None, n: int = 10, experiment: str | None = None
         flt = f"tags.`mlflow.source.name` = {quote(notebook)}"
     import mlflow
 
-    df = mlflow.search_runs(experiment_ids=ids, filter_string=flt, max_results=n, order_by=["start_time DESC"])
+    with w.reading():
+        df = mlflow.search_runs(experiment_ids=ids, filter_string=flt, max_results=n, order_by=["start_time DESC"])
     keep = [c for c in df.columns if c in ("run_id", "experiment_id", "tags.mlflow.runName", "status", "start_time",
                                            "end_time", "tags.nbops.incidents")
             or c.startswith(("params.", "metrics.")) and not c.startswith("metrics.nbops.")
@@ -87,7 +88,9 @@ def _version(pkg: str) -> str:
         return "not installed"
 
 
-def sync(spool_dir: str | None = None):
-    """Push the spooled records into the configured store (see :mod:`nbops.tracking.sync`)."""
+def sync(spool_dir: str | None = None, to: str | None = None):
+    """Push each spooled run to the store it was recorded for (``to``: to that tracking URI instead, on purpose);
+    a store that does not answer leaves its runs waiting (see :mod:`nbops.tracking.sync`)."""
     from .tracking.sync import sync as _sync
-    return _sync(spool_dir=spool_dir)
+    from .tracking.writer import Writer
+    return _sync(Writer, spool_dir=spool_dir, to=to)

@@ -40,8 +40,11 @@ def add_cli(sub) -> None:
     p.add_argument("-e", "--experiment")
     p.add_argument("--notebook", help="Only runs of this notebook path.")
     p.set_defaults(func=_runs)
-    p = sub.add_parser("sync", help="Push spooled records (made while the store was unreachable) to the store.")
+    p = sub.add_parser("sync", help="Push spooled records (made while the store was unreachable) to the store each "
+                                    "run was recorded for.")
     p.add_argument("--spool", help="Spool folder (default: NBOPS_SPOOL_DIR or .nbops/spool).")
+    p.add_argument("--to", metavar="URI", help="Send every spooled run to this tracking URI instead of the store "
+                                               "it was recorded for (on purpose: e.g. the server moved).")
     p.set_defaults(func=_sync)
 
 
@@ -79,7 +82,7 @@ def _sync(a) -> int:
 
     # MLflow prints "View run ... / View experiment ..." for every run it ends on a server: the report says it once
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    report = sync(a.spool)
+    report = sync(a.spool, to=a.to)
     print(report)
     return 0 if report.ok else 1
 

@@ -109,9 +109,7 @@ def settings(start: str | os.PathLike | None = None) -> Settings:
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     h = home(start)
     if uri:
-        if "://" not in uri and not uri.startswith(("databricks", "file:")):
-            # MLflow accepts a bare folder as a file store; keep that, but make it absolute.
-            uri = Path(uri).expanduser().resolve().as_uri()
+        uri = normalize_uri(uri)  # MLflow accepts a bare folder as a file store; keep that, but make it absolute.
         embedded, art = False, None
     else:
         uri = f"sqlite:///{h / 'mlflow.db'}"
@@ -122,3 +120,25 @@ def settings(start: str | os.PathLike | None = None) -> Settings:
     if not exp.strip():
         raise ConfigError(f"{ENV_EXPERIMENT} is set but empty: unset it or give an experiment name.")
     return Settings(uri, embedded, art, spool, env_flag(ENV_OFFLINE), os.environ.get(ENV_PARENT) or None, exp)
+
+
+def normalize_uri(uri: str) -> str:
+    """A tracking URI as :func:`settings` writes it (a bare folder becomes an absolute ``file:`` URI), so the
+    target a spooled run recorded and a URI given by hand compare equal."""
+    uri = uri.strip()
+    if "://" not in uri and not uri.startswith(("databricks", "file:")):
+        uri = Path(uri).expanduser().resolve().as_uri()
+    return uri
+
+
+def settings_for(uri: str, artifact_root: str | None = None, base: Settings | None = None) -> Settings:
+    """Settings that write to the store ``uri`` (a spooled run's recorded target, or ``nbops sync --to``), with
+    the spool and defaults of ``base`` (the current settings). The current embedded store keeps its artifact
+    folder; another project's embedded store gets the ``artifact_root`` its runs recorded."""
+    base = base or settings()
+    uri = normalize_uri(uri)
+    if uri == base.tracking_uri:
+        return Settings(**{**base.__dict__, "offline": False})
+    return Settings(uri, artifact_root is not None and uri.startswith("sqlite:"), artifact_root, base.spool_dir,
+                    False, None, base.experiment)
+

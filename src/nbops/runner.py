@@ -538,7 +538,7 @@ def _shutdown(km) -> None:
 
 
 def _push_in_kernel(km, local: str) -> dict | None:
-    """Have the kernel push the parent run ``local`` from the spool (:func:`nbops.tracking.sync.push_run`);
+    """Have the kernel push the parent run ``local`` from the spool (:func:`nbops.tracking.writer.push_run`);
     its answer, or None when it cannot (a dead kernel, a kernel without nbops)."""
     import ast
     import queue
@@ -552,7 +552,7 @@ def _push_in_kernel(km, local: str) -> dict | None:
     try:
         # silent: no execution count, no history, no pre/post-run hooks; the work is a user expression, so
         # nothing lands in the user's namespace
-        expr = f"__import__('nbops.tracking.sync', fromlist=['push_run']).push_run({local!r})"
+        expr = f"__import__('nbops.tracking.writer', fromlist=['push_run']).push_run({local!r})"
         msg_id = kc.execute("", silent=True, store_history=False, user_expressions={"landed": expr})
         while True:
             try:
@@ -578,7 +578,7 @@ def _land(tracker, km) -> None:
     else from here. A store that does not answer leaves it in the spool for ``nbops sync``."""
     import shutil
 
-    from .tracking.sync import push_run
+    from .tracking.writer import push_run
 
     run = tracker.run
     if not run.in_flight:

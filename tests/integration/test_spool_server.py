@@ -135,3 +135,44 @@ def test_server_down_from_the_start_then_synced_three_times(mlflow_server, tmp_p
     reports = _sync_three_times(env, tmp_path)
     assert "4 runs created" in reports[0]
     _check(_snapshot(client), "nightly", str(signals))
+
+
+def test_spooled_for_a_dead_server_waits_for_it_and_never_lands_in_the_embedded_store(mlflow_server, tmp_path):
+    """Two real stores: the project's embedded SQLite store and an `mlflow server`. A run spooled while
+    MLFLOW_TRACKING_URI named the (dead) server is not pushed into the embedded store by a plain `nbops sync`;
+    the dead server is one line; once it is back, `nbops sync` delivers the run there, and only there."""
+    from mlflow.tracking import MlflowClient
+
+    proj = tmp_path / "proj"
+    (proj / ".nbops").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NBOPS_", "MLFLOW_"))}
+    cell = ("import nbops\nwith nbops.track('remote-exp', '{name}') as t:\n    t.log_metric('accuracy', 0.77)\n"
+            "    t.log_text('hello', 'notes/a.txt')\n")
+    mlflow_server.kill()
+    r = subprocess.run([sys.executable, "-c", cell.format(name="meant-for-server")], cwd=proj,
+                       env=dict(env, **mlflow_server.env()), capture_output=True, text=True)
+    assert r.returncode == 0 and "spooled" in r.stderr, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-c", cell.format(name="meant-for-embedded")], cwd=proj,
+                       env=dict(env, NBOPS_OFFLINE="1"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    r = subprocess.run([NBOPS, "sync"], cwd=proj, env=env, capture_output=True, text=True)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    waiting = [x for x in out.splitlines() if mlflow_server.url in x]
+    assert len(waiting) == 1 and "does not answer" in waiting[0], out  # one line for the dead store
+    assert "Traceback" not in out and "Retrying" not in out and len(out.splitlines()) <= 3, out
+    embedded = MlflowClient(f"sqlite:///{proj / '.nbops' / 'mlflow.db'}")
+    ids = [e.experiment_id for e in embedded.search_experiments()]
+    assert sorted(x.info.run_name for x in embedded.search_runs(ids)) == ["meant-for-embedded"]
+
+    mlflow_server.start()
+    r = subprocess.run([NBOPS, "sync"], cwd=proj, env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and "1 runs created" in r.stdout and "1 already synced" in r.stdout, r.stdout + r.stderr
+    server = MlflowClient(mlflow_server.url)
+    got = server.search_runs([e.experiment_id for e in server.search_experiments()])
+    assert [x.info.run_name for x in got] == ["meant-for-server"]
+    assert got[0].data.metrics == {"accuracy": 0.77} and all_artifacts(server, got[0].info.run_id) == ["notes/a.txt"]
+    assert sorted(x.info.run_name for x in embedded.search_runs(ids)) == ["meant-for-embedded"]
+    r = subprocess.run([NBOPS, "sync"], cwd=proj, env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and "0 records pushed" in r.stdout and "2 already synced" in r.stdout, r.stdout

@@ -13,7 +13,7 @@ import pytest
 
 import nbops
 from nbops.tracking.spool import Spool
-from nbops.tracking.sync import sync
+from nbops.api import sync
 
 from nbops_testing import all_artifacts
 
@@ -93,7 +93,7 @@ def test_offline_run_then_three_syncs_lands_exactly_once(offline, client, monkey
         assert runs[f"run-{i}"].data.tags["mlflow.parentRunId"] == runs["parent"].info.run_id
     assert runs["parent"].data.params == {"schedule": "nightly"}
     idmap = json.loads((Path(offline.split("///")[1]).parent / "spool" / "idmap.json").read_text())
-    assert idmap[parent] == runs["parent"].info.run_id
+    assert idmap["stores"][offline][parent] == runs["parent"].info.run_id  # one id map per store
     assert Spool(Path(offline.split("///")[1]).parent / "spool").pending() == 0
     assert "3 runs created" in str(first) and "log_model" in str(first)
 
@@ -178,3 +178,92 @@ def test_corrupt_entries_are_skipped_with_a_message_and_the_rest_synced(offline,
     runs = {x.info.run_name: x for x in _runs(client)}
     assert sorted(runs) == ["run-0", "run-1", "run-3"]
     _check_run(client, runs["run-1"], 1)
+
+
+def _spool_one(name: str, uri: str, monkeypatch, model: bool = False):
+    """A run spooled (offline) while MLFLOW_TRACKING_URI is ``uri``: its meta.json records ``uri`` as its store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("NBOPS_OFFLINE", "1")
+    with nbops.track("routed", name) as t:
+        t.log_metric("accuracy", 0.77)
+        if model:
+            from sklearn.linear_model import LinearRegression
+
+            t.log_model(LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0]), name="model")
+    monkeypatch.delenv("NBOPS_OFFLINE")
+    return t.run_id
+
+
+def _names(uri):
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient(uri)
+    ids = [e.experiment_id for e in c.search_experiments()]
+    return sorted(r.info.run_name for r in c.search_runs(ids, max_results=1000)) if ids else []
+
+
+def test_each_spooled_run_goes_to_the_store_it_was_recorded_for(store, tmp_path, monkeypatch):
+    """Two real stores: a run spooled for A and one spooled for B land each in its own store, whatever
+    MLFLOW_TRACKING_URI says at sync time; the process's MLFLOW_TRACKING_URI is left as it was."""
+    a, b = store, f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}"
+    _spool_one("for-a", a, monkeypatch, model=True)
+    _spool_one("for-b", b, monkeypatch)
+    assert os.environ["MLFLOW_TRACKING_URI"] == b
+    report = sync()
+    assert report.ok, str(report)
+    assert len(report.created) == 2 and a in report.target and b in report.target
+    assert _names(a) == ["for-a"] and _names(b) == ["for-b"]
+    assert os.environ["MLFLOW_TRACKING_URI"] == b  # syncing A's run did not repoint this process at A
+    import mlflow
+
+    assert mlflow.get_tracking_uri() != a
+    again = sync()
+    assert again.ok and again.records == 0 and again.up_to_date == 2
+    idmaps = json.loads((tmp_path / "spool" / "idmap.json").read_text())["stores"]
+    assert sorted(idmaps) == sorted([a, b]) and len(idmaps[a]) == len(idmaps[b]) == 1
+
+
+def test_sync_to_another_store_on_purpose_never_marks_the_run_synced_for_its_own(store, tmp_path, monkeypatch):
+    a, other = store, f"sqlite:///{tmp_path / 'other.db'}"
+    local = _spool_one("for-a", a, monkeypatch)
+    sent = sync(to=other)
+    assert sent.ok and len(sent.created) == 1 and _names(other) == ["for-a"] and _names(a) == []
+    assert Spool(tmp_path / "spool").pending() == 1  # still waiting for its own store
+    home = sync()
+    assert home.ok and len(home.created) == 1 and home.up_to_date == 0, str(home)
+    assert _names(a) == ["for-a"] and _names(other) == ["for-a"]  # once each
+    assert sync(to=other).up_to_date == 1 and sync().up_to_date == 1
+    assert json.loads((tmp_path / "spool" / local / "state.json").read_text())["target"] == a
+
+
+def test_a_run_once_pushed_into_the_wrong_store_by_an_older_version_still_reaches_its_own(store, tmp_path,
+                                                                                          monkeypatch):
+    """The reported bug's leftovers: state.json and a flat idmap.json written when an older `nbops sync` pushed
+    the run into another store. They name no store, so they prove nothing: the run is delivered to its own."""
+    a = store
+    local = _spool_one("for-a", a, monkeypatch)
+    d = tmp_path / "spool" / local
+    last = max(r["seq"] for r in __import__("nbops.tracking.spool", fromlist=["x"]).read_journal(d))
+    (d / "state.json").write_text(json.dumps({"server_run_id": "0" * 32, "done": last}))
+    (tmp_path / "spool" / "idmap.json").write_text(json.dumps({local: "0" * 32}))
+    report = sync()
+    assert report.ok and len(report.created) == 1 and report.up_to_date == 0, str(report)
+    assert _names(a) == ["for-a"]
+
+
+def test_a_push_never_lands_in_a_store_the_run_was_not_recorded_for(store, tmp_path, monkeypatch):
+    """The one path every pusher takes (sync, the background flusher, nbops run's parent): a writer for B refuses
+    a run recorded for A, and push_run with B's writer delivers it to A."""
+    from nbops import config
+    from nbops.tracking.sync import SyncReport, WrongStore, locked, push
+    from nbops.tracking.writer import Writer, push_run
+
+    a, b = store, f"sqlite:///{tmp_path / 'b.db'}"
+    local = _spool_one("for-a", a, monkeypatch)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", b)
+    wb = Writer(config.settings())
+    with locked(tmp_path / "spool", b) as idmap, pytest.raises(WrongStore):
+        push(wb, tmp_path / "spool" / local, idmap, SyncReport(b))
+    assert _names(b) == []
+    out = push_run(local, wb)
+    assert out.get("run_id") and _names(a) == ["for-a"] and _names(b) == []

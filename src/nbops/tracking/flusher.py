@@ -83,10 +83,14 @@ class Flusher:
         self._warned = False
         self._tried: set[str] = set()            # runs pushed at least once (a retry must look for the run first)
         self._writer = None
+        self._writer_for: Callable | None = None
 
     # -- called by the Writer --------------------------------------------------------------------------------
-    def submit(self, run, ended: bool) -> None:
+    def submit(self, run, ended: bool, writer_for: Callable) -> None:
+        """Push ``run`` (ended or not) after those handed over before it, with a writer made by ``writer_for``
+        (the Writer class: the writer hands it over, so the flusher never imports the writer)."""
         with self._cond:
+            self._writer_for = self._writer_for or writer_for
             self._queue.append((run, ended))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="nbops-flusher", daemon=True)
@@ -141,10 +145,10 @@ class Flusher:
 
     def _push(self, run, ended: bool) -> None:
         from .sync import ParentPending, SyncReport, locked, push
-        from .writer import Writer, is_unreachable
+        from .outage import is_unavailable
 
         if self._writer is None:
-            self._writer = Writer(self.settings)
+            self._writer = self._writer_for(self.settings)
         todo = [r for r in self._stranded.values() if r is not run] + [run] if ended else [run]
         for r in todo:
             d = Path(self.settings.spool_dir) / r.spool_id
@@ -154,7 +158,7 @@ class Flusher:
             fresh = r.spool_id not in self._tried
             self._tried.add(r.spool_id)
             try:
-                with locked(d.parent) as idmap:
+                with locked(d.parent, self.settings.tracking_uri) as idmap:
                     self._parent_first(d, idmap)
                     server_id = push(self._writer, d, idmap, SyncReport(self.settings.tracking_uri),
                                      live=not complete, fresh=fresh)
@@ -162,7 +166,7 @@ class Flusher:
                 self._stranded[r.spool_id] = r
                 continue
             except Exception as exc:  # noqa: BLE001 - classified
-                if not is_unreachable(exc):
+                if not is_unavailable(exc):
                     raise
                 self._stranded[r.spool_id] = r
                 self._tell_stranded(todo[todo.index(r):])
@@ -203,17 +207,16 @@ class Flusher:
     def _parent_first(self, d: Path, idmap: dict) -> None:
         """A run whose parent is another process's held spooled run (``nbops run``'s parent): put the parent's
         start on the store first. A parent of this process is this flusher's to push, in order."""
-        import json
-
-        from .spool import LOCAL_PREFIX
+        from .spool import LOCAL_PREFIX, read_meta
         from .sync import PARENT_TAG, SyncReport, push
 
-        parent = json.loads((d / "meta.json").read_text()).get("tags", {}).get(PARENT_TAG) or ""
+        parent = read_meta(d).get("tags", {}).get(PARENT_TAG) or ""
         with self._cond:
             ours = {r.spool_id for r, _ in self._queue} | set(self._stranded) | self._tried
         if (not parent.startswith(LOCAL_PREFIX) or parent in idmap or parent in ours
-                or not (d.parent / parent / "meta.json").is_file()):
-            return
+                or not (d.parent / parent / "meta.json").is_file()
+                or read_meta(d.parent / parent).get("target") != self.settings.tracking_uri):
+            return  # (a parent recorded for another store is linked by `nbops sync`)
         push(self._writer, d.parent / parent, idmap, SyncReport(self.settings.tracking_uri), live=True)
 
 
@@ -246,19 +249,15 @@ def resolve(run_id: str | None) -> str | None:
 
     if not run_id or not run_id.startswith(LOCAL_PREFIX):
         return run_id
-    import json
+    from .sync import mapped
 
     flush()
     with _LOCK:
         flushers = list(_FLUSHERS.values())
     for f in flushers:
-        p = Path(f.settings.spool_dir) / "idmap.json"
-        try:
-            mapped = json.loads(p.read_text()).get(run_id) if p.exists() else None
-        except ValueError:
-            mapped = None
-        if mapped:
-            return mapped
+        server_id = mapped(Path(f.settings.spool_dir), f.settings.tracking_uri, run_id)
+        if server_id:
+            return server_id
     return run_id
 
 

@@ -19,20 +19,91 @@ Everything in it has been through the redactor first (the writer masks before it
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LOCAL_PREFIX = "spool-"
+SPOOL_ID_TAG = "nbops.spool_id"   # on a run created from the spool: its local id (sync finds it again by it)
+REPLAYABLE = frozenset({"log_batch", "log_artifacts", "log_inputs", "log_model", "end_run"})  # journal records
+
+
+@dataclass
+class RunRef:
+    """A run nbops writes to: on the store (``spooled`` False) or in the local spool."""
+    run_id: str
+    experiment_id: str | None
+    experiment: str
+    run_name: str | None = None
+    spooled: bool = False
+    artifact_uri: str | None = None
+    spool_reason: str | None = None
+    model_uris: list[str] = field(default_factory=list)
+    spool_id: str | None = None       # background mode: the run's folder in the spool until the flusher wrote it
+    ended: bool = False               # background mode: its end-of-run record is in the journal
+
+    @property
+    def in_flight(self) -> bool:
+        """A background run the flusher has not written to the store yet."""
+        return self.spool_id is not None and self.spool_id == self.run_id
+
+    def landed(self, server_run_id: str, experiment_id: str | None) -> None:
+        """The flusher wrote this ended background run: from now on it is the store's run."""
+        self.run_id, self.experiment_id, self.spooled = server_run_id, experiment_id, False
+
+
+_THREAD = threading.local()
+
+
+def holding_lock() -> bool:
+    """This thread holds a spool's sync lock (so it must not wait for the flusher, which may wait for it)."""
+    return getattr(_THREAD, "depth", 0) > 0
 
 
 def atomic_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=1, default=str))
     os.replace(tmp, path)
+
+
+def state_file(d: Path, target: str, recorded: str | None) -> Path:
+    """Where sync keeps how far run ``d`` got on the store ``target``: ``state.json`` for the store the run was
+    recorded for, ``state-<hash>.json`` for a store it was sent to on purpose (``nbops sync --to``)."""
+    if target == recorded:
+        return Path(d) / "state.json"
+    return Path(d) / f"state-{hashlib.sha1(target.encode()).hexdigest()[:12]}.json"
+
+
+def read_state(d: Path, target: str, recorded: str | None) -> dict:
+    """The sync state of run ``d`` on ``target``; ``{}`` when it never reached that store (a state written by an
+    older version names no store: it proves nothing, and sync looks the run up by its spool-id tag)."""
+    path = state_file(d, target, recorded)
+    try:
+        st = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        return {}  # a torn state file: the spool-id tag finds the run again, replays are harmless
+    return st if isinstance(st, dict) and st.get("target") == target else {}
+
+
+def write_state(d: Path, target: str, recorded: str | None, st: dict) -> None:
+    st["target"] = target
+    atomic_json(state_file(d, target, recorded), st)
+
+
+def read_meta(d: Path) -> dict:
+    """A spooled run's ``meta.json``; ``ValueError`` when it is unreadable."""
+    try:
+        meta = json.loads((Path(d) / "meta.json").read_text())
+        meta["local_run_id"], meta["experiment"]  # noqa: B018 - required
+        return meta
+    except (OSError, KeyError, TypeError) as exc:
+        raise ValueError(str(exc)) from exc
 
 
 class Journal(list):
@@ -71,31 +142,31 @@ class Spool:
         return self.root / run_id
 
     def new_run(self, experiment: str, run_name: str | None, tags: dict, start_ms: int, target: str,
-                staging: bool = False):
+                staging: bool = False, artifact_root: str | None = None):
         """A run that exists only in the spool; its id is local until sync maps it to a server id. ``staging``:
         with an ``artifacts/`` folder for the run's files to be written in place (:meth:`staging_dir`)."""
-        from .writer import RunRef
-
         run_id = LOCAL_PREFIX + uuid.uuid4().hex
         d = self._dir(run_id)
         d.mkdir(parents=True, exist_ok=True)
         if staging:
             (d / "artifacts").mkdir()
         meta = {"local_run_id": run_id, "experiment": experiment, "run_name": run_name, "tags": tags,
-                "start_time": start_ms, "target": target, "server_run_id": None, "created": time.time()}
+                "start_time": start_ms, "target": target, "artifact_root": artifact_root, "server_run_id": None,
+                "created": time.time()}
         if staging:  # a background or held run: this process writes it to the store itself
             meta["writer_pid"] = os.getpid()
         atomic_json(d / "meta.json", meta)
         return RunRef(run_id, None, experiment, run_name, spooled=True)
 
-    def adopt(self, run, target: str) -> None:
+    def adopt(self, run, target: str, artifact_root: str | None = None) -> None:
         """The store went away after ``run`` was created on it: spool the rest under the same id."""
         d = self._dir(run.run_id)
         d.mkdir(parents=True, exist_ok=True)
         if not (d / "meta.json").exists():
             atomic_json(d / "meta.json", {"local_run_id": run.run_id, "experiment": run.experiment,
                                            "run_name": run.run_name, "tags": {}, "start_time": None,
-                                           "target": target, "server_run_id": run.run_id, "created": time.time()})
+                                           "target": target, "artifact_root": artifact_root,
+                                           "server_run_id": run.run_id, "created": time.time()})
 
     def staging_dir(self, run_id: str) -> Path:
         """The ``artifacts/`` folder of a run made with ``new_run(staging=True)``."""
@@ -146,9 +217,11 @@ class Spool:
             if self._being_written(d):
                 continue
             try:
-                state = json.loads((d / "state.json").read_text()) if (d / "state.json").exists() else {}
+                target = read_meta(d).get("target")
             except ValueError:
-                state = {}
+                n += 1  # corrupt: sync reports it
+                continue
+            state = read_state(d, target, target)
             unfinished = False
             try:
                 records = read_journal(d)

@@ -1,6 +1,11 @@
-"""``nbops sync``: replay the spool into the tracking store, idempotently.
+"""``nbops sync``: replay the spool into the tracking stores, idempotently.
 
-Per spooled run, ``state.json`` records the server run id and the last journal record replayed, updated after
+Each spooled run goes to the store it was recorded for (``target`` in its ``meta.json``), whatever
+``MLFLOW_TRACKING_URI`` says now; ``nbops sync --to URI`` sends them to ``URI`` instead, on purpose. A store that
+does not answer (probed first with MLflow's HTTP retries off and a short timeout) leaves its runs waiting, said in
+one line per store; the other stores' runs are synced. Nothing is ever sent to a store it was not meant for.
+
+Per spooled run and store, ``state.json`` (the recorded store; ``state-<hash>.json`` for a ``--to`` store) records the server run id and the last journal record replayed, updated after
 every record, so a sync interrupted half-way resumes where it stopped. A run is created on the server with the
 tag ``nbops.spool_id`` = its local id, and sync looks for that tag before creating one, so even a crash between
 creating the run and saving the state does not duplicate it. The one record that may be replayed twice (sent,
@@ -12,7 +17,8 @@ A journal torn in its last line (the process died mid-append, typically writing 
 an end-of-run record is replayed up to the tear, then its run is closed FAILED with the tag ``nbops.incomplete``
 = ``true`` (and ``nbops.incomplete.reason``); the report names it and ``nbops sync`` exits 1.
 
-``idmap.json`` maps local run ids to server run ids; parent links are rewritten through it, including on child
+``idmap.json`` maps local run ids to server run ids, per store (syncing to A never marks a run synced for B);
+parent links are rewritten through it, including on child
 runs that reached the store directly while their parent was still spooled.
 """
 from __future__ import annotations
@@ -21,17 +27,21 @@ import contextlib
 import fcntl
 import json
 import logging
-import threading
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .. import config
 from ..errors import TrackingError
 from . import redact
-from .spool import LOCAL_PREFIX, Spool, atomic_json, read_journal
-from .writer import SPOOL_ID_TAG, RunRef, Writer, is_unreachable
+from .outage import StoreNotWritable, bounded_http_retries, is_unavailable, is_unreachable, short_reason
+from .spool import (_THREAD, LOCAL_PREFIX, REPLAYABLE, SPOOL_ID_TAG, RunRef, Spool, atomic_json,  # noqa: F401
+                    holding_lock, read_journal, read_meta, read_state, write_state)
+
+if TYPE_CHECKING:  # sync is handed writers by its callers; it never makes one
+    from .writer import Writer
 
 log = logging.getLogger("nbops")
 PARENT_TAG = "mlflow.parentRunId"
@@ -49,17 +59,30 @@ class SyncReport:
     relinked: list[str] = field(default_factory=list)     # server runs whose parent link was rewritten
     up_to_date: int = 0                                    # spooled runs that had nothing left to push
     incomplete: list[tuple[str, str]] = field(default_factory=list)  # (local id, server id) closed FAILED now
+    waiting: list[tuple[str, list[str], str]] = field(default_factory=list)  # (store, local ids, why) not synced
+    stores: dict[str, str] = field(default_factory=dict)  # local id -> the store it was pushed to now
 
     @property
     def ok(self) -> bool:
-        return not self.skipped and not self.incomplete
+        return not self.skipped and not self.incomplete and not self.waiting
+
+    @property
+    def waiting_runs(self) -> int:
+        return sum(len(ids) for _, ids, _ in self.waiting)
 
     def __str__(self) -> str:
-        lines = [f"nbops sync -> {self.target}: {self.records} records pushed, {len(self.created)} runs created, "
-                 f"{len(self.resumed)} runs updated, {self.up_to_date} already synced, {len(self.skipped)} skipped"]
+        wait = f", {self.waiting_runs} waiting" if self.waiting else ""
+        many = len({*self.stores.values(), *(w[0] for w in self.waiting)}) > 1
+        where = f"{len({*self.stores.values(), *(w[0] for w in self.waiting)})} stores" if many else self.target
+        lines = [f"nbops sync -> {where}: {self.records} records pushed, {len(self.created)} runs created, "
+                 f"{len(self.resumed)} runs updated, {self.up_to_date} already synced, {len(self.skipped)} skipped"
+                 f"{wait}"]
+        lines += [f"  waiting: {len(ids)} runs for {store}, which {why}; run `nbops sync` again when it is up"
+                  for store, ids, why in self.waiting]
         for local, counts in self.pushed.items():
             what = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-            lines.append(f"  {local} -> {self.mapping.get(local, '?')}: {what}")
+            on = f" on {self.stores[local]}" if many and local in self.stores else ""
+            lines.append(f"  {local} -> {self.mapping.get(local, '?')}{on}: {what}")
         lines += [f"  relinked child run {r} to its synced parent" for r in self.relinked]
         lines += [f"  incomplete {k} -> {sid}: its journal was torn before the end-of-run record; the run is "
                   f"closed FAILED and tagged nbops.incomplete" for k, sid in self.incomplete]
@@ -83,6 +106,8 @@ class SyncReport:
         rows += [(html.escape(k), html.escape(f"-> {self.mapping.get(k, '?')}: " + ", ".join(
             f"{n} {op}" for op, n in sorted(c.items())))) for k, c in self.pushed.items()]
         rows += [("skipped " + html.escape(k), html.escape(why)) for k, why in self.skipped]
+        rows += [("waiting", html.escape(f"{len(ids)} runs for {store}, which {why}")) for store, ids, why in
+                 self.waiting]
         rows += [("incomplete " + html.escape(k), html.escape(f"-> {sid}: journal torn before the end-of-run "
                                                               f"record; closed FAILED")) for k, sid in self.incomplete]
         return table_html(rows, "nbops sync")
@@ -101,127 +126,191 @@ class ParentPending(Exception):
     """The run's parent is a spooled run not synced yet (retried after the others)."""
 
 
-_THREAD = threading.local()
-
-
-def holding_lock() -> bool:
-    """This thread holds a spool's sync lock (so it must not wait for the flusher, which may wait for it)."""
-    return getattr(_THREAD, "depth", 0) > 0
-
-
 @contextlib.contextmanager
-def locked(root: Path) -> Iterator[dict]:
+def locked(root: Path, target: str) -> Iterator[dict]:
     """Hold the spool's sync lock (two pushers at once -- ``nbops sync`` and a kernel's background flusher --
-    would race on the same state files) and yield the local -> server id map, saved again on the way out."""
+    would race on the same state files) and yield the local -> server id map of the store ``target``, saved again
+    on the way out. ``idmap.json`` holds one map per store; a map written by an older version names no store and
+    is dropped (the runs' spool-id tags find them again)."""
     idmap_path = root / "idmap.json"
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".sync-lock", "a") as lock:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / ".sync-lock", "a")
+    except OSError as exc:
+        raise TrackingError(f"nbops cannot lock the spool {root} ({(exc.strerror or str(exc)).lower()}): make it "
+                            f"writable (chmod u+w {root}), or point NBOPS_SPOOL_DIR at a writable copy of it.",
+                            path=str(root)) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _THREAD.depth = getattr(_THREAD, "depth", 0) + 1
         try:
-            try:
-                idmap = json.loads(idmap_path.read_text()) if idmap_path.exists() else {}
-            except ValueError:
-                log.warning("nbops sync: %s is corrupt; rebuilding it from the runs' state files", idmap_path)
-                idmap = {}
+            maps = _read_idmaps(idmap_path)
+            idmap = dict(maps.get(target, {}))
             before = dict(idmap)
             try:
                 yield idmap
             finally:
                 if idmap != before:
-                    atomic_json(idmap_path, idmap)
+                    save_idmap(root, target, idmap)
         finally:
             _THREAD.depth -= 1
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def sync(settings: config.Settings | None = None, spool_dir: str | Path | None = None) -> SyncReport:
-    """Push every spooled record to the configured store. Safe to run any number of times, and to interrupt."""
+def _read_idmaps(path: Path) -> dict[str, dict]:
+    try:
+        raw = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        log.warning("nbops sync: %s is corrupt; rebuilding it from the runs' state files", path)
+        return {}
+    stores = raw.get("stores") if isinstance(raw, dict) else None
+    return {k: dict(v) for k, v in stores.items() if isinstance(v, dict)} if isinstance(stores, dict) else {}
+
+
+def save_idmap(root: Path, target: str, idmap: dict) -> None:
+    """Save ``target``'s id map now (the caller holds the sync lock): a sync killed later keeps it."""
+    path = Path(root) / "idmap.json"
+    maps = _read_idmaps(path)
+    if maps.get(target) != idmap:
+        maps[target] = dict(idmap)
+        atomic_json(path, {"stores": maps})
+
+
+def mapped(root: Path, target: str, local: str) -> str | None:
+    """The id on ``target`` of the spooled run ``local``, if a push put it there (no lock: a read)."""
+    return _read_idmaps(Path(root) / "idmap.json").get(target, {}).get(local)
+
+
+@contextlib.contextmanager
+def _quick_http() -> Iterator[None]:
+    """MLflow's HTTP retries off and a short timeout, for a moment: a probe of a dead server fails at once."""
+    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    before = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def probe(writer: Writer) -> str | None:
+    """None when ``writer``'s store answers; otherwise why not, in a few words (a 4xx and other answers raise)."""
+    if writer.settings.is_server:
+        bounded_http_retries()  # the defaults for the pushes after the probe
+    read_only = "cannot be written (its folder is read-only: make it writable, e.g. chmod u+w)"
+    try:
+        with _quick_http():
+            writer.call(writer.client.search_experiments, max_results=1)
+    except StoreNotWritable:
+        return read_only
+    except Exception as exc:  # noqa: BLE001 - classified
+        if not is_unavailable(exc):
+            raise
+        verb = "does not answer" if is_unreachable(exc) else "cannot be written"
+        return f"{verb} ({short_reason(exc)})"
+    return read_only if writer.read_uri != writer.settings.tracking_uri else None
+
+
+def sync(writer_for: Callable[..., "Writer"], settings: config.Settings | None = None,
+         spool_dir: str | Path | None = None, to: str | None = None) -> SyncReport:
+    """Push every spooled run to the store it was recorded for (``to``: to that store instead, on purpose), with
+    writers made by ``writer_for(settings, fluent=...)`` (the Writer class: :func:`nbops.api.sync` passes it).
+    Safe to run any number of times, and to interrupt."""
     s = settings or config.settings()
-    if s.offline:
-        s = config.Settings(**{**s.__dict__, "offline": False})
-    spool = Spool(spool_dir or s.spool_dir)
-    writer = Writer(s)
-    report = SyncReport(s.tracking_uri)
+    root = Path(spool_dir or s.spool_dir)
+    s = config.Settings(**{**s.__dict__, "offline": False, "spool_dir": root})
+    to = config.normalize_uri(to) if to else None
+    report = SyncReport(to or s.tracking_uri)
+    spool = Spool(root)
     if not spool.root.is_dir():
         return report
-    idmap_path = spool.root / "idmap.json"
-    with locked(spool.root) as idmap:
-        from ..display.progress import tqdm  # no bar when headless
+    groups: dict[str, list[Path]] = {}
+    roots: dict[str, str | None] = {}
+    for d in spool.entries():
+        try:
+            meta = read_meta(d)
+        except ValueError as exc:
+            report.skipped.append((d.name, f"spool entry {d.name} has a corrupt meta.json ({exc}); it was skipped "
+                                           f"(the rest of the spool is synced). Inspect or delete {d}."))
+            continue
+        target = to or meta.get("target") or s.tracking_uri
+        groups.setdefault(target, []).append(d)
+        roots.setdefault(target, None if to else meta.get("artifact_root"))  # (its own store's artifact folder)
+    if groups:
+        report.target = ", ".join(groups) if len(groups) > 1 else next(iter(groups))
+    for target, dirs in groups.items():
+        ts = config.settings_for(target, roots[target], s)
+        writer = writer_for(ts, fluent=ts.tracking_uri == s.tracking_uri)
+        why = probe(writer)
+        if why:
+            report.waiting.append((target, [d.name for d in dirs], why))
+            continue
+        _sync_store(writer, root, dirs, report, to is not None)
+    return report
 
-        todo = spool.entries()
+
+def _sync_store(writer: Writer, root: Path, todo: list[Path], report: SyncReport, override: bool) -> None:
+    """Push the spooled runs ``todo`` to ``writer``'s store, parents before children."""
+    from ..display.progress import tqdm  # no bar when headless
+
+    target = writer.settings.tracking_uri
+    with locked(root, target) as idmap:
+        waiting: list[Path] = []
         for _ in range(len(todo) + 1):  # parents before children, whatever the folders' order
             waiting = []
-            for d in tqdm(todo, desc="nbops sync", unit="run", disable=len(todo) < 5, leave=False):
+            for i, d in enumerate(tqdm(todo, desc="nbops sync", unit="run", disable=len(todo) < 5, leave=False)):
                 try:
-                    push(writer, d, idmap, report)
+                    push(writer, d, idmap, report, override=override)
                 except ParentPending:
                     waiting.append(d)
                 except TrackingError as exc:
                     report.skipped.append((d.name, exc.message))
                     log.warning("nbops sync: %s", exc.message)
                 except Exception as exc:  # noqa: BLE001
-                    if is_unreachable(exc):
-                        raise TrackingError(f"The tracking store at {s.tracking_uri} does not answer; "
-                                            f"{report.records} records were pushed before it stopped "
-                                            f"({str(exc)[:200]}). Run `nbops sync` again when it is up: it "
-                                            f"resumes where it stopped.", uri=s.tracking_uri) from exc
+                    if is_unavailable(exc):  # it stopped answering mid-way: the rest of its runs wait
+                        left = [x.name for x in [*todo[i:], *waiting]]
+                        report.waiting.append((target, left, f"stopped answering after {report.records} records "
+                                                             f"were pushed ({short_reason(exc)})"))
+                        return
                     report.skipped.append((d.name, f"{type(exc).__name__}: {exc}"))
                     log.warning("nbops sync: %s skipped: %s: %s", d.name, type(exc).__name__, exc)
                 finally:
-                    atomic_json(idmap_path, idmap)
+                    save_idmap(root, target, idmap)
             if len(waiting) == len(todo):
                 break
             todo = waiting
         for d in todo if waiting else []:
             report.skipped.append((d.name, "its parent run is a spooled run that could not be synced; "
                                            "fix or delete the parent's spool entry and sync again."))
-    return report
 
 
-def push_run(local: str, writer: Writer | None = None, live: bool = False) -> dict:
-    """Push the spooled run ``local`` now, under the sync lock. Returns ``{"run_id", "experiment_id"}`` of the
-    run on the store; ``{"unreachable": why}`` when the store does not answer; ``{}`` when the spool has no
-    such run and never pushed it. ``live``: the run is still being written (by another process: ``nbops run``'s
-    parent, which its kernel puts on the store so the kernel's runs link to it). Other store errors raise.
-
-    ``nbops run`` calls this in its kernel, through the kernel protocol, once the notebook has run: the kernel
-    has MLflow imported and the store open already, so the runner process never pays for either."""
-    from .writer import get_writer
-
-    writer = writer or get_writer()
-    root = Path(writer.settings.spool_dir)
-    try:
-        with locked(root) as idmap:
-            d = root / local
-            if not (d / "meta.json").is_file():
-                return {"run_id": idmap[local]} if local in idmap else {}
-            server_id = push(writer, d, idmap, SyncReport(writer.settings.tracking_uri), live=live)
-        experiment = json.loads((d / "meta.json").read_text())["experiment"]
-        return {"run_id": server_id, "experiment_id": writer.experiment_id(experiment)}
-    except Exception as exc:  # noqa: BLE001 - classified
-        if not is_unreachable(exc):
-            raise
-        return {"unreachable": f"{type(exc).__name__}: {str(exc)[:300]}"}
+class WrongStore(TrackingError):
+    """A spooled run was about to be pushed to a store it was not recorded for (never done silently)."""
 
 
-def push(writer: Writer, d: Path, idmap: dict, report: SyncReport, live: bool = False, fresh: bool = False) -> str:
+def push(writer: Writer, d: Path, idmap: dict, report: SyncReport, live: bool = False, fresh: bool = False,
+         override: bool = False) -> str:
     """Push one spooled run's records that are not on the store yet; returns its server run id. ``live``: the
     run is still being written by this process (a background flusher), so a cut-short last line is a write in
     progress, not a crash -- it is left for the next push instead of closing the run as incomplete. ``fresh``:
-    this process made the run moments ago, so no earlier push can have created it (no search for it)."""
+    this process made the run moments ago, so no earlier push can have created it (no search for it).
+    ``override``: ``writer``'s store was chosen on purpose (``nbops sync --to``); otherwise a run recorded for
+    another store raises :class:`WrongStore`."""
     try:
-        meta = json.loads((d / "meta.json").read_text())
-        local = meta["local_run_id"]
-        experiment = meta["experiment"]
-    except (ValueError, KeyError, TypeError) as exc:
+        meta = read_meta(d)
+    except ValueError as exc:
         raise TrackingError(f"spool entry {d.name} has a corrupt meta.json ({exc}); it was skipped (the rest of "
                             f"the spool is synced). Inspect or delete {d}.", path=str(d)) from exc
-    state_path = d / "state.json"
-    try:
-        state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    except ValueError:
-        state = {}  # a torn state file: the spool-id tag finds the run again, replays are harmless
+    local, experiment = meta["local_run_id"], meta["experiment"]
+    target, recorded = writer.settings.tracking_uri, meta.get("target")
+    if recorded and recorded != target and not override:
+        raise WrongStore(f"spooled run {local} was recorded for {recorded}, not {target}: it is left for "
+                         f"`nbops sync` (which sends it there) or `nbops sync --to {target}`.", uri=recorded)
+    state = read_state(d, target, recorded)
     records = _read_journal(d)
     done = state.get("done", -1)
     last = max((r["seq"] for r in records), default=-1)
@@ -237,7 +326,8 @@ def push(writer: Writer, d: Path, idmap: dict, report: SyncReport, live: bool = 
         raise ParentPending(parent)
     client = writer.client
     exp_id = writer.experiment_id(experiment)
-    server_id = server_id or meta.get("server_run_id")  # an adopted run exists on the store already
+    if not server_id and recorded == target:
+        server_id = meta.get("server_run_id")  # an adopted run exists on its store already
     created = False
     if not server_id:
         found = [] if fresh else writer.call(client.search_runs, [exp_id],
@@ -254,9 +344,10 @@ def push(writer: Writer, d: Path, idmap: dict, report: SyncReport, live: bool = 
             report.created.append(server_id)
     if state.get("server_run_id") != server_id:
         state["server_run_id"] = server_id
-        atomic_json(state_path, state)
+        write_state(d, target, recorded, state)
     idmap[local] = server_id
     report.mapping[local] = server_id
+    report.stores[local] = target
     if local.startswith(LOCAL_PREFIX) and not live:
         _relink_children(writer, local, server_id, report)
     run = RunRef(server_id, exp_id, experiment, meta.get("run_name"))
@@ -268,11 +359,11 @@ def push(writer: Writer, d: Path, idmap: dict, report: SyncReport, live: bool = 
         report.records += 1
         pushed[rec["op"]] += 1
         state["done"] = rec["seq"]
-        atomic_json(state_path, state)
+        write_state(d, target, recorded, state)
     if unfinished and not state.get("closed_incomplete"):
         _close_incomplete(writer, run, d)
         state["closed_incomplete"] = True
-        atomic_json(state_path, state)
+        write_state(d, target, recorded, state)
         report.incomplete.append((local, server_id))
         log.warning("nbops sync: spooled run %s (now %s) ends in a torn journal line and has no end-of-run "
                     "record; it is closed FAILED and tagged nbops.incomplete", local, server_id)
@@ -329,7 +420,7 @@ def _replay(writer: Writer, run: RunRef, d: Path, rec: dict, idmap: dict) -> Non
                "tags": _map_parent(redact.mapping(rec.get("tags"), 5000), idmap)}
     elif op == "log_model" and _model_logged(writer, run, rec["name"]):
         return
-    elif op not in Writer.REPLAYABLE:
+    elif op not in REPLAYABLE:
         raise TrackingError(f"unknown spool record {op!r} in {d.name}; skipped.")
     writer.replay(run, rec, files)
 

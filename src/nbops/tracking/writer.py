@@ -12,82 +12,53 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from .. import config
 from ..errors import TrackingError
-from . import redact
+from . import redact, sqlite_store
 from .mlflow_errors import already_exists
+from .outage import (StoreNotWritable, bounded_http_retries as _bounded_http_retries, is_unavailable,  # noqa: F401
+                     is_unreachable, is_unwritable, short_reason)
+from .spool import REPLAYABLE, SPOOL_ID_TAG, RunRef, holding_lock, read_meta  # noqa: F401 - re-exported
 
 log = logging.getLogger("nbops")
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
-SPOOL_ID_TAG = "nbops.spool_id"
 MAX_PARAM_LEN = 6000
 
 
-@dataclass
-class RunRef:
-    """A run nbops writes to: on the store (``spooled`` False) or in the local spool."""
-    run_id: str
-    experiment_id: str | None
-    experiment: str
-    run_name: str | None = None
-    spooled: bool = False
-    artifact_uri: str | None = None
-    spool_reason: str | None = None
-    model_uris: list[str] = field(default_factory=list)
-    spool_id: str | None = None       # background mode: the run's folder in the spool until the flusher wrote it
-    ended: bool = False               # background mode: its end-of-run record is in the journal
+@contextlib.contextmanager
+def _fluent_uri(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (model logging uses it) on ``uri`` for a moment; its URI and the process's
+    ``MLFLOW_TRACKING_URI`` are put back exactly as they were afterwards."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
 
-    @property
-    def in_flight(self) -> bool:
-        """A background run the flusher has not written to the store yet."""
-        return self.spool_id is not None and self.spool_id == self.run_id
-
-    def landed(self, server_run_id: str, experiment_id: str | None) -> None:
-        """The flusher wrote this ended background run: from now on it is the store's run."""
-        self.run_id, self.experiment_id, self.spooled = server_run_id, experiment_id, False
-
-
-def is_unreachable(exc: BaseException) -> bool:
-    """True when ``exc`` means the store did not answer (refused, timed out, 5xx, locked), not that it said no
-    (a 4xx such as a wrong password or a bad value is an answer: it is raised, never spooled)."""
-    import re
-
-    import requests
-
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
-                        TimeoutError)):
-        return True
-    text = f"{type(exc).__name__}: {exc}"
-    http = re.search(r"API request to endpoint \S+ failed with error code (\d{3})", text)
-    if http:  # MLflow's message for an HTTP error without an MLflow error body, after its own retries
-        return int(http.group(1)) >= 500 or int(http.group(1)) == 429
-    markers = ("Max retries exceeded", "Connection refused", "ConnectionError", "timed out", "Read timed out",
-               "database is locked", "Failed to establish a new connection", "RemoteDisconnected",
-               "Connection aborted", "too many 5", "too many 429", "TEMPORARILY_UNAVAILABLE",
-               "502 Bad Gateway", "503 Service Unavailable", "504 Gateway Time")
-    if any(m in text for m in markers):
-        return True
-    code = getattr(exc, "error_code", "")
-    return code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE") and "500" in text
-
-
-def _bounded_http_retries() -> None:
-    # MLflow retries a refused connection 7 times with exponential backoff (minutes). A notebook cell should not
-    # hang that long before falling back to the spool: keep MLflow's retries, but fewer, unless the user set them.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    before, env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    if before == uri and env == uri:
+        yield
+        return
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        if before is None:
+            utils._tracking_uri = None
+        else:
+            mlflow.set_tracking_uri(before)
+        if env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = env
 
 
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}   # one per SQLite file: threads of this process take turns
@@ -97,8 +68,11 @@ _HELD = threading.local()                         # per thread: guard depth per 
 class Writer:
     """Writes to one store (``settings.tracking_uri``); spools what the store does not take."""
 
-    def __init__(self, settings: config.Settings | None = None):
+    def __init__(self, settings: config.Settings | None = None, fluent: bool = True):
+        """``fluent``: point MLflow's fluent API at this store (the process's own store); False for a writer to
+        another store (``nbops sync``'s, for a run recorded for it), which must not repoint the process."""
         self.settings = settings or config.settings()
+        self._fluent = fluent
         self._client = None
         self._experiments: dict[str, str] = {}
         from .spool import Spool  # light module
@@ -109,14 +83,15 @@ class Writer:
         self._deferred: dict[str, list] = {}   # background runs: (op, files) kept until their end-of-run
         self._held: set[str] = set()           # of those, the ones the caller pushes (no flusher)
         self._parents: dict[str, str] = {}     # spooled parents of other processes -> their id on the store
+        self.read_uri = self.settings.tracking_uri  # where reads go (a read-only SQLite store: opened immutable)
 
     # -- plumbing -------------------------------------------------------------------------------------------
     @property
     def client(self):
         """The MLflow client of this store. Reading through it sees every run this process wrote in the
         background: runs already handed to the flusher are waited for first (read your own writes)."""
-        flusher, sync = sys.modules.get("nbops.tracking.flusher"), sys.modules.get("nbops.tracking.sync")
-        if flusher is not None and not self._holding_guard() and not (sync and sync.holding_lock()):
+        flusher = sys.modules.get("nbops.tracking.flusher")
+        if flusher is not None and not self._holding_guard() and not holding_lock():
             flusher.flush()
         if self._client is None:
             import mlflow
@@ -124,17 +99,36 @@ class Writer:
 
             if self.settings.is_server:
                 _bounded_http_retries()
-            if self.settings.sqlite_path is not None:
-                self._prepare_sqlite(self.settings.sqlite_path)
-            # The fluent API (and MLflow's model logging, which uses it) must see the same store.
-            mlflow.set_tracking_uri(self.settings.tracking_uri)
-            # MlflowClient opens the store at once, and opening a SQLite store creates or migrates its schema:
-            # parallel first runs must do that one at a time (else "table _alembic_tmp_... already exists").
-            with self.guard():
+            db = self.settings.sqlite_path
+            # The fluent API (and MLflow's model logging, which uses it) must see the process's own store; a
+            # writer for another store (nbops sync's, for a run recorded for it) leaves the process's store alone.
+            if self._fluent:
+                mlflow.set_tracking_uri(self.settings.tracking_uri)
+            if db is None:
                 self._client = MlflowClient(self.settings.tracking_uri)
-                if self.settings.embedded and self.settings.sqlite_path is not None:
-                    self._home_default_experiment(self.settings.sqlite_path)
+                return self._client
+            # Opening a SQLite store creates or migrates its schema: parallel first runs must do that one at a
+            # time (else "table _alembic_tmp_... already exists"), and a new store is made aside and moved into
+            # place whole (a full disk half-way must not leave a store that no later process can open).
+            try:
+                with self.guard():
+                    sqlite_store.ensure(db, self.settings.artifact_root)
+                    self._client = MlflowClient(self.settings.tracking_uri)
+                    if self.settings.embedded:
+                        self._home_default_experiment(db)
+            except StoreNotWritable:
+                if not sqlite_store.complete(db):
+                    raise
+                # A read-only folder: reads need no lock, and open the store as immutable (no -shm file to make)
+                self.read_uri = sqlite_store.read_only_uri(db)
+                self._client = MlflowClient(self.read_uri)
         return self._client
+
+    def reading(self):
+        """A context in which MLflow's fluent reads (``mlflow.search_runs``) see this store, as :attr:`client`
+        does (a read-only store is opened read-only)."""
+        self.client  # noqa: B018 - opens the store, and learns whether it is read-only
+        return _fluent_uri(self.read_uri)
 
     def _home_default_experiment(self, db: Path) -> None:
         """MLflow creates the ``Default`` experiment (id 0) with its artifacts in ``<cwd>/mlruns/0``, wherever the
@@ -152,20 +146,6 @@ class Writer:
             log.debug("nbops: could not move the Default experiment's artifacts to %s: %s", want, exc)
         finally:
             con.close()
-
-    def _prepare_sqlite(self, db: Path) -> None:
-        """Put the SQLite store in WAL mode (persistent, once per file): readers no longer block the writer and
-        a commit costs one fsync instead of two, with the same durability."""
-        import sqlite3
-
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with self.guard():
-            con = sqlite3.connect(str(db), timeout=30)
-            try:
-                if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    con.execute("PRAGMA journal_mode=WAL")
-            finally:
-                con.close()
 
     def _holding_guard(self) -> bool:
         """True while this thread holds the store's write guard (waiting for the flusher then would deadlock)."""
@@ -189,8 +169,15 @@ class Writer:
             finally:
                 depths[key] -= 1
             return
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with _PROCESS_LOCKS.setdefault(key, threading.Lock()), open(key + ".nbops-lock", "a") as fh:
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(key + ".nbops-lock", "a")
+        except OSError as exc:
+            raise StoreNotWritable(
+                f"nbops cannot write to {db.parent} ({(exc.strerror or str(exc)).lower()}): make it writable (chmod "
+                f"u+w {db.parent}), or point NBOPS_HOME or MLFLOW_TRACKING_URI at a store you can write to. "
+                f"Reading runs works as it is.", path=str(db.parent), uri=self.settings.tracking_uri) from None
+        with _PROCESS_LOCKS.setdefault(key, threading.Lock()), fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             depths[key] = 1
             try:
@@ -220,8 +207,12 @@ class Writer:
         self._down_since, self._down_error = time.time(), exc
 
     def _warn_spooled(self, run: RunRef, exc: BaseException | None) -> None:
-        why = "NBOPS_OFFLINE=1" if exc is None else f"the tracking store at {self.settings.tracking_uri} " \
-            f"did not answer ({type(exc).__name__}: {str(exc)[:160]})"
+        if exc is None:
+            why = "NBOPS_OFFLINE=1"
+        elif is_unreachable(exc):
+            why = f"the tracking store at {self.settings.tracking_uri} did not answer ({short_reason(exc)})"
+        else:
+            why = f"the tracking store at {self.settings.tracking_uri} could not be written ({short_reason(exc)})"
         run.spool_reason = why
         if not self._warned:
             log.warning("nbops: %s; run %s is spooled to %s. Run `nbops sync` when the store is back.",
@@ -239,18 +230,41 @@ class Writer:
         if not run.spooled:
             try:
                 return direct()
-            except TrackingError:
-                raise
             except Exception as exc:  # noqa: BLE001
-                if not is_unreachable(exc):
+                if isinstance(exc, TrackingError) and not isinstance(exc, StoreNotWritable):
+                    raise
+                if not is_unavailable(exc):
                     raise TrackingError(f"The tracking store refused {op['op']} for run {run.run_id}: {exc}",
                                         run_id=run.run_id, uri=self.settings.tracking_uri) from exc
                 self._mark_down(exc)
-                self.spool.adopt(run, self.settings.tracking_uri)
+                with self._spooling(exc):
+                    self.spool.adopt(run, self.settings.tracking_uri, self.settings.artifact_root)
                 run.spooled = True
                 self._warn_spooled(run, exc)
-        self.spool.append(run.run_id, op, files() if callable(files) else files)
+        with self._spooling(None):
+            self.spool.append(run.run_id, op, files() if callable(files) else files)
         return None
+
+    @contextlib.contextmanager
+    def _spooling(self, store_error: BaseException | None) -> Iterator[None]:
+        """A spool that cannot be written either (a read-only or full ``.nbops``) is one line saying what to do."""
+        try:
+            yield
+        except OSError as exc:
+            if isinstance(store_error, StoreNotWritable):  # one read-only folder: its message says what to do
+                raise TrackingError(store_error.message, path=store_error.path, uri=store_error.uri) from None
+            store = "" if store_error is None else \
+                f"the store {self.settings.tracking_uri} ({short_reason(store_error)}) nor to "
+            raise TrackingError(f"nbops can write this run neither to {store}the spool {self.spool.root} "
+                                f"({(exc.strerror or str(exc)).lower()}): free space or make the folder writable "
+                                f"(chmod u+w), or point NBOPS_HOME (or NBOPS_SPOOL_DIR) at a writable folder. "
+                                f"Reading runs works as it is.",
+                                path=str(self.spool.root), uri=self.settings.tracking_uri) from None
+
+    def _new_spooled_run(self, experiment, run_name, tags, start_ms, exc, staging=False) -> RunRef:
+        with self._spooling(exc):
+            return self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri,
+                                      staging=staging, artifact_root=self.settings.artifact_root)
 
     # -- experiments and runs -------------------------------------------------------------------------------
     def experiment_id(self, name: str) -> str:
@@ -294,7 +308,7 @@ class Writer:
             tags["mlflow.parentRunId"] = parent_run_id
         start_ms = int((start_time or time.time()) * 1000)
         if (background or held) and not self.settings.offline:
-            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri, staging=True)
+            run = self._new_spooled_run(experiment, run_name, tags, start_ms, None, staging=True)
             run.spool_id = run.run_id
             self._deferred[run.run_id] = []
             if held:
@@ -302,31 +316,35 @@ class Writer:
             else:
                 from .flusher import get_flusher
 
-                get_flusher(self.settings).submit(run, ended=False)  # created on the store while the cell runs
+                get_flusher(self.settings).submit(run, ended=False, writer_for=Writer)  # created on the store while the cell runs
             return run
         if self.settings.offline:
-            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
+            run = self._new_spooled_run(experiment, run_name, tags, start_ms, None)
             self._warn_spooled(run, None)
             return run
         if self._down_since is not None and time.time() - self._down_since < config.down_grace_s():
-            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
+            run = self._new_spooled_run(experiment, run_name, tags, start_ms, self._down_error)
             self._warn_spooled(run, self._down_error)
             return run
         try:
             exp_id = self.experiment_id(experiment)
             r = self.call(self.client.create_run, exp_id, start_time=start_ms, tags=tags, run_name=run_name)
-        except TrackingError:
-            raise
+        except TrackingError as exc:
+            if not isinstance(exc, StoreNotWritable):
+                raise
+            err: BaseException = exc
         except Exception as exc:  # noqa: BLE001
-            if not is_unreachable(exc):
+            if not is_unavailable(exc):
                 raise TrackingError(f"Could not start a run in experiment {experiment!r} on "
                                     f"{self.settings.tracking_uri}: {exc}", uri=self.settings.tracking_uri) from exc
-            self._mark_down(exc)
-            run = self.spool.new_run(experiment, run_name, tags, start_ms, self.settings.tracking_uri)
-            self._warn_spooled(run, exc)
-            return run
-        self._down_since = None
-        return RunRef(r.info.run_id, exp_id, experiment, r.info.run_name, artifact_uri=r.info.artifact_uri)
+            err = exc
+        else:
+            self._down_since = None
+            return RunRef(r.info.run_id, exp_id, experiment, r.info.run_name, artifact_uri=r.info.artifact_uri)
+        self._mark_down(err)
+        run = self._new_spooled_run(experiment, run_name, tags, start_ms, err)
+        self._warn_spooled(run, err)
+        return run
 
     def log_batch(self, run: RunRef, params: dict | None = None, metrics: dict | None = None,
                   tags: dict | None = None, step: int = 0, timestamp: float | None = None,
@@ -390,7 +408,8 @@ class Writer:
 
         if not run.artifact_uri:
             run.artifact_uri = self.call(self.client.get_run, run.run_id).info.artifact_uri
-        get_artifact_repository(run.artifact_uri).log_artifacts(str(local_dir), artifact_path)
+        get_artifact_repository(run.artifact_uri, tracking_uri=self.settings.tracking_uri).log_artifacts(
+            str(local_dir), artifact_path)
 
     def log_inputs(self, run: RunRef, datasets: list[dict]) -> None:
         """Dataset inputs: dicts with name, digest, source_type, source, schema, profile, context."""
@@ -450,7 +469,8 @@ class Writer:
             quiet = logging.getLogger("mlflow.sklearn")
             level, quiet.level = quiet.level, logging.ERROR
             try:
-                info = mlflow.models.Model.log(artifact_path=None, flavor=mod, model_id=lm.model_id, **kwargs)
+                with _fluent_uri(self.settings.tracking_uri):
+                    info = mlflow.models.Model.log(artifact_path=None, flavor=mod, model_id=lm.model_id, **kwargs)
             finally:
                 quiet.setLevel(level)
         return info.model_uri
@@ -468,7 +488,7 @@ class Writer:
             else:
                 from .flusher import get_flusher
 
-                get_flusher(self.settings).submit(run, ended=True)
+                get_flusher(self.settings).submit(run, ended=True, writer_for=Writer)
 
     def _parent_on_store(self, parent: str) -> str:
         """The store's id of ``parent``. A parent that is a spooled run (``nbops run``'s parent, held in the spool
@@ -479,8 +499,6 @@ class Writer:
         if not parent.startswith(LOCAL_PREFIX) or self.settings.offline or parent in self._deferred:
             return parent
         if parent not in self._parents:
-            from .sync import push_run
-
             out = push_run(parent, self, live=True)
             if not out.get("run_id"):
                 return parent  # not in this spool, or the store is down: the child is spooled and linked at sync
@@ -488,7 +506,7 @@ class Writer:
         return self._parents[parent]
 
     # -- replaying the spool ----------------------------------------------------------------------------------
-    REPLAYABLE = frozenset({"log_batch", "log_artifacts", "log_inputs", "log_model", "end_run"})
+    REPLAYABLE = REPLAYABLE
 
     def replay(self, run: RunRef, op: dict, files: Path | None = None) -> None:
         """Write one spooled record (``op`` as the methods above spool it, ``files`` its folder) straight to the
@@ -573,3 +591,37 @@ def get_writer(settings: config.Settings | None = None) -> Writer:
     if key not in _WRITERS:
         _WRITERS[key] = Writer(s)
     return _WRITERS[key]
+
+
+def push_run(local: str, writer: Writer | None = None, live: bool = False) -> dict:
+    """Push the spooled run ``local`` now, under the sync lock, to the store it was recorded for. Returns
+    ``{"run_id", "experiment_id"}`` of the run on the store; ``{"unreachable": why}`` when the store does not
+    answer; ``{}`` when the spool has no such run and never pushed it. ``live``: the run is still being written
+    (by another process: ``nbops run``'s parent, which its kernel puts on the store so the kernel's runs link to
+    it). Other store errors raise. ``writer`` is used when it writes to that store; else one that does.
+
+    ``nbops run`` calls this in its kernel, through the kernel protocol, once the notebook has run: the kernel
+    has MLflow imported and the store open already, so the runner process never pays for either."""
+    from .sync import SyncReport, locked, push
+
+    writer = writer or get_writer()
+    root = Path(writer.settings.spool_dir)
+    d = root / local
+    try:
+        target = read_meta(d).get("target") or writer.settings.tracking_uri
+    except ValueError:
+        target = writer.settings.tracking_uri
+    if target != writer.settings.tracking_uri:
+        writer = Writer(config.settings_for(target, read_meta(d).get("artifact_root"), writer.settings),
+                        fluent=False)
+    try:
+        with locked(root, target) as idmap:
+            if not (d / "meta.json").is_file():
+                return {"run_id": idmap[local]} if local in idmap else {}
+            server_id = push(writer, d, idmap, SyncReport(target), live=live)
+        experiment = json.loads((d / "meta.json").read_text())["experiment"]
+        return {"run_id": server_id, "experiment_id": writer.experiment_id(experiment)}
+    except Exception as exc:  # noqa: BLE001 - classified
+        if not is_unavailable(exc):
+            raise
+        return {"unreachable": short_reason(exc)}
