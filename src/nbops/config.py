@@ -8,6 +8,7 @@ them, the starting folder itself. ``NBOPS_HOME`` overrides the ``.nbops`` folder
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,3 +143,22 @@ def settings_for(uri: str, artifact_root: str | None = None, base: Settings | No
     return Settings(uri, artifact_root is not None and uri.startswith("sqlite:"), artifact_root, base.spool_dir,
                     False, None, base.experiment)
 
+
+
+@contextlib.contextmanager
+def environ(values: dict[str, str | None]):
+    """Set (or unset, for None) environment variables for a moment; restored after."""
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

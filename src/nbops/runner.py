@@ -154,25 +154,6 @@ class NotebookRun:
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _environ(values: dict[str, str | None]) -> Iterator[None]:
-    """Set (or unset, for None) environment variables for the kernel papermill starts; restore after."""
-    old = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _is_ipykernel(kernel: str) -> bool:
     try:
         from jupyter_client.kernelspec import KernelSpecManager
@@ -466,7 +447,7 @@ def _execute(plan: _Plan, tracker, settings: config.Settings, experiment: str, t
     flt = _DropPapermillUnknown()
     pm_log.addFilter(flt)
     try:
-        with _environ(kernel_env), _sigterm_as_interrupt(), _host_telemetry(tracker):
+        with config.environ(kernel_env), _sigterm_as_interrupt(), _host_telemetry(tracker):
             kw = {"execution_timeout": timeout} if timeout else {}
             if km is not None:  # an ipykernel: its start-up warnings would land in the output of a cell
                 kw.update(km=km, extra_arguments=["--IPKernelApp.log_level=ERROR"])

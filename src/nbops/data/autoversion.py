@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.abc
-import importlib.util
 import logging
 import os
 import sys
 import threading
+
+from ..importhook import OnImport
 
 log = logging.getLogger("nbops")
 READERS = ("read_csv", "read_parquet")
@@ -104,40 +104,6 @@ class _Patch:
         self.module, self.saved = None, {}
 
 
-class _Loader(importlib.abc.Loader):
-    def __init__(self, inner, on_loaded):
-        self.inner, self.on_loaded = inner, on_loaded
-
-    def create_module(self, spec):
-        return self.inner.create_module(spec)
-
-    def exec_module(self, module):
-        module.__loader__ = module.__spec__.loader = self.inner
-        self.inner.exec_module(module)
-        self.on_loaded(module)
-
-
-class _ImportHook(importlib.abc.MetaPathFinder):
-    """Wraps pandas' loader so the patch is applied the moment a cell imports pandas."""
-
-    def __init__(self, on_loaded):
-        self.on_loaded = on_loaded
-        self._looking = False
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != "pandas" or self._looking:
-            return None
-        self._looking = True
-        try:
-            spec = importlib.util.find_spec(fullname)
-        finally:
-            self._looking = False
-        if spec is None or spec.loader is None:
-            return None
-        spec.loader = _Loader(spec.loader, self.on_loaded)
-        return spec
-
-
 @contextlib.contextmanager
 def versions_reads(tracker, cell=None):
     """Context manager for one tracked cell (listed in ``CELL_HOOKS``)."""
@@ -147,7 +113,7 @@ def versions_reads(tracker, cell=None):
     if pd is not None:
         patch.apply(pd)
     else:
-        hook = _ImportHook(patch.apply)
+        hook = OnImport("pandas", patch.apply)
         sys.meta_path.insert(0, hook)
     try:
         yield patch

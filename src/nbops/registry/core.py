@@ -224,7 +224,7 @@ def _version(client, name: str, version: str):
 
 
 def _registry_error(exc, client, doing: str, after: str = "Nothing was changed.") -> PromotionError:
-    from ..tracking.writer import is_unreachable
+    from ..tracking.outage import is_unreachable
 
     uri = client.tracking_uri
     msg = str(getattr(exc, "message", None) or exc).strip().splitlines()[0][:300]

@@ -9,11 +9,11 @@ applied the moment ``matplotlib._pylab_helpers`` is imported (a light import hoo
 """
 from __future__ import annotations
 
-import importlib.abc
-import importlib.util
 import logging
 import sys
 from typing import Any
+
+from ..importhook import OnImport
 
 _HELPERS = "matplotlib._pylab_helpers"
 log = logging.getLogger("nbops")
@@ -28,7 +28,7 @@ class FigureCatcher:
         self._closed: list[tuple[int, Any]] = []   # (figure number, Figure) as closed
         self._gcf = None
         self._saved: dict[str, Any] = {}
-        self._hook: _ImportHook | None = None
+        self._hook: OnImport | None = None
 
     def __enter__(self) -> "FigureCatcher":
         try:
@@ -37,7 +37,7 @@ class FigureCatcher:
                 self._before = {id(m.canvas.figure) for m in helpers.Gcf.get_all_fig_managers()}
                 self._wrap(helpers)
             else:
-                self._hook = _ImportHook(self._wrap)
+                self._hook = OnImport(_HELPERS, self._wrap)
                 sys.meta_path.insert(0, self._hook)
         except Exception as exc:  # noqa: BLE001 - an unusual matplotlib: only the figures left open are logged
             log.warning("nbops: cannot follow the cell's figures: %s", exc)
@@ -99,35 +99,3 @@ class FigureCatcher:
         return [(n, f) for n, f in out if f.axes or f.artists or f.images or f.texts or f.patches or f.lines]
 
 
-class _Loader(importlib.abc.Loader):
-    def __init__(self, inner, on_loaded):
-        self.inner, self.on_loaded = inner, on_loaded
-
-    def create_module(self, spec):
-        return self.inner.create_module(spec)
-
-    def exec_module(self, module):
-        module.__loader__ = module.__spec__.loader = self.inner
-        self.inner.exec_module(module)
-        self.on_loaded(module)
-
-
-class _ImportHook(importlib.abc.MetaPathFinder):
-    """Wraps ``matplotlib._pylab_helpers``'s loader so the catcher is in place as soon as the cell imports pyplot."""
-
-    def __init__(self, on_loaded):
-        self.on_loaded = on_loaded
-        self._looking = False
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != _HELPERS or self._looking:
-            return None
-        self._looking = True
-        try:
-            spec = importlib.util.find_spec(fullname)
-        finally:
-            self._looking = False
-        if spec is None or spec.loader is None:
-            return None
-        spec.loader = _Loader(spec.loader, self.on_loaded)
-        return spec

@@ -28,7 +28,7 @@ def quote(value: str) -> str:
 
 def unreachable(exc: BaseException) -> bool:
     """The store did not answer (refused, timed out, 5xx): the writer's own rule (:func:`writer.is_unreachable`)."""
-    from .writer import is_unreachable  # writer imports this module: resolved at call time
+    from .outage import is_unreachable
 
     return is_unreachable(exc)
 

@@ -27,7 +27,6 @@ import contextlib
 import fcntl
 import json
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,20 +180,9 @@ def mapped(root: Path, target: str, local: str) -> str | None:
     return _read_idmaps(Path(root) / "idmap.json").get(target, {}).get(local)
 
 
-@contextlib.contextmanager
-def _quick_http() -> Iterator[None]:
+def _quick_http():
     """MLflow's HTTP retries off and a short timeout, for a moment: a probe of a dead server fails at once."""
-    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
-    before = {k: os.environ.get(k) for k in keys}
-    os.environ.update(keys)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return config.environ({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
 
 
 def probe(writer: Writer) -> str | None:
