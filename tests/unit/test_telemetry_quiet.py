@@ -31,6 +31,25 @@ BURN = ("import subprocess, sys\n"
         "while True: subprocess.run([sys.executable, '-c', code])")
 
 
+def outside_cpu() -> dict[int, float]:
+    """CPU seconds used so far by every process outside this test's tree (an oracle for "the host was quiet")."""
+    import os
+
+    import psutil
+
+    me = psutil.Process(os.getpid())
+    ours = {me.pid, *(c.pid for c in me.children(recursive=True))}
+    out = {}
+    for p in psutil.process_iter():
+        if p.pid not in ours:
+            try:
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+            except psutil.Error:
+                continue
+    return out
+
+
 def stretch(s, n: int) -> tuple[float, float]:
     """Wait until the sampler's thread has taken ``n`` more samples; the span they cover."""
     c0, t0 = s.count, time.time()
@@ -51,7 +70,9 @@ def test_the_runs_own_tree_is_no_incident_and_an_outside_load_is():
     try:
         before = stretch(s, N)  # the host before
         child = subprocess.Popen([sys.executable, "-c", BURN])
+        others0 = outside_cpu()
         own0, own1 = stretch(s, N)
+        others1 = outside_cpu()
         c = psutil.Process(child.pid).cpu_times()  # the CPU the child and the grandchildren it reaped used
         used = c.user + c.system + c.children_user + c.children_system
         hog = Hog(processes=cores())  # while our child still works
@@ -70,6 +91,12 @@ def test_the_runs_own_tree_is_no_incident_and_an_outside_load_is():
     ours = np.nanmean(host - v[:, s.metrics.index(OTHERS)])  # what the sampler took off the host as ours
     child_share = 100.0 * used / ((own1 - own0) * psutil.cpu_count())
     assert child_share > 5 and ours >= 0.5 * child_share, (ours, child_share)
+    # the verdict is only asked of a host that really was quiet meanwhile (on a shared machine another job may
+    # have run: then an incident on others' CPU is a true one)
+    outside = 100.0 * sum(max(0.0, t - others0.get(pid, 0.0)) for pid, t in others1.items()) / (
+        (own1 - own0) * psutil.cpu_count())
+    if outside >= 5:
+        pytest.skip(f"the host was not quiet: processes outside this test used {outside:.0f}% of it")
     report, hit = incidents_during(s, own0, own1)
     # what others used is judged against the host before: our child's core is not in it. (How starved our
     # processes were is judged by its limit: on a host busy enough to take half the CPU our child wanted for
