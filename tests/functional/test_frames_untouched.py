@@ -123,9 +123,8 @@ def _magic_lines(kind, f):
     ]
 
 
-# (call, kind) known to answer with a traceback instead of one line; the frame stays untouched. evaluation/ is
-# another change's (issue 23 item 9): remove these once evaluate refuses duplicate labels in one line.
-_KNOWN = {("evaluate", "duplicate"), ("%evaluate model f --target a --no-log", "duplicate")}
+# (call, kind) known to answer with a traceback instead of one line (the frame untouched): none left.
+_KNOWN: set = set()
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -193,6 +193,11 @@ def evaluate(model, data, target: str, *, task: str | None = None, slices=None, 
     if not isinstance(data, pd.DataFrame):
         raise EvaluationError(f"Evaluation data must be a pandas DataFrame with the target column, not a "
                               f"{type(data).__name__}.")
+    if data.columns.duplicated().any():
+        dup = sorted(map(str, data.columns[data.columns.duplicated()].unique()))
+        raise EvaluationError(f"The evaluation data has duplicate column names ({', '.join(dup[:10])}): a model "
+                              f"reads its inputs by name; rename them (e.g. data.columns = [...]) and evaluate "
+                              f"again.", columns=dup)
     if target not in data.columns:
         raise EvaluationError(f"--target {target}: no such column in the data (it has: "
                               f"{', '.join(map(str, data.columns[:20]))}).", column=target)
