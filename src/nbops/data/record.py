@@ -274,6 +274,8 @@ def record_version(obj: Any, name: str, snapshot: bool = False, *, experiment: s
         try:
             report.seen_in = runs_using(v.digest)
             hist = history(name)
+        except TrackingError as exc:  # a store nbops cannot read (its folder is not writable): version all the same
+            report.warnings.append(f"lineage unavailable: {str(exc).splitlines()[0][:300]}")
         except NbopsError:
             raise
         except Exception as exc:  # noqa: BLE001 - an unreachable store must not stop versioning
