@@ -144,6 +144,12 @@ def settings_for(uri: str, artifact_root: str | None = None, base: Settings | No
                     False, None, base.experiment)
 
 
+def _put(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
 
 @contextlib.contextmanager
 def environ(values: dict[str, str | None]):
@@ -151,14 +157,8 @@ def environ(values: dict[str, str | None]):
     old = {k: os.environ.get(k) for k in values}
     try:
         for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+            _put(k, v)
         yield
     finally:
         for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+            _put(k, v)
