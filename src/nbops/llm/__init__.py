@@ -1,0 +1,2 @@
+"""LLM calls, prompts and their evaluation (``nbops[llm]``): see the modules. Nothing here imports openai at
+import time."""
