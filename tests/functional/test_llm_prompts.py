@@ -106,3 +106,19 @@ def test_name_of_a_model_is_refused(ip, client):
     client.create_registered_model("churn")
     with pytest.raises(PromptError, match="registered model, not a prompt"):
         ip.run_cell_magic("prompt", "churn", "x {{y}}")
+
+
+def test_offline_and_store_down_are_one_line(ip, client, monkeypatch, capsys):
+    monkeypatch.setenv("NBOPS_OFFLINE", "1")
+    with pytest.raises(PromptError, match="NBOPS_OFFLINE=1"):
+        ip.run_cell_magic("prompt", "qa", "x {{y}}")
+    monkeypatch.delenv("NBOPS_OFFLINE")
+    from nbops_testing import free_port
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    capsys.readouterr()
+    r = ip.run_cell("%%prompt qa\nx {{y}}")
+    out = capsys.readouterr()
+    text = (out.out + out.err).strip()
+    assert not r.success and len(text.splitlines()) == 1 and "Traceback" not in text, text

@@ -332,6 +332,9 @@ def register(name: str, body: str, message: str | None = None, alias: str | None
         alias = check_alias(alias)
     template = _masked(parse_body(body))
     w = get_writer()
+    if w.settings.offline:
+        raise PromptError("NBOPS_OFFLINE=1 is set: registering a prompt needs the registry. Unset it and run the "
+                          "cell again.", prompt=name)
     c = w.client
     vs = versions(name, c)
     if not vs and _is_model(c, name):
