@@ -117,3 +117,22 @@ def test_prompt_against_the_local_model(ip, client, llm_server):
     assert "sk-test-secret" not in json.dumps(run.data.to_dictionary())
     ip.run_line_magic("promote", 'prompt qa --alias production --require "llm_calls>=4" "eval_max_chars>=1"')
     assert nbops.prompt("qa@production").version == 1
+
+
+@pytest.mark.llm
+def test_magic_with_a_prompt_and_a_judge(ip, client, llm_server, monkeypatch):
+    from nbops.evaluation.scorers import llm_judge
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-judge-key-0123456789abcdef")
+    ip.run_cell_magic("prompt", "qa", "- role: system\n  content: Answer with one word.\n"
+                                      "- role: user\n  content: '{{question}}'\n")
+    ip.user_ns.update(qs=_data(), judge=llm_judge("smollm2", base_url=llm_server))
+    ip.run_line_magic("evaluate", f"prompts:/qa/1 qs --scorers contains,judge --model smollm2 --base-url {llm_server} "
+                                  f"--max-tokens 8 -o res")
+    res = ip.user_ns["res"]
+    run, items = _run(client, res.run_id)
+    assert run.data.metrics["llm_calls"] == 4 and run.data.params["model"] == "smollm2"
+    assert items["input"].tolist()[0] == "Answer with one word.\nCapital of France?"
+    grades = items["judge"].dropna()
+    assert grades.between(0, 1).all() and set(grades) <= {0, 0.25, 0.5, 0.75, 1.0}
+    assert "sk-test-judge-key" not in json.dumps(run.data.to_dictionary())
