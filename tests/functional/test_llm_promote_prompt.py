@@ -3,6 +3,8 @@ prompt registry; gates read the runs that evaluated or used the version. Real sh
 with MlflowClient and mlflow.genai.load_prompt."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from nbops.errors import GateFailed, NbopsError
@@ -94,3 +96,18 @@ def test_a_tracked_cell_that_loaded_the_prompt_is_the_evidence(ip, client):
                 "nbops.tracking.current().log_metric('llm_calls', 3)\n")
     ip.run_line_magic("promote", 'prompt qa --alias production --require "llm_calls>=1"')
     assert _alias("prompts:/qa@production") == 1
+
+
+def test_cli(ip, client, capsys):
+    from nbops.cli import main
+
+    ip.run_cell_magic("prompt", "qa", "v1 {{q}}")
+    _used("qa", {"llm_calls": 2.0})
+    capsys.readouterr()
+    assert main(["promote", "prompt", "qa", "--alias", "production", "--require", "llm_calls>=5"]) == 1
+    assert _alias("prompts:/qa@production") is None and "llm_calls>=5" in capsys.readouterr().err
+    assert main(["promote", "prompt", "qa", "--alias", "production", "--require", "llm_calls>=1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "promoted" and out["version"] == "1" and _alias("prompts:/qa@production") == 1
+    assert main(["promote", "prompt", "qa", "--alias", "production", "--history"]) == 0
+    assert "promote" in capsys.readouterr().out
