@@ -122,3 +122,10 @@ def test_offline_and_store_down_are_one_line(ip, client, monkeypatch, capsys):
     out = capsys.readouterr()
     text = (out.out + out.err).strip()
     assert not r.success and len(text.splitlines()) == 1 and "Traceback" not in text, text
+
+
+def test_prompt_is_listed_in_the_notebooks_experiment(ip, client):
+    ip.run_cell("%%track -e prompts -n first\nx = 1\n")
+    ip.run_cell_magic("prompt", "qa", "Q: {{q}}")
+    exp = client.get_experiment_by_name("prompts")
+    assert [p.name for p in client.search_prompts(filter_string=f'experiment_id = "{exp.experiment_id}"')] == ["qa"]

@@ -352,7 +352,23 @@ def register(name: str, body: str, message: str | None = None, alias: str | None
         w.call(c.set_prompt_alias, name, alias, int(prompt.version))
         if alias not in prompt.aliases:
             prompt.aliases.append(alias)
+    _link_experiment(w, c, name)
     return Registration(prompt, status, alias)
+
+
+EXPERIMENTS_TAG = "_mlflow_experiment_ids"  # MLflow's own: the experiments whose Prompts tab lists the prompt
+
+
+def _link_experiment(w, c, name: str) -> None:
+    """List the prompt in the kernel's experiment (MLflow UI's Prompts tab, ``search_prompts('experiment_id =
+    ...')``), as ``mlflow.genai.register_prompt`` does -- here through the writer. Only an experiment that exists."""
+    exp = c.get_experiment_by_name(w.settings.experiment)
+    if exp is None:
+        return
+    p = c.get_prompt(name)
+    ids = [i for i in ((p.tags if p else {}) or {}).get(EXPERIMENTS_TAG, "").split(",") if i.strip()]
+    if exp.experiment_id not in ids:
+        w.call(c.set_prompt_tag, name, EXPERIMENTS_TAG, f",{','.join(ids + [exp.experiment_id])},")
 
 
 def _is_model(c, name: str) -> bool:
