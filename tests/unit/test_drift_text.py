@@ -74,7 +74,8 @@ def test_json_output_checked_for_validity():
 
 
 def test_what_counts_as_text():
-    assert text.is_text(pd.Series(["a long answer that has many words in it"] * 5))
+    assert text.is_text(pd.Series([f"a long answer that has many words in it, number {i}" for i in range(5)]))
+    assert not text.is_text(pd.Series(["a long answer that has many words in it"] * 5))   # one label
     assert not text.is_text(pd.Series(["red", "green", "blue"] * 20))               # short categories
     assert not text.is_text(pd.Series([1, 2, 3]))
     d = text.descriptors(pd.Series(["I can\u2019t help with that.", "", None, "two words"]), json_ish=False)
@@ -82,3 +83,12 @@ def test_what_counts_as_text():
     assert d["empty"].tolist() == [False, True, None, False] and np.isnan(d["length_chars"][2])
     assert d["length_tokens"].tolist()[3] == 2
     assert json.loads("[]") == [] and text.jaccard({"a", "b"}, {"b", "c"}) == 1 / 3
+
+
+def test_a_few_long_labels_stay_categories():
+    labels = ["Electronics and accessories", "Home and garden furniture", "Sports and outdoor equipment"]
+    rng = np.random.default_rng(4)
+    ref = pd.DataFrame({"department": rng.choice(labels, 300)})
+    cur = pd.DataFrame({"department": rng.choice(labels, 300, p=[0.6, 0.2, 0.2])})
+    r = nbops.check_drift(ref, cur, log=False)
+    assert r["department"].kind == "categorical" and "department" in flagged(r)

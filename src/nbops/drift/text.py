@@ -1,7 +1,8 @@
 """Free-text columns (prompts, LLM answers, comments) compared by what can be measured about them.
 
-A column is *text* when its reference values are strings that are long (mean length above
-:data:`TEXT_MIN_MEAN_CHARS` characters) or mostly distinct multi-word values. Testing such a column as categories
+A column is *text* when its reference values are strings, not a few labels (more than 25 distinct values, or
+more than half of them distinct), and either long (mean length above :data:`TEXT_MIN_MEAN_CHARS` characters) or
+mostly multi-word and distinct. Testing such a column as categories
 would call every batch drifted (each answer is new) and the identifier rule would skip it; instead each text
 column ``c`` becomes descriptor columns, tested by the ordinary engine (KS for lengths, Chi-squared for shares),
 so the report says what moved:
@@ -24,6 +25,8 @@ import json
 import re
 from collections import Counter
 
+from .columns import DEFAULT_MAX_CATEGORIES
+
 TEXT_MIN_MEAN_CHARS = 20
 TOP_TERMS = 50
 # Phrases a model uses when it declines; matched case-insensitively anywhere in the text.
@@ -45,11 +48,12 @@ def is_text(s) -> bool:
     v = s.dropna()
     if len(v) < 2 or not all(isinstance(x, str) for x in v.iloc[:2000]):
         return False
-    lengths = v.str.len()
-    if lengths.mean() > TEXT_MIN_MEAN_CHARS:
+    distinct = v.nunique()
+    if distinct <= DEFAULT_MAX_CATEGORIES and distinct <= 0.5 * len(v):
+        return False  # a few labels, however long: categories
+    if v.str.len().mean() > TEXT_MIN_MEAN_CHARS:
         return True
-    multiword = v.str.strip().str.contains(r"\s").mean()
-    return bool(multiword > 0.5 and v.nunique() > 0.5 * len(v) and v.nunique() > 10)
+    return bool(v.str.strip().str.contains(r"\s").mean() > 0.5 and distinct > 0.5 * len(v))
 
 
 def _json_ish(s) -> bool:
