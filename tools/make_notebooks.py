@@ -352,7 +352,7 @@ try:
     promote_prompt("qa", "production", version=best, require=["llm_latency_p95_ms<0.001"])
 except GateFailed as failed:
     display(failed.result)'''),
-    code('%promote prompt qa --version {best} --alias production --require "llm_errors<=0" "eval_max_chars>=0.9" --must-beat production'),
+    code('%promote prompt qa --version {best} --alias production --require "eval_contains>=0.25" "eval_max_chars>=0.9" "llm_errors<=0" --must-beat production'),
     code('''production = nbops.prompt("qa@production")
 production'''),
     md("## 5. What the tracked cell recorded\nThe calls of the `ask` run (traces, tokens, cost) when the LLM "
