@@ -49,3 +49,5 @@ def test_llm_showcase(tmp_path, llm_server):
     text = "\n".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
                      for cell in nb["cells"] for o in cell.get("outputs", []))
     assert "Not promoted" in text and "Promoted prompt qa" in text
+    stored = next(root.glob(".nbops/artifacts/**/notebook/llm.out.ipynb")).read_text()  # masked, not garbled
+    assert "eval_contains" in stored and "eval_grounded" in stored
