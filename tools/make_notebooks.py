@@ -284,3 +284,86 @@ run.log_metrics({"host_cpu_percent": psutil.cpu_percent(None), "load_1m": os.get
     code("top_memory"),
     code("disk_usage"),
 ])
+
+
+write("llm.ipynb", [
+    md("""# LLMOps with nbops: prompts, calls, evaluation, promotion
+
+A prompt is versioned in MLflow's prompt registry (`%%prompt`), called from tracked cells through the plain
+`openai` SDK against any OpenAI-compatible server (here a local llama.cpp serving SmolLM2), evaluated on a small
+labelled set, and promoted to `production` only behind gates. Run it with
+`nbops run llm.ipynb -p base_url http://127.0.0.1:8080/v1 -p api_key sk-...`."""),
+    code('''base_url = "http://127.0.0.1:8080/v1"   # any OpenAI-compatible endpoint
+api_key = "sk-local"                     # never stored: nbops masks it everywhere
+model = "smollm2"
+experiment = "llm-showcase"''', tags=["parameters"]),
+    code('''%load_ext nbops
+import nbops
+import openai
+import pandas as pd
+from nbops.evaluation.scorers import max_chars'''),
+    md("## 1. Two versions of a prompt\nA cell body that did not change makes no new version."),
+    code('''%%prompt qa -m "first version: answer from the context"
+Use the context to answer the question.
+Context: {{context}}
+Question: {{question}}
+Answer:'''),
+    code('''%%prompt qa -m "second version: a few words only"
+Answer with a few words taken from the context, nothing else.
+Context: {{context}}
+Question: {{question}}'''),
+    code('%prompt qa --diff 1 2'),
+    md("## 2. Calling the model from a tracked cell\nThe cell's run records which prompt version it loaded "
+   "(tag `nbops.prompts`); with the LLM capture, its calls become traces with tokens, latency and cost."),
+    code('''%%track -e $experiment -n ask
+client = openai.OpenAI(base_url=base_url, api_key=api_key)
+qa = nbops.prompt("qa")
+reply = client.chat.completions.create(
+    model=model, max_tokens=32, temperature=0,
+    messages=[{"role": "user", "content": qa.format(context="The Danube flows through Vienna.",
+                                                    question="Which river flows through Vienna?")}])
+answer = reply.choices[0].message.content
+print(answer)'''),
+    md("## 3. Evaluating both versions on a labelled set\n`contains`: the expected answer is in the output; "
+   "`grounded`: the numbers, names and quoted phrases of the answer occur in the context; `max_chars`: short "
+   "answers. Each evaluation is a run of its own tagged with the prompt version."),
+    code('''facts = [("Paris", "France"), ("Rome", "Italy"), ("Madrid", "Spain"), ("Berlin", "Germany"),
+         ("Vienna", "Austria"), ("Lisbon", "Portugal"), ("Athens", "Greece"), ("Warsaw", "Poland"),
+         ("Dublin", "Ireland"), ("Oslo", "Norway"), ("Prague", "Czechia"), ("Helsinki", "Finland")]
+labelled = pd.DataFrame({
+    "question": [f"What is the capital of {country}?" for _, country in facts],
+    "context": [f"{city} is the capital of {country}." for city, country in facts],
+    "expected": [city for city, _ in facts],
+})
+labelled.head(3)'''),
+    code('''scorers = ["contains", "grounded", max_chars(300)]
+results = {v: nbops.evaluate(nbops.prompt(f"qa/{v}"), labelled, scorers=scorers, model=model,
+                             base_url=base_url, api_key=api_key, max_tokens=32, experiment=experiment)
+           for v in (1, 2)}
+pd.DataFrame({f"qa v{v}": r.logged_metrics() for v, r in results.items()}).round(4)'''),
+    code('''best = max(results, key=lambda v: (results[v].metrics["contains"], results[v].metrics["grounded"], v))
+results[best]'''),
+    md("## 4. Promotion behind gates\nA gate that cannot pass moves nothing; passing gates move `production` "
+   "and write the audit trail on the prompt version."),
+    code('''from nbops.errors import GateFailed
+from nbops.registry.prompts import promote_prompt
+
+try:
+    promote_prompt("qa", "production", version=best, require=["llm_latency_p95_ms<0.001"])
+except GateFailed as failed:
+    display(failed.result)'''),
+    code('%promote prompt qa --version {best} --alias production --require "eval_contains>=0.25" "eval_max_chars>=0.9" "llm_errors<=0" --must-beat production'),
+    code('''production = nbops.prompt("qa@production")
+production'''),
+    md("## 5. What the tracked cell recorded\nThe calls of the `ask` run (traces, tokens, cost) when the LLM "
+   "capture is installed; its metrics in any case."),
+    code('''ask = _nbops_last_run if "_nbops_last_run" in globals() else None
+from mlflow import MlflowClient
+runs = MlflowClient().search_runs(
+    [MlflowClient().get_experiment_by_name(experiment).experiment_id],
+    filter_string="attributes.run_name = 'ask'")
+run = runs[0]
+print("prompts used:", run.data.tags.get("nbops.prompts"))
+calls = getattr(nbops.llm, "calls", None)
+calls(run.info.run_id) if calls else pd.Series(run.data.metrics, name="metrics").sort_index()'''),
+])

@@ -32,8 +32,9 @@ _LAZY = {
     "status": "nbops.api:status",
     "sync": "nbops.api:sync",
     "secret": "nbops.tracking.redact:secret",
+    "prompt": "nbops.llm.prompts:load",
 }
-_SUBMODULES = frozenset({"validation", "evaluation", "data", "drift", "telemetry", "registry", "tracking", "display", "config", "errors", "api"})
+_SUBMODULES = frozenset({"validation", "evaluation", "data", "drift", "telemetry", "registry", "tracking", "display", "config", "errors", "api", "llm"})
 __all__ = ["NbopsError", "load_ipython_extension", "unload_ipython_extension", *_LAZY]
 
 

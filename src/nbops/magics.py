@@ -25,6 +25,7 @@ MAGIC_CLASSES = [
     "nbops.registry.magics:PromoteMagics",
     "nbops.validation.magics:ValidateMagics",
     "nbops.evaluation.magics:EvaluateMagics",
+    "nbops.llm.magics:PromptMagics",
 ]
 
 

@@ -387,3 +387,11 @@ def test_snapshot_frames_keep_columns_rows_and_missing_values():
     assert df.equals(before)  # the user's frame is never changed
     assert "planted" not in redact.text("got k1-planted-x and pw-planted-1")  # the values are learned
     assert redact.frame(df[["user"]])[1] == []
+
+
+def test_a_key_function_is_not_a_secret():
+    # sorted/max/min's key= is a function: the strings inside it are column names, not credentials
+    redact.learn_source('best = max(results, key=lambda v: (results[v]["contains"], results[v]["grounded"]))\n'
+                        'client = make(api_key="s3cr3t-value-123")')
+    assert redact.text("eval_contains and grounded") == "eval_contains and grounded"
+    assert "s3cr3t-value-123" not in redact.text("the key s3cr3t-value-123")

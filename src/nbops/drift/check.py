@@ -65,10 +65,16 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
     if sample:
         cur = _sample(cur, sample, seed)
     ref_obj = src.ref
+    text_notes: list[str] = []
     if ref_obj is None:
         ref_df = as_frame(src.frame, "reference")
         if sample:
             ref_df = _sample(ref_df, sample, seed + 1)
+        from .text import expand  # free-text columns -> their descriptors (lengths, refusals, ...)
+
+        ref_df, cur, features, target, prediction, numeric, text_notes = expand(
+            ref_df, cur, features=features, target=target, prediction=prediction, categorical=categorical,
+            numeric=numeric)
         roles = select_columns(ref_df, cur, features=features, target=target, prediction=prediction)
         key = _cache_key(src, roles, categorical, numeric, max_categories, sample, seed)
         ref_obj = _PREPARED.get(key) if key else None
@@ -87,6 +93,7 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
                              "them to prepare_reference().")
     report = compare(ref_obj, cur, roles, p_val=p_val, correction=correction, min_effect=min_effect, test=test,
                      engine=engine, plots=plots, progress=progress)
+    report.notes.extend(text_notes)
     report.reference, report.current = ref_obj.source, cur_label
     report.n_ref_rows, report.n_cur_rows = ref_obj.n_rows, len(cur)
     report.model = ref_obj.model

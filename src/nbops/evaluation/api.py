@@ -174,10 +174,14 @@ def _latency(model, X, n_single: int = 100, budget_s: float = 5.0) -> dict:
             "latency_samples": len(times), "batch_rows": len(batch)}
 
 
-def evaluate(model, data, target: str, *, task: str | None = None, slices=None, latency: bool = False,
-             run: str | None = None, log_run: bool = True, experiment: str | None = None,
-             prefix: str = "eval_", name: str | None = None) -> EvaluationResult:
-    """Evaluate ``model`` on ``data`` (features and the ``target`` column).
+def evaluate(subject, /, data, target: str | None = None, *, task: str | None = None, slices=None,
+             latency: bool = False, run: str | None = None, log_run: bool = True, experiment: str | None = None,
+             prefix: str = "eval_", name: str | None = None, scorers=None, model: str | None = None,
+             base_url: str | None = None, api_key: str | None = None, client=None,
+             max_tokens: int = 256) -> EvaluationResult:
+    """Evaluate ``subject`` -- a model on ``data`` (features and the ``target`` column), or, with ``scorers=``, an
+    LLM step: a function or a prompt (with ``model=`` and ``base_url=`` / ``api_key=`` or ``client=``) run over
+    ``data``'s rows and each output scored (see :mod:`nbops.evaluation.llm`; ``max_tokens`` per call).
 
     ``model``: a fitted estimator (matched to the ``%%track --model`` run that logged it), ``runs:/RUN_ID/model``,
     ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``models:/<model_id>``; ``run`` names the run to log on
@@ -190,6 +194,20 @@ def evaluate(model, data, target: str, *, task: str | None = None, slices=None, 
 
     from .models import resolve
 
+    if scorers is not None:
+        from .llm import evaluate_llm
+
+        if target is not None or task or latency or run:
+            raise EvaluationError("With scorers= (an LLM step) target, task, latency and run do not apply: put the "
+                                  "expected answers in an 'expected' column.")
+        return evaluate_llm(subject, data, scorers, model=model, base_url=base_url, api_key=api_key, client=client,
+                            slices=slices, max_tokens=max_tokens, log_run=log_run, experiment=experiment, name=name)
+    if model is not None or base_url or client is not None:
+        raise EvaluationError("model=, base_url= and client= call an LLM: pass scorers=[...] too (or evaluate a "
+                              "fitted model with target=).")
+    if target is None:
+        raise EvaluationError("Which column holds the truth? Pass target= (--target), or scorers= for an LLM step.")
+    model = subject
     if not isinstance(data, pd.DataFrame):
         raise EvaluationError(f"Evaluation data must be a pandas DataFrame with the target column, not a "
                               f"{type(data).__name__}.")

@@ -64,10 +64,16 @@ class EvaluateMagics(Magics):
 
     @magic_arguments()
     @argument("model", help="Model variable (logged with %%track --model), runs:/RUN_ID/model, models:/NAME@ALIAS "
-                            "or models:/NAME/VERSION.")
+                            "or models:/NAME/VERSION; with --scorers a function or prompt variable, or "
+                            "prompts:/NAME[@ALIAS|/VERSION].")
     @argument("data", help="DataFrame variable (or expression, e.g. df[['x1','x2','y']]) with the model's input "
                            "columns and the target.")
-    @argument("--target", required=True, help="The target column.")
+    @argument("--target", help="The target column (models).")
+    @argument("--scorers", metavar="NAMES", help="LLM mode: comma-separated scorers (exact_match, contains, "
+                                                 "json_valid, grounded, or variables holding scorers).")
+    @argument("--model", dest="llm_model", metavar="NAME", help="LLM mode, prompts: the model to call.")
+    @argument("--base-url", help="LLM mode, prompts: the OpenAI-compatible endpoint (key: OPENAI_API_KEY).")
+    @argument("--max-tokens", type=int, default=256, help="LLM mode: max_tokens per call (default 256).")
     @argument("--task", choices=["regression", "classification"], help="Override the inferred task.")
     @argument("--slices", metavar="COLS", help="Comma-separated columns whose groups are scored apart "
                                                "(<metric>_worst_slice, <metric>_slice_gap).")
@@ -85,12 +91,25 @@ class EvaluateMagics(Magics):
 
         %evaluate model holdout --target cnt --slices season --latency
         %promote bike --run RUN --require "latency_p95_ms<50" "r2_slice_gap<0.1"
+
+        LLM mode (--scorers): a function or a prompt run over the rows (columns = its variables; optional
+        'expected' and 'context'), each output scored; eval_<scorer> and llm_* metrics on a run of kind evaluation:
+
+        %evaluate prompts:/qa/2 questions --scorers exact_match,grounded --model smollm2 --base-url URL
+        %promote prompt qa --alias production --require "eval_grounded>=0.9"
         """
         line, expr = lift_expression(line, 1)
         a = parse(self.evaluate, line)
         if a.output and not a.output.isidentifier():
             raise EvaluationError(f"-o {a.output!r} is not a variable name.")
         ns = self.shell.user_ns
+        if a.scorers:
+            return self._llm(a, ns, expr, line)
+        if a.llm_model or a.base_url:
+            raise EvaluationError("--model and --base-url call an LLM: add --scorers (LLM mode).")
+        if not a.target:
+            raise EvaluationError("%evaluate needs --target COLUMN for a model, or --scorers for an LLM step.",
+                                  option="--target")
         model = a.model
         if not model.startswith(("runs:/", "models:/")):
             if model not in ns:
@@ -105,6 +124,31 @@ class EvaluateMagics(Magics):
         res = evaluate(model, data, a.target, task=a.task, slices=slices, latency=a.latency, run=a.run,
                        log_run=not a.no_log, experiment=a.experiment,
                        name=expr or a.data)
+        if a.output:
+            ns[a.output] = res
+        show(res)
+
+    def _llm(self, a, ns, expr, line):
+        from ..display import show
+        from .api import evaluate
+
+        if a.target or a.task or a.latency or a.run:
+            raise EvaluationError("--target, --task, --latency and --run are for models; an LLM step's truth is the "
+                                  "data's 'expected' column.")
+        subject = a.model
+        if not subject.startswith("prompts:/"):
+            if subject not in ns:
+                raise EvaluationError(f"%evaluate {subject}: no variable named {subject!r}; give a function, a prompt "
+                                      f"(nbops.prompt(...)) or prompts:/NAME.", variable=subject)
+            subject = ns[subject]
+        data = frame_arg(self.shell, expr or line, 0 if expr else 1, a.data, "evaluate")
+        scorers = []
+        for s in (x.strip() for x in a.scorers.split(",")):
+            if s:
+                scorers.append(ns[s] if s.isidentifier() and s in ns and not isinstance(ns[s], str) else s)
+        slices = [s.strip() for s in (a.slices or "").split(",") if s.strip()]
+        res = evaluate(subject, data, scorers=scorers, model=a.llm_model, base_url=a.base_url, slices=slices,
+                       max_tokens=a.max_tokens, log_run=not a.no_log, experiment=a.experiment, name=expr or a.data)
         if a.output:
             ns[a.output] = res
         show(res)

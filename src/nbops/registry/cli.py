@@ -4,6 +4,7 @@
                   [--must-beat ALIAS] [--require-no-drift] [--reason TEXT] [--dry-run] [--json]
     nbops promote NAME --rollback [--alias A]
     nbops promote history NAME [--alias A] [--json]
+    nbops promote prompt NAME [--version N] [--alias A] [--require EXPR ...] [--must-beat ALIAS] | --rollback | --history
 
 Exit codes: 0 promoted / unchanged / rolled back / dry run whose gates pass; 1 a gate failed (nothing changed;
 also a dry run whose gates would fail); 2 a promotion that cannot be done as asked (the message says why).
@@ -22,6 +23,9 @@ def add_cli(sub) -> None:
     p.add_argument("name", metavar="NAME", help="Registered model name (or `history` followed by NAME).")
     p.add_argument("history_name", nargs="?", metavar="HISTORY_NAME", help=argparse.SUPPRESS)
     p.add_argument("--rollback", action="store_true", help="Move ALIAS back to the version previous-ALIAS holds.")
+    p.add_argument("--history", action="store_true", help="With `prompt NAME`: list its promotions.")
+    p.add_argument("--version", type=int, help="With `prompt NAME`: the prompt version to promote (default: the "
+                                               "latest).")
     p.add_argument("--run", help="The run whose logged model is promoted.")
     p.add_argument("--best", metavar="METRIC", help="Promote the finished run with the best METRIC that logged a "
                                                     "model.")
@@ -50,6 +54,11 @@ def _promote(a) -> int:
     from ..errors import GateFailed, NbopsError
     from . import history, promote, rollback
 
+    if a.name == "prompt" and a.history_name:
+        return _prompt(a)
+    if a.history or a.version is not None:
+        raise NbopsError("--history and --version are for prompts: nbops promote prompt NAME ...; a model's history "
+                         "is `nbops promote history NAME`.")
     if a.name == "history" and a.history_name:
         h = history(a.history_name, alias=a.alias if a.alias != "champion" else None)
         print(json.dumps(h.rows(), indent=2, default=str) if a.json else repr(h))
@@ -65,6 +74,34 @@ def _promote(a) -> int:
                           require=a.require, must_beat=a.must_beat, require_no_drift=a.require_no_drift,
                           reason=a.reason, dry_run=a.dry_run, log_run=not a.no_log,
                           serve_check=a.serve_check)
+        except GateFailed as exc:
+            if getattr(exc, "result", None) is not None:
+                _out(exc.result, a.json)
+            raise
+    _out(res, a.json)
+    return 0 if res.passed else 1
+
+
+def _prompt(a) -> int:
+    from ..errors import GateFailed, NbopsError
+    from . import prompts
+
+    name = a.history_name
+    for opt in ("run", "best", "experiment", "require_no_drift", "serve_check"):
+        if getattr(a, opt):
+            raise NbopsError(f"--{opt.replace('_', '-')} is for models: a prompt's gates read the runs that evaluated "
+                             f"or used the prompt version.")
+    if a.history:
+        h = prompts.history(name, alias=a.alias if a.alias != "champion" else None)
+        print(json.dumps(h.rows(), indent=2, default=str) if a.json else repr(h))
+        return 0
+    if a.rollback:
+        res = prompts.rollback_prompt(name, a.alias, reason=a.reason, dry_run=a.dry_run, log_run=not a.no_log)
+    else:
+        try:
+            res = prompts.promote_prompt(name, a.alias, version=a.version, require=a.require, must_beat=a.must_beat,
+                                         maximize=a.maximize, reason=a.reason, dry_run=a.dry_run,
+                                         log_run=not a.no_log)
         except GateFailed as exc:
             if getattr(exc, "result", None) is not None:
                 _out(exc.result, a.json)

@@ -61,6 +61,7 @@ class PromotionResult:
     notes: list[str] = field(default_factory=list)
     serve: object = None                # the ServeCheck of --serve-check
     version_tags: dict = field(default_factory=dict)  # extra tags for the version (the serve check's)
+    kind: str = "model"                 # "prompt": an alias of a prompt in MLflow's prompt registry
 
     @property
     def passed(self) -> bool:
@@ -73,7 +74,7 @@ class PromotionResult:
 
     @property
     def uri(self) -> str:
-        return f"models:/{self.name}@{self.alias}"
+        return f"{'prompts' if self.kind == 'prompt' else 'models'}:/{self.name}@{self.alias}"
 
     def to_frame(self):
         """One row per gate: gate, kind, passed, measured, expected, detail."""
@@ -85,6 +86,8 @@ class PromotionResult:
     def headline(self) -> str:
         c = self.candidate
         run = f"run {c.run_id} ({c.run_name})" if c else "?"
+        if self.kind == "prompt":
+            run = f"prompt {self.name} v{self.version}" + (f" (metrics of run {c.run_id}, {c.run_name})" if c else "")
         v = f"version {self.version}" if self.version else "a new version"
         was = f"v{self.replaced}" if self.replaced else "no version"
         if self.action == "rollback":
@@ -109,7 +112,8 @@ class PromotionResult:
             lines.append("  " + g.line())
         c = self.candidate
         if c:
-            lines.append(f"  candidate: {c.label()} in {c.experiment or c.experiment_id}, model {c.model_uri}")
+            what = f"model {c.model_uri}" if self.kind == "model" else f"the metrics of prompt v{self.version}"
+            lines.append(f"  candidate: {c.label()} in {c.experiment or c.experiment_id}, {what}")
         meta = [f"{k}: {v}" for k, v in (("by", self.who), ("at", self.when), ("reason", self.reason),
                                          ("previous", f"{PREVIOUS}{self.alias} -> v{self.previous_alias_to}"
                                           if self.previous_alias_to else None),
@@ -136,9 +140,13 @@ class PromotionResult:
         c = self.candidate
         facts = []
         if c:
+            what = (f"model <code>{escape(str(c.model_uri))}</code>" if self.kind == "model"
+                    else f"metrics of prompt v{escape(str(self.version))}")
             facts.append(f"candidate {run_link(c.run_id, c.experiment_id)} ({escape(str(c.run_name))}) in "
-                         f"{escape(str(c.experiment or c.experiment_id))}, model <code>{escape(str(c.model_uri))}</code>")
-        if self.version:
+                         f"{escape(str(c.experiment or c.experiment_id))}, {what}")
+        if self.version and self.kind == "prompt":
+            facts.append(f"version {escape(str(self.version))} of prompt {escape(self.name)}")
+        elif self.version:
             facts.append(f"version {a(model_url(self.name, self.version), 'v' + str(self.version))} of "
                          f"{a(model_url(self.name), self.name)}")
         for k, v in (("by", self.who), ("at", self.when), ("reason", self.reason)):

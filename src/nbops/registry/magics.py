@@ -15,7 +15,9 @@ from ..magics import parse
 class PromoteMagics(Magics):
 
     @magic_arguments()
-    @argument("name", help="Registered model name.")
+    @argument("name", help="Registered model name (or `prompt` followed by a prompt name).")
+    @argument("prompt_name", nargs="?", metavar="PROMPT", help="With `prompt`: the prompt whose alias moves.")
+    @argument("--version", type=int, help="With `prompt`: the prompt version to promote (default: the latest).")
     @argument("--rollback", action="store_true", help="Move ALIAS back to the version previous-ALIAS points at.")
     @argument("--history", action="store_true", help="List the promotions and rollbacks of NAME.")
     @argument("--pick", action="store_true", help="Choose the run from a table of candidates (a notebook "
@@ -50,11 +52,24 @@ class PromoteMagics(Magics):
             %promote churn --best accuracy --require accuracy>=0.85 --must-beat champion --reason "Q3 retrain"
             %promote churn --run 3f2a... --dry-run
             %promote churn --rollback        %promote churn --history        %promote churn --pick
+
+        Prompts (MLflow's prompt registry): the gates read the metrics of the latest evaluation of the prompt
+        version (nbops.evaluate(prompt, ...)), else of the latest tracked run that loaded it:
+
+            %promote prompt qa --alias production --require "eval_grounded>=0.9" --must-beat production
+            %promote prompt qa --alias production --rollback      %promote prompt qa --history
         """
         from .. import registry
         from ..display import show
 
         a = parse(self.promote, line)
+        if a.name == "prompt" and a.prompt_name:
+            return self._prompt(a)
+        if a.prompt_name:
+            raise NbopsError(f"Unexpected argument {a.prompt_name!r}: %promote NAME [options], or %promote prompt "
+                             f"NAME [options] for a prompt.")
+        if a.version is not None:
+            raise NbopsError("--version picks a prompt version: %promote prompt NAME --version N ...")
         modes = [m for m in ("rollback", "history", "pick") if getattr(a, m)]
         if len(modes) > 1:
             raise NbopsError(f"--{modes[0]} and --{modes[1]} cannot be combined: pick one.")
@@ -86,6 +101,35 @@ class PromoteMagics(Magics):
             return None
         try:
             result = registry.promote(a.name, a.run, best=a.best, experiment=experiment, dry_run=a.dry_run, **opts)
+        except GateFailed as exc:
+            if getattr(exc, "result", None) is not None:
+                show(exc.result)
+            raise
+        show(result)
+        return None
+
+    def _prompt(self, a):
+        from ..display import show
+        from . import prompts
+
+        for opt in ("run", "best", "pick", "require_no_drift", "serve_check", "experiment"):
+            if getattr(a, opt):
+                raise NbopsError(f"--{opt.replace('_', '-')} is for models: a prompt's gates read the runs that "
+                                 f"evaluated or used the prompt version.")
+        if a.history:
+            show(prompts.history(a.prompt_name))
+            return None
+        if a.rollback:
+            if a.require or a.must_beat or a.version is not None:
+                raise NbopsError("--rollback takes only --alias, --reason and --dry-run: it moves the alias back "
+                                 "without gates.")
+            show(prompts.rollback_prompt(a.prompt_name, a.alias, reason=a.reason, dry_run=a.dry_run,
+                                         notebook=self._notebook(), log_run=not a.no_log))
+            return None
+        try:
+            result = prompts.promote_prompt(a.prompt_name, a.alias, version=a.version, require=a.require,
+                                            must_beat=a.must_beat, maximize=a.maximize, reason=a.reason,
+                                            dry_run=a.dry_run, notebook=self._notebook(), log_run=not a.no_log)
         except GateFailed as exc:
             if getattr(exc, "result", None) is not None:
                 show(exc.result)

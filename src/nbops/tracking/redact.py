@@ -406,7 +406,8 @@ def learn_source(source: str | None, ns: dict | None = None) -> None:
             if any(is_secret_name(_key_name(t)) for t in flat):
                 for s in _const_strings(node.value, ns):
                     remember(s)
-        elif isinstance(node, ast.keyword) and node.arg and is_secret_name(node.arg):
+        elif isinstance(node, ast.keyword) and node.arg and is_secret_name(node.arg) and \
+                not isinstance(node.value, ast.Lambda):  # sorted(..., key=lambda r: r["name"]): a function
             for s in _const_strings(node.value, ns):
                 remember(s)
         elif isinstance(node, ast.Dict):

@@ -546,6 +546,10 @@ _TEXT_PARAMS = {
     "create_registered_model": ("tags", "description"),
     "update_model_version": ("description",),
     "update_registered_model": ("description",),
+    "create_prompt": ("description", "tags"),
+    "create_prompt_version": ("template", "description", "tags"),
+    "set_prompt_version_tag": ("key", "value"),
+    "set_prompt_tag": ("key", "value"),
 }
 
 
@@ -565,6 +569,9 @@ def _redacted_args(fn, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
             bound.arguments[n] = {redact.text(str(k)): redact.value(x) for k, x in v.items()}
         elif isinstance(v, str):
             bound.arguments[n] = redact.text(v)
+        elif isinstance(v, list):  # chat messages of a prompt: each text masked, the structure kept
+            bound.arguments[n] = [{k: redact.text(x) if isinstance(x, str) else x for k, x in m.items()}
+                                  if isinstance(m, dict) else redact.value(m) for m in v]
     return bound.args, bound.kwargs
 
 
