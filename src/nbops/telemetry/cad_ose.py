@@ -242,7 +242,7 @@ class CadOseModel:
             order = self.l_order[lid] = [(r, links[r]) for r in _py2_dict_order(list(links))]
         return order
 
-    _CACHE = 512  #: groups whose full matches are remembered (periodic series revisit the same groups)
+    _CACHE = 4096  #: groups whose full matches are remembered (periodic series revisit the same groups)
 
     def _full(self, group: tuple) -> _Match:
         """The left semi-contexts whose every fact is in ``group`` and the contexts they link, kept up to date as
@@ -412,9 +412,10 @@ class CadOseModel:
         next_group = sens + tuple((active + _NEURON).tolist())
         added = 0
         b, low = self.bits, (1 << self.bits) - 1
-        rights = [tuple(f for j, f in enumerate(sens) if r >> j & 1) for r in range(low + 1)]
-        r_ids = [self.r_id.get(r, -1) for r in rights]
-        lefts: dict = {}
+        if potential:
+            rights = [_subset(sens, r) for r in range(low + 1)]
+            r_ids = [self.r_id.get(r, -1) for r in rights]
+            lefts: dict = {}
         for key in potential:  # a repeat would find its context stored: skip it
             sub = key >> b
             left = lefts.get(sub)
@@ -481,24 +482,45 @@ class CadOse(Detector):
     """CAD OSE as a streaming detector (causal: each score uses only the values up to it).
 
     The original normalises with the series' minimum and maximum, which NAB handed it from the whole file (so the
-    levels already knew how far the anomalies would reach). Here the range is learnt: the running minimum and
-    maximum widened by ``pad`` of their span on each side, over the first ``learn`` rows (None: always; then
-    it stays fixed and later values beyond it take the lowest / highest level). The rest period is
-    ``rest_period`` rows for every series (150: what NAB's run gave every file of 5,000 rows or more; None: no
-    rest, the raw scores -- what :mod:`.likelihood` should be fed). CAD OSE sees any change of pattern, so
-    ``direction`` up or down keeps only the scores where the value moved that way from the previous value.
+    levels already knew how far the anomalies would reach). A stream cannot know them; here the range is learnt.
+    The levels span the minimum and maximum seen so far widened by ``headroom`` of their span on each side; a value
+    outside them widens the range again (to it, plus the headroom) and, with ``replay`` > 0, the context memory is
+    rebuilt by running the last ``replay`` values through a fresh model on the new range -- the memory a model on
+    that range would hold, instead of facts learnt on levels that no longer mean the same values. The headroom is
+    the hysteresis: the range grows by at least ``headroom`` of its span each time, so it is re-learnt only a few
+    times per series. ``headroom=0, replay=0`` is the plain running range (the memory keeps the old levels' facts).
 
-    On the 35 shared NAB files (``benchmarks/cad_ose.py``) this scores far below the reference run -- standard
-    42.4 in-sample / 38.1 leave-one-category-out with the running range (the default), 44.4 / 32.9 with the range
-    of the first 150 rows widened by half its span, against 62.2 / 60.4: the published score relies on knowing
-    each file's range in advance.
+    The rest period is ``rest_period`` rows for every series (150: what NAB's run gave every file of 5,000 rows or
+    more; None: no rest, the raw scores -- what :mod:`.likelihood` should be fed). CAD OSE sees any change of
+    pattern, so ``direction`` up or down keeps only the scores where the value moved that way from the previous
+    value. Figures on the 35 shared NAB files: ``benchmarks/cad_ose.py`` (and README).
     """
     name = "cad_ose"
     causal = True
     thresholds = {"low": 0.85, "medium": 0.75, "high": 0.65}
 
-    def __init__(self, learn: int | None = None, pad: float = 0.0, rest_period: int | None = 150, **kw):
-        self.learn, self.pad, self.rest_period, self.kw = learn, pad, rest_period, kw
+    def __init__(self, headroom: float = 0.0, replay: int = 0, rest_period: int | None = 150, **kw):
+        self.headroom, self.replay, self.rest_period, self.kw = headroom, replay, rest_period, kw
+
+    def raw(self, y: np.ndarray) -> np.ndarray:
+        """The model's raw scores (no rest period) over the finite values ``y``, with the learnt range."""
+        vals = y.tolist()
+        lo = hi = vals[0]
+        model = CadOseModel(lo, hi, rest_period=None, **self.kw)
+        top, bottom = hi, lo  # the model's range
+        out = np.empty(len(vals))
+        for i, v in enumerate(vals):
+            if not bottom <= v <= top:
+                lo, hi = min(lo, v), max(hi, v)
+                bottom, top = lo - self.headroom * (hi - lo), hi + self.headroom * (hi - lo)
+                if self.replay:
+                    model = CadOseModel(bottom, top, rest_period=None, **self.kw)
+                    for u in vals[max(0, i - self.replay):i]:
+                        model.step(u)
+                else:
+                    model.set_range(bottom, top)
+            out[i] = model.step(v)
+        return out
 
     def score(self, t, y, direction="both"):
         direction = check_direction(direction)
@@ -508,15 +530,14 @@ class CadOse(Detector):
         vals = y[ok]
         if not len(vals):
             return out
-        lo = hi = float(vals[0])
-        model = CadOseModel(lo, hi, rest_period=self.rest_period, **self.kw)
-        s = []
-        for i, v in enumerate(vals.tolist()):
-            if (self.learn is None or i < self.learn) and not lo <= v <= hi:
-                lo, hi = min(lo, v), max(hi, v)
-                model.set_range(lo - self.pad * (hi - lo), hi + self.pad * (hi - lo))
-            s.append(model.step(v))
-        s = np.array(s)
+        s = self.raw(vals)
+        if self.rest_period is not None:  # the original's rest: 0 for `rest` rows after a raw score >= threshold
+            rest, th, last = int(self.rest_period), self.kw.get("threshold", 0.75), 0
+            for k, raw in enumerate(s.tolist()):
+                if not (rest > 0 and last < k + 1 - rest):
+                    s[k] = 0.0
+                if raw >= th:
+                    last = k + 1
         if direction != "both":
             move = np.diff(vals, prepend=vals[0])
             s = np.where(move > 0 if direction == "up" else move < 0, s, 0.0)
