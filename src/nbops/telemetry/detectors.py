@@ -16,7 +16,8 @@ score reaches the detector's threshold for the chosen sensitivity.
 - ``cad_ose``: the Contextual Anomaly Detector, Open Source Edition (:mod:`nbops.telemetry.cad_ose`), causal (its
   value range is the running minimum and maximum); :mod:`nbops.telemetry.likelihood` adds HTM's anomaly
   likelihood on top of any detector.
-- ``auto``: ``ensemble`` for series of 300+ points, else ``robust`` mapped onto the ensemble's thresholds.
+- ``auto``: ``ensemble``; over its warm-up (the first 150 points) ``robust`` on the points up to each one, mapped
+  onto the ensemble's thresholds. Causal: no score depends on the series' length.
 
 Register more with :func:`register`.
 """
@@ -419,21 +420,29 @@ def _onto(s: np.ndarray, src: dict, dst: dict) -> np.ndarray:
 
 
 class Auto(Detector):
-    """``auto``: :class:`Ensemble` where a series has enough history for it (twice its warm-up), else
-    :class:`RobustWindow`, whose scores are mapped onto the ensemble's thresholds so one threshold per
-    sensitivity serves both."""
+    """``auto``: the causal :class:`Ensemble`; over its warm-up (its first ``warmup`` finite points, where it has no
+    record to judge a point by yet and scores 0) each point's :class:`RobustWindow` score against the points up to
+    it, mapped onto the ensemble's thresholds so one threshold per sensitivity serves both. Causal: a point's score
+    never depends on how long the series is or what follows it (a series of 90 points is scored as the first 90
+    points of a longer one)."""
     name = "auto"
-    causal = False
+    causal = True
 
     def __init__(self):
         self.long, self.short = Ensemble(), RobustWindow()
         self.thresholds, self.refractory = self.long.thresholds, self.long.refractory
 
     def score(self, t, y, direction="both"):
-        enough = np.isfinite(np.asarray(y, dtype=float)).sum() >= 2 * self.long.warmup
-        if enough:
-            return self.long.score(t, y, direction)
-        return _onto(self.short.score(t, y, direction), self.short.thresholds, self.thresholds)
+        t = np.asarray(t, dtype=float)
+        y = np.asarray(y, dtype=float)
+        out = self.long.score(t, y, direction)
+        ok = np.flatnonzero(np.isfinite(y) & np.isfinite(t))
+        for k, i in enumerate(ok[:self.long.warmup].tolist()):
+            past = ok[:k + 1]
+            out[i] = self.short.score(t[past], y[past], direction)[-1]
+        head = ok[:self.long.warmup]
+        out[head] = _onto(out[head], self.short.thresholds, self.thresholds)
+        return out
 
 
 register("seasonal", Seasonal)
