@@ -339,7 +339,7 @@ class CadOseModel:
         tl, tr, tc = tl[:k], tr[:k], tc[:k]
         pos = np.full(2 * self.bits + self.n_ctx + 1, -1, dtype=np.int64)  # the last: padding (-1)
         pos[self._codes(group)] = np.arange(len(group))
-        zl = np.unique(tl)
+        zl = tl[np.concatenate([[True], tl[1:] != tl[:-1]])]  # each left once (rows are ordered by left)
         p = pos[self.l_codes[zl]]
         inside = p >= 0
         n_in = np.zeros(limit, dtype=np.int64)
@@ -353,8 +353,7 @@ class CadOseModel:
         if not keep.any():
             return []
         keys = (sub[tl[keep]] << self.bits) | rbits[tr[keep]]
-        uniq, first = np.unique(keys, return_index=True)
-        return uniq[np.argsort(first)].tolist()
+        return list(dict.fromkeys(keys.tolist()))
 
     # -- one step ----------------------------------------------------------------------------------------------
     def set_range(self, lo: float, hi: float) -> None:
