@@ -207,6 +207,20 @@ def test_chunks_cover_every_step_once():
     assert all((b - a) / 300 + 1 <= prometheus.MAX_POINTS for a, b in parts)
 
 
+def test_context_novelty_forgets_an_old_extreme_after_its_window():
+    """An early spike squeezes the levels of a series whose range runs from its first point: 0 and 1 then share a
+    level and a changed rhythm between them is invisible. With a trailing range the spike stops counting once it is
+    ``window`` points behind, and the changed rhythm is seen."""
+    y = np.tile([0.0] * 6 + [1.0] * 6, 60)
+    y[10] = 1000.0
+    y[600:612] = np.tile([0.0, 1.0], 6)
+    since_start = detectors.context_novelty(y, bins=8, window=None)
+    trailing = detectors.context_novelty(y, bins=8, window=200)
+    assert since_start[600:615].max() == 0
+    assert trailing[400:600].sum() == 0 and trailing[600:615].max() > 0
+    np.testing.assert_array_equal(detectors.context_novelty(y[:605], bins=8, window=200), trailing[:605])
+
+
 def test_context_novelty_learns_a_pattern_and_flags_a_changed_shape():
     """A repeating square wave stops producing new contexts once learnt; a changed rhythm *inside the usual
     range* produces new ones again. Causal: a prefix scores the same as the whole."""
