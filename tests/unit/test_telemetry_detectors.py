@@ -207,6 +207,15 @@ def test_chunks_cover_every_step_once():
     assert all((b - a) / 300 + 1 <= prometheus.MAX_POINTS for a, b in parts)
 
 
+@pytest.mark.parametrize("name", ["auto", "ensemble"])
+def test_series_shorter_than_the_longest_context_are_scored(name):
+    """auto runs the ensemble on every series now (no switch on length): a live view's first 1-6 samples."""
+    det = detectors.get(name)
+    for n in range(1, 7):
+        s = det.score(np.arange(n) * 5.0, np.arange(n, dtype=float))
+        assert s.shape == (n,) and np.isfinite(s).all()
+
+
 def test_context_novelty_forgets_an_old_extreme_after_its_window():
     """An early spike squeezes the levels of a series whose range runs from its first point: 0 and 1 then share a
     level and a changed rhythm between them is invisible. With a trailing range the spike stops counting once it is

@@ -194,7 +194,7 @@ def context_novelty(y: np.ndarray, bins: int, orders=(1, 2, 3, 4, 5), offset: fl
     key = np.zeros(len(y), dtype=np.int64)
     out = np.zeros(len(y))
     for k in range(1, max(orders) + 1):
-        past = np.concatenate([np.zeros(k - 1, dtype=np.int64), level[:len(y) - k + 1]])
+        past = np.concatenate([np.zeros(k - 1, dtype=np.int64), level])[:len(y)]  # the level k - 1 rows back
         key = key * (bins + 3) + past
         if k in orders:
             out += _first_seen(key)
