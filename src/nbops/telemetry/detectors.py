@@ -14,7 +14,7 @@ score reaches the detector's threshold for the chosen sensitivity.
   It looks at a window around each point, so it is not causal; the values are laid on a regular grid first so
   gaps and irregular timestamps are allowed.
 - ``cad_ose``: the Contextual Anomaly Detector, Open Source Edition (:mod:`nbops.telemetry.cad_ose`), causal (its
-  value range is the running minimum and maximum); :mod:`nbops.telemetry.likelihood` adds HTM's anomaly
+  value range is learnt with headroom, and its memory rebuilt from the recent values when the range grows); :mod:`nbops.telemetry.likelihood` adds HTM's anomaly
   likelihood on top of any detector.
 - ``auto``: ``ensemble``; over its warm-up (the first 150 points) ``robust`` on the points up to each one, mapped
   onto the ensemble's thresholds. Causal: no score depends on the series' length.
