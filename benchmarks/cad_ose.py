@@ -12,8 +12,8 @@ For every CSV under --data that has a reference run (``<results>/contextOSE/<cat
    the end;
    (One file differs: ec2_request_latency_system_failure.csv, 87% of rows equal, because the 2016 run's CSV
    parser read its maximum, 99.248, one ulp higher -- with that maximum all its rows match.)
-2. *streaming*: the causal ``cad_ose`` detector (range: the running minimum and maximum; rest period 150 rows
-   for every file: nothing depends on the file) scored in-sample and leave-one-category-out, next to the reference run, the
+2. *streaming*: the causal ``cad_ose`` detector (range: the minimum and maximum seen so far with headroom, the
+   memory rebuilt on a re-range; rest period 150 rows for every file: nothing depends on the file) scored in-sample and leave-one-category-out, next to the reference run, the
    reference HTM run (``numenta``) and the HTM-style likelihood layer over the streaming CAD OSE's raw scores
    (without its rest period);
 3. speed: seconds per 10,000 points of the reproduction and of the streaming detector, on one core.

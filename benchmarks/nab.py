@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", required=True, help="folder of NAB-style CSVs (timestamp,value), any categories")
     ap.add_argument("--windows", required=True, help="combined_windows.json")
     ap.add_argument("--detector", default="ensemble", help=f"one of {', '.join(detectors.names())} (auto is "
-                                                          "ensemble on series of 300+ points)")
+                                                          "ensemble past its 150-point warm-up)")
     ap.add_argument("--direction", default="both", choices=detectors.DIRECTIONS)
     ap.add_argument("--window", type=int, default=400, help="trailing window for non-causal detectors")
     ap.add_argument("--grid", default="full", choices=["full", "default"],

@@ -25,7 +25,7 @@ def series(n=3000, step=300.0, seed=0, spike_at=2500, spike=8.0, gaps=True):
     return t[keep], y[keep], int(keep[:spike_at].sum())
 
 
-@pytest.mark.parametrize("name", ["seasonal", "ensemble"])
+@pytest.mark.parametrize("name", ["seasonal", "ensemble", "auto"])
 def test_streaming_detectors_are_causal_each_score_uses_only_the_past(name):
     t, y, _ = series()
     det = detectors.get(name)
@@ -94,7 +94,8 @@ def test_direction_and_sensitivity(name):
 
 def test_auto_scores_a_short_window_the_seasonal_baseline_cannot():
     """A kernel's first minutes: 90 one-second samples, idle CPU then a 10-second burst. The seasonal baseline is
-    still warming up (all zeros); auto switches to the whole-window robust score and flags the burst only."""
+    still warming up (all zeros); over the ensemble's warm-up auto scores each point robustly against the points up to
+    it and flags the burst only -- the same scores as the first 90 points of a longer series get."""
     rng = np.random.default_rng(3)
     t = np.arange(90) * 1.0 + rng.uniform(-0.05, 0.05, 90)
     y = np.clip(rng.normal(8.0, 2.0, 90), 0, None)
@@ -105,8 +106,11 @@ def test_auto_scores_a_short_window_the_seasonal_baseline_cannot():
     assert set(flagged) == set(range(60, 70))
     assert not (detectors.get("robust").score(t, y, "down") >= det.threshold("high")).any()
     long_t, long_y, _ = series()
-    assert len(long_y) >= 300  # enough history: auto is the causal ensemble
-    np.testing.assert_array_equal(det.score(long_t, long_y), detectors.get("ensemble").score(long_t, long_y))
+    ens = detectors.get("ensemble")
+    full = det.score(long_t, long_y)  # past the warm-up, auto is the causal ensemble
+    np.testing.assert_array_equal(full[ens.warmup:], ens.score(long_t, long_y)[ens.warmup:])
+    longer = det.score(np.r_[t, t[-1] + 1.0 + np.arange(400)], np.r_[y, np.full(400, 8.0)])
+    np.testing.assert_array_equal(longer[:90], det.score(t, y))  # a point's score ignores what comes after it
 
 
 def test_flat_line_and_missing_values():
@@ -201,6 +205,29 @@ def test_chunks_cover_every_step_once():
     grid = np.concatenate([np.arange(a, b + 1, 300) for a, b in parts])
     np.testing.assert_array_equal(grid, np.arange(0, 300 * 25_000 + 1, 300))
     assert all((b - a) / 300 + 1 <= prometheus.MAX_POINTS for a, b in parts)
+
+
+@pytest.mark.parametrize("name", ["auto", "ensemble"])
+def test_series_shorter_than_the_longest_context_are_scored(name):
+    """auto runs the ensemble on every series now (no switch on length): a live view's first 1-6 samples."""
+    det = detectors.get(name)
+    for n in range(1, 7):
+        s = det.score(np.arange(n) * 5.0, np.arange(n, dtype=float))
+        assert s.shape == (n,) and np.isfinite(s).all()
+
+
+def test_context_novelty_forgets_an_old_extreme_after_its_window():
+    """An early spike squeezes the levels of a series whose range runs from its first point: 0 and 1 then share a
+    level and a changed rhythm between them is invisible. With a trailing range the spike stops counting once it is
+    ``window`` points behind, and the changed rhythm is seen."""
+    y = np.tile([0.0] * 6 + [1.0] * 6, 60)
+    y[10] = 1000.0
+    y[600:612] = np.tile([0.0, 1.0], 6)
+    since_start = detectors.context_novelty(y, bins=8, window=None)
+    trailing = detectors.context_novelty(y, bins=8, window=200)
+    assert since_start[600:615].max() == 0
+    assert trailing[400:600].sum() == 0 and trailing[600:615].max() > 0
+    np.testing.assert_array_equal(detectors.context_novelty(y[:605], bins=8, window=200), trailing[:605])
 
 
 def test_context_novelty_learns_a_pattern_and_flags_a_changed_shape():

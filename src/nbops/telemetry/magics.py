@@ -23,7 +23,7 @@ class TelemetryMagics(Magics):
     @argument("--start", help="Window start: ISO time, unix seconds or now-2h.")
     @argument("--end", help="Window end (default: now).")
     @argument("--step", help="Prometheus resolution, e.g. 15s (default: about 500 points per series).")
-    @argument("--detector", default="auto", help="auto (ensemble where a series has 300+ points, else robust), "
+    @argument("--detector", default="auto", help="auto (ensemble; robust on the past over its warm-up), "
                                                  "ensemble, seasonal, robust, cad_ose or sr (needs nbops[alibi]).")
     @argument("--sensitivity", default="medium", choices=["low", "medium", "high"],
               help="Thresholds from the NAB benchmark: medium = best NAB standard score; low / high = half / twice "
