@@ -129,6 +129,14 @@ class GateFailed(PromotionError):
     result: Any = None
 
 
+class BudgetExceeded(NbopsError):
+    """An LLM call a tracked cell was about to make would take its run past ``--budget-usd``; it was not made."""
+    FIELDS = ("spent_usd", "estimate_usd", "budget_usd")
+    spent_usd: float | None = None
+    estimate_usd: float | None = None
+    budget_usd: float | None = None
+
+
 class RunnerError(NbopsError):
     """A scheduled notebook run failed (``cell_index``, ``ename``, ``evalue`` when a cell raised)."""
     FIELDS = ("exit_code", "kernel", "cell_index", "ename", "evalue")

@@ -50,6 +50,7 @@ class CellOptions:
     tags: dict[str, str] = field(default_factory=dict)
     snapshot: bool = False
     validate: str | None = None    # --validate REF: the --data frames are checked before the body runs
+    budget_usd: float | None = None  # --budget-usd X: LLM calls that would pass it are not made (nbops.llm)
 
 
 @dataclass
