@@ -155,7 +155,7 @@ def test_store_down_spools_everything_and_sync_replays_it_once(shell, client, ke
     assert shell.run_cell(THREE_CALLS).success
     spool = Path(store.split("///")[1]).parent / "spool"
     journals = "".join(p.read_text() for p in spool.rglob("journal.jsonl"))
-    assert journals.count('"op": "log_trace"') == 3
+    assert journals.count('"op": "log_trace"') == 1 and journals.count('"trace_id"') == 3
     assert client.get_experiment_by_name("llm") is None
     assert _files_with(spool, key) == []
 

@@ -44,7 +44,7 @@ def test_spooled_traces_sync_once_linked_and_masked(offline, client, monkeypatch
     assert t.run.spooled
     spool = Path(offline.split("///")[1]).parent / "spool"
     journal = (spool / t.run_id / "journal.jsonl").read_text()
-    assert journal.count('"op": "log_trace"') == 2
+    assert journal.count('"op": "log_trace"') == 1 and journal.count('"trace_id"') == 2
     assert SECRET not in journal and "****" in journal
     assert client.get_experiment_by_name("traced") is None  # nothing reached the store
 

@@ -110,7 +110,13 @@ def price_of(model: str | None) -> Price | None:
 def cost(model: str | None, input_tokens: float, output_tokens: float) -> dict | None:
     """``{"input_cost", "output_cost", "total_cost"}`` in USD (MLflow's ``mlflow.llm.cost`` shape), or None for a
     model without a price (said once per model)."""
-    p = price_of(model)
+    try:
+        p = price_of(model)
+    except ConfigError as exc:  # a broken price file: the calls are still recorded, without a cost
+        if exc.message not in _NOTED:
+            _NOTED.add(exc.message)
+            log.warning("nbops: %s", exc.message)
+        return None
     if p is None:
         if model not in _NOTED:
             _NOTED.add(model)

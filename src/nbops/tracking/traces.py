@@ -116,37 +116,46 @@ def to_mlflow(rec: dict, experiment_id: str, run_id: str):
     return info, [span]
 
 
-def write(tracing_client, call, rec: dict, experiment_id: str, run_id: str) -> bool:
-    """Write one record as a trace with ``tracing_client`` (an ``mlflow.tracing.client.TracingClient``), each store
-    operation through ``call`` (the writer's lock and retries). False when the trace is on the store already (a
-    replay): nothing is written twice."""
-    if exists(tracing_client, call, rec["trace_id"]):
-        return False
+def write(tracing_client, call, recs: list[dict], experiment_id: str, run_id: str) -> int:
+    """Write records as traces with ``tracing_client`` (an ``mlflow.tracing.client.TracingClient``), each store
+    operation through ``call`` (the writer's lock and retries): the spans of all of them in one write, then each
+    trace's info. Traces already on the store (a replay) are left as they are: nothing is written twice. Returns
+    how many were written."""
+    done = on_store(tracing_client, call, [r["trace_id"] for r in recs])
+    todo = [r for r in recs if r["trace_id"] not in done]
+    if not todo:
+        return 0
     from mlflow.entities import TraceData
 
-    info, spans = to_mlflow(rec, experiment_id, run_id)
+    built = [to_mlflow(r, experiment_id, run_id) for r in todo]
     logged_spans = True
     try:
-        call(tracing_client.log_spans, experiment_id, spans)
-    except NotImplementedError:  # a store without span logging: the spans go to the trace's artifacts
+        call(tracing_client.log_spans, experiment_id, [s for _, spans in built for s in spans])
+    except NotImplementedError:  # a store without span logging: the spans go to each trace's artifacts
         logged_spans = False
-    returned = call(tracing_client.start_trace, info)
-    if not logged_spans or returned.tags.get("mlflow.trace.spansLocation") != "TRACKING_STORE":
-        call(tracing_client._upload_trace_data, returned, TraceData(spans))
-    return True
+    for info, spans in built:
+        returned = call(tracing_client.start_trace, info)
+        if not logged_spans or returned.tags.get("mlflow.trace.spansLocation") != "TRACKING_STORE":
+            call(tracing_client._upload_trace_data, returned, TraceData(spans))
+    return len(todo)
 
 
-def exists(tracing_client, call, trace_id: str) -> bool:
-    """The trace is on the store, linked to its run (spans logged without their trace info do not count: a write
-    cut short between the two is written again, which MLflow merges)."""
-    from mlflow.exceptions import MlflowException
-
+def on_store(tracing_client, call, trace_ids: list[str]) -> set[str]:
+    """Those of ``trace_ids`` on the store, linked to their run (spans logged without their trace info do not
+    count: a write cut short between the two is written again, which MLflow merges)."""
     try:
-        return bool(call(tracing_client.store.get_trace_info, trace_id).trace_metadata.get(SOURCE_RUN))
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc).lower():
-            return False
-        raise
+        infos = call(tracing_client.store.batch_get_trace_infos, trace_ids)
+    except NotImplementedError:  # an older store: one by one
+        from mlflow.exceptions import MlflowException
+
+        infos = []
+        for t in trace_ids:
+            try:
+                infos.append(call(tracing_client.store.get_trace_info, t))
+            except MlflowException as exc:
+                if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                    raise
+    return {i.trace_id for i in infos if i.trace_metadata.get(SOURCE_RUN)}
 
 
 def now_ns() -> int:

@@ -478,15 +478,17 @@ class Writer:
 
     def log_traces(self, run: RunRef, records: list[dict]) -> None:
         """MLflow traces linked to ``run`` (records made with :func:`nbops.tracking.traces.record`): masked here,
-        one journal record each when spooled, written to the run's experiment with ``mlflow.sourceRun`` = the run's
-        id on the store. A trace already on the store (a replay) is not written again."""
+        spooled as ``log_trace`` records of up to 100 traces, written to the run's experiment with
+        ``mlflow.sourceRun`` = the run's id on the store. A trace already on the store (a replay) is not written
+        again."""
         from . import traces
 
-        for rec in records:
-            op = {"op": "log_trace", "trace": traces.mask_record(rec)}
-            self._server_or_spool(run, op, lambda op=op: self._direct_trace(run, op["trace"]))
+        records = [traces.mask_record(r) for r in records]
+        for i in range(0, len(records), 100):
+            op = {"op": "log_trace", "traces": records[i:i + 100]}
+            self._server_or_spool(run, op, lambda op=op: self._direct_traces(run, op["traces"]))
 
-    def _direct_trace(self, run: RunRef, rec: dict) -> None:
+    def _direct_traces(self, run: RunRef, records: list[dict]) -> None:
         from mlflow.tracing.client import TracingClient
 
         from . import traces
@@ -494,7 +496,7 @@ class Writer:
         if self._tracing is None:
             self._tracing = TracingClient(self.settings.tracking_uri)
         exp_id = run.experiment_id or self.call(self.client.get_run, run.run_id).info.experiment_id
-        traces.write(self._tracing, self.call, rec, exp_id, run.run_id)
+        traces.write(self._tracing, self.call, records, exp_id, run.run_id)
 
     def end_run(self, run: RunRef, status: str = FINISHED, end_time: float | None = None) -> None:
         end_ms = int((end_time or time.time()) * 1000)
@@ -549,7 +551,7 @@ class Writer:
         elif kind == "log_trace":
             from .traces import mask_record
 
-            self._direct_trace(run, mask_record(op["trace"]))  # (spools of older versions: masked now)
+            self._direct_traces(run, [mask_record(r) for r in op["traces"]])  # (older spools: masked now)
         elif kind == "end_run":
             self.call(self.client.set_terminated, run.run_id, op["status"], op["end_time"])
         else:
