@@ -201,3 +201,29 @@ a = openai.OpenAI(base_url=BASE, api_key=KEY).chat.completions.create(
     import mlflow
 
     assert mlflow.search_traces(return_type="list") == []
+
+
+def test_nbops_run_budget_stops_the_notebooks_tracked_cells(llm_server, store, client, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from nbops_testing import write_notebook
+
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"smollm2": {"input_per_million": 1000.0, "output_per_million": 1000.0}}))
+    monkeypatch.setenv("NBOPS_LLM_PRICES", str(prices))
+    ask = ("import openai\nopenai.OpenAI(base_url={url!r}, api_key='sk-x-123456').chat.completions.create("
+           "model='smollm2', max_tokens={n}, messages=[{{'role': 'user', 'content': 'Hi'}}])")
+    write_notebook(tmp_path / "spend.ipynb", [
+        "%load_ext nbops",
+        "%%track -n cheap\n" + ask.format(url=llm_server, n=4),
+        "%%track -n dear\n" + ask.format(url=llm_server, n=100),   # ~$0.1 more: past the notebook's budget
+        "print('never')"])
+    r = subprocess.run([sys.executable, "-m", "nbops.cli", "run", "spend.ipynb", "-e", "sched", "--budget-usd",
+                        "0.08"], cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "budget" in r.stdout + r.stderr
+    runs = {x.info.run_name: x for x in client.search_runs([client.get_experiment_by_name("sched").experiment_id])}
+    assert runs["cheap"].info.status == "FINISHED" and runs["cheap"].data.metrics["llm_calls"] == 1
+    assert runs["dear"].info.status == "FAILED" and runs["dear"].data.tags["nbops.budget_exceeded"] == "true"
+    assert "llm_calls" not in runs["dear"].data.metrics and runs["dear"].data.metrics["llm_cost_usd"] == 0

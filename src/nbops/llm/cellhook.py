@@ -63,4 +63,5 @@ def _finish(tracker, session, cell_budget) -> None:
     stopped = session.stopped
     if stopped is not None:
         tracker.set_tags({BUDGET_TAG: "true", "nbops.budget_usd": stopped.budget_usd})
-        tracker.log_metrics({"llm_cost_usd": stopped.spent_usd or 0.0} if not session.calls else {})
+        if not session.calls:  # stopped at its first call: it spent nothing (llm_cost_usd is the run's own)
+            tracker.log_metrics({"llm_cost_usd": 0.0})
