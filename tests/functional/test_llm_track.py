@@ -227,3 +227,34 @@ def test_nbops_run_budget_stops_the_notebooks_tracked_cells(llm_server, store, c
     assert runs["cheap"].info.status == "FINISHED" and runs["cheap"].data.metrics["llm_calls"] == 1
     assert runs["dear"].info.status == "FAILED" and runs["dear"].data.tags["nbops.budget_exceeded"] == "true"
     assert "llm_calls" not in runs["dear"].data.metrics and runs["dear"].data.metrics["llm_cost_usd"] == 0
+
+
+FRESH = '''
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+assert "openai" not in sys.modules
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "nbops")
+ip.run_cell("""%%track -e fresh -n first
+import openai
+try:
+    openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="sk-a-123456", max_retries=0).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "x"}])
+except openai.APIConnectionError:
+    pass""")
+from openai.resources.chat.completions import Completions
+print("restored", not hasattr(Completions.__dict__["create"], "__nbops_wrapped__"))
+'''
+
+
+def test_a_cell_that_imports_the_sdk_itself_is_recorded(store, client, tmp_path):
+    """openai not imported before the cell: the SDK is patched the moment the cell imports it."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", FRESH], cwd=tmp_path, capture_output=True, text=True,
+                       env={**os.environ, "NBOPS_WRITE_MODE": "sync"})
+    assert "restored True" in r.stdout, r.stdout + r.stderr
+    run = _run(client, "fresh", "first")
+    assert (run.data.metrics["llm_calls"], run.data.metrics["llm_errors"]) == (1, 1)
+    assert len(_traces(run)) == 1
