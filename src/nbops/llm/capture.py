@@ -12,9 +12,9 @@ iterator watched as it is consumed) and its exception raised unchanged; a failur
 line. The one exception nbops raises on purpose is :class:`~nbops.errors.BudgetExceeded`, before a call that would
 take the run past its budget.
 
-What is not seen: calls made through functions bound before the cell (``create = client.chat.completions.create``
-taken from a class nbops had not patched yet is still patched, since the wrapper sits on the class), raw-response
-wrappers (``with_raw_response``: recorded without usage), and other SDKs.
+What is not seen: a ``create`` bound before the cell started (``ask = client.chat.completions.create`` in an
+earlier cell holds the SDK's own function), other SDKs, and the usage of raw-response wrappers
+(``with_raw_response``: recorded, without tokens).
 """
 from __future__ import annotations
 
