@@ -33,8 +33,7 @@ _LAZY = {
     "sync": "nbops.api:sync",
     "secret": "nbops.tracking.redact:secret",
 }
-_SUBMODULES = frozenset({"validation", "evaluation", "data", "drift", "telemetry", "registry", "tracking", "display", "config", "errors", "api",
-                         "llm"})
+_SUBMODULES = frozenset({"validation", "evaluation", "data", "drift", "telemetry", "registry", "tracking", "display", "config", "errors", "api", "llm"})
 __all__ = ["NbopsError", "load_ipython_extension", "unload_ipython_extension", *_LAZY]
 
 

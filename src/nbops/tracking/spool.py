@@ -32,7 +32,8 @@ from pathlib import Path
 
 LOCAL_PREFIX = "spool-"
 SPOOL_ID_TAG = "nbops.spool_id"   # on a run created from the spool: its local id (sync finds it again by it)
-REPLAYABLE = frozenset({"log_batch", "log_artifacts", "log_inputs", "log_model", "log_trace", "end_run"})  # journal records
+REPLAYABLE = frozenset({"log_batch", "log_artifacts", "log_inputs", "log_model", "log_trace",  # journal records
+                        "end_run"})
 
 
 @dataclass
