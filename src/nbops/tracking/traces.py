@@ -41,18 +41,28 @@ def record(name: str, span_type: str, start_ns: int, end_ns: int, inputs: Any = 
             "tags": {str(k): str(v) for k, v in (tags or {}).items()}}
 
 
-def masked(v: Any, depth: int = 0) -> Any:
+def masked(v: Any, depth: int = 0, _secret: dict | None = None) -> Any:
     """``v`` (JSON-like) with every string through the redactor, structure kept; a string under a secret-named key
     (``api_key``, ``Authorization``) is masked whole. Numbers, and MLflow's own keys, are never secret."""
     if isinstance(v, str):
         return redact.text(v)
     if depth > 20:
         return redact.text(json.dumps(v, default=str))
+    if _secret is None:
+        _secret = {}  # key -> secret-named, for this value (keys repeat: role, content, ...)
     if isinstance(v, dict):
-        return {str(k): redact.MASK if isinstance(x, str) and x and redact.is_secret_name(str(k))
-                and not str(k).startswith(("mlflow.", "nbops.")) else masked(x, depth + 1) for k, x in v.items()}
+        out = {}
+        for k, x in v.items():
+            k = str(k)
+            if isinstance(x, str) and x:
+                if k not in _secret:
+                    _secret[k] = redact.is_secret_name(k) and not k.startswith(("mlflow.", "nbops."))
+                out[k] = redact.MASK if _secret[k] else redact.text(x)
+            else:
+                out[k] = masked(x, depth + 1, _secret)
+        return out
     if isinstance(v, (list, tuple)):
-        return [masked(x, depth + 1) for x in v]
+        return [masked(x, depth + 1, _secret) for x in v]
     if v is None or isinstance(v, (bool, int, float)):
         return v
     return redact.text(str(redact.plain(v)))
@@ -61,8 +71,9 @@ def masked(v: Any, depth: int = 0) -> Any:
 def mask_record(rec: dict) -> dict:
     """A copy of a trace record with its free text masked (inputs, outputs, error, attributes, metadata, tags)."""
     out = dict(rec)
+    secret: dict = {}
     for k in ("inputs", "outputs", "attributes"):
-        out[k] = masked(rec.get(k))
+        out[k] = masked(rec.get(k), 0, secret)
     out["error"] = redact.text(rec["error"]) if rec.get("error") else rec.get("error")
     out["metadata"] = {k: redact.text(v) for k, v in (rec.get("metadata") or {}).items()}
     out["tags"] = {k: redact.text(v) for k, v in (rec.get("tags") or {}).items()}
