@@ -193,7 +193,13 @@ class Session:
         """Trace records of the calls (see :mod:`nbops.tracking.traces`), in the order they were made."""
         from . import record
 
-        return [record.trace_record(c) for c in self.calls]
+        out = []
+        for c in self.calls:
+            try:
+                out.append(record.trace_record(c))
+            except Exception as exc:  # noqa: BLE001 - one odd answer does not cost the others their trace
+                log.warning("nbops: the trace of an LLM call to %s (%s) was not recorded: %s", c.host, c.model, exc)
+        return out
 
 
 def tokens(call: Call) -> tuple[int | None, int | None]:
