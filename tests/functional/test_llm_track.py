@@ -103,6 +103,8 @@ def test_three_calls_are_traces_linked_to_the_run_with_the_servers_usage(shell, 
     frame = nbops.llm.calls(run.info.run_id)
     assert list(frame["input_tokens"][:2]) == [u[0] for u in usage]
     assert frame["error"].notna().tolist() == [False, False, True]
+    assert frame["prompts"][0] == ["qa/1"] and frame["model"].tolist() == ["smollm2"] * 3
+    assert frame["output"][1] == shell.user_ns["a"].choices[0].message.content.replace(key, "****")
     assert nbops.llm.calls("llm")["trace_id"].tolist() == frame["trace_id"].tolist()
 
     out, err = capfd.readouterr()
