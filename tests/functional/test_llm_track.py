@@ -96,6 +96,12 @@ def test_three_calls_are_traces_linked_to_the_run_with_the_servers_usage(shell, 
     assert {s.attributes["nbops.llm.usage_source"] for s in spans[:2]} == {"reported"}
     assert spans[0].inputs["temperature"] == 0.2 and spans[0].inputs["max_tokens"] == 16
     assert spans[0].attributes["nbops.llm.prompts"] == ["qa/1"]
+    assert json.loads(traces[0].info.tags["mlflow.linkedPrompts"]) == [{"name": "qa", "version": "1"}]
+    import mlflow
+
+    by_prompt = mlflow.search_traces(experiment_ids=[run.info.experiment_id], filter_string='prompt = "qa/1"',
+                                     return_type="list")
+    assert sorted(t.info.trace_id for t in by_prompt) == sorted(t.info.trace_id for t in traces)
     assert spans[0].attributes["nbops.llm.base_url_host"] == "127.0.0.1"
     assert str(traces[2].info.state).endswith("ERROR") and "APIConnectionError" in spans[2].status.description
     assert "****" in spans[1].inputs["messages"][0]["content"]  # the key, asked back in a prompt: masked

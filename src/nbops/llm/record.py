@@ -82,7 +82,7 @@ def trace_record(call: Call) -> dict:
     return traces.record(NAMES[call.kind], SPAN_TYPES[call.kind], call.start_ns, end_ns, inputs=inputs,
                          outputs=outputs, error=call.error, attributes=attrs,
                          metadata={"nbops.llm.prompts": json.dumps(prompts)} if prompts else None,
-                         tags={traces.NBOPS_TRACE_TAG: KIND})
+                         tags={traces.NBOPS_TRACE_TAG: KIND}, prompts=call.prompts)
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -15,13 +15,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import time
 import uuid
 from typing import Any
 
 from . import redact
 
+log = logging.getLogger("nbops")
+
 SOURCE_RUN = "mlflow.sourceRun"        # mlflow.tracing.constant.TraceMetadataKey.SOURCE_RUN
+LINKED_PROMPTS = "mlflow.linkedPrompts"   # mlflow.tracing.constant.TraceTagKey.LINKED_PROMPTS
 NBOPS_TRACE_TAG = "nbops.trace"         # on every trace nbops writes: the kind of record (e.g. "llm")
 PREVIEW = 1000
 
@@ -33,9 +37,14 @@ def new_id() -> str:
 
 def record(name: str, span_type: str, start_ns: int, end_ns: int, inputs: Any = None, outputs: Any = None,
            error: str | None = None, attributes: dict | None = None, metadata: dict | None = None,
-           tags: dict | None = None, trace_id: str | None = None) -> dict:
-    """A trace record (see the module's docstring)."""
-    return {"trace_id": trace_id or new_id(), "name": name, "span_type": span_type, "start_ns": int(start_ns),
+           tags: dict | None = None, trace_id: str | None = None, prompts: list | None = None) -> dict:
+    """A trace record (see the module's docstring); ``prompts``: ``(name, version)`` of the registered prompt
+    versions the call used, linked to the trace as MLflow links them (its ``mlflow.linkedPrompts`` tag and the
+    store's trace-to-prompt association, so ``search_traces`` can filter by prompt)."""
+    tags = dict(tags or {})
+    if prompts:
+        tags[LINKED_PROMPTS] = json.dumps([{"name": str(n), "version": str(v)} for n, v in prompts])
+    return {"trace_id": trace_id or new_id(), "prompts": [[str(n), int(v)] for n, v in prompts or []], "name": name, "span_type": span_type, "start_ns": int(start_ns),
             "end_ns": int(end_ns), "error": error, "inputs": inputs, "outputs": outputs,
             "attributes": dict(attributes or {}), "metadata": {str(k): str(v) for k, v in (metadata or {}).items()},
             "tags": {str(k): str(v) for k, v in (tags or {}).items()}}
@@ -144,11 +153,25 @@ def write(tracing_client, call, recs: list[dict], experiment_id: str, run_id: st
         call(tracing_client.log_spans, experiment_id, [s for _, spans in built for s in spans])
     except NotImplementedError:  # a store without span logging: the spans go to each trace's artifacts
         logged_spans = False
-    for info, spans in built:
+    for rec, (info, spans) in zip(todo, built):
         returned = call(tracing_client.start_trace, info)
         if not logged_spans or returned.tags.get("mlflow.trace.spansLocation") != "TRACKING_STORE":
             call(tracing_client._upload_trace_data, returned, TraceData(spans))
+        if rec.get("prompts"):
+            _link_prompts(tracing_client, call, rec)
     return len(todo)
+
+
+def _link_prompts(tracing_client, call, rec: dict) -> None:
+    """The store's trace -> prompt version associations (what ``search_traces(filter_string='prompt = "qa/1"')``
+    reads); the trace's tag says the same for stores without them."""
+    from mlflow.entities.model_registry import PromptVersion
+
+    try:
+        call(tracing_client.store.link_prompts_to_trace, rec["trace_id"],
+             [PromptVersion(name=n, version=int(v), template="") for n, v in rec["prompts"]])
+    except Exception as exc:  # noqa: BLE001 - a store without the association: the tag carries the link
+        log.debug("nbops: prompts not linked to trace %s on the store: %s", rec["trace_id"], exc)
 
 
 def on_store(tracing_client, call, trace_ids: list[str]) -> set[str]:
