@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NBOPS_SHARED", ROOT.parent / "shared"))
 DATASETS = SHARED / "datasets"
 ENV_CLEAR = ("NBOPS_OFFLINE", "NBOPS_PARENT_RUN_ID", "NBOPS_NOTEBOOK_PATH", "NBOPS_EXPERIMENT",
-             "MLFLOW_EXPERIMENT_NAME", "NBOPS_HOME", "NBOPS_WRITE_MODE")
+             "MLFLOW_EXPERIMENT_NAME", "NBOPS_HOME", "NBOPS_WRITE_MODE", "NBOPS_BUDGET_USD", "NBOPS_LLM_PRICES")
 
 
 @contextlib.contextmanager

@@ -129,6 +129,19 @@ class GateFailed(PromotionError):
     result: Any = None
 
 
+class CellStopped(NbopsError):
+    """nbops stopped a tracked cell's body on purpose (a guard such as a budget): the run is recorded FAILED and the
+    cell shows this one line, naming the run, instead of the run summary and a traceback."""
+
+
+class BudgetExceeded(CellStopped):
+    """An LLM call a tracked cell was about to make would take its run past ``--budget-usd``; it was not made."""
+    FIELDS = ("spent_usd", "estimate_usd", "budget_usd")
+    spent_usd: float | None = None
+    estimate_usd: float | None = None
+    budget_usd: float | None = None
+
+
 class RunnerError(NbopsError):
     """A scheduled notebook run failed (``cell_index``, ``ename``, ``evalue`` when a cell raised)."""
     FIELDS = ("exit_code", "kernel", "cell_index", "ename", "evalue")

@@ -12,4 +12,5 @@ CELL_HOOKS: list[str] = [
     "nbops.evaluation.cellhook:remember_model",    # %evaluate VAR finds the run that logged --model VAR
     "nbops.telemetry.local:system_metrics",        # host samples of the cell's time window under system/
     "nbops.telemetry.overlap:run_incidents",       # host incidents the cell overlapped -> tag nbops.incidents
+    "nbops.llm.cellhook:record_calls",             # OpenAI SDK calls -> traces + llm_* metrics; --budget-usd
 ]

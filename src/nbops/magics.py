@@ -176,10 +176,14 @@ class TrackMagics(Magics):
                               "(its class tagged, not logged); every estimator's hyperparameters are params.")
     @argument("--validate", metavar="REF", help="Check every --data frame against REF's data contract (a %%dataversion name, run:ID, models:/NAME@ALIAS or a YAML file) before the body runs; a violation stops the cell.")
     @argument("--tag", action="append", metavar="K=V", help="A run tag; repeat for more.")
+    @argument("--budget-usd", type=number(float, above=0), metavar="USD",
+              help="Stop the cell before an LLM call that would take its run's cost past USD (prices: "
+                   "NBOPS_LLM_PRICES or nbops.llm.prices()); the run ends FAILED, tagged nbops.budget_exceeded.")
     @cell_magic
     def track(self, line: str, cell: str):
         """Run the cell and record it as one MLflow run: source, parameters, metrics, stdout/stderr, figures,
-        notebook, git state, environment, data versions and model. Shows a run summary under the cell.
+        notebook, git state, environment, data versions and model; LLM calls made through the OpenAI SDK as traces
+        linked to the run. Shows a run summary under the cell.
 
         The cell's own exception is re-raised unchanged (the run ends FAILED); Ctrl-C ends it KILLED.
         If the tracking store does not answer, records are spooled locally; `nbops sync` pushes them later.
@@ -190,7 +194,8 @@ class TrackMagics(Magics):
         a = parse(self.track, line)
         opts = CellOptions(experiment=a.experiment, run_name=a.run_name, params=split_names(a.params),
                            metrics=split_names(a.metrics), data=split_names(a.data) or [], model=a.model,
-                           tags=parse_tags(a.tag), snapshot=a.snapshot, validate=a.validate)
+                           tags=parse_tags(a.tag), snapshot=a.snapshot, validate=a.validate,
+                           budget_usd=a.budget_usd)
         if opts.model and not opts.model.isidentifier():
             raise NbopsError(f"--model {opts.model!r} is not a variable name.")
         return run_cell(self.shell, cell, opts, hooks=CELL_HOOKS)

@@ -305,7 +305,7 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
                  experiment: str | None = None, run_name: str | None = None, cwd: str | os.PathLike | None = None,
                  kernel_name: str | None = None, progress: bool | None = None, timeout: float | None = None,
                  start_timeout: float = 60, tags: dict | None = None,
-                 parent_run_id: str | None = None) -> NotebookRun:
+                 parent_run_id: str | None = None, budget_usd: float | None = None) -> NotebookRun:
     """Execute ``notebook`` with papermill as one parent MLflow run; return what happened.
 
     ``output`` defaults to ``<notebook>.out.ipynb`` beside the input; ``parameters`` are injected as papermill
@@ -313,7 +313,9 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
     ``MLFLOW_EXPERIMENT_NAME`` / ``Default`` and is also the default for ``%%track`` inside; ``cwd`` (the
     kernel's working folder) defaults to the notebook's folder; ``progress`` (a bar per cell) defaults to
     stderr being a terminal; ``timeout`` limits each cell (seconds); ``tags`` are added to the parent run and
-    ``parent_run_id`` makes it a child of that run (a runbook under its telemetry run). Bad input raises
+    ``parent_run_id`` makes it a child of that run (a runbook under its telemetry run); ``budget_usd`` caps what
+    the notebook's tracked cells spend on LLM calls (the kernel's ``NBOPS_BUDGET_USD``, see nbops.llm.cost). Bad
+    input raises
     :class:`~nbops.errors.RunnerError` before anything runs; a failing notebook does not raise: look at
     ``.status``, ``.error`` and ``.exit_code``.
     """
@@ -331,11 +333,13 @@ def run_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None =
     if unknown:
         tags["nbops.unknown_parameters"] = ",".join(unknown)
     tags.update({str(k): v for k, v in (extra_tags or {}).items()})
+    if budget_usd is not None:
+        tags["nbops.budget_usd"] = budget_usd
     tracker = Tracker(exp, run_name or src.stem, tags=tags, params=drop_secret_keys(params), kind="notebook",
                       settings=s, parent_run_id=parent_run_id, held=True).start()
     km = _kernel_manager(kernel) if _is_ipykernel(kernel) else None
     try:
-        status, error, duration = _execute(plan, tracker, s, exp, timeout, start_timeout, km)
+        status, error, duration = _execute(plan, tracker, s, exp, timeout, start_timeout, km, budget_usd)
         cells, executed = _count_executed(out) if out.exists() else (sum(c.cell_type == "code" for c in nb.cells), 0)
         _record(tracker, src, out, nb, status, error, duration, cells, executed)
         tracker.finish(status)
@@ -417,7 +421,7 @@ def _plan(notebook, output, parameters, parameters_file, cwd, kernel_name, progr
 
 
 def _execute(plan: _Plan, tracker, settings: config.Settings, experiment: str, timeout: float | None,
-             start_timeout: float, km=None) -> tuple[str, dict | None, float]:
+             start_timeout: float, km=None, budget_usd: float | None = None) -> tuple[str, dict | None, float]:
     """Run the notebook with papermill under ``tracker``'s run: (status, error or None, seconds). ``km``: the
     kernel's manager, which papermill then leaves running (see :func:`_kernel_manager`)."""
     import papermill as pm
@@ -438,6 +442,8 @@ def _execute(plan: _Plan, tracker, settings: config.Settings, experiment: str, t
         # papermill sends the next cell as soon as one ends: no idle time for the import warm-up to use, only
         # CPU taken from the cells (and from the other scheduled runs on the host). A user's own setting wins.
         "NBOPS_WARM_IMPORTS": os.environ.get("NBOPS_WARM_IMPORTS", "0"),
+        # LLM calls of the notebook's tracked cells stop before passing it (nbops.llm.cost); else the user's own
+        "NBOPS_BUDGET_USD": repr(budget_usd) if budget_usd is not None else os.environ.get("NBOPS_BUDGET_USD"),
     }
     channel = redact.open_channel()  # the kernel reports digests of the secrets it sees (never the values)
     kernel_env.update(channel)
@@ -645,6 +651,9 @@ def add_cli(sub) -> None:
 
     p.add_argument("--timeout", type=number(float, above=0),
                    help="Fail a cell that runs longer than this many seconds (greater than 0).")
+    p.add_argument("--budget-usd", type=number(float, above=0), metavar="USD",
+                   help="Stop the notebook's tracked cells before an LLM call that would take their cost past USD "
+                        "(prices: NBOPS_LLM_PRICES); that cell's run ends FAILED, tagged nbops.budget_exceeded.")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="Show a progress bar per cell (default: when stderr is a terminal).")
     p.set_defaults(func=_cli_run)
@@ -668,6 +677,7 @@ def _cli_run(a) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     params = resolve_parameters(a.parameters, a.raw, None)
     result = run_notebook(a.notebook, a.output, params, parameters_file=a.parameters_file, experiment=a.experiment,
-                          run_name=a.name, cwd=a.cwd, kernel_name=a.kernel, progress=a.progress, timeout=a.timeout)
+                          run_name=a.name, cwd=a.cwd, kernel_name=a.kernel, progress=a.progress, timeout=a.timeout,
+                          budget_usd=a.budget_usd)
     print(repr(result), file=sys.stdout if result.ok else sys.stderr, flush=True)
     return result.exit_code

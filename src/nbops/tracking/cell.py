@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
-from ..errors import NbopsError, TrackingError, mark_user_traceback
+from ..errors import CellStopped, NbopsError, TrackingError, mark_user_traceback
 from . import capture, models
 from .figures import FigureCatcher
 from .notebook import notebook_path
@@ -50,6 +50,7 @@ class CellOptions:
     tags: dict[str, str] = field(default_factory=dict)
     snapshot: bool = False
     validate: str | None = None    # --validate REF: the --data frames are checked before the body runs
+    budget_usd: float | None = None  # --budget-usd X: LLM calls that would pass it are not made (nbops.llm)
 
 
 @dataclass
@@ -220,7 +221,9 @@ def run_cell(shell, cell: str, opts: CellOptions, hooks=()) -> Any:
     wall = wall if wall is not None else time.perf_counter() - t0
     peak = stop_rss()
     # a hook's NbopsError after the body ran (--data names no frame): the user's option mistake, said after the run
-    usage_error = exc_info[1] if tc.ran and isinstance(exc_info[1], NbopsError) else None
+    # (or a guard that stopped the body on purpose: a budget), said in one line naming the run
+    usage_error = exc_info[1] if isinstance(exc_info[1], CellStopped) or \
+        tc.ran and isinstance(exc_info[1], NbopsError) else None
     tracker.set_tags(_git_tags(git := git.result()))  # (git status ran beside the cell's body)
     try:
         _collect(shell, cell, opts, tracker, notebook=nb, git=git,
@@ -238,7 +241,8 @@ def run_cell(shell, cell: str, opts: CellOptions, hooks=()) -> Any:
     shell.user_ns["_nbops_last_run"] = summary
     if usage_error is not None and usage_error is exc_info[1]:  # one line says it all, the run included
         usage_error.run_id = tracker.run_id
-        usage_error.args = (f"{usage_error} (the cell ran; its run {tracker.run_id} is recorded as FAILED)",)
+        ran = "the cell ran; its" if tc.ran else "its"
+        usage_error.args = (f"{usage_error} ({ran} run {tracker.run_id} is recorded as FAILED)",)
         raise usage_error.with_traceback(None)
     _show(tracker, summary, dict(wall_s=wall, peak_rss=peak, base_rss=base_rss))
     if exc_info[1] is not None:

@@ -94,6 +94,7 @@ class Tracker:
         self._datasets: list[dict] = []
         self.data_versions: list[Any] = []
         self._models: list[tuple[Any, str, str, Any]] = []
+        self._traces: list[dict] = []
         self._explicit_parent = parent_run_id
         self._held = held                  # made and kept in the spool; the caller pushes it (nbops run)
         self.masker = masker or redact.text
@@ -197,6 +198,9 @@ class Tracker:
         for model, name, flavor, example in self._models:
             self.writer.log_model(run, model, name, flavor, example)
         self._models = []
+        if self._traces:
+            self.writer.log_traces(run, self._traces)
+            self._traces = []
 
     def _keep_long_params(self) -> None:
         """A parameter longer than MLflow keeps (``MAX_PARAM_LEN``) is stored cut; its full value goes beside it as
@@ -281,6 +285,11 @@ class Tracker:
         self._datasets.append(record)
         if version is not None:
             self.data_versions.append(version)
+
+    def log_traces(self, records: list[dict]) -> None:
+        """MLflow traces linked to this run (records of :func:`nbops.tracking.traces.record`), masked and written
+        with the run's other records."""
+        self._traces.extend(records)
 
     def log_model(self, model: Any, name: str = "model", flavor: str | None = None, input_example: Any = None):
         from .models import model_flavor

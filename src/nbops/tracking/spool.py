@@ -5,7 +5,8 @@ Layout, one folder a run under the spool root (``.nbops/spool`` by default, ``NB
     <local run id>/meta.json       experiment, run name, tags, start time, target store; ``server_run_id`` when
                                    the run already exists on the store (the store went away mid-run)
     <local run id>/journal.jsonl   one JSON record a line, appended and fsync'ed: log_batch, log_artifacts,
-                                   log_inputs, log_model, end_run, each with a sequence number
+                                   log_inputs, log_model, log_trace (an MLflow trace linked to the run, by its
+                                   client-made trace id), end_run, each with a sequence number
     <local run id>/files/<seq>/    the files that go with record <seq> (artifacts, a pickled model)
     <local run id>/artifacts/      a background run's artifacts, written there in place (its log_artifacts record
                                    names this folder)
@@ -31,7 +32,8 @@ from pathlib import Path
 
 LOCAL_PREFIX = "spool-"
 SPOOL_ID_TAG = "nbops.spool_id"   # on a run created from the spool: its local id (sync finds it again by it)
-REPLAYABLE = frozenset({"log_batch", "log_artifacts", "log_inputs", "log_model", "end_run"})  # journal records
+REPLAYABLE = frozenset({"log_batch", "log_artifacts", "log_inputs", "log_model", "log_trace",  # journal records
+                        "end_run"})
 
 
 @dataclass

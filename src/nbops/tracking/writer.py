@@ -1,5 +1,5 @@
 """The one writer. Every record nbops writes -- runs, params, metrics, tags, artifacts, dataset inputs, models,
-statuses -- goes through :class:`Writer`, which sends it to the MLflow store or, when the store does not answer
+statuses, traces -- goes through :class:`Writer`, which sends it to the MLflow store or, when the store does not answer
 (or ``NBOPS_OFFLINE=1``), appends it to the durable local spool that ``nbops sync`` replays later. Every value
 is masked by the one redactor (:mod:`nbops.tracking.redact`) before it leaves: to the store and to the spool alike.
 
@@ -83,6 +83,7 @@ class Writer:
         self._deferred: dict[str, list] = {}   # background runs: (op, files) kept until their end-of-run
         self._held: set[str] = set()           # of those, the ones the caller pushes (no flusher)
         self._parents: dict[str, str] = {}     # spooled parents of other processes -> their id on the store
+        self._tracing = None                   # MLflow's TracingClient for this store (log_traces)
         self.read_uri = self.settings.tracking_uri  # where reads go (a read-only SQLite store: opened immutable)
 
     # -- plumbing -------------------------------------------------------------------------------------------
@@ -475,6 +476,28 @@ class Writer:
                 quiet.setLevel(level)
         return info.model_uri
 
+    def log_traces(self, run: RunRef, records: list[dict]) -> None:
+        """MLflow traces linked to ``run`` (records made with :func:`nbops.tracking.traces.record`): masked here,
+        spooled as ``log_trace`` records of up to 100 traces, written to the run's experiment with
+        ``mlflow.sourceRun`` = the run's id on the store. A trace already on the store (a replay) is not written
+        again."""
+        from . import traces
+
+        records = [traces.mask_record(r) for r in records]
+        for i in range(0, len(records), 100):
+            op = {"op": "log_trace", "traces": records[i:i + 100]}
+            self._server_or_spool(run, op, lambda op=op: self._direct_traces(run, op["traces"]))
+
+    def _direct_traces(self, run: RunRef, records: list[dict]) -> None:
+        from mlflow.tracing.client import TracingClient
+
+        from . import traces
+
+        if self._tracing is None:
+            self._tracing = TracingClient(self.settings.tracking_uri)
+        exp_id = run.experiment_id or self.call(self.client.get_run, run.run_id).info.experiment_id
+        traces.write(self._tracing, self.call, records, exp_id, run.run_id)
+
     def end_run(self, run: RunRef, status: str = FINISHED, end_time: float | None = None) -> None:
         end_ms = int((end_time or time.time()) * 1000)
         op = {"op": "end_run", "status": status, "end_time": end_ms}
@@ -525,6 +548,10 @@ class Writer:
             with open(Path(files) / "model.pkl", "rb") as fh:
                 obj = cloudpickle.load(fh)
             self._direct_model(run, obj["model"], op["name"], op["flavor"], obj.get("input_example"))
+        elif kind == "log_trace":
+            from .traces import mask_record
+
+            self._direct_traces(run, [mask_record(r) for r in op["traces"]])  # (older spools: masked now)
         elif kind == "end_run":
             self.call(self.client.set_terminated, run.run_id, op["status"], op["end_time"])
         else:
