@@ -101,7 +101,7 @@ def test_magic_llm_mode(ip, client, capsys):
 
 
 @pytest.mark.llm
-def test_prompt_against_the_local_model(ip, client, llm_server):
+def test_prompt_against_the_local_model(ip, client, llm_server, monkeypatch):
     import nbops
     from nbops.evaluation.scorers import max_chars
 
@@ -115,6 +115,14 @@ def test_prompt_against_the_local_model(ip, client, llm_server):
     assert run.data.tags["nbops.evaluation.prompt"] == "qa/1" and run.data.tags["nbops.prompts"] == "qa/1"
     assert items["input"].tolist()[0] == "Answer with one word. Capital of France?"
     assert "sk-test-secret" not in json.dumps(run.data.to_dictionary())
+    assert "llm_cost_usd" not in m  # no price known for the model
+    monkeypatch.setattr("nbops.llm.cost._SET", {})  # the prices set here end with the test
+    nbops.llm.prices({"smollm2": {"input_per_million": 2.0, "output_per_million": 10.0}})
+    priced = _run(client, nbops.evaluate(nbops.prompt("qa"), _data(), scorers=["contains", max_chars(400)], model="smollm2",
+                                         base_url=llm_server, api_key="sk-x", max_tokens=16).run_id)[0]
+    pm = priced.data.metrics
+    want = (pm["llm_input_tokens"] * 2.0 + pm["llm_output_tokens"] * 10.0) / 1e6
+    assert pm["llm_cost_usd"] == pytest.approx(want) and pm["llm_cost_per_call_usd"] == pytest.approx(want / 4)
     ip.run_line_magic("promote", 'prompt qa --alias production --require "llm_calls>=4" "eval_max_chars>=1"')
     assert nbops.prompt("qa@production").version == 1
 

@@ -123,17 +123,12 @@ def _messages(prompt, values: dict) -> list[dict]:
 
 def _cost(model: str, tin, tout):
     """USD for the tokens, when nbops knows the model's price (``nbops.llm.prices``); else None."""
-    try:
-        from ..llm import prices
-    except ImportError:
+    from ..llm.cost import cost
+
+    if tin is None or tout is None:
         return None
-    fn = getattr(prices, "cost", None)
-    if fn is None or tin is None or tout is None:
-        return None
-    try:
-        return fn(model, int(tin), int(tout))
-    except Exception:  # noqa: BLE001 - a price table that cannot say: cost unknown
-        return None
+    c = cost(model, int(tin), int(tout))
+    return None if c is None else c["total_cost"]
 
 
 def evaluate_llm(target, data, scorers, *, model: str | None = None, base_url: str | None = None,
