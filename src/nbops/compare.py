@@ -46,7 +46,8 @@ class RunComparison:
         for d in self.data:
             shorts = [v["short"] if v else "-" for v in d["versions"]]
             notes = [x["summary"] for x in d["diffs"] if x and x.get("summary")]
-            out.append(f"{d['name']}: {d['status']} ({' / '.join(shorts)})" + (f"; {'; '.join(notes)}" if notes else ""))
+            more = f"; {'; '.join(notes)}" if notes else ""
+            out.append(f"{d['name']}: {d['status']} ({' / '.join(shorts)}){more}")
         return out
 
     def headline(self) -> str:

@@ -180,8 +180,8 @@ def spool_record(d: Path, full: bool = False) -> dict | None:
     return _record(run_id=meta.get("server_run_id") or meta["local_run_id"], run_name=meta.get("run_name"),
                    experiment_id=None, experiment=meta.get("experiment"), status=status,
                    start_ms=meta.get("start_time"), end_ms=end.get("end_time") if end else None, tags=e["tags"],
-                   params=e["params"], metrics=e["metrics"], data=data_versions([_Input(x) for x in e["datasets"]], full),
-                   url=None, full=full, spooled=True)
+                   params=e["params"], metrics=e["metrics"],
+                   data=data_versions([_Input(x) for x in e["datasets"]], full), url=None, full=full, spooled=True)
 
 
 def spooled_runs(notebooks: list[str | None], experiment: str | None, landed: set[str]) -> list[dict]:
