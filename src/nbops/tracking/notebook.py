@@ -138,7 +138,8 @@ def cell_id(shell, body: str, nb: str | None) -> str | None:
        ipykernel keeps that message as the kernel's parent.
     2. papermill (and ``nbops run``) sends no cell id: the cell is found in the notebook being run (``nb``) by
        its source, the ``%%track`` line included. Several cells with the same source: papermill runs each cell
-       once, in order, so the n-th time the kernel runs that source (its input history) is the n-th such cell.
+       once, in order, so the n-th time the kernel runs that source (its input history) is the n-th such cell;
+       past the last of them, None rather than a guess.
     """
     kernel = getattr(shell, "kernel", None)
     try:
@@ -174,5 +175,8 @@ def _cell_in_file(path: str, body: str, history: list[str]) -> str | None:
 
     hits = [c for c in cells if isinstance(c, dict) and c.get("cell_type") == "code" and source(c) == raw]
     nth = sum(1 for h in history if h.strip() == raw)
-    cid = hits[nth - 1].get("id") if 0 < nth <= len(hits) else None
+    if len(hits) == 1:  # one cell has this source (run again and again in a long-lived kernel): that one
+        cid = hits[0].get("id")
+    else:
+        cid = hits[nth - 1].get("id") if 0 < nth <= len(hits) else None
     return str(cid) if cid else None
