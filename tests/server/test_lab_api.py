@@ -219,3 +219,123 @@ async def test_store_down_is_a_503_with_one_line(jp_fetch, monkeypatch, route, p
     err = await refused(jp_fetch, *route.split("/"), **params)
     msg = json.loads(err.response.body)["message"]
     assert err.code == 503 and "127.0.0.1:9" in msg and "\n" not in msg
+
+
+# ---- registry: models, promote behind gates, rollback; audited as the Jupyter user ----------------------------
+def _train(name: str, cols: int) -> str:
+    """A tracked run that fits a wine classifier and logs it (as ``%%track --model m`` does)."""
+    import nbops
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_wine(return_X_y=True)
+    with nbops.track("lab-promo", name) as t:
+        m = LogisticRegression(max_iter=5000).fit(X[:, :cols], y)
+        t.log_metric("accuracy", float(m.score(X[:, :cols], y)))
+        t.log_model(m)
+    return t.run_id
+
+
+@pytest.fixture
+def trained(store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT", "1")   # default requirements: same model
+    return {"weak": _train("weak", 2), "strong": _train("strong", 13)}
+
+
+async def test_promote_behind_gates_then_rollback_audited_as_the_jupyter_user(jp_fetch, trained, client,
+                                                                               jp_serverapp):
+    weak, strong = trained["weak"], trained["strong"]
+    assert (await get_json(jp_fetch, "models"))["models"] == []
+    # a gate that fails: nothing moves, nothing is registered
+    res = await post_json(jp_fetch, "promote", {"model": "wine", "run": weak, "require": ["accuracy>=0.99"],
+                                                "dry_run": False})
+    assert res["status"] == "gate-failed" and res["moved"] is False and res["passed"] is False
+    assert res["gates"][0]["gate"] == "accuracy>=0.99" and res["gates"][0]["passed"] is False
+    assert res["gates"][0]["measured"] == pytest.approx(client.get_run(weak).data.metrics["accuracy"])
+    assert client.search_model_versions("name='wine'") == []
+    # the dry run of a passing gate: the preview, nothing moved
+    res = await post_json(jp_fetch, "promote", {"model": "wine", "run": weak, "require": ["accuracy>=0.5"]})
+    assert res["status"] == "dry-run" and res["passed"] is True and res["moved"] is False
+    assert client.search_model_versions("name='wine'") == []
+    # the move, then a better one
+    res = await post_json(jp_fetch, "promote", {"model": "wine", "run": weak, "require": ["accuracy>=0.5"],
+                                                "reason": "first", "dry_run": False})
+    assert res["status"] == "promoted" and res["moved"] is True and res["candidate"]["run_id"] == weak
+    res = await post_json(jp_fetch, "promote", {"model": "wine", "best": "accuracy", "experiment": "lab-promo",
+                                                "must_beat": "champion", "dry_run": False})
+    assert res["status"] == "promoted" and res["candidate"]["run_id"] == strong and res["replaced"] == "1"
+    rm = client.get_registered_model("wine")
+    assert str(rm.aliases["champion"]) == "2" and str(rm.aliases["previous-champion"]) == "1"
+    user = res["who"]     # the Jupyter user of this request (the test's token requests are anonymous users)
+    import getpass
+    assert user and user not in ("unknown", getpass.getuser())
+    mv = client.get_model_version("wine", "2")
+    assert mv.run_id == strong
+    assert mv.tags["nbops.promote.who"] == user and mv.tags["nbops.promote.who_source"] == "jupyter"
+    assert mv.tags["nbops.promote.status"] == "promoted"
+    # the models route: aliases -> version -> run
+    (model,) = (await get_json(jp_fetch, "models"))["models"]
+    aliases = {a["alias"]: a for a in model["aliases"]}
+    assert aliases["champion"]["version"] == "2" and aliases["champion"]["run_id"] == strong
+    assert aliases["champion"]["run_name"] == "strong" and aliases["champion"]["who"] == user
+    assert aliases["previous-champion"]["run_id"] == weak
+    assert [v["version"] for v in model["versions"]] == ["2", "1"] and model["versions"][0]["aliases"] == ["champion"]
+    # promoting an existing version by number
+    res = await post_json(jp_fetch, "promote", {"model": "wine", "version": "1", "alias": "staging", "dry_run": False})
+    assert res["status"] == "promoted" and res["version"] == "1"
+    assert str(client.get_registered_model("wine").aliases["staging"]) == "1"
+    # rollback: previewed, then done
+    res = await post_json(jp_fetch, "rollback", {"model": "wine"})
+    assert res["status"] == "dry-run" and str(client.get_registered_model("wine").aliases["champion"]) == "2"
+    res = await post_json(jp_fetch, "rollback", {"model": "wine", "reason": "regression", "dry_run": False})
+    assert res["status"] == "rolled-back" and res["moved"] is True and res["version"] == "1"
+    assert str(client.get_registered_model("wine").aliases["champion"]) == "1"
+    v1 = client.get_model_version("wine", "1").tags
+    assert v1["nbops.promote.action"] == "rollback" and v1["nbops.promote.who"] == res["who"]
+    assert res["who"] not in ("unknown", getpass.getuser())
+    assert v1["nbops.promote.who_source"] == "jupyter"
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"alias": "champion"}, '"model" is required'),
+    ({"model": "wine", "run": "a", "best": "accuracy"}, "exactly one of"),
+    ({"model": "wine", "run": "a", "dry_run": "no"}, '"dry_run" must be true or false'),
+    ({"model": "wine", "run": "a", "colour": "red"}, "unknown field(s) colour"),
+    ({"model": "wine", "run": "a", "require": "accuracy>>1"}, "accuracy>>1"),
+])
+async def test_promote_mistakes_are_400_with_one_line(jp_fetch, body, says):
+    err = await refused(jp_fetch, "promote", method="POST", body=json.dumps(body))
+    msg = json.loads(err.response.body)["message"]
+    assert err.code == 400 and says in msg and "\n" not in msg
+
+
+async def test_rollback_without_a_previous_version_is_a_400(jp_fetch):
+    err = await refused(jp_fetch, "rollback", method="POST", body=json.dumps({"model": "nope", "dry_run": False}))
+    assert err.code == 400 and "nope" in json.loads(err.response.body)["message"]
+
+
+# ---- auth and XSRF ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("route", ["status", "runs", "run/abc", "compare", "models"])
+async def test_every_new_get_refuses_without_the_token(jp_fetch, route):
+    err = await refused(jp_fetch, *route.split("/"), headers={"Authorization": ""})
+    assert err.code == 403
+
+
+@pytest.mark.parametrize("route", ["promote", "rollback"])
+async def test_a_post_needs_auth_and_the_xsrf_token(jp_fetch, jp_serverapp, route):
+    body = json.dumps({"model": "nope", "dry_run": True, **({"run": "nope-run"} if route == "promote" else {})})
+    err = await refused(jp_fetch, route, method="POST", body=body, headers={"Authorization": ""})
+    assert err.code == 403                                        # no token, no cookie
+    # a browser session: the login cookie the server sets for a token-authenticated request
+    r = await jp_fetch("api", "status", **SLOW)
+    cookies = "; ".join(c.split(";", 1)[0] for c in r.headers.get_list("Set-Cookie"))
+    assert "username-" in cookies
+    err = await refused(jp_fetch, route, method="POST", body=body, headers={"Authorization": "", "Cookie": cookies})
+    assert err.code == 403 and "xsrf" in (err.response.body or b"").decode().lower()   # cookie without XSRF
+    xsrf = "2|00000000|" + "ab" * 16 + "|1700000000"
+    err = await refused(jp_fetch, route, method="POST", body=body, headers={
+        "Authorization": "", "Cookie": f"{cookies}; _xsrf={xsrf}", "X-XSRFToken": xsrf})
+    assert err.code == 400                                        # through auth and XSRF: the handler's answer
+    assert "nope" in json.loads(err.response.body)["message"]
+    for name in ("Access-Control-Allow-Origin", "Access-Control-Allow-Credentials"):
+        assert name not in err.response.headers                   # no CORS opening
