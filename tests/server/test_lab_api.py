@@ -86,6 +86,12 @@ async def test_runs_carry_cell_id_data_versions_verdicts_and_link(jp_fetch, lab_
     # polling: the same state gives the same token, and since= it answers small
     again = await get_json(jp_fetch, "runs", path="lab.ipynb", since=body["updated"])
     assert again["unchanged"] is True and again["runs"] is None and again["updated"] == body["updated"]
+    r = await jp_fetch("nbops", "api", "runs", params={"path": "lab.ipynb"}, **SLOW)
+    assert r.headers["Etag"] == f'"{body["updated"]}"'
+    with pytest.raises(HTTPClientError) as e:                  # If-None-Match: 304, no body
+        await jp_fetch("nbops", "api", "runs", params={"path": "lab.ipynb"},
+                       headers={"If-None-Match": r.headers["Etag"]}, **SLOW)
+    assert e.value.code == 304
     stale = await get_json(jp_fetch, "runs", path="lab.ipynb", since="not-the-token")
     assert [r["run_id"] for r in stale["runs"]] == [r["run_id"] for r in body["runs"]]
 

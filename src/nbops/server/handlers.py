@@ -137,13 +137,18 @@ class RunsHandler(NbopsHandler):
         since = self.get_query_argument("since", None)
         candidates = notebook_candidates(path, self.settings.get("nbops_root_dir", "")) if path else [None]
         runs = await self.blocking(recent_runs, candidates, n, experiment)
-        token = updated_token(runs)
+        token = self._updated = updated_token(runs)
         body = {"path": path, "n": n, "experiment": experiment, "store": _store(), "updated": token}
         if since and since == token:
             body.update(unchanged=True, runs=None)
         else:
             body["runs"] = runs
         self.finish(json.dumps(body))
+
+    def compute_etag(self):
+        """The ``updated`` token: ``If-None-Match`` with it gets a 304 (tornado compares it in ``finish``)."""
+        token = getattr(self, "_updated", None)
+        return f'"{token}"' if token else super().compute_etag()
 
 
 class RunHandler(NbopsHandler):
