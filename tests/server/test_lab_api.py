@@ -345,3 +345,51 @@ async def test_a_post_needs_auth_and_the_xsrf_token(jp_fetch, jp_serverapp, rout
     assert "nope" in json.loads(err.response.body)["message"]
     for name in ("Access-Control-Allow-Origin", "Access-Control-Allow-Credentials"):
         assert name not in err.response.headers                   # no CORS opening
+
+
+# ---- the status dot: the host's live incidents from the server's own sampler ---------------------------------
+@pytest.fixture
+def fast_sampler(monkeypatch):
+    """The real psutil sampler of nbops.telemetry.local, sampling fast; stopped after the test."""
+    pytest.importorskip("psutil")
+    from nbops.telemetry import local
+    monkeypatch.setenv("NBOPS_TELEMETRY_INTERVAL", "0.2")
+    local.shutdown()
+    yield local
+    local.shutdown()
+
+
+@pytest.mark.slow
+async def test_status_turns_red_while_a_cpu_hog_runs_on_the_host(jp_fetch, fast_sampler):
+    """A real incident: other processes (not the server's) take every core; /status says an incident is active
+    on the metrics the local source judges, as %telemetry --source local would."""
+    import asyncio
+    import time
+
+    from nbops_testing import Hog
+
+    body = await get_json(jp_fetch, "status")                    # starts the server's sampler
+    s = fast_sampler.get_sampler()
+    assert body["incidents"]["sampling"] is True and s.running
+    while s.count < 60:                                           # a baseline of the host as it is
+        await asyncio.sleep(0.2)
+    hog = Hog()
+    try:
+        t0, n0 = time.time(), s.count
+        while True:
+            inc = (await get_json(jp_fetch, "status"))["incidents"]
+            fresh = [i for i in inc["items"] if i["ongoing"] and i["end"] >= _iso(t0)]
+            if fresh or s.count > n0 + 1500:                      # (a bound in samples, not in seconds)
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        hog.stop()
+    assert fresh, f"no ongoing incident after the hog started: {inc}"
+    assert inc["active"] >= 1
+    assert {"cpu_utilization_by_others_percentage", "load_by_others",
+            "process_cpu_starved_percentage"} & {m for i in fresh for m in i["metrics"]}
+
+
+def _iso(t: float) -> str:
+    from nbops.telemetry.lifecycle import iso
+    return iso(t)
