@@ -164,6 +164,12 @@ async def test_compare_needs_two_runs(jp_fetch, runs, says):
     assert err.code == 400 and says in json.loads(err.response.body)["message"]
 
 
+async def test_compare_with_an_unknown_run_is_a_404_naming_it(jp_fetch, lab_runs):
+    known = lab_runs[2]["base"].info.run_id
+    err = await refused(jp_fetch, "compare", runs=f"{known},0123456789abcdef0123456789abcdef")
+    assert err.code == 404 and "0123456789abcdef0123456789abcdef" in json.loads(err.response.body)["message"]
+
+
 def test_compare_magic_mistake_is_one_line(ip):
     from nbops.errors import NbopsError
 
