@@ -176,7 +176,7 @@ def spool_record(d: Path, full: bool = False) -> dict | None:
     if e is None:
         return None
     meta, end = e["meta"], e["end"]
-    status = SPOOLED if end is not None or not Spool._being_written(d) else "RUNNING"
+    status = SPOOLED if end is not None or not Spool.being_written(d) else "RUNNING"
     return _record(run_id=meta.get("server_run_id") or meta["local_run_id"], run_name=meta.get("run_name"),
                    experiment_id=None, experiment=meta.get("experiment"), status=status,
                    start_ms=meta.get("start_time"), end_ms=end.get("end_time") if end else None, tags=e["tags"],
@@ -191,7 +191,7 @@ def spooled_runs(notebooks: list[str | None], experiment: str | None, landed: se
 
     out = []
     for d in Spool(config.settings().spool_dir).entries():
-        if d.name in landed:
+        if d.name in landed or not (Spool.being_written(d) or Spool.waiting(d)):  # on the store already
             continue
         rec = spool_record(d)
         if rec is None or rec["run_id"] in landed:
