@@ -84,6 +84,10 @@ class TrackingError(NbopsError):
     """The tracking store refused or could not be reached (``uri`` says which)."""
 
 
+class RunNotFound(NbopsError):
+    """No run with that id in the store nor in the local spool (``run_id`` says which)."""
+
+
 class DataError(NbopsError):
     """Data that cannot be versioned or compared (``column`` / ``path`` say which)."""
     FIELDS = ("digest", "name")

@@ -201,21 +201,37 @@ class TrackMagics(Magics):
         return run_cell(self.shell, cell, opts, hooks=CELL_HOOKS)
 
     @magic_arguments()
-    @argument("command", choices=["runs", "status", "sync"], help="runs: recent runs of this notebook; status: "
-                                                                   "store, experiment, versions; sync: push the spool.")
+    @argument("command", choices=["runs", "status", "sync", "compare"],
+              help="runs: recent runs of this notebook; status: store, experiment, versions; sync: push the spool; "
+                   "compare RUN RUN...: params, metrics and data versions side by side.")
+    @argument("run_ids", nargs="*", metavar="RUN", help="For `compare`: 2 to 10 run ids (the first is the baseline).")
     @argument("-n", type=number(int, 1), default=10, help="How many runs (for `runs`; 1 or more).")
     @argument("-e", "--experiment", help="Experiment (for `runs`; default: every experiment).")
     @argument("--all", action="store_true", help="For `runs`: runs of every notebook, not only this one.")
-    @argument("-o", "--output", metavar="VAR", help="For `runs`: also store the runs DataFrame in VAR.")
+    @argument("-o", "--output", metavar="VAR", help="For `runs`: also store the runs DataFrame in VAR; for "
+                                                   "`compare`: the comparison (a RunComparison).")
     @line_magic
     def nbops(self, line: str):
-        """%nbops runs [-n N] [-e EXPERIMENT] [--all] [-o VAR] | %nbops status | %nbops sync
+        """%nbops runs [-n N] [-e EXPERIMENT] [--all] [-o VAR] | %nbops status | %nbops sync |
+        %nbops compare RUN RUN... [-o VAR]
 
-        runs: the most recent runs of this notebook (of every notebook with --all), newest first."""
+        runs: the most recent runs of this notebook (of every notebook with --all), newest first.
+        compare: what differs between runs (the first is the baseline): params, metrics, data versions."""
         from . import api
         from .display import show
 
         a = parse(self.nbops, line)
+        if a.run_ids and a.command != "compare":
+            raise NbopsError(f"%nbops {a.command} takes no run ids ({' '.join(a.run_ids)}): "
+                             f"did you mean `%nbops compare {' '.join(a.run_ids)}`?")
+        if a.command == "compare":
+            from .compare import compare
+
+            result = compare(a.run_ids)
+            if a.output:
+                self.shell.user_ns[a.output] = result
+            show(result)
+            return None
         if a.command == "runs":
             from .tracking.summary import RunsTable
             from .tracking.notebook import notebook_path

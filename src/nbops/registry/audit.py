@@ -2,8 +2,9 @@
 
 Each promotion or rollback writes, on the version that receives the alias, *before* the alias moves:
 
-- readable tags for the latest event: ``nbops.promote.who``, ``.who_source`` (``mlflow`` user or ``os``
-  user), ``.when`` (ISO-8601 UTC), ``.notebook``, ``.run_id`` (the candidate run), ``.reason``, ``.alias``,
+- readable tags for the latest event: ``nbops.promote.who``, ``.who_source`` (``mlflow`` user, ``os`` user, or
+  ``jupyter``: the Jupyter server's logged-in user, for the JupyterLab UI), ``.when`` (ISO-8601 UTC),
+  ``.notebook``, ``.run_id`` (the candidate run), ``.reason``, ``.alias``,
   ``.action`` (promote | rollback), ``.replaced`` (the version that held the alias, or ``none``),
   ``.gate.<n>`` (``pass|FAIL <gate>: <measured value>``), ``.event_run_id`` (the ``kind=promote`` run) and
   ``.status`` (``pending`` until the alias has moved, then ``promoted``; ``failed: <why>`` when the move was

@@ -53,6 +53,7 @@ class PromotionResult:
     dry_run: bool = False
     reason: str | None = None
     who: str | None = None
+    who_source: str | None = None       # mlflow | os (audit.who), or the front end that named the user (jupyter)
     when: str | None = None
     notebook: str | None = None
     event_run_id: str | None = None
@@ -307,7 +308,7 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
             maximize: bool | None = None, alias: str = "champion", require=(), must_beat: str | None = None,
             require_no_drift: bool = False, reason: str | None = None, dry_run: bool = False,
             notebook: str | None = None, log_run: bool = True, serve_check: bool = False,
-            serve_data=None) -> PromotionResult:
+            serve_data=None, who: tuple[str, str] | None = None) -> PromotionResult:
     """Register the model that run ``run`` logged (or the ``best`` run of ``experiment`` on a metric) as a version
     of ``name`` and move ``alias`` to it -- only if every gate passes.
 
@@ -318,6 +319,8 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
     ``serve_check`` serves the candidate with ``mlflow models serve`` and checks its answers on ``serve_data``
     (default: the sample ``%evaluate`` kept, else the run's data snapshot) before anything moves; a pass tags
     the version ``nbops.serve_check=passed`` with the latency (see :mod:`nbops.registry.serve`).
+    ``who``: ``(user, source)`` to record in the audit instead of :func:`nbops.registry.audit.who` (the
+    Jupyter server names its logged-in user: ``(name, "jupyter")``).
 
     Returns a :class:`PromotionResult`; raises :class:`~nbops.errors.GateFailed` (with ``.result``) when a gate
     fails and :class:`~nbops.errors.PromotionError` when the promotion cannot be done as asked.
@@ -352,11 +355,11 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
             serve = _serve_gate(c, cand, serve_data, gates)
         else:
             notes.append("serve check not run: other gates failed")
-    user, _src = audit.who(s)
+    user, src = who or audit.who(s)
     res = PromotionResult(name, alias, "promote", "dry-run" if dry_run else "pending",
                           str(existing.version) if existing else None, holder, cand, gates, dry_run=dry_run,
-                          reason=reason, who=user, notebook=_notebook(notebook), tracking_uri=s.tracking_uri,
-                          notes=notes)
+                          reason=reason, who=user, who_source=src, notebook=_notebook(notebook),
+                          tracking_uri=s.tracking_uri, notes=notes)
     if serve is not None:
         res.serve = serve
         if serve.passed:
@@ -381,9 +384,11 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
 
 
 def rollback(name: str, alias: str = "champion", *, reason: str | None = None, dry_run: bool = False,
-             notebook: str | None = None, log_run: bool = True) -> PromotionResult:
+             notebook: str | None = None, log_run: bool = True,
+             who: tuple[str, str] | None = None) -> PromotionResult:
     """Move ``alias`` back to the version ``previous-<alias>`` points at. ``previous-<alias>`` then points at the
-    version *that* one had replaced (so repeated rollbacks walk back through the promotions), or is removed."""
+    version *that* one had replaced (so repeated rollbacks walk back through the promotions), or is removed.
+    ``who``: ``(user, source)`` for the audit, as for :func:`promote`."""
     from ..tracking.writer import get_writer
 
     name, alias = check_name(name), check_alias(alias)
@@ -417,9 +422,9 @@ def rollback(name: str, alias: str = "champion", *, reason: str | None = None, d
             cand = candidates.from_run(c, c.get_run(tv.run_id), require_model=False)
         except Exception:  # noqa: BLE001 - the source run may be gone; the version still serves
             cand = None
-    user, _src = audit.who(s)
+    user, src = who or audit.who(s)
     res = PromotionResult(name, alias, "rollback", "dry-run" if dry_run else "pending", target, holder, cand, [],
-                          dry_run=dry_run, reason=reason, who=user, notebook=_notebook(notebook),
+                          dry_run=dry_run, reason=reason, who=user, who_source=src, notebook=_notebook(notebook),
                           tracking_uri=s.tracking_uri, previous_alias_to=back)
     if dry_run:
         return res
@@ -480,8 +485,7 @@ def _event_run(res: PromotionResult, experiment: str, log_run: bool):
 
 
 def _event(res: PromotionResult, action: str, run_id: str | None, model_id: str | None = None) -> dict:
-    s = config.settings()
-    user, src = audit.who(s)
+    user, src = (res.who, res.who_source) if res.who and res.who_source else audit.who(config.settings())
     when = audit.now()
     res.when = audit.iso(when)
     return {"key": audit.event_key(when), "action": action, "alias": res.alias, "who": user, "who_source": src,

@@ -1,10 +1,13 @@
-"""REST handlers under ``/nbops/api/``: ``runs``, ``telemetry``, ``status``. JSON in, JSON out.
+"""REST handlers under ``/nbops/api/``: ``status``, ``runs``, ``run/<id>``, ``compare``, ``models``, ``promote``,
+``rollback``, ``telemetry``. JSON in, JSON out; the shapes are in docs/server-api.md.
 
 Every handler is an :class:`~jupyter_server.base.handlers.APIHandler` method guarded by ``@web.authenticated``
 and Jupyter's ``@authorized`` (resource ``nbops``), so the server's token, cookie, XSRF and authorizer rules
 apply unchanged. Blocking work (MLflow queries, psutil sampling) runs in the extension's thread pool, never on
 the event loop. A bad query parameter is a 400 whose ``message`` says what to send instead; a store that does
-not answer is a 503 naming the store.
+not answer is a 503 naming the store. POSTs need Jupyter's XSRF token (APIHandler's check) like any Jupyter API;
+no CORS header is added. The logic lives in plain functions (nbops.runview, nbops.compare, nbops.registry): a
+handler only parses the request and writes the answer.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..errors import NbopsError, TrackingError
+from ..errors import NbopsError, RunNotFound, TrackingError
 
 log = logging.getLogger("nbops")
 
@@ -43,8 +46,32 @@ class NbopsHandler(APIHandler):
             return await loop.run_in_executor(self.settings["nbops_executor"], fn, *args)
         except (TrackingError, Unavailable) as exc:
             raise http_error(503, str(exc), "Service Unavailable") from exc
+        except RunNotFound as exc:
+            raise http_error(404, str(exc)) from exc
         except NbopsError as exc:
             raise http_error(400, str(exc)) from exc
+        except Exception as exc:
+            from ..tracking.mlflow_errors import store_down, unreachable
+
+            if unreachable(exc):  # the store went away under a read or a registry call: one line, not a 500
+                raise http_error(503, str(store_down()), "Service Unavailable") from exc
+            raise
+
+    def json_body(self) -> dict:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise self.bad("the request body is not JSON: send an object such as "
+                           '{"model": "churn", "alias": "champion", "dry_run": true}.') from None
+        if not isinstance(body, dict):
+            raise self.bad("the request body must be a JSON object, e.g. {\"model\": \"churn\"}.")
+        return body
+
+    @property
+    def user_name(self) -> str:
+        """The logged-in Jupyter user (recorded in the registry's audit trail)."""
+        user = self.current_user
+        return str(getattr(user, "username", None) or getattr(user, "name", None) or user or "unknown")
 
     def bad(self, message: str) -> web.HTTPError:
         return http_error(400, message)
@@ -84,7 +111,7 @@ class StatusHandler(NbopsHandler):
     @web.authenticated
     @authorized
     async def get(self):
-        status = await self.blocking(_status)
+        status = await self.blocking(_status, self.conf.telemetry)
         status["extension"] = {"tracking_uri": self.conf.tracking_uri or None,
                                "telemetry": self.conf.telemetry, "max_runs": self.conf.max_runs}
         self.finish(json.dumps(status))
@@ -95,19 +122,90 @@ class RunsHandler(NbopsHandler):
 
     ``path`` is the notebook's path as JupyterLab names it (relative to the server's root dir) or an absolute
     path; kernels record ``mlflow.source.name`` as the absolute path, so both spellings are looked up. Without
-    ``path``: the most recent runs of every notebook.
+    ``path``: the most recent runs of every notebook. Runs still in the spool are merged in (``"spooled"``).
+    ``since=<updated>``: when nothing changed, a small ``{"unchanged": true}`` answer (cheap polling).
     """
 
     @web.authenticated
     @authorized
     async def get(self):
+        from ..runview import updated_token
+
         path = self.get_query_argument("path", None)
         n = self.int_arg("n", self.conf.default_runs, 1, self.conf.max_runs)
         experiment = self.get_query_argument("experiment", None) or None
+        since = self.get_query_argument("since", None)
         candidates = notebook_candidates(path, self.settings.get("nbops_root_dir", "")) if path else [None]
         runs = await self.blocking(recent_runs, candidates, n, experiment)
-        self.finish(json.dumps({"path": path, "n": n, "experiment": experiment, "store": _store(),
-                                "runs": runs}))
+        token = self._updated = updated_token(runs)
+        body = {"path": path, "n": n, "experiment": experiment, "store": _store(), "updated": token}
+        if since and since == token:
+            body.update(unchanged=True, runs=None)
+        else:
+            body["runs"] = runs
+        self.finish(json.dumps(body))
+
+    def compute_etag(self):
+        """The ``updated`` token: ``If-None-Match`` with it gets a 304 (tornado compares it in ``finish``)."""
+        token = getattr(self, "_updated", None)
+        return f'"{token}"' if token else super().compute_etag()
+
+
+class RunHandler(NbopsHandler):
+    """``GET /nbops/api/run/<run_id>``: one run in full (store or spool); 404 when neither has it."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, run_id: str):
+        from ..runview import run_detail
+
+        self.finish(json.dumps(await self.blocking(run_detail, run_id)))
+
+
+class CompareHandler(NbopsHandler):
+    """``GET /nbops/api/compare?runs=a,b[,c]``: params / metrics diff and data-version diff, the baseline first
+    (the same :func:`nbops.compare.compare` as ``%nbops compare``)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self):
+        from ..compare import compare
+
+        ids = [i.strip() for raw in self.get_query_arguments("runs") for i in raw.split(",") if i.strip()]
+        result = await self.blocking(compare, ids)
+        self.finish(json.dumps(result.to_dict(), default=str))
+
+
+class ModelsHandler(NbopsHandler):
+    """``GET /nbops/api/models``: registered models, their aliases -> version -> run, newest versions."""
+
+    @web.authenticated
+    @authorized
+    async def get(self):
+        from ..registry.overview import models
+
+        self.finish(json.dumps({"store": _store(), "models": await self.blocking(models)}, default=str))
+
+
+class PromoteHandler(NbopsHandler):
+    """``POST /nbops/api/promote``: the gates of ``%promote`` previewed (``dry_run``, the default) or applied, with
+    the audit trail naming the logged-in Jupyter user."""
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        body = self.json_body()
+        self.finish(json.dumps(await self.blocking(promote_request, body, self.user_name), default=str))
+
+
+class RollbackHandler(NbopsHandler):
+    """``POST /nbops/api/rollback``: ``%promote --rollback`` (dry run by default), audited as the Jupyter user."""
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        body = self.json_body()
+        self.finish(json.dumps(await self.blocking(rollback_request, body, self.user_name), default=str))
 
 
 class TelemetryHandler(NbopsHandler):
@@ -135,16 +233,37 @@ class TelemetryHandler(NbopsHandler):
         self.finish(json.dumps(body))
 
 
-ROUTES = [("status", StatusHandler), ("runs", RunsHandler), ("telemetry", TelemetryHandler)]
+ROUTES = [("status", StatusHandler), ("runs", RunsHandler), (r"run/([^/]+)", RunHandler),
+          ("compare", CompareHandler), ("models", ModelsHandler), ("promote", PromoteHandler),
+          ("rollback", RollbackHandler), ("telemetry", TelemetryHandler)]
 
 
 # ---- the blocking parts (run in the thread pool; plain functions a test can call) -------------------------
 
-def _status() -> dict:
+def _status(telemetry: bool = True) -> dict:
+    """``nbops.api.status()`` plus what JupyterLab's status bar shows: the store's kind and the host's incidents."""
     from dataclasses import asdict
-    from .. import api
+    from .. import api, config
 
-    return asdict(api.status())
+    out = asdict(api.status())
+    s = config.settings()
+    out["tracking_uri"] = s.tracking_uri
+    out["store_kind"] = "offline" if s.offline else "server" if s.is_server else \
+        "embedded" if s.is_sqlite else "file"
+    out["incidents"] = host_incidents() if telemetry else {"sampling": False, "active": 0, "items": []}
+    return out
+
+
+def host_incidents() -> dict:
+    """The host's incidents of the last 15 minutes from the server's sampler (``sampling`` False, no items, when
+    the telemetry module or psutil is missing or the sampler cannot start)."""
+    try:
+        from ..telemetry.api import host_incidents as incidents
+
+        return incidents()
+    except Exception as exc:  # noqa: BLE001 - the status must answer even when telemetry cannot
+        log.info("nbops: host incidents unavailable: %s", exc)
+        return {"sampling": False, "active": 0, "items": []}
 
 
 def _store() -> str:
@@ -166,44 +285,91 @@ def notebook_candidates(path: str, root_dir: str) -> list[str]:
 
 
 def recent_runs(notebooks: list[str | None], n: int, experiment: str | None) -> list[dict]:
-    """``nbops.api.runs`` for each spelling of the notebook, merged newest first, as JSON-ready dicts."""
-    from .. import api
+    """The notebook's runs (each spelling in ``notebooks``), store and spool merged, newest first, as records."""
+    from ..runview import notebook_runs
 
+    return notebook_runs(notebooks, n, experiment)
+
+
+_PROMOTE_KEYS = {"model", "alias", "run", "version", "best", "experiment", "maximize", "require", "must_beat",
+                 "require_no_drift", "reason", "dry_run", "notebook"}
+
+
+def _checked(body: dict, allowed: set[str]) -> dict:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise NbopsError(f"unknown field(s) {', '.join(unknown)}: send only {', '.join(sorted(allowed))}.")
+    if not isinstance(body.get("model"), str) or not body["model"].strip():
+        raise NbopsError('"model" is required: send the registered model\'s name, e.g. {"model": "churn"}.')
+    dry = body.get("dry_run", True)
+    if not isinstance(dry, bool):
+        raise NbopsError(f'"dry_run" must be true or false, not {dry!r}.')
+    return body
+
+
+def promotion_json(res, moved: bool) -> dict:
+    """A :class:`~nbops.registry.core.PromotionResult` as the API answers it."""
+    c = res.candidate
+    return {"status": res.status, "moved": moved, "passed": res.passed, "headline": res.headline(),
+            "model": res.name, "alias": res.alias, "version": res.version, "replaced": res.replaced,
+            "candidate": {"run_id": c.run_id, "run_name": c.run_name} if c else None,
+            "gates": [_jsonable_dict(g.as_dict()) for g in res.gates], "who": res.who, "when": res.when,
+            "event_run_id": res.event_run_id, "notes": list(res.notes)}
+
+
+def _jsonable_dict(d: dict) -> dict:
+    return {k: _jsonable(v) for k, v in d.items()}
+
+
+def promote_request(body: dict, user: str) -> dict:
+    """``POST promote``: ``nbops.promote`` with the body's fields; a failed gate is an answer (``gate-failed``,
+    nothing moved), not an error."""
+    from ..errors import GateFailed
+    from ..registry.core import promote
+    from ..tracking.writer import get_writer
+
+    body = _checked(body, _PROMOTE_KEYS)
+    which = [k for k in ("run", "version", "best") if body.get(k) not in (None, "")]
+    if len(which) != 1:
+        raise NbopsError('send exactly one of "run" (a run id), "version" (an existing version of the model) or '
+                         f'"best" (a metric: the best run of "experiment"), not {" and ".join(which) or "none"}.')
+    require = body.get("require") or []
+    if isinstance(require, str):
+        require = [require]
+    if not isinstance(require, list) or not all(isinstance(r, str) for r in require):
+        raise NbopsError('"require" must be a list of gate expressions, e.g. ["accuracy>=0.85"].')
+    run = body.get("run")
+    if body.get("version") not in (None, ""):
+        from ..registry.core import _version, registered_model
+
+        c = get_writer().client
+        if registered_model(c, body["model"]) is None:
+            raise NbopsError(f"no registered model {body['model']!r}: check the name (GET /nbops/api/models).")
+        mv = _version(c, body["model"], str(body["version"]))
+        if mv is None or not mv.run_id:
+            raise NbopsError(f"{body['model']!r} has no version {body['version']!r} made from a run: pick one of "
+                             f"GET /nbops/api/models.")
+        run = mv.run_id
+    kw = dict(best=body.get("best") or None, experiment=body.get("experiment") or None,
+              maximize=body.get("maximize"), alias=body.get("alias") or "champion", require=require,
+              must_beat=body.get("must_beat") or None, require_no_drift=bool(body.get("require_no_drift")),
+              reason=body.get("reason") or None, dry_run=body.get("dry_run", True),
+              notebook=body.get("notebook") or None, who=(user, "jupyter"))
     try:
-        frames = [api.runs(notebook=nb, n=n, experiment=experiment) for nb in notebooks]
-    except NbopsError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - MLflow's many ways of saying "cannot reach the store"
-        from .. import config
-        uri = config.settings().tracking_uri
-        raise TrackingError(f"could not read runs from {uri}: {exc}. Check that the store is reachable and "
-                            f"c.Nbops.tracking_uri / MLFLOW_TRACKING_URI points at it.", uri=uri) from exc
-    rows: dict[str, dict] = {}
-    for df in frames:
-        for rec in frame_records(df):
-            rows.setdefault(rec["run_id"], rec)
-    return sorted(rows.values(), key=lambda r: r.get("start_time") or "", reverse=True)[:n]
+        res = promote(body["model"], run, **kw)
+    except GateFailed as exc:
+        return promotion_json(exc.result, moved=False)
+    return promotion_json(res, moved=res.status == "promoted")
 
 
-def frame_records(df) -> list[dict]:
-    """A runs DataFrame (``nbops.api.runs``) as records: params and metrics nested, NaN dropped, ISO times."""
-    out = []
-    if df is None or not len(df):
-        return out
-    for row in df.to_dict("records"):
-        rec: dict = {"params": {}, "metrics": {}}
-        for k, v in row.items():
-            v = _jsonable(v)
-            if v is None:
-                continue
-            if k.startswith("params."):
-                rec["params"][k[7:]] = v
-            elif k.startswith("metrics."):
-                rec["metrics"][k[8:]] = v
-            else:
-                rec[k] = v
-        out.append(rec)
-    return out
+def rollback_request(body: dict, user: str) -> dict:
+    """``POST rollback``: ``nbops.rollback`` (dry run unless ``"dry_run": false``)."""
+    from ..registry.core import rollback
+
+    body = _checked(body, {"model", "alias", "reason", "dry_run", "notebook"})
+    res = rollback(body["model"], body.get("alias") or "champion", reason=body.get("reason") or None,
+                   dry_run=body.get("dry_run", True), notebook=body.get("notebook") or None, who=(user, "jupyter"))
+    return promotion_json(res, moved=res.status == "rolled-back")
 
 
 def _jsonable(v):

@@ -119,3 +119,30 @@ def analyze(source="local", query=None, *, detector: str = "auto", sensitivity: 
         if note:
             report.notes.append(note)
     return report
+
+
+_HOST: dict = {}
+
+
+def host_incidents(last: str = "15m") -> dict:
+    """The host's incidents in the ``last`` window, judged as ``%telemetry --source local --last 15m`` judges
+    them, for a status light: ``{"sampling", "active" (still going on), "items" (newest first)}``. Computed again
+    only when the sampler has taken a new sample since the last call."""
+    from .lifecycle import ended, epoch, iso, lead_metric, over
+    from .local import get_sampler
+
+    s = get_sampler()
+    if _HOST.get("key") == (id(s), s.count, last):
+        return _HOST["value"]
+    key = (id(s), s.count, last)
+    try:
+        report = analyze("local", last=last)
+    except TelemetryError:
+        value = {"sampling": s.running, "active": 0, "items": []}
+    else:
+        items = [{"start": iso(epoch(i.start)), "end": iso(ended(report, i)), "ongoing": not over(report, i),
+                  "metrics": list(i.metrics), "lead": lead_metric(i)} for i in report.incidents]
+        items.sort(key=lambda x: x["start"], reverse=True)
+        value = {"sampling": s.running, "active": sum(x["ongoing"] for x in items), "items": items}
+    _HOST.update(key=key, value=value)
+    return value

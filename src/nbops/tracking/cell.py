@@ -33,7 +33,7 @@ from .. import config
 from ..errors import CellStopped, NbopsError, TrackingError, mark_user_traceback
 from . import capture, models
 from .figures import FigureCatcher
-from .notebook import notebook_path
+from .notebook import CELL_ID_TAG, cell_id, notebook_path
 from .run import Tracker
 
 log = logging.getLogger("nbops")
@@ -191,6 +191,8 @@ def run_cell(shell, cell: str, opts: CellOptions, hooks=()) -> Any:
     git = _background().submit(capture.git_info, start_dir)  # `git status` runs beside the cell
     tags = {**_start_tags(nb), "nbops.cell.execution_count": shell.execution_count,
             **{k: v for k, v in opts.tags.items() if not capture.is_secret_name(k)}}
+    if (cid := cell_id(shell, cell, nb)) and CELL_ID_TAG not in tags:
+        tags[CELL_ID_TAG] = cid  # which cell made the run: JupyterLab's sidebar scrolls to it
     try:
         tracker = Tracker(opts.experiment, opts.run_name, tags=tags, settings=config.settings(start_dir))
         tracker.start()

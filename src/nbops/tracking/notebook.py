@@ -126,3 +126,57 @@ def _running_papermill(paths: list[Path]) -> tuple[dict, Path] | None:
         if meta.get("start_time") and not meta.get("end_time") and meta.get("input_path"):
             return meta, p
     return None
+
+
+CELL_ID_TAG = "nbops.cell_id"
+
+
+def cell_id(shell, body: str, nb: str | None) -> str | None:
+    """The notebook cell id (nbformat 4.5 ``id``) of the ``%%track`` cell running now, or None.
+
+    1. JupyterLab (and any front end that does) sends it in the execute request's metadata (``cellId``);
+       ipykernel keeps that message as the kernel's parent.
+    2. papermill (and ``nbops run``) sends no cell id: the cell is found in the notebook being run (``nb``) by
+       its source, the ``%%track`` line included. Several cells with the same source: papermill runs each cell
+       once, in order, so the n-th time the kernel runs that source (its input history) is the n-th such cell;
+       past the last of them, None rather than a guess.
+    """
+    kernel = getattr(shell, "kernel", None)
+    try:
+        parent = kernel.get_parent("shell") if kernel is not None else None
+    except Exception:  # noqa: BLE001 - an older or different kernel: fall back on the notebook file
+        parent = None
+    cid = ((parent or {}).get("metadata") or {}).get("cellId")
+    if cid:
+        return str(cid)
+    if nb and os.path.isfile(nb):
+        try:
+            history = list(shell.history_manager.input_hist_raw)
+        except AttributeError:
+            history = []
+        return _cell_in_file(nb, body, history)
+    return None
+
+
+def _cell_in_file(path: str, body: str, history: list[str]) -> str | None:
+    """The id of the code cell of notebook ``path`` now running: its source is the last input of ``history``
+    (the kernel's raw inputs, this cell's last) and its body after the magic line is ``body``."""
+    raw = history[-1].strip() if history else ""
+    if raw.partition("\n")[2].strip() != body.strip():
+        return None  # not run from a cell as such (e.g. run_cell_magic from code): no source to look for
+    try:
+        cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+
+    def source(c) -> str:
+        s = c.get("source") or ""
+        return ("".join(s) if isinstance(s, list) else str(s)).strip()
+
+    hits = [c for c in cells if isinstance(c, dict) and c.get("cell_type") == "code" and source(c) == raw]
+    nth = sum(1 for h in history if h.strip() == raw)
+    if len(hits) == 1:  # one cell has this source (run again and again in a long-lived kernel): that one
+        cid = hits[0].get("id")
+    else:
+        cid = hits[nth - 1].get("id") if 0 < nth <= len(hits) else None
+    return str(cid) if cid else None

@@ -214,35 +214,34 @@ class Spool:
     def pending(self) -> int:
         """How many spooled runs still have records that are not on the store and wait for ``nbops sync``
         (not counting the runs a live process is writing in the background: :meth:`writing`)."""
-        n = 0
-        for d in self.entries():
-            if self._being_written(d):
-                continue
-            try:
-                target = read_meta(d).get("target")
-            except ValueError:
-                n += 1  # corrupt: sync reports it
-                continue
-            state = read_state(d, target, target)
-            unfinished = False
-            try:
-                records = read_journal(d)
-                last = max((r["seq"] for r in records), default=-1)
-                unfinished = records.torn and not any(r["op"] == "end_run" for r in records) \
-                    and not state.get("closed_incomplete")
-            except ValueError:  # corrupt: sync reports it
-                last = state.get("done", -1) + 1
-            if not state.get("server_run_id") or state.get("done", -1) < last or unfinished:
-                n += 1
-        return n
+        return sum(1 for d in self.entries() if not self.being_written(d) and self.waiting(d))
+
+    @staticmethod
+    def waiting(d: Path) -> bool:
+        """Run folder ``d`` has records that are not on the store it was recorded for yet (or is corrupt: sync
+        reports it)."""
+        try:
+            target = read_meta(d).get("target")
+        except ValueError:
+            return True
+        state = read_state(d, target, target)
+        unfinished = False
+        try:
+            records = read_journal(d)
+            last = max((r["seq"] for r in records), default=-1)
+            unfinished = records.torn and not any(r["op"] == "end_run" for r in records) \
+                and not state.get("closed_incomplete")
+        except ValueError:
+            last = state.get("done", -1) + 1
+        return not state.get("server_run_id") or state.get("done", -1) < last or unfinished
 
     def writing(self) -> int:
         """How many spooled runs a live process (a kernel writing in the background, ``nbops run``) is still
         writing to the store itself."""
-        return sum(self._being_written(d) for d in self.entries())
+        return sum(self.being_written(d) for d in self.entries())
 
     @staticmethod
-    def _being_written(d: Path) -> bool:
+    def being_written(d: Path) -> bool:
         try:
             pid = json.loads((d / "meta.json").read_text()).get("writer_pid")
         except (OSError, ValueError):
