@@ -141,7 +141,9 @@ export interface IDecision {
 export class ApiError extends Error {
   constructor(
     readonly status: number,
-    message: string
+    message: string,
+    /** the server's own message (nbops's JSON error body); empty when the route does not exist at all */
+    readonly serverMessage = ''
   ) {
     super(message);
   }
@@ -179,7 +181,8 @@ export async function request<T>(
     body = null;
   }
   if (!response.ok) {
-    throw new ApiError(response.status, errorLine(response.status, body, endpoint));
+    const own = body && typeof body.message === 'string' ? body.message : '';
+    throw new ApiError(response.status, errorLine(response.status, body, endpoint), own);
   }
   return body as T;
 }

@@ -118,8 +118,7 @@ export class ComparePanel extends Widget {
     try {
       renderCompare(this.node, await fetchCompare(this.runs.map(r => r.run_id)));
     } catch (err) {
-      const status = err instanceof ApiError ? err.status : 0;
-      if (status === 404 && !/run/i.test((err as Error).message)) {
+      if (err instanceof ApiError && err.status === 404 && !err.serverMessage) {
         renderCompare(this.node, localCompare(this.runs)); // an older server: params and metrics only
         this.node.prepend(el('p', 'nbops-Sidebar-message', 'This server has no compare route: data versions are not compared.'));
       } else {

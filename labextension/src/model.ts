@@ -62,6 +62,70 @@ function startMs(run: IRun): number {
   return isNaN(t) ? 0 : t;
 }
 
+/** A text/plain or text/html output value as one string. */
+function text(v: unknown): string {
+  return Array.isArray(v) ? v.join('') : typeof v === 'string' ? v : '';
+}
+
+function pairs(line: string, numbers: boolean): Record<string, any> {
+  const out: Record<string, any> = {};
+  for (const part of line.split(/,\s+/)) {
+    const m = /^([^=\s]+)=(\S+)$/.exec(part.trim());
+    if (m) {
+      out[m[1]] = numbers && !isNaN(Number(m[2])) ? Number(m[2]) : m[2];
+    }
+  }
+  return out;
+}
+
+/**
+ * The runs a notebook's saved outputs name: the run summary `%%track` prints under each cell ("nbops run" with
+ * run, status, params, metrics). Shown while the store has not answered yet, or cannot (then with its one-line
+ * error), so the sidebar is never empty for an executed notebook. Newest (highest execution count) first.
+ */
+export function notebookRuns(panel: NotebookPanel): IRun[] {
+  const out: { run: IRun; n: number }[] = [];
+  const cells = panel.content.model?.cells;
+  for (let i = 0; cells && i < cells.length; i++) {
+    const cell = cells.get(i);
+    if (cell.type !== 'code' || !trackOptions(cell.sharedModel.getSource())) {
+      continue;
+    }
+    const outputs = (cell as ICodeCellModel).outputs;
+    for (let j = 0; j < outputs.length; j++) {
+      const plain = text(outputs.get(j).data['text/plain']);
+      if (!plain.startsWith('nbops run\n')) {
+        continue;
+      }
+      const row: Record<string, string> = {};
+      for (const line of plain.split('\n').slice(1)) {
+        const m = /^ {2}(\w+) {2,}(.*)$/.exec(line);
+        if (m && !(m[1] in row)) {
+          row[m[1]] = m[2];
+        }
+      }
+      const named = /^(.*) \(([^()]+)\)$/.exec(row.run ?? '');
+      if (!named) {
+        continue;
+      }
+      out.push({
+        n: (cell as ICodeCellModel).executionCount ?? 0,
+        run: {
+          run_id: named[2],
+          run_name: named[1] || null,
+          experiment: row.experiment ?? null,
+          status: (row.status ?? '?').split(/\s/)[0],
+          cell_id: cell.id,
+          params: pairs(row.params ?? '', false),
+          metrics: pairs(row.metrics ?? '', true),
+          source: 'notebook'
+        }
+      });
+    }
+  }
+  return out.sort((a, b) => b.n - a.n).map(o => o.run);
+}
+
 export function isLive(status: string): boolean {
   return status === 'RUNNING' || status === 'SCHEDULED';
 }
@@ -134,8 +198,11 @@ export class RunsModel {
   private _fastUntil = 0;
   private _disposed = false;
   private _changed = new Signal<this, void>(this);
+  /** the merged list, until the next change */
+  private _merged: IRun[] | null = null;
 
   constructor() {
+    this._changed.connect(() => (this._merged = null), this);
     localRuns().changed.connect((_, nb) => {
       if (this._panel && nb === this._panel.content) {
         this._fastUntil = Date.now() + 15000;
@@ -165,6 +232,13 @@ export class RunsModel {
 
   /** The store's runs of this notebook merged with the tracked cells still running here, newest first. */
   get runs(): IRun[] {
+    if (!this._merged) {
+      this._merged = this._merge();
+    }
+    return this._merged;
+  }
+
+  private _merge(): IRun[] {
     if (!this._panel) {
       return [];
     }
@@ -187,7 +261,9 @@ export class RunsModel {
       });
     }
     rows.sort((a, b) => startMs(b) - startMs(a));
-    return [...rows, ...this._runs];
+    // until the store answers (or while it cannot), the runs the notebook's own outputs name
+    const base = this._loaded && !this._error ? this._runs : notebookRuns(this._panel);
+    return [...rows, ...base];
   }
 
   set visible(value: boolean) {
@@ -214,6 +290,11 @@ export class RunsModel {
     if (panel) {
       panel.sessionContext.statusChanged.connect(this._onKernelStatus, this);
       panel.context.pathChanged.connect(this._onPath, this);
+      void panel.context.ready.then(() => {
+        if (panel === this._panel) {
+          this._changed.emit();
+        }
+      });
     }
     this._changed.emit();
     this.kick();
@@ -364,6 +445,7 @@ export class RunsModel {
   }
 
   private _onPath(): void {
+    this._merged = null;
     this._runs = [];
     this._updated = undefined;
     this._loaded = false;

@@ -116,7 +116,8 @@ function matches(run: IRun, needle: string): boolean {
 
 const SHOWN_ELSEWHERE = new Set([
   'run_id', 'run_name', 'experiment_id', 'status', 'start_time', 'end_time', 'duration_s', 'cell_id', 'params',
-  'metrics', 'params_total', 'metrics_total', 'url', 'data', 'verdicts', 'incidents', 'pending', 'notebook'
+  'metrics', 'params_total', 'metrics_total', 'url', 'data', 'verdicts', 'incidents', 'pending', 'notebook',
+  'source'
 ]);
 
 /** The drift / validation / evaluation verdicts of a run as (label, text) pairs. */
@@ -312,6 +313,9 @@ export class NbopsSidebar extends Widget {
     };
     if (!run.pending) {
       row('run id', run.run_id);
+    }
+    if (run.source === 'notebook') {
+      row('from', 'this notebook\'s saved output (the store has not answered)');
     }
     if (run.start_time) {
       row('started', new Date(run.start_time).toLocaleString());

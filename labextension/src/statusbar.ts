@@ -19,7 +19,6 @@ export class StatusItem extends Widget {
 
   constructor(private _onOpen: () => void) {
     super();
-    this.id = 'nbops-status';
     this.addClass('nbops-StatusItem');
     this.node.tabIndex = 0;
     this.node.setAttribute('role', 'button');
