@@ -14,6 +14,8 @@ export interface IRun {
   experiment?: string | null;
   /** RUNNING | FINISHED | FAILED | KILLED | SCHEDULED | spooled */
   status: string;
+  /** read from the local spool (not on the store yet) */
+  spooled?: boolean;
   start_time?: string | null;
   end_time?: string | null;
   duration_s?: number | null;
@@ -233,6 +235,8 @@ export interface IPromoteRequest {
   require?: string[];
   must_beat?: string;
   reason?: string;
+  /** the notebook the promotion was made from (recorded in the audit) */
+  notebook?: string;
   dry_run: boolean;
 }
 

@@ -65,7 +65,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.add(w, 'main');
         app.shell.activateById(w.id);
       },
-      promote: run => void promoteDialog({ run }),
+      promote: run => void promoteDialog({ run, notebook: model.panel?.context.path }),
       models: () => app.commands.execute('nbops:models')
     });
     app.shell.add(sidebar, 'left', { rank: 650 });

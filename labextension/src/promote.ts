@@ -55,6 +55,15 @@ export function renderDecision(node: HTMLElement, d: IDecision): void {
   node.replaceChildren(box);
 }
 
+export interface IPromoteOptions {
+  model?: string;
+  alias?: string;
+  /** the candidate run (else the version typed in the dialog) */
+  run?: IRun;
+  version?: string;
+  notebook?: string;
+}
+
 class PromoteBody extends Widget {
   readonly model = textInput('model', '', 'registered model name');
   readonly alias = textInput('alias', 'champion');
@@ -64,7 +73,7 @@ class PromoteBody extends Widget {
   readonly preview = el('div', 'nbops-Promote-preview');
   lastPreview: IDecision | null = null;
 
-  constructor(opts: { model?: string; alias?: string; run?: IRun; version?: string }) {
+  constructor(readonly opts: IPromoteOptions) {
     super();
     this.addClass('nbops-Promote');
     this.model.value = opts.model ?? '';
@@ -94,6 +103,7 @@ class PromoteBody extends Widget {
       version: byRun ? undefined : cand,
       require: this.gates.value.split(',').map(s => s.trim()).filter(Boolean),
       reason: this.reason.value.trim() || undefined,
+      notebook: this.opts.notebook,
       dry_run: dryRun
     };
   }
@@ -113,7 +123,7 @@ class PromoteBody extends Widget {
 }
 
 /** The promote dialog: preview the gates (dry run), then move the alias; resolves to the final decision (or null). */
-export async function promoteDialog(opts: { model?: string; alias?: string; run?: IRun; version?: string }): Promise<IDecision | null> {
+export async function promoteDialog(opts: IPromoteOptions): Promise<IDecision | null> {
   const body = new PromoteBody(opts);
   const result = await showDialog({
     title: 'Promote with nbops',

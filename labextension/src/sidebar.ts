@@ -55,7 +55,8 @@ export function fmt(v: unknown): string {
 }
 
 export function duration(run: IRun): string {
-  let s = typeof run.duration_s === 'number' ? run.duration_s : NaN;
+  // a RUNNING run's duration grows: counted here (the API's token does not change for it)
+  let s = typeof run.duration_s === 'number' && !isLive(run.status) ? run.duration_s : NaN;
   if (isNaN(s) && run.start_time) {
     const start = Date.parse(run.start_time);
     const end = run.end_time ? Date.parse(run.end_time) : isLive(run.status) ? Date.now() : NaN;
@@ -73,6 +74,9 @@ export function duration(run: IRun): string {
 
 /** FINISHED / FAILED / RUNNING / spooled ... as the chip shows it. */
 export function statusLabel(run: IRun): string {
+  if (run.spooled && !isLive(run.status)) {
+    return 'spooled';
+  }
   return run.status || '?';
 }
 

@@ -144,6 +144,7 @@ def test_sidebar_lists_runs_badges_follow_them_and_a_run_leads_to_its_cell(lab, 
     open_notebook(page, lab)
     assert "Open a notebook" not in page.locator(SIDEBAR).inner_text()
     for i in (0, FIRST):
+        start_cell(page, i)
         assert wait_cell(page, i) == []
 
     # -- a tracked cell shows RUNNING (badge and sidebar) while it runs, then its final state
