@@ -61,7 +61,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       model,
       goToCell,
       compare: runs => {
-        const w = openCompare(runs);
+        // the oldest run is the baseline the others are compared with
+        const ordered = [...runs].sort((a, b) => (a.start_time ?? '').localeCompare(b.start_time ?? ''));
+        const w = openCompare(ordered);
         app.shell.add(w, 'main');
         app.shell.activateById(w.id);
       },

@@ -167,7 +167,7 @@ export class NbopsSidebar extends Widget {
     this.title.caption = 'nbops: runs of this notebook';
 
     const head = el('div', 'nbops-Sidebar-head');
-    head.append(el('span', 'nbops-Sidebar-heading', 'nbops runs'));
+    head.append(el('span', 'nbops-Sidebar-heading', 'nbops'));
     const refresh = el('button', 'nbops-Sidebar-refresh jp-mod-styled', '⟳');
     refresh.title = 'Refresh the runs';
     refresh.setAttribute('aria-label', 'Refresh the runs');

@@ -98,7 +98,7 @@ def start_cell(page, i: int) -> None:
         const app = window.jupyterapp, nb = app.shell.currentWidget;
         nb.content.activeCellIndex = i;
         nb.content.deselectAll();
-        return app.commands.execute('notebook:run-cell');
+        void app.commands.execute('notebook:run-cell');  // resolves when the cell ends: not awaited here
     }""", i)
 
 
@@ -206,12 +206,13 @@ def test_sidebar_lists_runs_badges_follow_them_and_a_run_leads_to_its_cell(lab, 
     panel.locator("tr[data-key='accuracy'].nbops-mod-differs").wait_for()
     assert panel.locator("tr[data-key='lr'].nbops-mod-differs").count() == 1
     text = panel.inner_text()
-    assert "first-fit" in text and "second-fit" in text and "0.93" in text
+    assert "baseline: first-fit" in text and "second-fit" in text and "0.93" in text
     shot(page, "lab-compare")
 
     # -- the dark theme: the same sidebar, JupyterLab's own variables only
     page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
-    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'"
+                           " && !document.querySelector('#jupyterlab-splash')")
     page.evaluate("() => window.jupyterapp.shell.activateById('nbops-sidebar')")
     shot(page, "lab-sidebar-dark")
     errors = [e for e in page.console_errors if "nbops" in e.lower()]
