@@ -121,7 +121,8 @@ function matches(run: IRun, needle: string): boolean {
 const SHOWN_ELSEWHERE = new Set([
   'run_id', 'run_name', 'experiment_id', 'status', 'start_time', 'end_time', 'duration_s', 'cell_id', 'params',
   'metrics', 'params_total', 'metrics_total', 'url', 'data', 'verdicts', 'incidents', 'pending', 'notebook',
-  'source'
+  'source',
+  'spooled'
 ]);
 
 /** The drift / validation / evaluation verdicts of a run as (label, text) pairs. */
