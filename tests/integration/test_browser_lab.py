@@ -10,26 +10,16 @@ answers the page's authenticated session and refuses a request without credentia
 """
 from __future__ import annotations
 
-import json
-import os
 import re
-import secrets
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from nbops_testing import ROOT, free_port, write_notebook
+from nbops_testing import CHROMIUM, CHROMIUM_ARGS, ROOT, jupyter_lab, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("NBOPS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 NOTEBOOK = "nbops-browser.ipynb"
 # Generous waits: they only bound how long a broken page is waited for, they do not time anything.
@@ -64,59 +54,16 @@ TRACK, DRIFT, TELEMETRY, DATAVERSION, RUNS, PROMOTE, STATUS, FAILING = 1, 3, 4, 
 
 @pytest.fixture
 def lab(tmp_path, store):
-    """``jupyter lab`` from this environment on a free loopback port, with a token, rooted in a temp dir
-    holding the test notebook; every Jupyter/IPython config and state folder is a temp one."""
+    """``jupyter lab`` from this environment on a free loopback port, rooted in a temp dir holding the test
+    notebook (nbops_testing.jupyter_lab)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs Debian's chromium (or deselect with "
                     "-m 'not browser')")
     root = tmp_path / "lab-root"
     root.mkdir()
     write_notebook(root / NOTEBOOK, CELLS)
-    port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ)
-    for var, sub in (("JUPYTER_CONFIG_DIR", "jupyter-config"), ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"),
-                     ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"), ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"),
-                     ("IPYTHONDIR", "ipython")):
-        env[var] = str(tmp_path / sub)
-    env["NBOPS_FLUSH_TIMEOUT_S"] = "3600"  # %nbops runs waits for the kernel's background writes, however loaded
-    news = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    news.parent.mkdir(parents=True)
-    news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    cmd = [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser", "--ip", "127.0.0.1",
-           "--port", str(port), f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-           "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")  # CI containers run as root
-    log_path = tmp_path / "jupyter-lab.log"
-    log = open(log_path, "w")
-    # its own session: the MLflow UI jupyter-server-proxy starts is stopped with it (see the finally below)
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}") as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.3)
-        yield {"base": base, "token": token, "root": root, "log": log_path, "store": store}
-    finally:
-        proc.send_signal(signal.SIGINT)  # Jupyter shuts its kernels down on SIGINT x2
-        time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)  # what the server started and left behind (mlflow ui)
-        except ProcessLookupError:
-            pass
-        log.close()
+    with jupyter_lab(tmp_path, root) as lab:
+        yield {**lab, "store": store}
 
 
 @pytest.fixture

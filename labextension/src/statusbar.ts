@@ -1,0 +1,134 @@
+/**
+ * Status bar item: where runs go (embedded / server / offline store, spooled N waiting) and a dot that turns red
+ * while the host's local sampler reports a live incident. Click: the telemetry report (recent incidents).
+ * Asks `/nbops/api/status` every 15 s while the page is visible.
+ */
+import { MainAreaWidget } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
+
+import { fetchStatus, IStatus, request } from './api';
+import { fmt, nbopsIcon } from './sidebar';
+
+const PERIOD_MS = 15000;
+
+export class StatusItem extends Widget {
+  status: IStatus | null = null;
+  private _text = document.createElement('span');
+  private _dot = document.createElement('span');
+  private _timer: number | null = null;
+
+  constructor(private _onOpen: () => void) {
+    super();
+    this.addClass('nbops-StatusItem');
+    this.node.tabIndex = 0;
+    this.node.setAttribute('role', 'button');
+    this._dot.className = 'nbops-dot';
+    this.node.append(this._dot, this._text);
+    this.node.addEventListener('click', () => this._onOpen());
+    this.node.addEventListener('keydown', e => {
+      if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        this._onOpen();
+      }
+    });
+    document.addEventListener('visibilitychange', this._tick);
+    this._text.textContent = 'nbops';
+    void this.refresh();
+  }
+
+  private _tick = (): void => {
+    if (!document.hidden) {
+      void this.refresh();
+    }
+  };
+
+  async refresh(): Promise<void> {
+    if (this._timer !== null) {
+      window.clearTimeout(this._timer);
+    }
+    try {
+      this.status = await fetchStatus();
+      const s = this.status;
+      const kind = s.store_kind ?? (/^https?:/.test(s.tracking_uri ?? s.store) ? 'server' : 'embedded');
+      const spooled = s.pending ? ` · spooled ${s.pending} waiting` : '';
+      const active = s.incidents?.active ?? 0;
+      this._text.textContent = `nbops: ${kind}${spooled}`;
+      this._dot.dataset.state = active > 0 ? 'incident' : s.incidents?.sampling === false ? 'off' : 'ok';
+      this.node.title = `store: ${s.store}${spooled}\n` + (active > 0 ? `${active} live host incident(s): click for the report` : 'no live host incident (click for the telemetry report)');
+    } catch (err) {
+      this._text.textContent = 'nbops: unavailable';
+      this._dot.dataset.state = 'error';
+      this.node.title = (err as Error).message;
+    }
+    if (!this.isDisposed && !document.hidden) {
+      this._timer = window.setTimeout(() => void this.refresh(), PERIOD_MS);
+    }
+  }
+
+  dispose(): void {
+    if (this._timer !== null) {
+      window.clearTimeout(this._timer);
+    }
+    document.removeEventListener('visibilitychange', this._tick);
+    super.dispose();
+  }
+}
+
+interface ITelemetry {
+  host: string;
+  metrics: string[];
+  samples: { timestamp: string; metric: string; value: number }[];
+}
+
+/** The telemetry report: the host's live and recent incidents, and each metric's last / peak value (15 min). */
+export class TelemetryPanel extends Widget {
+  constructor() {
+    super();
+    this.addClass('nbops-Telemetry');
+    this.node.tabIndex = 0;
+    void this.load();
+  }
+
+  async load(): Promise<void> {
+    const h = (tag: string, text: string) => {
+      const n = document.createElement(tag);
+      n.textContent = text;
+      return n;
+    };
+    const parts: HTMLElement[] = [];
+    try {
+      const status = await fetchStatus();
+      const inc = status.incidents;
+      parts.push(h('h2', `Host telemetry: ${inc?.active ? `${inc.active} live incident(s)` : 'no live incident'}`));
+      for (const i of inc?.items ?? []) {
+        parts.push(h('p', `${i.ongoing ? 'ONGOING' : 'ended'} ${i.start ?? ''} → ${i.end ?? 'now'}: ${(i.metrics ?? []).join(', ')}`));
+      }
+      if (inc && inc.sampling === false) {
+        parts.push(h('p', 'The host sampler is not running (c.Nbops.telemetry is off, or it has not started yet).'));
+      }
+      const t = await request<ITelemetry>('telemetry', { last: '15m' });
+      const table = document.createElement('table');
+      table.className = 'nbops-kv';
+      table.append(Object.assign(document.createElement('tr'), {}));
+      for (const metric of t.metrics) {
+        const values = t.samples.filter(s => s.metric === metric).map(s => s.value);
+        const tr = document.createElement('tr');
+        tr.append(h('th', metric), h('td', `last ${fmt(values[values.length - 1])}`), h('td', `peak ${fmt(Math.max(...values))}`));
+        table.append(tr);
+      }
+      parts.push(h('h3', `${t.host}: last 15 minutes`), table);
+    } catch (err) {
+      parts.push(h('p', (err as Error).message));
+    }
+    this.node.replaceChildren(...parts);
+  }
+}
+
+export function openTelemetry(): MainAreaWidget<TelemetryPanel> {
+  const widget = new MainAreaWidget({ content: new TelemetryPanel() });
+  widget.id = 'nbops-telemetry';
+  widget.title.label = 'nbops telemetry';
+  widget.title.icon = nbopsIcon;
+  widget.title.closable = true;
+  return widget;
+}
