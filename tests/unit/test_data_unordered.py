@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import nbops
-from nbops.data import rowhash
+from nbops.data import sparkhash
 from nbops.errors import DataError
 
 
@@ -70,8 +70,8 @@ def test_batches_fold_to_the_whole():
 
     df = frame(5_000)
     arrays = [pa.array(df[c], from_pandas=True) for c in df]
-    whole = rowhash.fold([rowhash.batch_sums(arrays)])
-    parts = rowhash.fold(rowhash.batch_sums([a.slice(i, 777) for a in arrays]) for i in range(0, 5_000, 777))
+    whole = sparkhash.fold([sparkhash.batch_sums(arrays)])
+    parts = sparkhash.fold(sparkhash.batch_sums([a.slice(i, 777) for a in arrays]) for i in range(0, 5_000, 777))
     assert parts == whole
 
 

@@ -1,11 +1,11 @@
 """Data versions of Spark DataFrames (classic and Spark Connect), computed where the data lives.
 
-- **Digest** (scheme v2, order-free): one ``mapInArrow`` job hashes every row on the executors with
-  :mod:`nbops.data.rowhash` and returns one row of sums per partition; the driver adds them up. The result is the
-  hash of the *multiset of rows*: it does not depend on partitioning or row order (Spark has none), and it equals
+- **Digest** (scheme v2, order-free): Spark's own ``xxhash64`` hashes every row on the executors (in the JVM:
+  no Python there) and the sums of the row hashes come back (see :mod:`.sparkhash`). The result is the hash of
+  the *multiset of rows*: it does not depend on partitioning or row order (Spark has none), and it equals
   ``fingerprint(sdf.toPandas(), ordered=False)`` (see :func:`unordered_version` and docs/data.md for when).
-- **Profile**: one aggregation job (counts, nulls, min/max, mean/std, ``percentile_approx`` quartiles,
-  ``approx_count_distinct``), plus one small ``groupBy`` job per text / bool column for its top values.
+- **Profile**: in the same aggregation job (counts, nulls, min/max, mean/std, ``percentile_approx`` quartiles,
+  ``approx_count_distinct``), plus one small ``groupBy`` job per text column for its top values.
 - **Lineage**: the file manifest of file sources (``inputFiles()``: paths, sizes, modification times) and, best
   effort, the version of a Delta or Iceberg table found on a local path.
 
@@ -22,8 +22,8 @@ from urllib.parse import unquote, urlparse
 import xxhash
 
 from ..errors import DataError
-from . import rowhash
-from .encode import enc, json_number, short_text
+from . import sparkhash
+from .encode import HIGH_CARD_ROWS, enc, json_number, short_text
 from .version import SCHEME_PREFIX, DataVersion
 
 log = logging.getLogger("nbops")
@@ -35,7 +35,7 @@ HIGH_CARD = 0.5          # a text column with more distinct values than this sha
 
 # -- the digest -------------------------------------------------------------------------------------------------------
 def combine(names: list[str], classes: list[str], rows: int, sums: list[int]) -> tuple[str, list[str]]:
-    """The frame digest and the per-column digests from the folded row sums (see :func:`rowhash.fold`)."""
+    """The frame digest and the per-column digests from the lane sums (see :mod:`.sparkhash`)."""
     h = xxhash.xxh3_128()
     h.update(b"nbops.v2.rows|%d|%d|" % (rows, len(names)))
     for n, c in zip(names, classes):
@@ -52,50 +52,87 @@ def combine(names: list[str], classes: list[str], rows: int, sums: list[int]) ->
     return SCHEME_PREFIX + h.hexdigest(), cols
 
 
-def _ship_by_value() -> None:
-    """Send rowhash's functions to the executors by value, so they need numpy and pyarrow but no nbops."""
-    try:
-        from pyspark import cloudpickle
-    except ImportError:  # pragma: no cover - every pyspark 3.x / 4.x vendors it
-        return
-    try:
-        cloudpickle.register_pickle_by_value(rowhash)
-    except (ValueError, AttributeError) as exc:  # already registered, or an older cloudpickle
-        log.debug("nbops: rowhash not registered by value: %s", exc)
+def _canonical(c, dt, tz: str) -> list:
+    """The canonical values of one Spark column (see :mod:`.sparkhash`), as non-null Spark expressions."""
+    from pyspark.sql import functions as F
+
+    name = type(dt).__name__
+    cls = spark_class(dt)
+    tag = F.when(c.isNull(), F.lit(0)).otherwise(F.lit(1))
+    if cls == "number" and name in ("FloatType", "DoubleType"):
+        d = c.cast("double")
+        valid = c.isNotNull() & ~F.isnan(d)
+        negzero = (d == 0) & (F.atan2(d, F.lit(-1.0)) < 0)
+        whole = valid & (d % 1.0 == 0) & (F.abs(d) < F.lit(2.0 ** 63)) & ~negzero
+        return [F.when(~valid, 0).when(whole, 1).otherwise(2),
+                F.when(whole, d.cast("long")).otherwise(F.lit(0).cast("long")),
+                F.when(valid & ~whole, d).otherwise(F.lit(0.0))]
+    if cls == "number":
+        return [tag, F.coalesce(c.cast("long"), F.lit(0).cast("long")), F.lit(0.0)]
+    if cls == "bool":
+        return [tag, F.coalesce(c.cast("int"), F.lit(0))]
+    if cls == "timestamp":
+        ts = c if name == "TimestampType" else F.to_utc_timestamp(c.cast("timestamp"), tz)  # NTZ: wall clock as UTC
+        return [tag, F.coalesce(F.unix_micros(ts), F.lit(0).cast("long")), F.lit(0)]
+    if cls == "date":
+        return [tag, F.coalesce(F.unix_date(c), F.lit(0))]
+    if cls == "string":
+        return [tag, F.coalesce(c, F.lit(""))]
+    if cls == "binary":
+        return [tag, F.coalesce(c, F.lit(bytearray()))]
+    if cls == "null":
+        return [F.lit(0)]
+    nested = name in ("ArrayType", "StructType", "MapType")
+    text = F.to_json(F.struct(c.alias("v"))) if nested else c.cast("string")
+    return [tag, F.coalesce(text, F.lit(""))]
 
 
-def row_sums(sdf) -> tuple[int, list[int]]:
-    """``(rows, sums)`` of ``sdf`` from one mapInArrow job (one small row per partition back to the driver)."""
-    ncols = len(sdf.columns)
-    schema = "n long, " + ", ".join(f"s{i} long" for i in range(2 + 2 * ncols))
-    _ship_by_value()
-    renamed = sdf.toDF(*[f"c{i}" for i in range(ncols)])  # duplicate / odd names are no obstacle
-    try:
-        parts = renamed.mapInArrow(rowhash.map_batches, schema).collect()
-    except Exception as exc:  # noqa: BLE001 - Spark's reason, in one line
-        raise DataError(f"The Spark job that hashes the rows failed ({type(exc).__name__}: "
-                        f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}). The executors need "
-                        f"numpy and pyarrow (see the README's Spark section).") from exc
-    rows, sums = rowhash.fold((p["n"], [p[f"s{i}"] for i in range(2 + 2 * ncols)]) for p in parts)
-    return rows, sums or [0] * (2 + 2 * ncols)
+def _sum64(h) -> list:
+    """Two exact long sums (high 32 bits, low 32 bits) whose combination is the sum of ``h`` modulo 2**64."""
+    from pyspark.sql import functions as F
+
+    return [F.sum(F.shiftright(h, 32)), F.sum(h.bitwiseAND(F.lit(0xFFFFFFFF)))]
+
+
+def hash_aggregates(sdf, fields) -> list:
+    """The aggregate expressions of the digest: the row lanes' sums, then two per column (see :mod:`.sparkhash`)."""
+    from pyspark.sql import functions as F
+
+    tz = sdf.sparkSession.conf.get("spark.sql.session.timeZone")
+    cols = [_canonical(F.col(f"c{i}"), f.dataType, tz) for i, f in enumerate(fields)]
+    flat = [e for c in cols for e in c]
+    out = []
+    for lane in sparkhash.LANES:
+        out += _sum64(F.xxhash64(*([F.lit(lane)] if lane else []), *flat))
+    for c in cols:
+        for lane in sparkhash.COLUMN_LANES:
+            out += _sum64(F.xxhash64(F.lit(lane), *c))
+    return out
+
+
+def lane_sums(values: list) -> list[int]:
+    """The sums modulo 2**64 from the (high, low) pairs :func:`_sum64` gave."""
+    return [((int(hi or 0) << 32) + int(lo or 0)) % (1 << 64) for hi, lo in zip(values[::2], values[1::2])]
 
 
 def spark_class(dt) -> str:
-    """The rowhash class of a Spark data type (what its arrow form hashes as)."""
+    """The :mod:`.sparkhash` class of a Spark data type (what its arrow / pandas form hashes as)."""
     name = type(dt).__name__
     if name in ("ByteType", "ShortType", "IntegerType", "LongType", "FloatType", "DoubleType"):
         return "number"
     return {"BooleanType": "bool", "StringType": "string", "CharType": "string", "VarcharType": "string",
             "BinaryType": "binary", "TimestampType": "timestamp", "TimestampNTZType": "timestamp",
-            "DateType": "date", "DayTimeIntervalType": "duration", "DecimalType": "decimal",
+            "DateType": "date", "DecimalType": "decimal",
             "NullType": "null"}.get(name, "nested")
 
 
 # -- the profile ------------------------------------------------------------------------------------------------------
-def _profile(sdf, fields, rows: int) -> list[dict]:
+def _one_pass(sdf, fields, profile: bool) -> tuple[int, list[int], list[dict]]:
+    """One aggregation job: the row count, the digest's lane sums and (``profile``) the profile figures."""
     from pyspark.sql import functions as F
 
-    aggs = []
+    hashes = hash_aggregates(sdf, fields)
+    aggs = [F.count(F.lit(1)).alias("rows")] + [h.alias(f"h{k}") for k, h in enumerate(hashes)]
     plan = []
     for i, f in enumerate(fields):
         c, cls = F.col(f"c{i}"), spark_class(f.dataType)
@@ -103,6 +140,9 @@ def _profile(sdf, fields, rows: int) -> list[dict]:
         present = ~F.isnan(c) if floating else F.lit(True)
         value = F.when(present, c)
         aggs.append(F.count(value).alias(f"n{i}"))
+        if not profile:
+            plan.append(cls)
+            continue
         if cls == "number":
             aggs += [F.min(value).alias(f"lo{i}"), F.max(value).alias(f"hi{i}"), F.avg(value).alias(f"mean{i}"),
                      F.stddev_samp(value).alias(f"std{i}"),
@@ -114,10 +154,15 @@ def _profile(sdf, fields, rows: int) -> list[dict]:
         if cls in ("string", "binary"):
             aggs.append(F.approx_count_distinct(c).alias(f"d{i}"))
         plan.append(cls)
-    got = sdf.agg(*aggs).collect()[0].asDict() if aggs else {}
+    got = sdf.agg(*aggs).collect()[0].asDict()
+    rows = int(got["rows"])
+    sums = lane_sums([got[f"h{k}"] for k in range(len(hashes))])
     out = []
     for i, (f, cls) in enumerate(zip(fields, plan)):
         col = {"nulls": rows - int(got[f"n{i}"])}
+        if not profile:
+            out.append(col)
+            continue
         if cls == "number" and got.get(f"n{i}"):
             col.update(min=json_number(got[f"lo{i}"]), max=json_number(got[f"hi{i}"]),
                        mean=json_number(got[f"mean{i}"]), std=json_number(got[f"std{i}"]),
@@ -129,12 +174,12 @@ def _profile(sdf, fields, rows: int) -> list[dict]:
         if cls in ("string", "binary"):
             valid = int(got[f"n{i}"])
             distinct = int(got[f"d{i}"])
-            if valid and distinct > HIGH_CARD * valid and valid > 1000:
+            if distinct > HIGH_CARD * valid and valid > HIGH_CARD_ROWS:  # id-like: as the pandas profile
                 col["high_cardinality"] = True
             else:
                 col.update(distinct=distinct, top=_top(sdf, f"c{i}"))
         out.append(col)
-    return out
+    return rows, sums, out
 
 
 def _top(sdf, column: str) -> list[list]:
@@ -235,11 +280,17 @@ def fingerprint_spark(sdf, name: str | None, profile: bool = True) -> DataVersio
     fields = list(sdf.schema.fields)
     names = [f.name for f in fields]
     classes = [spark_class(f.dataType) for f in fields]
-    rows, sums = row_sums(sdf)
+    renamed = sdf.toDF(*[f"c{i}" for i in range(len(fields))])  # duplicate / odd names are no obstacle
+    try:
+        rows, sums, stats = _one_pass(renamed, fields, profile)
+    except Exception as exc:  # noqa: BLE001 - Spark's reason, in one line
+        if type(exc).__name__ in ("KeyboardInterrupt",):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise DataError(f"Spark could not version {name or 'the frame'} ({type(exc).__name__}: {first}); check "
+                        f"that the frame can be read (e.g. sdf.limit(5).show()).", variable=name) from exc
     digest, col_digests = combine(names, classes, rows, sums)
     schema = [{"name": f.name, "dtype": f.dataType.simpleString(), "type": c} for f, c in zip(fields, classes)]
-    renamed = sdf.toDF(*[f"c{i}" for i in range(len(fields))])
-    stats = _profile(renamed, fields, rows) if profile else [{} for _ in fields]
     prof_cols = [{"name": s["name"], "dtype": s["dtype"], "type": s["type"], **st, "digest": d}
                  for s, st, d in zip(schema, stats, col_digests)]
     connect = type(sdf).__module__.startswith("pyspark.sql.connect")
@@ -279,10 +330,10 @@ def unordered_version(v: DataVersion, frame) -> DataVersion:
         except (pa.ArrowException, TypeError, ValueError) as exc:
             raise DataError(f"Column {label!r} cannot be hashed order-free ({type(exc).__name__}: "
                             f"{str(exc)[:200]}): give it one type (e.g. .astype(str)).", column=label) from exc
-    classes = [rowhash.cell_class(a.type) for a in arrays]
+    classes = [sparkhash.cell_class(a.type) for a in arrays]
     n = len(arrays[0]) if arrays else 0
     step = 1 << 20
-    rows, sums = rowhash.fold(rowhash.batch_sums([a.slice(i, step) for a in arrays]) for i in range(0, n, step)) \
+    rows, sums = sparkhash.fold(sparkhash.batch_sums([a.slice(i, step) for a in arrays]) for i in range(0, n, step)) \
         if n else (0, [0] * (2 + 2 * len(arrays)))
     digest, col_digests = combine(names, classes, rows, sums)
     schema = [{**s, "type": c} for s, c in zip(v.schema, classes)]
