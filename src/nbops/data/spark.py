@@ -30,6 +30,7 @@ log = logging.getLogger("nbops")
 TOP = 5
 QUANTILES = (0.25, 0.5, 0.75)
 MANIFEST_PATHS = 20      # file paths kept in the source record (the manifest digest covers them all)
+BIG = 2 ** 53            # integers beyond this are compared as integers (a double cannot hold them exactly)
 HIGH_CARD = 0.5          # a text column with more distinct values than this share of its rows: no top values
 
 
@@ -62,13 +63,13 @@ def _canonical(c, dt, tz: str) -> list:
     if cls == "number" and name in ("FloatType", "DoubleType"):
         d = c.cast("double")
         valid = c.isNotNull() & ~F.isnan(d)
-        negzero = (d == 0) & (F.atan2(d, F.lit(-1.0)) < 0)
-        whole = valid & (d % 1.0 == 0) & (F.abs(d) < F.lit(2.0 ** 63)) & ~negzero
-        return [F.when(~valid, 0).when(whole, 1).otherwise(2),
-                F.when(whole, d.cast("long")).otherwise(F.lit(0).cast("long")),
-                F.when(valid & ~whole, d).otherwise(F.lit(0.0))]
+        return [F.when(valid, F.lit(1)).otherwise(F.lit(0)), F.when(valid, d).otherwise(F.lit(0.0)),
+                F.lit(0).cast("long")]
     if cls == "number":
-        return [tag, F.coalesce(c.cast("long"), F.lit(0).cast("long")), F.lit(0.0)]
+        big = (c > BIG) | (c < -BIG)
+        return [F.when(c.isNull(), F.lit(0)).when(big, F.lit(2)).otherwise(F.lit(1)),
+                F.when(c.isNotNull() & ~big, c.cast("double")).otherwise(F.lit(0.0)),
+                F.when(big, c.cast("long")).otherwise(F.lit(0).cast("long"))]
     if cls == "bool":
         return [tag, F.coalesce(c.cast("int"), F.lit(0))]
     if cls == "timestamp":
@@ -94,12 +95,19 @@ def _sum64(h) -> list:
     return [F.sum(F.shiftright(h, 32)), F.sum(h.bitwiseAND(F.lit(0xFFFFFFFF)))]
 
 
-def hash_aggregates(sdf, fields) -> list:
-    """The aggregate expressions of the digest: the row lanes' sums, then two per column (see :mod:`.sparkhash`)."""
+def hash_plan(sdf, fields) -> tuple[list, list]:
+    """``(projection, aggregates)`` of the digest: each column's canonical values computed once in a projection
+    (``k<i>_<j>``), then the row lanes' sums and two per column (see :mod:`.sparkhash`) over them."""
     from pyspark.sql import functions as F
 
     tz = sdf.sparkSession.conf.get("spark.sql.session.timeZone")
-    cols = [_canonical(F.col(f"c{i}"), f.dataType, tz) for i, f in enumerate(fields)]
+    proj, cols = [], []
+    for i, f in enumerate(fields):
+        names = []
+        for j, e in enumerate(_canonical(F.col(f"c{i}"), f.dataType, tz)):
+            proj.append(e.alias(f"k{i}_{j}"))
+            names.append(F.col(f"k{i}_{j}"))
+        cols.append(names)
     flat = [e for c in cols for e in c]
     out = []
     for lane in sparkhash.LANES:
@@ -107,7 +115,7 @@ def hash_aggregates(sdf, fields) -> list:
     for c in cols:
         for lane in sparkhash.COLUMN_LANES:
             out += _sum64(F.xxhash64(F.lit(lane), *c))
-    return out
+    return proj, out
 
 
 def lane_sums(values: list) -> list[int]:
@@ -131,7 +139,7 @@ def _one_pass(sdf, fields, profile: bool) -> tuple[int, list[int], list[dict]]:
     """One aggregation job: the row count, the digest's lane sums and (``profile``) the profile figures."""
     from pyspark.sql import functions as F
 
-    hashes = hash_aggregates(sdf, fields)
+    proj, hashes = hash_plan(sdf, fields)
     aggs = [F.count(F.lit(1)).alias("rows")] + [h.alias(f"h{k}") for k, h in enumerate(hashes)]
     plan = []
     for i, f in enumerate(fields):
@@ -154,7 +162,7 @@ def _one_pass(sdf, fields, profile: bool) -> tuple[int, list[int], list[dict]]:
         if cls in ("string", "binary"):
             aggs.append(F.approx_count_distinct(c).alias(f"d{i}"))
         plan.append(cls)
-    got = sdf.agg(*aggs).collect()[0].asDict()
+    got = sdf.select("*", *proj).agg(*aggs).collect()[0].asDict()
     rows = int(got["rows"])
     sums = lane_sums([got[f"h{k}"] for k in range(len(hashes))])
     out = []

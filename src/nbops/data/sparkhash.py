@@ -10,9 +10,10 @@ changed.
 
 Canonical values (``tag`` is 0 for a missing cell -- null, NaN, NaT -- and the value slots then hold zeros):
 
-- ``number`` (integers of any width, floats): ``tag`` 1 and the integer for integers and integral floats (not
-  ``-0.0``), ``tag`` 2 and the float otherwise; so a ``long`` column that ``toPandas()`` turned into ``float64``
-  for its nulls hashes the same. Slots: int tag, long, double.
+- ``number`` (integers of any width, floats): int tag, the value as a double, a long. Numbers are compared by
+  value, so a ``long`` column that ``toPandas()`` turned into ``float64`` for its nulls hashes the same; ``-0.0``
+  is ``0.0`` (Spark's hash normalises it). Integers beyond 2**53, which a double cannot hold exactly, have tag 2
+  and their exact value in the long slot.
 - ``bool``: int tag, int 0/1. ``string`` / ``binary``: int tag, the UTF-8 / raw bytes. ``date``: int tag, int days.
 - ``timestamp``: int tag, long microseconds since the epoch (naive timestamps read as UTC), int nanoseconds past
   the microsecond (always 0 in Spark).
@@ -33,6 +34,7 @@ P4 = 0x85EBCA77C2B2AE63
 P5 = 0x27D4EB2F165667C5
 LANES = ("", "nbops")              # row lanes: xxhash64(args), xxhash64("nbops", args)
 COLUMN_LANES = ("c", "d")          # per-column lanes
+BIG = 2 ** 53                      # integers beyond this are compared as integers
 _U = np.uint64
 
 
@@ -131,16 +133,16 @@ def canonical(arr) -> list[tuple[str, object]]:
     if cls == "null":
         return [("int", np.zeros(n, np.int64))]
     if cls == "number":
+        zeros = np.zeros(n, np.int64)
         if pa.types.is_floating(t):
             f = pc.fill_null(arr.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
-            with np.errstate(invalid="ignore"):
-                valid = valid & ~np.isnan(f)
-                whole = valid & (np.mod(f, 1.0) == 0) & (np.abs(f) < 2.0 ** 63) & ~((f == 0) & np.signbit(f))
-            tag = np.where(~valid, 0, np.where(whole, 1, 2))
-            return [("int", tag), ("long", np.where(whole, f, 0).astype(np.int64)),
-                    ("double", np.where(valid & ~whole, f, 0.0))]
+            valid = valid & ~np.isnan(f)
+            return [("int", valid.astype(np.int64)), ("double", np.where(valid, f, 0.0)), ("long", zeros)]
         v = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
-        return [("int", tag), ("long", v.astype(np.int64)), ("double", np.zeros(n))]
+        big = (v > BIG) | (v < -BIG)
+        return [("int", np.where(~valid, 0, np.where(big, 2, 1))),
+                ("double", np.where(valid & ~big, v, 0).astype(np.float64)),
+                ("long", np.where(big, v, 0).astype(np.int64))]
     if cls == "bool":
         return [("int", tag), ("int", pc.fill_null(arr, False).to_numpy(zero_copy_only=False).astype(np.int64))]
     if cls == "timestamp":
