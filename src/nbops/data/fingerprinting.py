@@ -12,6 +12,8 @@ What the digest covers (digest scheme v2: ``"v2:"`` + xxh3-128 hex over stable e
 - pandas Series: the same, for one column, with the Series' name.
 - polars DataFrame / Series: exactly as pandas (the same values give the same digest).
 - numpy array: shape; 2-D arrays column by column, structured arrays field by field, other shapes as one column.
+- Spark DataFrame (classic or Connect): the multiset of its rows, computed by Spark (see :mod:`nbops.data.spark`);
+  ``fingerprint(df, ordered=False)`` gives a pandas / polars DataFrame the same order-free digest.
 - a file: the plain xxh3-128 of its bytes -- the same hex digits ``xxh128sum FILE`` prints (no scheme prefix:
   bytes are bytes under every scheme).
 - a folder: the xxh3-128 of its manifest, one ``"<file digest>  <relative/posix/path>\\n"`` line per file
