@@ -194,7 +194,7 @@ def main() -> int:
         sdf2 = spark.read.parquet(large["path"])
         ml_after = mlflow.data.from_spark(sdf2).digest
         nb_after = nbops.fingerprint(sdf2, profile=False).digest
-        print(f"\n== one value changed in one file of the large table (same query, same path)")
+        print("\n== one value changed in one file of the large table (same query, same path)")
         print(f"  mlflow.data.from_spark(sdf).digest  {t_ml:6.2f} s  {ml_before} -> {ml_after}  "
               f"{'CHANGED' if ml_after != ml_before else 'unchanged'}")
         print(f"  nbops.fingerprint(sdf).digest       {large['digest']:6.2f} s  {large['version'].short} -> "

@@ -292,8 +292,6 @@ def fingerprint_spark(sdf, name: str | None, profile: bool = True) -> DataVersio
     try:
         rows, sums, stats = _one_pass(renamed, fields, profile)
     except Exception as exc:  # noqa: BLE001 - Spark's reason, in one line
-        if type(exc).__name__ in ("KeyboardInterrupt",):
-            raise
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise DataError(f"Spark could not version {name or 'the frame'} ({type(exc).__name__}: {first}); check "
                         f"that the frame can be read (e.g. sdf.limit(5).show()).", variable=name) from exc
