@@ -177,7 +177,12 @@ def start_llm_server(**kw) -> LlmServer:
 def start_spark(remote: bool = False):
     """A SparkSession on ``local[2]``: classic, or (``remote=True``) Spark Connect to a local server pyspark starts
     itself (``SparkSession.builder.remote("local[2]")``, what Databricks serverless hands a notebook)."""
+    import os
+
     from pyspark.sql import SparkSession
+    # a local Connect server takes no bindAddress from the builder: without this it binds the host's address,
+    # which this machine cannot connect back to (shuffles fail with "Connection refused")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     b = SparkSession.builder.remote("local[2]") if remote else SparkSession.builder.master("local[2]")
     conf = {"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
             "spark.driver.bindAddress": "127.0.0.1", "spark.sql.session.timeZone": "UTC"}

@@ -318,7 +318,8 @@ def test_unload_leaves_the_shell_as_it_was(_ipython, store):
 
 def test_load_ext_imports_no_heavy_library():
     code = ("import sys\nfrom IPython.core.interactiveshell import InteractiveShell\nip = InteractiveShell.instance()\n"
-            "heavy = {'mlflow', 'alibi_detect', 'matplotlib', 'pandas', 'sklearn', 'scipy', 'torch'}\n"
+            "heavy = {'mlflow', 'alibi_detect', 'matplotlib', 'pandas', 'sklearn', 'scipy', 'torch', 'pyspark',\n"
+            "         'datasketches', 'pyarrow'}\n"
             "before = heavy & set(sys.modules)\nip.run_line_magic('load_ext', 'nbops')\n"
             "print(sorted((heavy & set(sys.modules)) - before))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

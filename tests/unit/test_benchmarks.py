@@ -40,3 +40,19 @@ def test_tiny_run(script):
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     assert out.returncode in (0, 1), out.stderr[-3000:]
     assert out.stdout.strip(), "a benchmark prints its figures"
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_benchmark_measures_with_spark():
+    """benchmarks/spark.py with pyspark present: its --help, and a tiny run that prints every figure."""
+    script = BENCH / "spark.py"
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--sample-rows" in out.stdout
+    out = subprocess.run([sys.executable, str(script), *_smoke_args(script)], capture_output=True, text=True,
+                         cwd=BENCH.parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "order-free digests agree: True" in out.stdout
+    assert "read every column once" in out.stdout and "driver peak RSS" in out.stdout
+    changed = [line for line in out.stdout.splitlines() if "digest " in line and "->" in line]
+    assert [("CHANGED" in line) for line in changed] == [False, True]   # MLflow's plan hash, then nbops

@@ -12,6 +12,8 @@ What the digest covers (digest scheme v2: ``"v2:"`` + xxh3-128 hex over stable e
 - pandas Series: the same, for one column, with the Series' name.
 - polars DataFrame / Series: exactly as pandas (the same values give the same digest).
 - numpy array: shape; 2-D arrays column by column, structured arrays field by field, other shapes as one column.
+- Spark DataFrame (classic or Connect): the multiset of its rows, computed by Spark (see :mod:`nbops.data.spark`);
+  ``fingerprint(df, ordered=False)`` gives a pandas / polars DataFrame the same order-free digest.
 - a file: the plain xxh3-128 of its bytes -- the same hex digits ``xxh128sum FILE`` prints (no scheme prefix:
   bytes are bytes under every scheme).
 - a folder: the xxh3-128 of its manifest, one ``"<file digest>  <relative/posix/path>\\n"`` line per file
@@ -79,22 +81,46 @@ def _what(obj: Any, name: str | None) -> str:
 
 
 def fingerprint(obj: Any, name: str | None = None, *, index: bool | None = None, profile: bool = True,
-                progress: bool | None = None) -> DataVersion:
+                progress: bool | None = None, ordered: bool | None = None) -> DataVersion:
     """The :class:`DataVersion` of ``obj``: a pandas DataFrame or Series, a numpy array, a polars DataFrame or
     Series, or the path (``str`` / ``Path``) of a file or folder.
 
     ``name`` labels the version (default: the file name for paths). ``index``: see the module docs.
     ``profile=False`` skips the per-column profile (the digest is the same either way). ``progress``: None shows
     a tqdm bar only for work that takes over a second, True always, False never.
+    ``ordered``: None (the default) is True for pandas / polars frames and False for Spark frames, which have no
+    row order; ``ordered=False`` on a pandas / polars DataFrame gives the order-free digest a Spark frame of the
+    same content has (the index is then never covered).
     Raises :class:`~nbops.errors.DataError` for what cannot be versioned, naming the object and the column.
     """
     t0 = time.perf_counter()
-    if isinstance(obj, (str, os.PathLike)):
+    from ..sparkframes import is_spark
+
+    if is_spark(obj):
+        if ordered:
+            raise DataError(f"{_what(obj, name)} has no row order: its digest is order-free; leave out ordered=True "
+                            f"(compare with fingerprint(pandas_df, ordered=False)).", variable=name)
+        from .spark import fingerprint_spark
+
+        v = fingerprint_spark(obj, name, profile)
+    elif isinstance(obj, (str, os.PathLike)):
         v = _path(Path(obj), name, profile, progress)
     else:
         v = _in_memory(obj, name, index, profile, progress)
+        if ordered is False:
+            v = _unordered(v, obj, name)
     v.seconds = time.perf_counter() - t0
     return v
+
+
+def _unordered(v: DataVersion, obj, name) -> DataVersion:
+    pd, pl = sys.modules.get("pandas"), sys.modules.get("polars")
+    if not ((pd is not None and isinstance(obj, pd.DataFrame)) or (pl is not None and isinstance(obj, pl.DataFrame))):
+        raise DataError(f"ordered=False applies to a pandas or polars DataFrame, not {_what(obj, name)}.",
+                        variable=name)
+    from .spark import unordered_version
+
+    return unordered_version(v, obj)
 
 
 # -- in-memory objects ----------------------------------------------------------------------------------------------
@@ -113,8 +139,8 @@ def _in_memory(obj, name, index, profile, progress) -> DataVersion:
                             f".collect() and version the DataFrame.", variable=name)
     if pd is not None and isinstance(obj, pd.Index):
         return _pandas(obj.to_series(index=pd.RangeIndex(len(obj)), name=obj.name), name, False, profile, progress)
-    raise DataError(f"Cannot version {_what(obj, name)}: give a pandas DataFrame or Series, a numpy array, a polars "
-                    f"DataFrame, or the path of a file or folder.", variable=name)
+    raise DataError(f"Cannot version {_what(obj, name)}: give a pandas DataFrame or Series, a numpy array, a "
+                    f"polars or Spark DataFrame, or the path of a file or folder.", variable=name)
 
 
 def column_label(n) -> str:

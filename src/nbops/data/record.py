@@ -39,6 +39,11 @@ RERUN_HINT = "re-run the training cell with `%%track --data df --snapshot` (or l
 def check_snapshot(obj: Any, name: str) -> None:
     """A DataError, before anything runs, when ``obj`` is a frame parquet cannot store as it is: duplicate column
     names (pyarrow refuses them only after the work is done)."""
+    from ..sparkframes import is_spark
+
+    if is_spark(obj):
+        raise DataError(f"--snapshot {name}: a Spark frame is not copied into the run; write it as a table (e.g. "
+                        f"{name}.write.parquet(PATH)) and version that, or drop --snapshot.", variable=name)
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(obj, pd.DataFrame) and obj.columns.duplicated().any():
         dup = sorted(map(str, obj.columns[obj.columns.duplicated()].unique()))

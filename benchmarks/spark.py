@@ -1,0 +1,227 @@
+"""nbops on Spark DataFrames (local[2]): data versions, drift and contracts vs the time Spark needs to read the data.
+
+    .venv/bin/python benchmarks/spark.py [--rows 20000000] [--sample-rows 2000000] [--dir DIR]
+
+The script writes two parquet tables with Spark (``--rows`` and ``--sample-rows`` rows, each 10 float columns and
+2 categorical columns, partitioned by ``day``) and prints, side by side:
+
+1. the baseline: Spark reading every column once (``select(cols).agg(count(c) for each c)``: ``count(*)`` alone
+   would read no column at all);
+2. ``nbops.fingerprint(sdf)`` (digest + profile) and the digest alone (``profile=False``), with the ratio to the
+   read; ``mlflow.data.from_spark(sdf).digest`` and whether each digest changes when one value in one file
+   changes (the same query over changed files);
+3. ``nbops.check_drift(a, b, sketch=False|True)`` between two days, and ``nbops.validate(sdf, against=...)``
+   (a contract inferred from a pandas sample), each with its ratio to the read -- or a note when this checkout's
+   nbops does not accept Spark frames there yet;
+4. on the ``--sample-rows`` table, which fits in memory: the pandas path (``toPandas()`` then ``fingerprint``,
+   ordered and order-free) vs the Spark path, and whether the order-free digests agree;
+5. the driver's peak RSS (this Python process plus the Spark JVM it started) during the work on each table.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import warnings
+
+SMOKE_ARGS = ["--rows", "20000", "--sample-rows", "5000"]  # tests/unit/test_benchmarks.py
+NUM = [f"x{i}" for i in range(10)]
+CAT = ["city", "plan"]
+
+
+class PeakRSS:
+    """Peak resident memory of this process and its children (the Spark JVM), sampled every 0.1 s."""
+
+    def __init__(self):
+        import psutil
+
+        self.me, self.peak, self._stop = psutil.Process(), 0, threading.Event()
+
+    def _rss(self) -> int:
+        total = 0
+        for p in [self.me, *self.me.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except Exception:  # noqa: BLE001 - a child that just ended
+                pass
+        return total
+
+    def __enter__(self):
+        self.peak = self._rss()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, self._rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def write_table(spark, path: str, rows: int, shift: float = 0.0) -> None:
+    """rows x (10 floats + 2 categoricals), partitioned by day (4 days); ``shift`` moves x0 on day 3."""
+    from pyspark.sql import functions as F
+
+    cities = F.array(*[F.lit(c) for c in ("Oslo", "Lima", "Pune", "Quito", "Dakar", "Hanoi")])
+    plans = F.array(*[F.lit(c) for c in ("free", "basic", "pro")])
+    df = spark.range(rows).withColumn("day", (F.col("id") % 4).cast("int"))
+    for i, c in enumerate(NUM):
+        df = df.withColumn(c, F.randn(seed=i) * (i + 1) + i)
+    df = df.withColumn("x0", F.when(F.col("day") == 3, F.col("x0") + shift).otherwise(F.col("x0")))
+    df = df.withColumn("city", F.element_at(cities, (F.floor(F.rand(seed=50) * 6) + 1).cast("int")))
+    df = df.withColumn("plan", F.element_at(plans, (F.floor(F.rand(seed=51) * 3) + 1).cast("int")))
+    df.drop("id").write.mode("overwrite").partitionBy("day").parquet(path)
+
+
+def change_one_value(spark, path: str) -> None:
+    """Rewrite day=0's files with one value of x1 changed: the same query now reads other content."""
+    from pyspark.sql import functions as F
+
+    part = os.path.join(path, "day=0")
+    tmp = path + "-day0"
+    df = spark.read.parquet(part).withColumn("_n", F.monotonically_increasing_id())
+    df = df.withColumn("x1", F.when(F.col("_n") == 0, F.col("x1") + 1.0).otherwise(F.col("x1"))).drop("_n")
+    df.write.mode("overwrite").parquet(tmp)
+    shutil.rmtree(part)
+    shutil.move(tmp, part)
+
+
+def read_all(sdf):
+    from pyspark.sql import functions as F
+
+    return sdf.agg(*[F.count(c) for c in NUM + CAT]).collect()
+
+
+def try_call(fn):
+    """(seconds, result, note): the note says why a call that nbops may not support here did not run."""
+    try:
+        t, out = timed(fn)
+        return t, out, None
+    except TypeError as exc:  # an API without the keyword (sketch=) on this checkout
+        return None, None, f"not available here ({str(exc)[:120]})"
+    except Exception as exc:  # noqa: BLE001 - e.g. no Spark support on this branch
+        return None, None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+
+
+def fmt(t, base=None) -> str:
+    if t is None:
+        return "-"
+    return f"{t:8.2f} s" + (f"  ({t / base:.2f}x read)" if base else "")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=20_000_000, help="rows of the large table (default 20M)")
+    ap.add_argument("--sample-rows", type=int, default=2_000_000, help="rows of the table that fits (default 2M)")
+    ap.add_argument("--dir", help="where to write the tables (default: a temporary folder, removed after)")
+    ap.add_argument("--master", default="local[2]")
+    a = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    try:
+        import pyspark  # noqa: F401
+        from pyspark.sql import SparkSession
+    except ImportError:
+        print("pyspark is not installed (the `spark` extra): nothing measured")
+        return 0
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    root = a.dir or tempfile.mkdtemp(prefix="nbops-spark-bench-")
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{os.path.join(root, 'mlflow.db')}")
+    spark = (SparkSession.builder.master(a.master).appName("nbops-bench")
+             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
+             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    import nbops
+
+    try:
+        print(f"{a.master}, {os.cpu_count()} CPUs, pyspark {pyspark.__version__}; tables in {root}")
+        results = {}
+        for label, rows in (("sample", a.sample_rows), ("large", a.rows)):
+            path = os.path.join(root, f"t{rows}")
+            t_write, _ = timed(lambda: write_table(spark, path, rows, shift=0.05))
+            sdf = spark.read.parquet(path)
+            with PeakRSS() as mem:
+                t_read, _ = timed(lambda: read_all(sdf))
+                t_fp, v = timed(lambda: nbops.fingerprint(sdf))
+                t_dig, _ = timed(lambda: nbops.fingerprint(sdf, profile=False))
+                day1, day3 = sdf.where("day = 1").drop("day"), sdf.where("day = 3").drop("day")
+                t_exact, rep_exact, n_exact = try_call(lambda: nbops.check_drift(day1, day3, sketch=False, log=False,
+                                                                                 plots=False))
+                t_sketch, rep_sketch, n_sketch = try_call(lambda: nbops.check_drift(day1, day3, sketch=True,
+                                                                                    log=False, plots=False))
+                ref = day1.limit(50_000).toPandas()
+                t_val, val, n_val = try_call(lambda: nbops.validate(day3, against=ref, log_run=False))
+            results[label] = dict(rows=rows, write=t_write, read=t_read, fp=t_fp, digest=t_dig, exact=t_exact,
+                                  sketch=t_sketch, val=t_val, rss=mem.peak, notes=(n_exact, n_sketch, n_val),
+                                  drift=(rep_exact, rep_sketch), ok=getattr(val, "ok", None), version=v, path=path)
+        for label, r in results.items():
+            base = r["read"]
+            print(f"\n== {label}: {r['rows']:,} rows x {len(NUM) + len(CAT)} columns (+ day), written in "
+                  f"{r['write']:.1f} s")
+            print(f"  read every column once           {fmt(base)}")
+            print(f"  nbops.fingerprint (profile)      {fmt(r['fp'], base)}")
+            print(f"  nbops.fingerprint (digest only)  {fmt(r['digest'], base)}")
+            for what, t, note, rep in (("check_drift exact", r["exact"], r["notes"][0], r["drift"][0]),
+                                       ("check_drift sketch", r["sketch"], r["notes"][1], r["drift"][1])):
+                verdict = f"  drifted: {sorted(getattr(rep, 'drifted', []) or [])}" if rep is not None else ""
+                print(f"  {what:<32} {fmt(t, base)}" + (f"  [{note}]" if note else verdict))
+            print(f"  nbops.validate                   {fmt(r['val'], base)}"
+                  + (f"  [{r['notes'][2]}]" if r["notes"][2] else f"  ok={r['ok']}"))
+            print(f"  driver peak RSS (python + JVM)   {r['rss'] / 2**20:8.0f} MB")
+
+        large = results["large"]
+        import mlflow.data
+
+        sdf = spark.read.parquet(large["path"])
+        t_ml, ml_before = timed(lambda: mlflow.data.from_spark(sdf).digest)
+        change_one_value(spark, large["path"])
+        spark.catalog.clearCache()
+        sdf2 = spark.read.parquet(large["path"])
+        ml_after = mlflow.data.from_spark(sdf2).digest
+        nb_after = nbops.fingerprint(sdf2, profile=False).digest
+        print("\n== one value changed in one file of the large table (same query, same path)")
+        print(f"  mlflow.data.from_spark(sdf).digest  {t_ml:6.2f} s  {ml_before} -> {ml_after}  "
+              f"{'CHANGED' if ml_after != ml_before else 'unchanged'}")
+        print(f"  nbops.fingerprint(sdf).digest       {large['digest']:6.2f} s  {large['version'].short} -> "
+              f"{nb_after[:15]}  {'CHANGED' if nb_after != large['version'].digest else 'unchanged'}")
+
+        sample = results["sample"]
+        sdf = spark.read.parquet(sample["path"])
+        t_pd, pdf = timed(lambda: sdf.toPandas())
+        t_pfp, pv = timed(lambda: nbops.fingerprint(pdf, progress=False))
+        t_pfu, pu = timed(lambda: nbops.fingerprint(pdf, progress=False, ordered=False))
+        print(f"\n== {sample['rows']:,} rows that fit: pandas path vs Spark path")
+        print(f"  toPandas()                       {t_pd:8.2f} s")
+        print(f"  fingerprint(pandas) ordered      {t_pfp:8.2f} s  (+ toPandas: {t_pd + t_pfp:.2f} s)")
+        print(f"  fingerprint(pandas, ordered=False) {t_pfu:6.2f} s  (+ toPandas: {t_pd + t_pfu:.2f} s)")
+        print(f"  fingerprint(spark)               {sample['fp']:8.2f} s  digest only {sample['digest']:.2f} s")
+        print(f"  order-free digests agree: {pu.digest == sample['version'].digest}")
+        print(f"\n== driver peak RSS: {sample['rss'] / 2**20:.0f} MB at {sample['rows']:,} rows, "
+              f"{large['rss'] / 2**20:.0f} MB at {large['rows']:,} rows")
+        sk = large["sketch"]
+        if sk is not None:
+            print(f"sketch drift / read at {large['rows']:,} rows: {sk / large['read']:.2f}x (target <= 2x)")
+        return 0
+    finally:
+        spark.stop()
+        if not a.dir:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
