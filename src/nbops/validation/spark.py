@@ -322,6 +322,8 @@ def infer_contract_spark(sdf, *, keys=None, source: str = ""):
 
 
 def _value_counts(sdf, cols) -> dict:
+    from .contract import MAX_CATEGORIES
+
     out = {}
     for c in cols:   # one small groupBy each: the values keep their type (bool stays bool)
         rows = sdf.where(sdf[c].isNotNull()).groupBy(sdf[c].alias("v")).count().limit(MAX_CATEGORIES + 1).collect()
