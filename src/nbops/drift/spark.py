@@ -7,15 +7,18 @@ effect rule (:func:`nbops.drift.check.finish`). Only counts, sketches and small 
 - **Typing** from the Spark schema plus one aggregate per side (counts, missing values, min/max, mean/std,
   approximate distinct counts; exact distinct counts only for the integer columns that may be identifiers or
   small sets of codes).
-- **Exact mode** (default): numbers get the exact two-sample KS distance. Both sides' values go into one long
-  frame (column, value, side), range-partitioned and sorted by (column, value) -- equal values share a partition
-  -- and each partition reports, per column, its row counts and the cumulative counts where the ECDF difference
-  is largest and smallest. The driver chains the partitions in value order and evaluates the ECDFs there with
-  the pandas engine's arithmetic (``count / n``), so D is the one ``scipy.stats.ks_2samp`` gives on the
-  collected data. The p-value is scipy's asymptotic one (as the pandas engine above ``EXACT_MAX_N`` values per
-  side; up to that, the column's values are small enough to collect and go through :func:`stats.ks_merge`).
-- **Sketch mode** (``sketch=True``): each partition builds an Apache DataSketches KLL sketch per column
-  (``datasketches.kll_doubles_sketch``); the driver merges the serialized sketches and takes the KS distance
+- **Exact mode** (default): numbers get the exact two-sample KS distance, with Spark SQL only (no Python
+  workers). Both sides' values go into one long frame (column, value, side), cut per column into value ranges at
+  the reference's approximate quantiles (equal values share a range); a window over each range, ordered by value
+  with a RANGE frame (ties together), gives both sides' cumulative counts, and one aggregate per range keeps its
+  counts and the cumulative counts where the ECDF difference is largest and smallest. The driver chains the
+  ranges in value order and evaluates the ECDFs there with the pandas engine's arithmetic (``count / n``), so D is
+  the one ``scipy.stats.ks_2samp`` gives on the collected data. The p-value is scipy's asymptotic one (as the
+  pandas engine above ``EXACT_MAX_N`` values per side; up to that, the column's values are small enough to
+  collect and go through :func:`stats.ks_merge`).
+- **Sketch mode** (``sketch=True``): an Apache DataSketches KLL sketch per column and side, built per partition
+  and merged by Spark's own aggregate (``kll_sketch_agg_double``, Spark 4.1+; on an older Spark, built in Python
+  with mapInPandas and merged on the driver); the driver reads them with ``datasketches`` and takes the KS distance
   between the two sketches' CDFs over the union of their retained items. The sketches' normalized rank errors
   ``eps_ref + eps_cur`` (99% confidence) bound how far that distance can be from the exact one: the report
   shows ``statistic`` with ``statistic_error``, and the decision uses the least distance the sketches allow,
@@ -326,104 +329,69 @@ def _numeric_collected(ref_sdf, cur_sdf, cols, rows) -> None:
             row.wasserstein_norm = m.wasserstein / sd if sd > 0 else (0.0 if m.wasserstein == 0 else float("inf"))
 
 
-def _ks_partition(totals: dict):
-    """The function each partition runs (mapInPandas): the partition's rows come sorted by (column, value); per
-    column it reports the first value, its row counts per side and the cumulative counts at the largest and the
-    smallest ECDF difference (evaluated at the last row of each run of equal values, like ``ks_merge``).
-    Batches are folded one at a time; a run of equal values may continue into the next batch."""
-
-    def run(batches):
-        import numpy as np
-        import pandas as pd
-
-        state: dict[int, dict] = {}
-        pending = None  # (c, v, a, b): the last row of the previous batch, not yet known to end its run
-
-        def commit(c, a, b):
-            st = state[c]
-            n, m = totals[c]
-            d = a / n - b / m
-            if d > st["hi"]:
-                st["hi"], st["hi_ab"] = d, (a, b)
-            if d < st["lo"]:
-                st["lo"], st["lo_ab"] = d, (a, b)
-
-        for pdf in batches:
-            if not len(pdf):
-                continue
-            cs = pdf["c"].to_numpy()
-            vs = pdf["v"].to_numpy(dtype="float64")
-            ss = pdf["s"].to_numpy()
-            if pending is not None:
-                pc, pv, pa, pb = pending
-                if not (cs[0] == pc and vs[0] == pv):
-                    commit(pc, pa, pb)
-                pending = None
-            bounds = np.flatnonzero(np.diff(cs)) + 1
-            for lo_i, hi_i in zip(np.r_[0, bounds], np.r_[bounds, len(cs)]):
-                c = int(cs[lo_i])
-                st = state.setdefault(c, {"first": float(vs[lo_i]), "a": 0, "b": 0, "hi": -np.inf, "lo": np.inf,
-                                          "hi_ab": (0, 0), "lo_ab": (0, 0)})
-                s = ss[lo_i:hi_i]
-                v = vs[lo_i:hi_i]
-                a = st["a"] + np.cumsum(s == 0)
-                b = st["b"] + np.cumsum(s == 1)
-                last = np.empty(len(v), dtype=bool)
-                np.not_equal(v[1:], v[:-1], out=last[:-1])
-                last[-1] = False   # the batch's last row: decided when the next batch starts
-                idx = np.flatnonzero(last)
-                if len(idx):
-                    n, m = totals[c]
-                    d = a[idx] / n - b[idx] / m
-                    i_hi, i_lo = idx[int(np.argmax(d))], idx[int(np.argmin(d))]
-                    for i in (i_hi, i_lo):
-                        commit(c, int(a[i]), int(b[i]))
-                st["a"], st["b"] = int(a[-1]), int(b[-1])
-                if hi_i < len(cs):
-                    commit(c, st["a"], st["b"])   # the column ends inside this batch
-                else:
-                    pending = (c, float(v[-1]), st["a"], st["b"])
-        if pending is not None:
-            commit(pending[0], pending[2], pending[3])
-        out = [{"c": c, "first": st["first"], "a": st["a"], "b": st["b"], "hi_a": st["hi_ab"][0],
-                "hi_b": st["hi_ab"][1], "lo_a": st["lo_ab"][0], "lo_b": st["lo_ab"][1]} for c, st in state.items()]
-        yield pd.DataFrame(out, columns=["c", "first", "a", "b", "hi_a", "hi_b", "lo_a", "lo_b"]).astype(
-            {"c": "int32", "first": "float64", "a": "int64", "b": "int64", "hi_a": "int64", "hi_b": "int64",
-             "lo_a": "int64", "lo_b": "int64"})
-
-    return run
-
-
-_KS_SCHEMA = "c int, first double, a long, b long, hi_a long, hi_b long, lo_a long, lo_b long"
+BUCKETS = 64   # value ranges per column in exact mode (from the reference's approximate quantiles)
 
 
 def _numeric_exact(ref_sdf, cur_sdf, cols, ref, cur, rows) -> None:
-    """Exact KS distances of ``cols`` in one distributed sort (see the module docs)."""
+    """Exact KS distances of ``cols`` with Spark SQL only (see the module docs): the long frame of both sides is
+    cut into value ranges per column (buckets: equal values share one); a window over each bucket, ordered by
+    value with a RANGE frame (ties included), gives the cumulative counts per side -- the ECDFs -- and one
+    aggregate per bucket keeps its counts and the cumulative counts where the ECDF difference is largest and
+    smallest. The driver chains the buckets in value order."""
     import numpy as np
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
 
     from .stats import ks_pvalue
 
     idx = list(enumerate(cols))
     totals = {i: (ref.cols[n]["present"], cur.cols[n]["present"]) for i, n in idx}
     live = [(i, n) for i, n in idx if all(totals[i])]
+    seg = {}
     if live:
+        probs = [j / BUCKETS for j in range(1, BUCKETS)]
+        qrow = ref_sdf.agg(*[F.percentile_approx(F.when(~F.isnan(ref_sdf[n].cast("double")),
+                                                        ref_sdf[n].cast("double")), probs, 1000).alias(f"q{i}")
+                             for i, n in live]).collect()[0]
+        c, v, s = F.col("c"), F.col("v"), F.col("s")
+
+        def per_col(values):
+            e = None
+            for i, _ in live:
+                e = (F.when(c == i, values[i]) if e is None else e.when(c == i, values[i]))
+            return e
+
+        bounds = per_col({i: F.array(*[F.lit(float(q)) for q in sorted(set(qrow[f"q{i}"] or []))] or
+                                      [F.lit(0.0)]) for i, _ in live})
         both = _long(ref_sdf, live, 0).unionByName(_long(cur_sdf, live, 1))
-        parts = both.repartitionByRange("c", "v").sortWithinPartitions("c", "v")
-        seg = parts.mapInPandas(_ks_partition(totals), _KS_SCHEMA).toPandas()
+        both = both.withColumn("k", F.size(F.filter(bounds, lambda b: b < v)))
+        w = Window.partitionBy("c", "k").orderBy("v").rangeBetween(Window.unboundedPreceding, Window.currentRow)
+        both = both.withColumn("ca", F.sum(1 - s).over(w)).withColumn("cb", F.sum(s).over(w))
+        d = F.col("ca") / per_col({i: F.lit(float(totals[i][0])) for i, _ in live}) - \
+            F.col("cb") / per_col({i: F.lit(float(totals[i][1])) for i, _ in live})
+        both = both.withColumn("d", d)
+        for r in both.groupBy("c", "k").agg(
+                F.min("v").alias("first"), F.sum(1 - s).alias("a"), F.sum(s).alias("b"),
+                F.max_by(F.struct("ca", "cb"), "d").alias("hi"), F.min_by(F.struct("ca", "cb"), "d").alias("lo")
+        ).collect():
+            seg.setdefault(int(r["c"]), []).append((r["first"], int(r["a"]), int(r["b"]), int(r["hi"]["ca"]),
+                                                    int(r["hi"]["cb"]), int(r["lo"]["ca"]), int(r["lo"]["cb"])))
     for i, name in idx:
         row = rows[name]
         row.effect_name, row.test = "KS distance", "KS"
         n, m = totals[i]
         if not (n and m):
             continue
-        s = seg[seg["c"] == i].sort_values("first")
-        pa = np.concatenate([[0], np.cumsum(s["a"].to_numpy())[:-1]])
-        pb = np.concatenate([[0], np.cumsum(s["b"].to_numpy())[:-1]])
-        hi = (pa + s["hi_a"].to_numpy()) / n - (pb + s["hi_b"].to_numpy()) / m
-        lo = (pa + s["lo_a"].to_numpy()) / n - (pb + s["lo_b"].to_numpy()) / m
+        parts = np.array(sorted(seg[i]), dtype=np.float64)
+        first, a, b, hi_a, hi_b, lo_a, lo_b = parts.T
+        pa = np.concatenate([[0], np.cumsum(a)[:-1]])
+        pb = np.concatenate([[0], np.cumsum(b)[:-1]])
+        # cumulative counts within a bucket are counted from the bucket's start: add the earlier buckets'
+        hi = (pa + hi_a) / n - (pb + hi_b) / m
+        lo = (pa + lo_a) / n - (pb + lo_b) / m
         max_s, min_s = float(hi.max()), float(np.clip(-lo.min(), 0, 1))
-        d = min_s if min_s > max_s else max_s
-        row.statistic, row.effect, row.p_value = d, d, ks_pvalue(d, n, m)
+        dd = min_s if min_s > max_s else max_s
+        row.statistic, row.effect, row.p_value = dd, dd, ks_pvalue(dd, n, m)
 
 
 def _sketch_partition(cols: list[int], k: int):
@@ -445,13 +413,27 @@ def _sketch_partition(cols: list[int], k: int):
 
 
 def sketches(sdf, cols, k: int = SKETCH_K) -> dict:
-    """``{column: merged kll_doubles_sketch}`` of ``cols``: one sketch per partition, merged on the driver."""
+    """``{column: merged kll_doubles_sketch}`` of ``cols``: Spark's own KLL aggregate (``kll_sketch_agg_double``,
+    Spark 4.1+: built per partition, merged by Spark, Apache DataSketches' format) read with ``datasketches``; on
+    an older Spark, one sketch per partition built in Python (mapInPandas) and merged on the driver."""
     from datasketches import kll_doubles_sketch
+    from pyspark.sql import functions as F
 
     idx = list(enumerate(cols))
-    proj = sdf.select(*[_col(sdf, n).cast("double").alias(f"c{i}") for i, n in idx])
-    got = proj.mapInPandas(_sketch_partition([i for i, _ in idx], k), "c int, sk binary").collect()
+
+    def x(n):
+        v = sdf[n].cast("double")
+        return F.when(~F.isnan(v), v)
+
     out = {n: kll_doubles_sketch(k) for n in cols}
+    if hasattr(F, "kll_sketch_agg_double"):
+        row = sdf.agg(*[F.kll_sketch_agg_double(x(n), F.lit(k)).alias(f"k{i}") for i, n in idx]).collect()[0]
+        for i, n in idx:
+            if row[f"k{i}"] is not None:
+                out[n].merge(kll_doubles_sketch.deserialize(bytes(row[f"k{i}"])))
+        return out
+    proj = sdf.select(*[x(n).alias(f"c{i}") for i, n in idx])
+    got = proj.mapInPandas(_sketch_partition([i for i, _ in idx], k), "c int, sk binary").collect()
     for r in got:
         out[cols[r["c"]]].merge(kll_doubles_sketch.deserialize(bytes(r["sk"])))
     return out
@@ -486,7 +468,7 @@ def _numeric_sketch(ref_sdf, cur_sdf, cols, ref, cur, rows) -> None:
         d, err = sketch_ks(a, b)
         low = max(0.0, d - err)
         row.statistic, row.statistic_error, row.effect = d, err, low
-        row.p_value = ks_pvalue(low, a.get_n(), b.get_n()) if low > 0 else 1.0
+        row.p_value = ks_pvalue(low, a.n, b.n) if low > 0 else 1.0
         sd = ref.cols[name]["std"] or 0.0
         w1 = float(np.mean(np.abs(np.asarray(a.get_quantiles(probs)) - np.asarray(b.get_quantiles(probs)))))
         row.wasserstein_norm = w1 / sd if sd > 0 else (0.0 if w1 == 0 else float("inf"))
