@@ -8,8 +8,8 @@ effect rule (:func:`nbops.drift.check.finish`). Only counts, sketches and small 
   approximate distinct counts; exact distinct counts only for the integer columns that may be identifiers or
   small sets of codes).
 - **Exact mode** (default): numbers get the exact two-sample KS distance, with Spark SQL only (no Python
-  workers). Both sides' values go into one long frame (column, value, side), cut per column into value ranges at
-  the reference's approximate quantiles (equal values share a range); a window over each range, ordered by value
+  workers). Both sides' values go into one long frame (column, value, side), cut per column into equal-width
+  value ranges between the two sides' min and max (equal values share a range); a window over each range, ordered by value
   with a RANGE frame (ties together), gives both sides' cumulative counts, and one aggregate per range keeps its
   counts and the cumulative counts where the ECDF difference is largest and smallest. The driver chains the
   ranges in value order and evaluates the ECDFs there with the pandas engine's arithmetic (``count / n``), so D is
@@ -43,7 +43,7 @@ from .report import FeatureDrift
 log = logging.getLogger("nbops")
 SKETCH_K = 1000          # KLL accuracy parameter: about 0.3% normalized rank error per sketch
 PLOT_ROWS = 20_000       # rows per side drawn for the plots
-ID_CANDIDATE = 0.97      # approximate distinct share above which an integer column's distinct count is made exact
+ID_CANDIDATE = 0.8       # approximate distinct share (5% error) above which a distinct count is made exact
 
 _INTEGRAL = ("ByteType", "ShortType", "IntegerType", "LongType")
 _FLOAT = ("FloatType", "DoubleType")
@@ -95,8 +95,8 @@ def _aggregate(sdf, names, fams, types, want_distinct: bool) -> _Side:
                       F.stddev_pop(x).alias(f"sd{i}")]
             if t in _FLOAT or t == "DecimalType":
                 exprs.append(F.sum(F.when(x != F.floor(x), 1).otherwise(0)).alias(f"fr{i}"))
-        if want_distinct and fams[name] in ("number", "text"):
-            exprs.append(F.approx_count_distinct(c, 0.01).alias(f"d{i}"))
+        if want_distinct and (fams[name] == "text" or t in _INTEGRAL):
+            exprs.append(F.approx_count_distinct(c).alias(f"d{i}"))   # 5% error: a screen for exact counts
     row = sdf.agg(*exprs).collect()[0].asDict()
     cols = {}
     for i, name in enumerate(names):
@@ -126,6 +126,14 @@ def classify(sdf, names, roles, types, fams, side: _Side, categorical=(), numeri
     role_of = dict(roles)
     specs: dict[str, ColumnSpec] = {}
     exact_needed = []
+    floats = [n for n in names if n not in categorical and n not in numeric and fams[n] == "number"
+              and side.cols[n]["fractional"] == 0 and side.cols[n]["present"]]
+    if floats:   # integral values in a float column: a few codes (categories) or a quantity?
+        from pyspark.sql import functions as F
+
+        row = sdf.agg(*[F.approx_count_distinct(sdf[n]).alias(f"d{i}") for i, n in enumerate(floats)]).collect()[0]
+        for i, n in enumerate(floats):
+            side.cols[n]["distinct"] = int(row[f"d{i}"])
     for name in names:
         fam, c = fams[name], side.cols[name]
         integral = type(types[name]).__name__ in _INTEGRAL
@@ -329,7 +337,7 @@ def _numeric_collected(ref_sdf, cur_sdf, cols, rows) -> None:
             row.wasserstein_norm = m.wasserstein / sd if sd > 0 else (0.0 if m.wasserstein == 0 else float("inf"))
 
 
-BUCKETS = 64   # value ranges per column in exact mode (from the reference's approximate quantiles)
+BUCKETS = 64   # equal-width value ranges per column in exact mode (between both sides' min and max)
 
 
 def _numeric_exact(ref_sdf, cur_sdf, cols, ref, cur, rows) -> None:
@@ -349,10 +357,6 @@ def _numeric_exact(ref_sdf, cur_sdf, cols, ref, cur, rows) -> None:
     live = [(i, n) for i, n in idx if all(totals[i])]
     seg = {}
     if live:
-        probs = [j / BUCKETS for j in range(1, BUCKETS)]
-        qrow = ref_sdf.agg(*[F.percentile_approx(F.when(~F.isnan(ref_sdf[n].cast("double")),
-                                                        ref_sdf[n].cast("double")), probs, 1000).alias(f"q{i}")
-                             for i, n in live]).collect()[0]
         c, v, s = F.col("c"), F.col("v"), F.col("s")
 
         def per_col(values):
@@ -361,10 +365,13 @@ def _numeric_exact(ref_sdf, cur_sdf, cols, ref, cur, rows) -> None:
                 e = (F.when(c == i, values[i]) if e is None else e.when(c == i, values[i]))
             return e
 
-        bounds = per_col({i: F.array(*[F.lit(float(q)) for q in sorted(set(qrow[f"q{i}"] or []))] or
-                                      [F.lit(0.0)]) for i, _ in live})
+        lo = {i: min(ref.cols[n]["min"], cur.cols[n]["min"]) for i, n in live}
+        width = {i: max(ref.cols[n]["max"], cur.cols[n]["max"]) - lo[i] for i, n in live}
+        scale = {i: F.lit(BUCKETS / width[i] if width[i] > 0 and math.isfinite(width[i]) else 0.0) for i, _ in live}
+        bucket = F.least(F.lit(BUCKETS - 1), F.floor((v - per_col({i: F.lit(lo[i]) for i, _ in live}))
+                                                     * per_col(scale)).cast("int"))
         both = _long(ref_sdf, live, 0).unionByName(_long(cur_sdf, live, 1))
-        both = both.withColumn("k", F.size(F.filter(bounds, lambda b: b < v)))
+        both = both.withColumn("k", bucket)
         w = Window.partitionBy("c", "k").orderBy("v").rangeBetween(Window.unboundedPreceding, Window.currentRow)
         both = both.withColumn("ca", F.sum(1 - s).over(w)).withColumn("cb", F.sum(s).over(w))
         d = F.col("ca") / per_col({i: F.lit(float(totals[i][0])) for i, _ in live}) - \
