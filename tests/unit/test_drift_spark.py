@@ -233,7 +233,7 @@ def test_contract_inferred_from_spark_matches_pandas(spark, acceptance_frames):
     cp, cs = infer_contract(ref).to_frame().set_index("column"), infer_contract_spark(sref).to_frame().set_index("column")
     assert list(cs.index) == list(cp.index)
     for col in ("kind", "nullable", "max_missing_share", "categories", "unique"):
-        assert cs[col].tolist() == cp[col].tolist(), col
+        pd.testing.assert_series_equal(cs[col], cp[col], check_dtype=False, obj=col)
     for col in ("a", "b"):   # ranges from an approximate tail threshold: within 1% of the range's width
         width = cp.loc[col, "max"] - cp.loc[col, "min"]
         assert abs(cs.loc[col, "min"] - cp.loc[col, "min"]) < 0.01 * width

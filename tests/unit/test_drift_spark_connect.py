@@ -1,0 +1,41 @@
+"""Drift checks and contracts on Spark Connect DataFrames (what Databricks serverless and shared compute hand a
+notebook): a local Spark Connect server on local[2], one per module."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import nbops
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def connect():
+    from nbops_testing import start_spark
+
+    session = start_spark(remote=True)
+    yield session
+    session.stop()
+
+
+def test_connect_frames_drift_and_validate_like_pandas(connect):
+    from nbops.sparkframes import is_spark
+    from nbops.validation import infer_contract
+
+    rng = np.random.default_rng(4)
+    n = 30_000
+    ref = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(["x", "y"], n)})
+    cur = pd.DataFrame({"a": rng.normal(0.3, 1, size=n), "b": rng.normal(size=n), "c": rng.choice(["x", "y"], n)})
+    sref, scur = connect.createDataFrame(ref), connect.createDataFrame(cur)
+    assert is_spark(scur) and "connect" in type(scur).__module__
+    p = nbops.check_drift(ref, cur, log=False, plots=False)
+    for sketch in (False, True):
+        s = nbops.check_drift(sref, scur, sketch=sketch, log=False, plots=not sketch)
+        assert s.drifted == p.drifted == ["a"]
+    exact = nbops.check_drift(sref, scur, log=False, plots=False)
+    assert exact["a"].statistic == pytest.approx(p["a"].statistic, abs=1e-12)
+    bad = cur.copy()
+    bad.loc[:4, "c"] = "unseen"
+    v = nbops.validate(connect.createDataFrame(bad), infer_contract(ref), log_run=False)
+    assert [(x["column"], x["check"], x["count"]) for x in v.violations] == [("c", "unseen category", 5)]
+    assert nbops.validate(scur, sref, log_run=False).ok
