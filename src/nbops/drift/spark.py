@@ -254,13 +254,13 @@ def compare(ref_sdf, cur_sdf, *, features=None, categorical=None, numeric=None, 
         raise DriftError(f"Columns {all_missing} have no values at all in the reference; there is no distribution "
                          f"to compare with. Leave them out (features=[...]) or fix the reference.",
                          columns=all_missing)
-    from .columns import _COMPATIBLE
+    from .columns import _COMPATIBLE, _DESC
 
     for n in names:
         if cur.cols[n]["present"] and frozenset({rfam[n], cfam[n]}) not in _COMPATIBLE:
-            raise DriftError(f"Column {n!r} is {rfam[n]} ({rtypes[n].simpleString()}) in the reference but "
-                             f"{cfam[n]} ({ctypes[n].simpleString()}) in the current batch; cast one side or leave "
-                             f"the column out.", column=n)
+            raise DriftError(f"Column {n!r} is {_DESC[rfam[n]]} ({rtypes[n].simpleString()}) in the reference but "
+                             f"{_DESC[cfam[n]]} ({ctypes[n].simpleString()}) in the current batch; cast one side or "
+                             f"leave the column out.", column=n)
     specs = classify(ref_sdf, names, roles, rtypes, rfam, ref, categorical, numeric,
                      max_categories or DEFAULT_MAX_CATEGORIES)
     rows = {n: FeatureDrift(n, role=r, kind=specs[n].kind, note=specs[n].note) for n, r in roles}
