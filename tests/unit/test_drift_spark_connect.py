@@ -11,11 +11,21 @@ pytestmark = pytest.mark.spark
 
 @pytest.fixture(scope="module")
 def connect():
+    import os
+
     from nbops_testing import start_spark
 
+    # the local Connect server's executors fetch generated classes from the driver's address: on a host whose
+    # name resolves to another interface than the bound 127.0.0.1, every job fails (RemoteClassLoaderError)
+    old = os.environ.get("SPARK_LOCAL_IP")
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     session = start_spark(remote=True)
     yield session
     session.stop()
+    if old is None:
+        os.environ.pop("SPARK_LOCAL_IP", None)
+    else:
+        os.environ["SPARK_LOCAL_IP"] = old
 
 
 def test_connect_frames_drift_and_validate_like_pandas(connect):
