@@ -77,7 +77,7 @@ def _col(sdf, name):
     return sdf[name]
 
 
-def _aggregate(sdf, names, fams, types, want_distinct: bool) -> _Side:
+def _aggregate(sdf, names, fams, types, want_distinct: bool, sketch: bool = False) -> _Side:
     """One Spark job: row count and, per column, missing values (null, and NaN for floats), min / max / mean /
     population std of numbers, non-integral values of floats and approximate distinct counts (reference side)."""
     from pyspark.sql import functions as F
@@ -95,6 +95,8 @@ def _aggregate(sdf, names, fams, types, want_distinct: bool) -> _Side:
                       F.stddev_pop(x).alias(f"sd{i}")]
             if t in _FLOAT or t == "DecimalType":
                 exprs.append(F.sum(F.when(x != F.floor(x), 1).otherwise(0)).alias(f"fr{i}"))
+            if sketch and fams[name] == "number" and hasattr(F, "kll_sketch_agg_double"):
+                exprs.append(F.kll_sketch_agg_double(x, F.lit(SKETCH_K)).alias(f"sk{i}"))   # same scan
         if want_distinct and (fams[name] == "text" or t in _INTEGRAL):
             exprs.append(F.approx_count_distinct(c).alias(f"d{i}"))   # 5% error: a screen for exact counts
     row = sdf.agg(*exprs).collect()[0].asDict()
@@ -102,7 +104,7 @@ def _aggregate(sdf, names, fams, types, want_distinct: bool) -> _Side:
     for i, name in enumerate(names):
         get = lambda k: row.get(f"{k}{i}")  # noqa: E731
         cols[name] = {"missing": int(get("m") or 0), "min": get("lo"), "max": get("hi"), "mean": get("mu"),
-                      "std": get("sd"), "fractional": get("fr"), "distinct": get("d")}
+                      "std": get("sd"), "fractional": get("fr"), "distinct": get("d"), "sketch": get("sk")}
     n = int(row["__n"])
     for name, c in cols.items():
         c["present"] = n - c["missing"]
@@ -243,8 +245,8 @@ def compare(ref_sdf, cur_sdf, *, features=None, categorical=None, numeric=None, 
     if odd:
         raise DriftError(f"Columns {odd} hold values no drift test reads; leave them out with features=[...] "
                          f"(--features).", columns=odd)
-    ref = _aggregate(ref_sdf, names, rfam, rtypes, want_distinct=True)
-    cur = _aggregate(cur_sdf, names, cfam, ctypes, want_distinct=False)
+    ref = _aggregate(ref_sdf, names, rfam, rtypes, want_distinct=True, sketch=sketch)
+    cur = _aggregate(cur_sdf, names, cfam, ctypes, want_distinct=False, sketch=sketch)
     for side, s in (("reference", ref), ("current", cur)):
         if s.n < 2:
             raise DriftError(f"The {side} frame has {s.n} row(s); a drift check needs at least 2 rows on both "
@@ -459,12 +461,21 @@ def sketch_ks(a, b) -> tuple[float, float]:
     return d, float(err)
 
 
+def _read_sketches(sdf, cols, side: _Side) -> dict:
+    """The sketches the aggregate scan built (Spark 4.1+), else built now (:func:`sketches`)."""
+    from datasketches import kll_doubles_sketch
+
+    if all(side.cols[n].get("sketch") is not None for n in cols):
+        return {n: kll_doubles_sketch.deserialize(bytes(side.cols[n]["sketch"])) for n in cols}
+    return sketches(sdf, cols)
+
+
 def _numeric_sketch(ref_sdf, cur_sdf, cols, ref, cur, rows) -> None:
     import numpy as np
 
     from .stats import ks_pvalue
 
-    rs, cs = sketches(ref_sdf, cols), sketches(cur_sdf, cols)
+    rs, cs = _read_sketches(ref_sdf, cols, ref), _read_sketches(cur_sdf, cols, cur)
     probs = np.linspace(0, 1, 1001)
     for name in cols:
         row = rows[name]
