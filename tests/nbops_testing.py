@@ -185,7 +185,8 @@ def start_spark(remote: bool = False):
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     b = SparkSession.builder.remote("local[2]") if remote else SparkSession.builder.master("local[2]")
     conf = {"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
-            "spark.driver.bindAddress": "127.0.0.1", "spark.sql.session.timeZone": "UTC"}
+            "spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1",
+            "spark.sql.session.timeZone": "UTC"}
     for k, v in conf.items():
         b = b.config(k, v)
     return b.appName("nbops-tests").getOrCreate()

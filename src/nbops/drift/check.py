@@ -21,7 +21,8 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
                 min_effect: float = DEFAULT_MIN_EFFECT, test: str = "ks", engine: str = "nbops",
                 sample: int | None = None, seed: int = 0, max_categories: int | None = None, mmd: bool = False,
                 log: bool = True, experiment: str | None = None, run_name: str | None = None, fail: bool = False,
-                on_drift: str | None = None, plots: bool = True, progress: bool | None = None) -> DriftReport:
+                on_drift: str | None = None, plots: bool = True, progress: bool | None = None,
+                sketch: bool = False) -> DriftReport:
     """Compare ``current`` with ``reference`` column by column and return a :class:`DriftReport`.
 
     ``reference``: a DataFrame, a :class:`~nbops.drift.reference.Reference` (prepared once, reused),
@@ -33,7 +34,9 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
     ``p_val`` (0.05), ``correction`` (``bonferroni`` | ``fdr`` | ``none``; across every test of the check),
     ``min_effect`` (0.05: the KS distance, total variation distance or change in missing share a column
     must reach to count as drift, whatever its p-value), ``test`` (``ks`` | ``cvm`` for numbers),
-    ``sample`` (test a random sample of at most N rows per side), ``mmd`` (multivariate MMD; needs PyTorch and
+    ``sample`` (test a random sample of at most N rows per side), ``sketch`` (Spark frames: numbers from
+    mergeable KLL quantile sketches instead of an exact distributed sort; their rank error is carried into the
+    decision, see :mod:`nbops.drift.spark`), ``mmd`` (multivariate MMD; needs PyTorch and
     alibi-detect). ``engine="alibi"`` runs alibi-detect's stock detectors instead of nbops's own (scipy) engine;
     it needs the optional extra ``pip install "nbops[alibi]"``, as does ``mmd`` (plus PyTorch).
 
@@ -44,6 +47,14 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
     """
     t0 = time.perf_counter()
     _check_options(p_val, correction, min_effect, test, engine, sample, max_categories, on_drift)
+    from ..sparkframes import is_spark
+
+    if is_spark(current) or is_spark(reference):
+        return _check_spark(reference, current, features=features, categorical=categorical, numeric=numeric,
+                            target=target, prediction=prediction, p_val=p_val, correction=correction,
+                            min_effect=min_effect, test=test, engine=engine, sample=sample, seed=seed,
+                            max_categories=max_categories, mmd=mmd, log=log, experiment=experiment,
+                            run_name=run_name, fail=fail, on_drift=on_drift, plots=plots, sketch=sketch, t0=t0)
     if engine == "alibi" or mmd:
         from . import alibi
 
@@ -59,6 +70,9 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
                                  option="--mmd")
     from .sources import resolve_reference
 
+    if sketch:
+        raise DriftError("sketch=True (--sketch) is for Spark DataFrames; pandas frames are tested exactly (use "
+                         "sample= for speed).", option="--sketch")
     src = resolve_reference(reference)
     cur = as_frame(current, "current")
     cur_label = f"DataFrame {cur.shape[0]:,}x{cur.shape[1]}"
@@ -99,6 +113,12 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
     report.model = ref_obj.model
     if mmd:
         report.multivariate = _mmd(ref_obj, cur, roles, p_val)
+    return _conclude(report, ref_obj, current, t0, log=log, experiment=experiment, run_name=run_name,
+                     on_drift=on_drift, fail=fail)
+
+
+def _conclude(report, ref_obj, current, t0, *, log, experiment, run_name, on_drift, fail) -> DriftReport:
+    """Every engine's last steps: warnings logged, the check recorded, ``on_drift`` and ``fail`` honoured."""
     report.duration_s = time.perf_counter() - t0
     for w in report.warnings:
         logger.warning("nbops drift: %s", w)
@@ -115,6 +135,37 @@ def check_drift(reference, current, *, features=None, categorical=None, numeric=
         raise DriftDetected(f"Drift detected: {report.verdict()}" +
                             (f" (run {report.run_id})" if report.run_id else ""), report=report)
     return report
+
+
+def _check_spark(reference, current, *, features, categorical, numeric, target, prediction, p_val, correction,
+                 min_effect, test, engine, sample, seed, max_categories, mmd, log, experiment, run_name, fail,
+                 on_drift, plots, sketch, t0) -> DriftReport:
+    """Spark DataFrames (either side; a pandas side joins the other's session): :mod:`nbops.drift.spark`."""
+    from . import spark
+    from .sources import resolve_reference
+
+    unsupported = [what for what, on in (("engine='alibi'", engine != "nbops"), ("mmd=True", mmd),
+                                         ("test='cvm'", test != "ks"), ("sample=", sample)) if on]
+    if unsupported:
+        raise DriftError(f"{', '.join(unsupported)}: not available for Spark DataFrames; drop the option (Spark "
+                         f"frames are tested with KS / Chi2, exactly or with sketch=True).")
+    src = resolve_reference(reference)
+    if src.ref is not None:
+        raise DriftError("A prepared Reference holds pandas data; pass the reference Spark DataFrame itself.")
+    like = current if spark.is_spark_frame(current) else src.frame
+    ref_sdf = spark.as_spark(src.frame, like, "reference")
+    cur_sdf = spark.as_spark(current, like, "current")
+    report, n_ref, n_cur = spark.compare(ref_sdf, cur_sdf, features=features, categorical=categorical,
+                                         numeric=numeric, target=target, prediction=prediction, p_val=p_val,
+                                         correction=correction, min_effect=min_effect, sketch=sketch,
+                                         max_categories=max_categories, plots=plots, seed=seed)
+    label = src.label if src.run_id else f"Spark DataFrame {n_ref:,}x{len(ref_sdf.columns)}"
+    report.reference, report.current = label, f"Spark DataFrame {n_cur:,}x{len(cur_sdf.columns)}"
+    report.n_ref_rows, report.n_cur_rows, report.model = n_ref, n_cur, src.model
+    ref_obj = Reference({}, [], n_ref, source=label, data=ref_sdf if src.run_id is None else src.frame,
+                        run_id=src.run_id, model=src.model)
+    return _conclude(report, ref_obj, current, t0, log=log, experiment=experiment, run_name=run_name,
+                     on_drift=on_drift, fail=fail)
 
 
 _PREPARED: dict[tuple, Reference] = {}  # run snapshots are immutable: prepare them once per process
@@ -194,9 +245,6 @@ def compare(ref: Reference, cur, roles, *, p_val, correction, min_effect, test="
     """Test every column of ``roles``; raises before anything is decided when a column cannot be tested.
 
     Columns are tested on a thread pool (sorting, merging and counting release the GIL, so both cores work)."""
-    import numpy as np
-
-    notes: list[str] = []
     for name, role in roles:
         pc = ref.columns.get(name)
         if pc is not None:
@@ -204,9 +252,21 @@ def compare(ref: Reference, cur, roles, *, p_val, correction, min_effect, test="
     todo = [(n, r) for n, r in roles if n in ref.columns]
     rows = map_columns(lambda item: _test_column(ref.columns[item[0]], item[1], cur[item[0]], test, engine, p_val,
                                                   plots), todo, progress, cells=len(cur) * len(todo))
-    pending = [(row, ref.columns[row.feature]) for row in rows if row.kind not in ("datetime", "identifier")]
-    constant = [row.feature for row, pc in pending
-                if row.test and pc.distinct() <= 1 and row.statistic == 0 and not (pc.n_missing or row.missing_cur)]
+    return finish(rows, {n: pc.distinct() for n, pc in ref.columns.items()}, p_val=p_val, correction=correction,
+                  min_effect=min_effect, test=test, engine=engine)
+
+
+def finish(rows, distinct: dict, *, p_val, correction, min_effect, test="ks", engine="nbops") -> DriftReport:
+    """The decision over every tested column (any engine: pandas or Spark): constant columns refused, one family of
+    distribution and missing-values tests corrected together, the effect rule, notes and the low-power warning.
+    ``distinct``: the reference's number of distinct present values per column."""
+    import numpy as np
+
+    notes: list[str] = []
+    pending = [(row, row) for row in rows if row.kind not in ("datetime", "identifier")]
+    constant = [row.feature for row, _ in pending
+                if row.test and distinct.get(row.feature, 2) <= 1 and row.statistic == 0
+                and not (row.missing_ref or row.missing_cur)]
     if constant:
         raise DriftError(f"Columns {constant} hold one constant value on both sides: there is no distribution to "
                          f"test. Leave them out with features=[...] (--features).", columns=constant)

@@ -18,7 +18,8 @@ class DriftMagics(Magics):
     @magic_arguments()
     @argument("reference", help="DataFrame variable, a prepared Reference, run:<run_id> (that run's data "
                                 "snapshot) or models:/<name>@<alias> (the data that model version trained on).")
-    @argument("current", help="DataFrame variable holding the new batch.")
+    @argument("current", help="DataFrame variable holding the new batch (pandas, or a Spark DataFrame: the "
+                              "tests then run as Spark jobs).")
     @argument("--features", help="Comma-separated columns to check (default: all; the frames must then match).")
     @argument("--categorical", help="Comma-separated columns to test as categories.")
     @argument("--numeric", help="Comma-separated columns to test as numbers.")
@@ -35,6 +36,9 @@ class DriftMagics(Magics):
     @argument("--engine", default="nbops", choices=["nbops", "alibi"],
               help="nbops (default: scipy, nothing extra) or alibi (alibi-detect's detectors; needs "
                    "pip install \"nbops[alibi]\").")
+    @argument("--sketch", action="store_true", help="Spark DataFrames: test numbers on mergeable KLL quantile "
+                                                    "sketches (fast; their rank error is carried into the decision) "
+                                                    "instead of an exact distributed sort.")
     @argument("--mmd", action="store_true", help="Also run multivariate MMD (needs nbops[alibi] and PyTorch).")
     @argument("--fail", action="store_true", help="Raise DriftDetected when drift is found (a scheduled run fails).")
     @argument("--on-drift", metavar="NOTEBOOK", help="Run this notebook with papermill when drift is found; it "
@@ -64,7 +68,7 @@ class DriftMagics(Magics):
         opts = dict(features=a.features, categorical=a.categorical, numeric=a.numeric, target=a.target,
                     prediction=a.prediction, p_val=a.p_val, correction=a.correction,
                     min_effect=DEFAULT_MIN_EFFECT if a.min_effect is None else a.min_effect, test=a.test,
-                    engine=a.engine, sample=a.sample, mmd=a.mmd, log=not a.no_log, experiment=a.experiment, run_name=a.run_name,
+                    engine=a.engine, sample=a.sample, mmd=a.mmd, sketch=a.sketch, log=not a.no_log, experiment=a.experiment, run_name=a.run_name,
                     on_drift=a.on_drift)
         try:
             report = check_drift(ref, cur, **opts, fail=a.fail)

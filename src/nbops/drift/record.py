@@ -61,7 +61,8 @@ def _log(t, report, ref, current) -> None:
     report.run_id, report.experiment = t.run_id, t.experiment
     t.log_params({"drift.p_val": report.p_val, "drift.correction": report.correction,
                   "drift.min_effect": report.min_effect, "drift.test": report.test,
-                  "drift.reference": report.reference[:500], "drift.current": report.current[:500]})
+                  "drift.reference": report.reference[:500], "drift.current": report.current[:500],
+                  **({"drift.mode": f"spark-{report.mode}"} if report.mode else {})})
     metrics = {"drift.share_drifted": report.share_drifted, "drift.n_drifted": len(report.drifted),
                "drift.is_drift": float(report.is_drift), "drift.n_tests": report.n_tests,
                "drift.duration_s": report.duration_s}

@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FRAME_COLUMNS = ["role", "kind", "test", "statistic", "p_value", "p_adjusted", "effect", "effect_name",
+FRAME_COLUMNS = ["role", "kind", "test", "statistic", "statistic_error", "p_value", "p_adjusted", "effect", "effect_name",
                  "wasserstein_norm", "psi", "missing_ref", "missing_cur", "missing_effect", "missing_p",
                  "missing_p_adjusted", "n_ref", "n_cur",
                  "drifted", "reason", "new_categories", "note"]
@@ -22,6 +22,7 @@ class FeatureDrift:
     kind: str = "numeric"                 # numeric | categorical | datetime | identifier
     test: str = ""                        # KS | CvM | Chi2 | "" (skipped)
     statistic: float = float("nan")
+    statistic_error: float = 0.0          # sketch mode (Spark): the statistic is known to +- this (rank error)
     p_value: float = float("nan")
     p_adjusted: float = float("nan")
     effect: float = float("nan")          # KS distance (numeric) or total variation distance (categorical)
@@ -56,6 +57,7 @@ class DriftReport:
     min_effect: float = 0.05
     test: str = "ks"
     engine: str = "nbops"
+    mode: str = ""                        # Spark: "exact" or "sketch" (KLL quantile sketches); "" for pandas
     n_tests: int = 0
     reference: str = "DataFrame"
     current: str = "DataFrame"
@@ -148,7 +150,7 @@ class DriftReport:
 
     def _settings(self) -> str:
         return (f"{self.test.upper()}/Chi2, p-val {self.p_val:g}, {self.correction} over {self.n_tests} tests, "
-                f"min effect {self.min_effect:g}")
+                f"min effect {self.min_effect:g}" + (f", Spark {self.mode}" if self.mode else ""))
 
     def __repr__(self) -> str:
         lines = [f"DriftReport: {self.verdict()}",
@@ -188,7 +190,9 @@ class DriftReport:
             note = f.note + (f" new: {', '.join(map(str, f.new_categories[:10]))}" if f.new_categories else "")
             rows.append({"column": f.feature + ("" if f.role == "feature" else f" ({f.role})"),
                          "drifted": f"yes ({f.reason})" if f.drifted else "no",
-                         "change": f"{_num(f.effect, 3)} {f.effect_name}".strip(),
+                         "change": f"{_num(f.effect, 3)} {f.effect_name}".strip()
+                         + (f" (sketch: {_num(f.statistic, 3)} \u00b1 {_num(f.statistic_error, 2)})"
+                            if f.statistic_error else ""),
                          "p-value (adjusted)": _num(f.p_adjusted), "test": f.test or "-", "missing (ref -> cur)": miss,
                          "type": f.kind, "note": note.strip()})
         df = pd.DataFrame(rows, columns=["column", "drifted", "change", "p-value (adjusted)", "test",

@@ -48,6 +48,10 @@ def resolve_reference(reference) -> Resolved:
 
 
 def _label(obj) -> str:
+    from ..sparkframes import is_spark
+
+    if is_spark(obj):   # a Spark Connect frame answers any attribute with a Column: never probe one
+        return "Spark DataFrame"
     shape = getattr(obj, "shape", None)
     return f"DataFrame {shape[0]:,}x{shape[1]}" if shape is not None and len(shape) == 2 else type(obj).__name__
 

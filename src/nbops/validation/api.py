@@ -14,7 +14,8 @@ MAX_EXAMPLES = 5
 
 def validate(data, against, *, fail: bool = False, ignore=None, keys=None, name: str | None = None,
              log_run: bool = True, experiment: str | None = None) -> ValidationResult:
-    """Validate ``data`` (a pandas DataFrame) against ``against``: a data-version name recorded with
+    """Validate ``data`` (a pandas DataFrame, or a Spark DataFrame: the checks then run as Spark aggregates and
+    nothing but counts and examples reaches the driver) against ``against``: a data-version name recorded with
     ``%dataversion`` (the contract stored with it), ``run:ID`` (``run:ID/NAME`` when the run logged several
     frames), ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (the contract of the data that trained it), a
     contract YAML file, a :class:`~nbops.validation.Contract` or a reference DataFrame (contract inferred now).
@@ -29,6 +30,11 @@ def validate(data, against, *, fail: bool = False, ignore=None, keys=None, name:
     from .store import resolve
 
     name = name or "data"
+    from ..sparkframes import is_spark
+
+    if is_spark(data):
+        return _validate_spark(data, against, fail=fail, ignore=ignore, keys=keys, name=name, log_run=log_run,
+                               experiment=experiment)
     if not isinstance(data, pd.DataFrame):
         to_pandas = getattr(data, "to_pandas", None)
         if callable(to_pandas):
@@ -43,6 +49,24 @@ def validate(data, against, *, fail: bool = False, ignore=None, keys=None, name:
     found = violations(frame, contract)
     result = ValidationResult(name, label, len(data), data.shape[1], found, ignore, contract=contract,
                               notes=tolerated(frame, contract, found))
+    return _conclude(result, fail, log_run, experiment)
+
+
+def _validate_spark(sdf, against, *, fail, ignore, keys, name, log_run, experiment) -> ValidationResult:
+    """A Spark DataFrame: the checks run as Spark aggregates (:mod:`nbops.validation.spark`); same result."""
+    from . import spark
+    from .store import resolve
+
+    ignore = [ignore] if isinstance(ignore, str) else list(ignore or [])
+    contract, label = resolve(against, keys=keys)
+    contract = contract.without(ignore)
+    frame = sdf.drop(*[c for c in ignore if c in sdf.columns])
+    found, notes, n = spark.violations(frame, contract)
+    result = ValidationResult(name, label, n, len(sdf.columns), found, ignore, contract=contract, notes=notes)
+    return _conclude(result, fail, log_run, experiment)
+
+
+def _conclude(result: ValidationResult, fail: bool, log_run: bool, experiment) -> ValidationResult:
     if log_run:
         _record(result, experiment)
     if fail and not result.ok:

@@ -151,12 +151,26 @@ def range_mask(series, min_value, max_value, ref_rows):
         if lo >= 0:
             hard |= v < 0
     m = int(np.count_nonzero(~np.isnan(v)))
-    for side in (below, above):
-        k = int(side.sum())
-        if k and not rare_by_chance(k, m, ref_rows):
+    for side, bad in zip((below, above), range_sides_bad(int(below.sum()), int(above.sum()), m, ref_rows)):
+        if bad:
             ok &= ~side
     ok &= ~hard
     return pd.Series(ok, index=series.index)
+
+
+def range_sides_bad(k_below: int, k_above: int, m: int, ref_rows) -> tuple[bool, bool]:
+    """Are the ``k_below`` / ``k_above`` values (of ``m``) beyond each bound violations, or few enough to be chance?
+    (The values beyond the hard limits are violations either way: :func:`range_mask`.)"""
+    return tuple(bool(k) and not rare_by_chance(k, m, ref_rows) for k in (k_below, k_above))
+
+
+def hard_limits(min_value, max_value) -> tuple[float, float, bool]:
+    """``(low, high, non_negative)``: values below ``low`` or above ``high`` (or negative where ``non_negative``)
+    are never chance (:func:`range_mask`)."""
+    lo = -math.inf if min_value is None else float(min_value)
+    hi = math.inf if max_value is None else float(max_value)
+    width = hi - lo if math.isfinite(hi - lo) and hi > lo else math.inf
+    return lo - HARD_WIDTHS * width, hi + HARD_WIDTHS * width, lo >= 0
 
 
 def unseen_by_chance(k: int, m: int, n: int | None, singletons: int | None, doubletons: int = 0) -> bool:
@@ -205,16 +219,26 @@ def category_mask(series, allowed, ref_rows, singletons=None, doubletons=None):
         return pd.Series(True, index=series.index)
     m = int(series.notna().sum())
     counts = series[unseen].astype(object).value_counts()
+    bad = unseen_bad(dict(counts.items()), k_all, m, len(allowed), ref_rows, singletons, doubletons)
+    if bad is None:
+        return ~unseen
+    return ~(unseen & series.isin(bad)) if bad else pd.Series(True, index=series.index)
+
+
+def unseen_bad(counts: dict, k_all: int, m: int, n_allowed: int, ref_rows, singletons=None, doubletons=None):
+    """Which unseen categories are violations, from their row counts (``counts``: value -> rows; ``k_all`` rows of
+    unseen categories in a batch of ``m`` present values): ``None`` when the unseen rows together are more than
+    chance explains (every one is a violation), else the list of values too frequent on their own (see
+    :func:`category_mask`)."""
     if singletons is None:
         together, alpha = rare_by_chance(k_all, m, ref_rows), ALPHA
     else:
         together = unseen_by_chance(k_all, m, ref_rows, int(singletons), int(doubletons or 0)) \
             or rare_by_chance(k_all, m, ref_rows, SPLIT_ALPHA)
-        alpha = ALPHA / (len(allowed) + len(counts))   # the rarest of many categories: one test per category
+        alpha = ALPHA / (n_allowed + len(counts))   # the rarest of many categories: one test per category
     if not together:
-        return ~unseen
-    bad = [v for v, k in counts.items() if not rare_by_chance(int(k), m, ref_rows, alpha)]
-    return ~(unseen & series.isin(bad)) if bad else pd.Series(True, index=series.index)
+        return None
+    return [v for v, k in counts.items() if not rare_by_chance(int(k), m, ref_rows, alpha)]
 
 
 def register() -> None:

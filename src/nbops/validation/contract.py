@@ -165,11 +165,20 @@ def _tail_bounds(values, k: int):
     part = np.partition(v, [k, n - 1 - k])   # the k+1 extremes on each side (g is monotonic: transform only them)
     top, bot = _g(part[n - 1 - k:]), _g(part[:k + 1])
     top_u, bot_u = float(top.min()), float(bot.max())
-    reach = math.log(ROW_FACTOR * k / TAIL_ALPHA)   # P(a batch of ROW_FACTOR x n rows passes a bound) ~ 1 - alpha
     top_scale = float(np.sort(top)[1:].mean() - top_u)   # mean excess of the k largest over the (k+1)-th
     bot_scale = float(bot_u - np.sort(bot)[:-1].mean())
-    high = _g_inv(top_u + reach * top_scale)
-    low = _g_inv(bot_u - reach * bot_scale)
+    return _extrapolate(lo, hi, (k, top_u, top_scale), (k, bot_u, bot_scale))
+
+
+def _extrapolate(lo: float, hi: float, top: tuple, bottom: tuple):
+    """(low, high) from each tail's ``(k, threshold, scale)`` on the g scale: the threshold is the (k+1)-th most
+    extreme value, the scale the mean excess of the k beyond it (pandas: :func:`_tail_bounds`; Spark: from
+    aggregates above an approximate threshold)."""
+    def reach(k):   # P(a batch of ROW_FACTOR x n rows passes a bound) ~ 1 - alpha
+        return math.log(ROW_FACTOR * max(k, 1) / TAIL_ALPHA)
+
+    high = _g_inv(top[1] + reach(top[0]) * top[2])
+    low = _g_inv(bottom[1] - reach(bottom[0]) * bottom[2])
     if lo >= 0:
         low = max(low, 0.0)  # a column that never was negative stays non-negative
     return min(low, lo), max(high, hi)
@@ -208,11 +217,53 @@ def _nice(x: float, up: bool) -> float | int:
     return int(r) if r.is_integer() and abs(r) < 2**53 else r
 
 
+def _category_set(counts: dict, n_vals: int):
+    """``(allowed, n_vals, singletons, doubletons)`` when ``counts`` (value -> rows) look like a closed set (see
+    the module docs), else None."""
+    import numpy as np
+
+    freq = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+    if not _closed_set(freq, n_vals) or _date_like(list(counts)):
+        return None
+    return (sorted(counts, key=str), n_vals, int((freq == 1).sum()), int((freq == 2).sum()))
+
+
+def _column(pa, *, kind: str, n: int, nulls: int, ident: bool, bounds=None, cats=None, single_key=True):
+    """One column of a contract from its summary (any engine): ``bounds`` = (low, high, present values) before
+    rounding, ``cats`` = :func:`_category_set`'s answer."""
+    from scipy.special import betaincinv  # scipy.stats' beta.ppf without importing scipy.stats (seconds)
+
+    checks = [pa.Check.nbops_kind(kind=kind)]
+    nullable = not ident   # keys never missing; otherwise the share is bounded (0: none, up to chance)
+    if nulls:
+        upper = float(betaincinv(nulls + 1, max(n - nulls, 1), 0.999))
+        checks.append(pa.Check.nbops_missing_share(max_share=_nice(min(upper, 1.0), True), ignore_na=False))
+    elif not ident:
+        checks.append(pa.Check.nbops_missing_share(max_share=0, ref_rows=n, ignore_na=False))
+    if bounds is not None:
+        lo, hi, n_vals = bounds
+        if lo is not None and math.isfinite(lo) and math.isfinite(hi):
+            lo, hi = _nice(lo, False), _nice(hi, True)
+            if kind == "integer":
+                lo, hi = math.floor(round(lo, 6)), math.ceil(round(hi, 6))
+            checks.append(pa.Check.nbops_range(min_value=lo, max_value=hi, ref_rows=n_vals))
+    if cats is not None:
+        allowed, n_vals, singletons, doubletons = cats
+        checks.append(pa.Check.nbops_categories(allowed=allowed, ref_rows=n_vals, singletons=singletons,
+                                                doubletons=doubletons))
+    return pa.Column(None, checks=checks, nullable=nullable, unique=ident and single_key, required=True)
+
+
+def _schema(pa, columns: dict, n: int, keys: list, source: str):
+    frame_checks = [pa.Check.nbops_row_count(min_rows=1, max_rows=int(max(n, 1) * ROW_FACTOR))]
+    return pa.DataFrameSchema(columns, checks=frame_checks, strict=True, unique=keys if len(keys) > 1 else None,
+                              title="nbops data contract", description=source or f"inferred from {n:,} rows")
+
+
 def infer(df, *, keys=None, source: str = "") -> Contract:
     """Infer a :class:`Contract` from the reference frame ``df`` (see the module docs for the rules)."""
     import numpy as np
     import pandas as pd
-    from scipy.special import betaincinv  # scipy.stats' beta.ppf without importing scipy.stats (seconds)
 
     from ..tracking.redact import is_secret_name
     from .checks import kind_of
@@ -232,37 +283,18 @@ def infer(df, *, keys=None, source: str = "") -> Contract:
     for name in df.columns:
         s = df[name]
         kind = kind_of(s)
-        nulls = int(s.isna().sum())
-        checks = [pa.Check.nbops_kind(kind=kind)]
         ident = name in keys or (not keys and _is_identifier(name, s, kind))
-        nullable = not ident   # keys never missing; otherwise the share is bounded (0: none, up to chance)
-        if nulls:
-            upper = float(betaincinv(nulls + 1, max(n - nulls, 1), 0.999))
-            checks.append(pa.Check.nbops_missing_share(max_share=_nice(min(upper, 1.0), True), ignore_na=False))
-        elif not ident:
-            checks.append(pa.Check.nbops_missing_share(max_share=0, ref_rows=n, ignore_na=False))
         vals = s.dropna()
+        bounds = cats = None
         if not ident and kind in ("integer", "float") and len(vals):
             lo, hi = _tail_bounds(vals.to_numpy(dtype="float64"), tail_k)
-            if lo is not None and math.isfinite(lo) and math.isfinite(hi):
-                lo, hi = _nice(lo, False), _nice(hi, True)
-                if kind == "integer":
-                    lo, hi = math.floor(round(lo, 6)), math.ceil(round(hi, 6))
-                checks.append(pa.Check.nbops_range(min_value=lo, max_value=hi, ref_rows=len(vals)))
+            bounds = (lo, hi, len(vals))
         elif not ident and kind in ("string", "bool") and len(vals) \
                 and not (kind == "string" and is_secret_name(str(name))):  # never list secret values in a contract
             counts = vals.value_counts()
-            if _closed_set(counts.to_numpy(), len(vals)) and not _date_like(counts.index):
-                allowed = sorted((v.item() if isinstance(v, np.generic) else v for v in counts.index), key=str)
-                freq = counts.to_numpy()
-                checks.append(pa.Check.nbops_categories(allowed=allowed, ref_rows=len(vals),
-                                                        singletons=int((freq == 1).sum()),
-                                                        doubletons=int((freq == 2).sum())))
-        columns[name] = pa.Column(None, checks=checks, nullable=nullable, unique=ident and len(keys) <= 1,
-                                  required=True)
-    frame_checks = [pa.Check.nbops_row_count(min_rows=1, max_rows=int(max(n, 1) * ROW_FACTOR))]
-    schema = pa.DataFrameSchema(columns, checks=frame_checks, strict=True,
-                                unique=keys if len(keys) > 1 else None,
-                                title="nbops data contract",
-                                description=source or f"inferred from {n:,} rows")
+            cats = _category_set(dict(zip((v.item() if isinstance(v, np.generic) else v for v in counts.index),
+                                          counts.to_numpy())), len(vals))
+        columns[name] = _column(pa, kind=kind, n=n, nulls=int(s.isna().sum()), ident=ident, bounds=bounds,
+                                cats=cats, single_key=len(keys) <= 1)
+    schema = _schema(pa, columns, n, keys, source)
     return Contract(schema, source or f"inferred from {n:,} rows x {df.shape[1]} columns")

@@ -114,6 +114,13 @@ def resolve(against, keys=None) -> tuple[Contract, str]:
     if pd is not None and isinstance(against, pd.DataFrame):
         label = f"DataFrame {against.shape[0]:,}x{against.shape[1]}"
         return infer(against, keys=keys, source=f"inferred from {label}"), label
+    from ..sparkframes import is_spark
+
+    if is_spark(against):
+        from .spark import infer_contract_spark
+
+        label = f"Spark DataFrame ({len(against.columns)} columns)"
+        return infer_contract_spark(against, keys=keys, source=f"inferred from {label}"), label
     if not isinstance(against, (str, Path)):
         raise DataError(f"--against: a {type(against).__name__} is not a reference: pass a data-version name, "
                         f"run:ID, models:/NAME@ALIAS, a contract YAML file, a DataFrame or a Contract.")
