@@ -2,10 +2,10 @@
 (about 3 s here) in the cell itself.
 
 After the cell that ran ``%load_ext nbops`` finishes, one daemon thread imports what the first magics need, a
-module at a time and only while no cell runs: when a cell starts, the thread finishes the module it is importing
-and then waits until the kernel is idle again, so the user's own cells share the interpreter for a fraction of a
-second at most. A cell that needs one of these modules first imports it itself (Python's per-module import locks
-keep that correct). It does no I/O against the store and writes nothing. ``NBOPS_WARM_IMPORTS=0`` switches it off.
+module at a time and only while no cell runs: a cell that starts while a module is being imported waits for that
+import to end (never two importers at once: Python's per-module locks then break a lock cycle by handing one
+thread a partially initialised module, as "cannot import name ... (partially initialized module)"), and the
+thread then waits until the kernel is idle again. A cell that needs one of these modules first imports it itself. It does no I/O against the store and writes nothing. ``NBOPS_WARM_IMPORTS=0`` switches it off.
 """
 from __future__ import annotations
 
@@ -24,12 +24,15 @@ class _Warmup:
     def __init__(self, ip):
         self.ip = ip
         self.idle = threading.Event()
+        self.importing = threading.Lock()  # held by the thread for one module's import
         self.waiting = threading.Event()  # set while the thread is held back by a running cell
         self.stopped = False
         self.thread: threading.Thread | None = None
 
     def pre(self, info=None) -> None:
         self.idle.clear()
+        with self.importing:  # an import in flight ends before the cell's code runs; none starts after
+            pass
 
     def post(self, result=None) -> None:
         self.idle.set()
@@ -40,24 +43,32 @@ class _Warmup:
         import warnings
 
         for name in MODULES:
-            if not self.idle.is_set():
-                self.waiting.set()
-                self.idle.wait()
-                self.waiting.clear()
-            if self.stopped:
-                return
             module, _, function = name.partition(":")
-            if module in sys.modules and not function:
-                continue
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    mod = importlib.import_module(module)
-                    if function:
-                        getattr(mod, function)()
-            except Exception as exc:  # an optional module missing is not the user's problem here
-                log.debug("nbops warm-up: %s not imported (%s)", name, exc)
+            while True:
+                if not self.idle.is_set():
+                    self.waiting.set()
+                    self.idle.wait()
+                    self.waiting.clear()
+                if self.stopped:
+                    return
+                with self.importing:
+                    if not self.idle.is_set():  # a cell started meanwhile: wait for the next idle moment
+                        continue
+                    if module not in sys.modules or function:
+                        self._import(module, function, warnings, importlib)
+                    break
         uninstall(self.ip)
+
+    @staticmethod
+    def _import(module: str, function: str, warnings, importlib) -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mod = importlib.import_module(module)
+                if function:
+                    getattr(mod, function)()
+        except Exception as exc:  # an optional module missing is not the user's problem here
+            log.debug("nbops warm-up: %s%s not imported (%s)", module, f":{function}" if function else "", exc)
 
 
 _ACTIVE: dict[int, _Warmup] = {}

@@ -62,3 +62,35 @@ def test_switched_off_and_unloaded_leave_no_hooks():
         print("mlflow" in sys.modules)
     """, {"NBOPS_WARM_IMPORTS": "0"})
     assert out == ["True", "False"]
+
+
+def test_a_cell_that_starts_during_an_import_waits_for_it(tmp_path):
+    """Two threads importing at once can hand one a partially initialised module (Python breaks the lock cycle
+    that way): the cell's pre_run_cell waits for the warm-up's import in flight, and no import starts after it."""
+    (tmp_path / "slowmod.py").write_text(textwrap.dedent("""
+        import builtins
+        builtins.slowmod_started.set()
+        builtins.slowmod_release.wait()
+        builtins.slowmod_done = True
+    """))
+    out = _run(f"""
+        import builtins
+        sys.path.insert(0, {str(tmp_path)!r})
+        builtins.slowmod_started, builtins.slowmod_release = threading.Event(), threading.Event()
+        from nbops import warmup
+        warmup.MODULES = ("slowmod", "json")
+        ip.run_line_magic("load_ext", "nbops")
+        w = warmup._ACTIVE[id(ip)]
+        w.post()                                    # the loading cell ended: the thread imports slowmod
+        builtins.slowmod_started.wait()
+        seen = []
+        cell = threading.Thread(target=lambda: (w.pre(), seen.append(getattr(builtins, "slowmod_done", False))))
+        cell.start()                                # a cell starts while slowmod is half imported
+        builtins.slowmod_release.set()
+        cell.join()
+        w.waiting.wait()                            # then held back before "json" until the cell ends
+        print(seen[0], "json" in sys.modules and sys.modules["json"] is not None)
+        w.post()
+        w.thread.join()
+    """, {"NBOPS_WARM_IMPORTS": "1"})
+    assert out[0] == "True"  # the cell's code ran only after the import in flight had finished

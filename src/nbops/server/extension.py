@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from traitlets import Bool, Int, Unicode, validate, TraitError
@@ -93,9 +94,30 @@ def load(serverapp) -> Nbops:
     web_app.add_handlers(".*$", [(url_path_join(base, name), cls) for name, cls in handlers.ROUTES])
     if conf.telemetry and conf.sample_at_start:
         executor(conf.workers).submit(handlers.start_sampler)
+    _exit_without_idle_anyio_workers()
     serverapp.log.info("nbops %s: REST API at %s/{%s} (store: %s)", _version(), base,
                        ",".join(n for n, _ in handlers.ROUTES), conf.tracking_uri or "as the kernels resolve it")
     return conf
+
+
+def _exit_without_idle_anyio_workers() -> None:
+    """Let the server process end on SIGTERM / Ctrl-C once a notebook has been opened.
+
+    Jupyter Server reads checkpoints through ``anyio.to_thread.run_sync``, whose worker threads are not daemons
+    and are stopped only when the task anyio takes for the root finishes, which never happens under tornado: the
+    interpreter then waits for them forever at exit (jupyterlab/jupyterlab#10442, agronholm/anyio#321). At the
+    start of interpreter shutdown (``threading._register_atexit``, where concurrent.futures stops its own
+    workers), each such thread is handed anyio's own stop item (``None``): an idle one ends at once, a busy one
+    after its job."""
+    def stop_workers():
+        for t in threading.enumerate():
+            if type(t).__module__.startswith("anyio.") and hasattr(t, "queue"):
+                t.queue.put_nowait(None)
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None and not getattr(_exit_without_idle_anyio_workers, "done", False):
+        register(stop_workers)
+        _exit_without_idle_anyio_workers.done = True
 
 
 _EXECUTORS: dict[int, ThreadPoolExecutor] = {}
