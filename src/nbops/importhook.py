@@ -1,10 +1,18 @@
 """Run a function the moment a module is imported: a cell hook that patches a library (pandas' readers, pyplot's
 figure bookkeeping) applies its patch as soon as the cell imports that library, not only when it was imported
-before the cell. ``sys.meta_path.insert(0, OnImport(name, fn))``; remove it when the cell is over."""
+before the cell. ``sys.meta_path.insert(0, OnImport(name, fn))``; remove it when the cell is over.
+
+``BACKGROUND_IMPORTS``: held by nbops's own threads (the import warm-up, one module at a time; the background
+writer, for one run's push) so that they never import at the same time: two threads importing a package whose
+modules import each other can be handed a partially initialised module ("cannot import name 'EvaluationDataset'
+from 'mlflow.entities'"), which left a tracked run in the spool."""
 from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import threading
+
+BACKGROUND_IMPORTS = threading.RLock()
 
 
 class _Loader(importlib.abc.Loader):

@@ -5,7 +5,8 @@ After the cell that ran ``%load_ext nbops`` finishes, one daemon thread imports 
 module at a time and only while no cell runs: a cell that starts while a module is being imported waits for that
 import to end (never two importers at once: Python's per-module locks then break a lock cycle by handing one
 thread a partially initialised module, as "cannot import name ... (partially initialized module)"), and the
-thread then waits until the kernel is idle again. A cell that needs one of these modules first imports it itself. It does no I/O against the store and writes nothing. ``NBOPS_WARM_IMPORTS=0`` switches it off.
+thread then waits until the kernel is idle again. Nor does it import while the background writer pushes a run
+(``importhook.BACKGROUND_IMPORTS``). A cell that needs one of these modules first imports it itself. It does no I/O against the store and writes nothing. ``NBOPS_WARM_IMPORTS=0`` switches it off.
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class _Warmup:
         import sys
         import warnings
 
+        from .importhook import BACKGROUND_IMPORTS
+
         for name in MODULES:
             module, _, function = name.partition(":")
             while True:
@@ -51,7 +54,7 @@ class _Warmup:
                     self.waiting.clear()
                 if self.stopped:
                     return
-                with self.importing:
+                with BACKGROUND_IMPORTS, self.importing:  # never beside the background writer's imports
                     if not self.idle.is_set():  # a cell started meanwhile: wait for the next idle moment
                         continue
                     if module not in sys.modules or function:

@@ -140,6 +140,12 @@ def test_dataversion_and_track_data_store_the_spark_version(ip, client, spark, t
     ip.run_line_magic("dataversion", "sdf --name events")   # the same content again: nothing new written
     assert len(nbops.data.history("events").rows) == 1
 
+    # the version carries a contract inferred from Spark aggregates: %validate --against NAME works on it
+    bad = frame().assign(x=1e12)
+    result = nbops.validate(spark.createDataFrame(bad), against="events", log_run=False)
+    assert not result.ok and "x" in set(result.to_frame()["column"])
+    assert nbops.validate(sdf, against="events", log_run=False).ok
+
 
 def test_ordered_true_and_snapshot_on_spark_are_one_line(spark):
     import nbops

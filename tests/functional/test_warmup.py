@@ -94,3 +94,24 @@ def test_a_cell_that_starts_during_an_import_waits_for_it(tmp_path):
         w.thread.join()
     """, {"NBOPS_WARM_IMPORTS": "1"})
     assert out[0] == "True"  # the cell's code ran only after the import in flight had finished
+
+
+def test_the_warmup_never_imports_beside_the_background_writer(tmp_path):
+    """The background writer pushes a run holding importhook.BACKGROUND_IMPORTS; the warm-up imports only under
+    it, so the two never import at once (they met in mlflow.entities: a tracked run stayed in the spool)."""
+    (tmp_path / "slowmod.py").write_text("import builtins\nbuiltins.slowmod_done = True\n")
+    out = _run(f"""
+        import builtins
+        sys.path.insert(0, {str(tmp_path)!r})
+        from nbops import importhook, warmup
+        warmup.MODULES = ("slowmod",)
+        importhook.BACKGROUND_IMPORTS.acquire()     # a push in progress
+        ip.run_line_magic("load_ext", "nbops")
+        w = warmup._ACTIVE[id(ip)]
+        w.post()
+        print(getattr(builtins, "slowmod_done", False))   # waits for the lock: slowmod not imported yet
+        importhook.BACKGROUND_IMPORTS.release()     # the push ends
+        w.thread.join()
+        print(getattr(builtins, "slowmod_done", False))
+    """, {"NBOPS_WARM_IMPORTS": "1"})
+    assert out == ["False", "True"]

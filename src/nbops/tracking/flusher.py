@@ -134,7 +134,10 @@ class Flusher:
                 run, ended = self._queue.popleft()
                 self._busy = True
             try:
-                self._push(run, ended)
+                from ..importhook import BACKGROUND_IMPORTS
+
+                with BACKGROUND_IMPORTS:  # not while the warm-up thread is importing (see importhook)
+                    self._push(run, ended)
             except BaseException as exc:  # noqa: BLE001 - the thread must outlive any one run
                 log.warning("nbops: run %s could not be written in the background (%s: %s); it stays in the "
                             "spool: run `nbops sync`.", run.spool_id, type(exc).__name__, exc)

@@ -23,17 +23,27 @@ def _safe(name: str) -> str:
 
 
 def attach(tracker, obj, name: str, version=None) -> str | None:
-    """Infer the contract of ``obj`` (a pandas DataFrame) and log it on ``tracker``'s run. Never raises: a
-    contract that cannot be inferred is a warning, the data version is logged regardless."""
+    """Infer the contract of ``obj`` (a pandas DataFrame, or a Spark one: from its aggregates) and log it on
+    ``tracker``'s run. Never raises: a contract that cannot be inferred is a warning, the data version is logged
+    regardless."""
     import sys
 
+    from ..sparkframes import is_spark
+
     pd = sys.modules.get("pandas")
-    if pd is None or not isinstance(obj, pd.DataFrame):
+    spark = is_spark(obj)
+    if not spark and (pd is None or not isinstance(obj, pd.DataFrame)):
         return None
     try:
         short = f" {version.short}" if getattr(version, "short", None) else ""
-        c = infer(obj, source=f"inferred from data version {name}{short} ({len(obj):,} rows x {obj.shape[1]} "
-                              f"columns)")
+        if spark:
+            from .spark import infer_contract_spark
+
+            c = infer_contract_spark(obj, source=f"inferred from data version {name}{short} (Spark, "
+                                                 f"{len(obj.columns)} columns)")
+        else:
+            c = infer(obj, source=f"inferred from data version {name}{short} ({len(obj):,} rows x "
+                                  f"{obj.shape[1]} columns)")
         path = f"{FOLDER}/{_safe(name)}.yaml"
         tracker.log_text(c.to_yaml(), path)
         tracker.set_tag(TAG + _safe(name), path)
