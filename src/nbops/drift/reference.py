@@ -100,6 +100,18 @@ class Reference:
             ", ".join(f"{v} {k}" for k, v in kinds.items()) + ">"
 
 
+def forced_types(roles, categorical, numeric) -> tuple[set, set]:
+    """The ``categorical=`` / ``numeric=`` columns as sets, checked against the columns ``roles`` checks."""
+    categorical, numeric = set(column_list(categorical)), set(column_list(numeric))
+    unknown = sorted((categorical | numeric) - {c for c, _ in roles})
+    if unknown:
+        raise DriftError(f"categorical=/numeric= name columns that are not checked: {unknown}.", columns=unknown)
+    both = sorted(categorical & numeric)
+    if both:
+        raise DriftError(f"Columns {both} are named both categorical and numeric; pick one.", columns=both)
+    return categorical, numeric
+
+
 def prepare_reference(data, *, features=None, target=None, prediction=None, categorical=None, numeric=None,
                       max_categories: int = DEFAULT_MAX_CATEGORIES, source: str = "DataFrame",
                       _roles: list[tuple[str, str]] | None = None) -> Reference:
@@ -113,14 +125,7 @@ def prepare_reference(data, *, features=None, target=None, prediction=None, cate
         data, source, run_id, model = src.frame, src.label, src.run_id, src.model
     df = as_frame(data, "reference")
     roles = _roles or select_columns(df, df, features=features, target=target, prediction=prediction)
-    categorical = set(column_list(categorical))
-    numeric = set(column_list(numeric))
-    unknown = sorted((categorical | numeric) - {c for c, _ in roles})
-    if unknown:
-        raise DriftError(f"categorical=/numeric= name columns that are not checked: {unknown}.", columns=unknown)
-    both = sorted(categorical & numeric)
-    if both:
-        raise DriftError(f"Columns {both} are named both categorical and numeric; pick one.", columns=both)
+    categorical, numeric = forced_types(roles, categorical, numeric)
 
     def one(item):
         name, role = item

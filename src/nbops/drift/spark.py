@@ -37,7 +37,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import DriftError
-from .columns import DEFAULT_MAX_CATEGORIES, MIN_ID_ROWS, ColumnSpec, _id_named, column_list
+from .columns import DEFAULT_MAX_CATEGORIES, MIN_ID_ROWS, ColumnSpec, _id_named
 from .report import FeatureDrift
 
 log = logging.getLogger("nbops")
@@ -224,17 +224,12 @@ def compare(ref_sdf, cur_sdf, *, features=None, categorical=None, numeric=None, 
     any test runs."""
     from .check import finish
     from .columns import select_columns
+    from .reference import forced_types
 
     _check_names(ref_sdf, "reference")
     _check_names(cur_sdf, "current")
     roles = select_columns(ref_sdf, cur_sdf, features=features, target=target, prediction=prediction)
-    categorical, numeric = set(column_list(categorical)), set(column_list(numeric))
-    unknown = sorted((categorical | numeric) - {c for c, _ in roles})
-    if unknown:
-        raise DriftError(f"categorical=/numeric= name columns that are not checked: {unknown}.", columns=unknown)
-    both = sorted(categorical & numeric)
-    if both:
-        raise DriftError(f"Columns {both} are named both categorical and numeric; pick one.", columns=both)
+    categorical, numeric = forced_types(roles, categorical, numeric)
     names = [c for c, _ in roles]
     rtypes = {f.name: f.dataType for f in ref_sdf.schema.fields}
     ctypes = {f.name: f.dataType for f in cur_sdf.schema.fields}
