@@ -33,3 +33,12 @@ def test_spark_notebook_versions_a_changed_partition(tmp_path):
     nb = json.loads((tmp_path / "notebooks" / "spark.out.ipynb").read_text())
     text = "\n".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "nbops   v2:" in text and "CHANGED" in text and "mlflow" in text and "unchanged" in text
+    assert "[Stage" not in text  # no Spark console progress bar in the saved notebook
+    kinds = {r.info.run_name: r for r in runs}
+    drift, check = kinds["day1-vs-day3"], kinds["validate:day2"]
+    assert drift.data.params["drift.mode"] == "spark-exact"
+    assert drift.data.tags["nbops.drift.drifted"] == "amount"   # the notebook shifts amount between the days
+    assert check.data.tags["nbops.validation.status"] == "failed"
+    shown = "\n".join("".join(o.get("data", {}).get("text/plain", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "unseen category" in shown and "enterprise" in shown  # the plan day 0 never sold, and only that
+    assert check.data.metrics["validation.day2.violations"] == 1
