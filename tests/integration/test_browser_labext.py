@@ -302,7 +302,7 @@ def test_promote_from_the_sidebar_behind_gates(tmp_path, store, client):
             page.locator(f"{SIDEBAR} button.nbops-Sidebar-models").click()
             row = page.locator(".nbops-Models section[data-model='labext-model'] tr[data-alias='champion']")
             row.wait_for()
-            assert "promo-fit" in row.inner_text() and mv.version in row.inner_text()
+            assert "promo-fit" in row.inner_text() and str(mv.version) in row.inner_text()
         finally:
             browser.close()
 
