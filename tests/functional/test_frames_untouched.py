@@ -24,8 +24,9 @@ KINDS = ("multiindex", "integer", "duplicate")
 
 # public API entries (nbops._LAZY) and magics that take no frame
 FRAME_FREE = {"track", "Tracker", "DataVersion", "DriftReport", "promote", "rollback", "PromotionResult",
-              "run_notebook", "runs", "status", "sync", "secret"}
-FRAME_FREE_MAGICS = {"nbops", "promote"}
+              "run_notebook", "runs", "status", "sync", "secret",
+              "compare_runs", "prompt"}          # run ids; a prompt's name
+FRAME_FREE_MAGICS = {"nbops", "promote", "prompt"}
 
 
 def _frame(kind: str, seed: int) -> pd.DataFrame:

@@ -104,8 +104,7 @@ def promote_prompt(name: str, alias: str = "champion", *, version: int | None = 
     if cand is None and (exprs or must_beat):
         raise PromotionError(f"No finished run used prompt {name} v{v}, so its gates have no metrics: evaluate it "
                              f"(nbops.evaluate(nbops.prompt('{name}/{v}'), data, scorers=[...])) or load it with "
-                             f"nbops.prompt('{name}/{v}') in a %%track cell, then promote again.", prompt=name,
-                             version=v)
+                             f"nbops.prompt('{name}/{v}') in a %%track cell, then promote again.")
     current = aliases(c, name, alias, PREVIOUS + alias, *([must_beat] if must_beat else []))
     holder = current.get(alias)
     gates = metric_gates(exprs, cand.metrics, cand.run_id) if cand else []
