@@ -304,6 +304,21 @@ def _gates(c, name, cand, exprs, best, maximize, must_beat, require_no_drift, al
     return gates
 
 
+def preflight(name, alias, must_beat, require, dry_run: bool, name_check):
+    """What every promotion (a model's or a prompt's) checks first: the names (``name_check`` for ``name``), the
+    gates' expressions, and that the registry is not switched off. Returns ``(name, alias, must_beat, exprs,
+    settings, writer)``."""
+    from ..tracking.writer import get_writer
+
+    name, alias = name_check(name), check_alias(alias)
+    must_beat = check_alias(must_beat, "--must-beat") if must_beat else None
+    exprs = [parse_expr(e) for e in (require or ())]
+    s = config.settings()
+    if s.offline and not dry_run:
+        raise PromotionError("NBOPS_OFFLINE=1 is set: a promotion needs the registry. Unset it and try again.")
+    return name, alias, must_beat, exprs, s, get_writer(s)
+
+
 def promote(name: str, run: str | None = None, *, best: str | None = None, experiment: str | None = None,
             maximize: bool | None = None, alias: str = "champion", require=(), must_beat: str | None = None,
             require_no_drift: bool = False, reason: str | None = None, dry_run: bool = False,
@@ -325,16 +340,8 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
     Returns a :class:`PromotionResult`; raises :class:`~nbops.errors.GateFailed` (with ``.result``) when a gate
     fails and :class:`~nbops.errors.PromotionError` when the promotion cannot be done as asked.
     """
-    from ..tracking.writer import get_writer
-
-    name, alias = check_name(name), check_alias(alias)
-    must_beat = check_alias(must_beat, "--must-beat") if must_beat else None
+    name, alias, must_beat, exprs, s, w = preflight(name, alias, must_beat, require, dry_run, check_name)
     _check_which_run(run, best)
-    exprs = [parse_expr(e) for e in (require or ())]
-    s = config.settings()
-    if s.offline and not dry_run:
-        raise PromotionError("NBOPS_OFFLINE=1 is set: a promotion needs the registry. Unset it and try again.")
-    w = get_writer(s)
     c = w.client
     notes: list[str] = []
     if run:

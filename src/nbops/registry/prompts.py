@@ -21,9 +21,9 @@ from ..errors import GateFailed, PromotionError
 from ..llm.errors import PromptError
 from ..llm.prompts import RUN_TAG, check_name, get, used_by, versions
 from . import audit, candidates
-from .core import (PREVIOUS, PromotionResult, _apply_rollback, _confirm, _direction, _event_run, _event, _move,
+from .core import (PREVIOUS, preflight, PromotionResult, _apply_rollback, _confirm, _direction, _event_run, _event, _move,
                    _mark_failed, _notebook, _registry_error, _set_tags, check_alias)
-from .gates import metric_gates, must_beat_gate, parse_expr, unknown_metric
+from .gates import metric_gates, must_beat_gate, unknown_metric
 
 EVAL_TAG = "nbops.evaluation.prompt"   # "NAME/V" on the run of an evaluation of that prompt version
 
@@ -84,15 +84,7 @@ def promote_prompt(name: str, alias: str = "champion", *, version: int | None = 
     evidence run (module docs); ``must_beat``: strictly better than the version holding that alias on the first
     ``require`` metric (passes when none holds it). Raises :class:`~nbops.errors.GateFailed` (nothing moved)
     when a gate fails; returns a :class:`~nbops.registry.core.PromotionResult` (``kind="prompt"``)."""
-    from ..tracking.writer import get_writer
-
-    name, alias = check_name(name), check_alias(alias)
-    must_beat = check_alias(must_beat, "--must-beat") if must_beat else None
-    exprs = [parse_expr(e) for e in (require or ())]
-    s = config.settings()
-    if s.offline and not dry_run:
-        raise PromotionError("NBOPS_OFFLINE=1 is set: a promotion needs the registry. Unset it and try again.")
-    w = get_writer(s)
+    name, alias, must_beat, exprs, s, w = preflight(name, alias, must_beat, require, dry_run, check_name)
     c = w.client
     vs = versions(name, c)
     if not vs:
