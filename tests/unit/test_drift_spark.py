@@ -98,8 +98,14 @@ def test_a_shift_within_the_sketch_error_is_not_drift_a_large_one_is(spark):
     sk = nbops.check_drift(ref, cur, min_effect=0, sketch=True, log=False, plots=False)
     # exactly, a 0.01-sigma shift in 1M rows is significant (min_effect=0 leaves only the p-value) ...
     assert exact["x"].drifted and exact["x"].statistic < sk["x"].statistic_error
-    # ... but it is smaller than what the sketches can tell apart: never drift in sketch mode
-    assert not sk["x"].drifted and sk["x"].effect == 0.0 and sk["x"].p_value == 1.0
+    # ... but it is about what the sketches can tell apart (KLL is randomised, so the sketch distance varies from
+    # run to run): the band holds the exact distance, the effect is the least distance the band allows (a lower
+    # bound of the exact one, often 0), the sketch is never surer than the exact test, and a distance inside the
+    # band is never drift
+    s = sk["x"]
+    assert abs(s.statistic - exact["x"].statistic) <= s.statistic_error
+    assert 0.0 <= s.effect <= exact["x"].statistic and s.p_value >= exact["x"].p_value
+    assert s.statistic > s.statistic_error or (not s.drifted and s.p_value == 1.0)
     ref, cur = normal_pair(spark, 1_000_000, 0.3)
     big = nbops.check_drift(ref, cur, min_effect=0, sketch=True, log=False, plots=False)
     assert big["x"].drifted and big["x"].effect > 0.1
