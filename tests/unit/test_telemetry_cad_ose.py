@@ -87,6 +87,20 @@ def test_a_re_range_rebuilds_the_memory_a_model_on_the_new_range_would_hold():
     assert not np.array_equal(plain[500:], expected)
 
 
+def test_by_default_a_re_range_replays_the_whole_history():
+    # after a re-range the streaming model is the original run from the first value with the new range: the
+    # history is longer than the former 2,000-row replay, so a shorter replay would forget its beginning
+    period = np.array([10.0, 30.0, 20.0, 50.0, 40.0, 20.0])
+    y = np.tile(period, 420)[:2500]  # learnt within a few periods: few contexts, a quick test
+    y[2400] = 200.0  # beyond the range learnt so far (and its headroom)
+    raw = cad_ose.CadOse().raw(y)
+    lo, hi = 10.0, 200.0
+    fresh = cad_ose.CadOseModel(lo - 0.35 * (hi - lo), hi + 0.35 * (hi - lo), rest_period=None)
+    expected = [fresh.step(v) for v in y.tolist()][2400:]
+    np.testing.assert_array_equal(raw[2400:], expected)
+    assert raw[2400] >= 0.75  # and the new extreme is news to it
+
+
 def test_likelihood_is_low_on_a_stationary_stream_and_high_on_a_sustained_rise():
     rng = np.random.default_rng(7)
     raw = rng.uniform(0.0, 0.3, 4000)
