@@ -30,7 +30,10 @@ A detector with a refractory period (``Detector.refractory`` rows; the ensemble'
 does: a row at or above the threshold alerts unless an alert was raised in the previous ``refractory`` rows, and the
 threshold sweep is exact for that rule (``nab.optimize``). Then (in-sample) the thresholds `--sensitivity` uses
 (medium = the best standard threshold; low / high = the lowest threshold with at most half / twice medium's
-false-positive rows), and the speed. `--grid default` skips the grid (fast, for iterating); `--limit N` scores the
+false-positive rows), and the speed. ``--compare-reference NAME`` (e.g. ``--detector cad_ose --compare-reference
+contextOSE``) also prints, per file, the Pearson correlation of our per-row scores with that reference run's and
+the standard raw score of each at its own best threshold: how closely an implementation of a published algorithm
+behaves like its reference run. `--grid default` skips the grid (fast, for iterating); `--limit N` scores the
 first N files of each category only.
 """
 from __future__ import annotations
@@ -56,7 +59,8 @@ GRIDS = {
 
 
 SMOKE_ARGS = ["--data", "../shared/datasets/nab/data", "--windows",  # tests/unit/test_benchmarks.py (from the repo root)
-              "../shared/datasets/nab/labels/combined_windows.json", "--limit", "1", "--grid", "default"]
+              "../shared/datasets/nab/labels/combined_windows.json", "--limit", "1", "--grid", "default",
+              "--compare-reference", "contextOSE"]
 
 def stream_scores(det: detectors.Detector, t: np.ndarray, y: np.ndarray, direction: str, window: int) -> np.ndarray:
     if det.causal:
@@ -100,6 +104,10 @@ def main(argv=None) -> int:
     ap.add_argument("--protocol", default="both", choices=["loco", "insample", "both"],
                     help="leave-one-category-out (thresholds and settings chosen on the other categories), "
                          "in-sample (one threshold over all the files), or both")
+    ap.add_argument("--compare-reference", metavar="NAME",
+                    help="also compare ours row by row with one reference run (e.g. contextOSE for --detector "
+                         "cad_ose): per file the Pearson correlation of the scores and the standard raw score of "
+                         "each at its own best threshold, and the mean correlation")
     ap.add_argument("--references", type=Path, help="reference runs to compare with, NAB's results/ layout "
                                                      "(<detector>/<category>/<detector>_<file>.csv; default: "
                                                      "results/ beside --data, when there)")
@@ -151,6 +159,10 @@ def main(argv=None) -> int:
           f"points={n_points} settings={len(runs)} refractory={refractory} rows protocol={a.protocol}")
     days = {lab.name: scored_days(lab, stamps[lab.name]) for lab, _ in scored}
     refs = references(a.references or Path(a.data).parent / "results", scored, stamps)
+    if a.compare_reference and a.compare_reference not in refs:
+        print(f"--compare-reference {a.compare_reference}: no such reference run here (have: "
+              f"{', '.join(refs) or 'none'})", file=sys.stderr)
+        return 2
     same = set(days) if not refs else set.intersection(*({lab.name for lab, _ in rows} for rows in refs.values()))
     if refs:
         print(f"references {', '.join(refs)} ({Path(a.references or Path(a.data).parent / 'results')}): scored with "
@@ -203,6 +215,8 @@ def main(argv=None) -> int:
             res = nab.score_at(scored, r.threshold, profile, refractory)
             for name, v in sorted(res.per_file.items()):
                 print(f"    {name} raw={v:+.3f}")
+    if a.compare_reference:
+        compare(scored, refs[a.compare_reference], a.compare_reference, refractory)
     if "insample" in protocols:
         med = best["standard"]
         ours = scored
@@ -216,6 +230,27 @@ def main(argv=None) -> int:
                   f"alerts_in_windows={100 * r.hit_share:.0f}% windows_found={r.tp}/{r.tp + r.fn}")
     print(f"time per 10,000 points: {elapsed / max(n_points, 1) * 1e4:.3f} s ({n_points} points, {elapsed:.1f} s)")
     return 0
+
+
+def compare(ours: list, theirs: list, name: str, refractory: int) -> None:
+    """Per file: Pearson correlation of our per-row scores with a reference run's, and the standard raw score of
+    each (at its own best threshold over these files) and their difference; then the mean correlation."""
+    mine = {lab.name: (lab, s) for lab, s in ours}
+    pairs = [(mine[lab.name], (lab, np.nan_to_num(r))) for lab, r in theirs if lab.name in mine]
+    a = [(lab, np.nan_to_num(s)) for (lab, s), _ in pairs]
+    b = [p[1] for p in pairs]
+    at_a = nab.score_at(a, nab.optimize(a, "standard", refractory).threshold, "standard", refractory).per_file
+    at_b = nab.score_at(b, nab.optimize(b, "standard").threshold).per_file
+    print(f"row by row against {name} ({len(pairs)} files; raw standard score of each at its own best threshold):")
+    print(f"    {'file':<58} {'pearson':>8} {'ours':>7} {name[:7]:>7} {'diff':>7}")
+    corr = []
+    for (lab, s), (_, r) in zip(a, b):
+        c = float(np.corrcoef(s, r)[0, 1]) if np.std(s) > 0 and np.std(r) > 0 else float("nan")
+        corr.append(c)
+        print(f"    {lab.name:<58} {c:8.4f} {at_a[lab.name]:+7.3f} {at_b[lab.name]:+7.3f} "
+              f"{at_a[lab.name] - at_b[lab.name]:+7.3f}")
+    print(f"    mean pearson={np.nanmean(corr):.4f} over the {int(np.sum(np.isfinite(corr)))} files where neither "
+          f"side is constant; mean |diff|={np.mean([abs(at_a[k] - at_b[k]) for k in at_a]):.3f}")
 
 
 def scored_days(lab: nab.FileLabels, ts: np.ndarray) -> float:
