@@ -8,14 +8,16 @@ For every CSV under --data that has a reference run (``<results>/contextOSE/<cat
 1. *reproduction*: ``nbops.telemetry.cad_ose`` run under the reference run's protocol -- the value range of the
    whole file and a rest period of NAB's probationary rows / 5, as NAB handed them to the original -- and compared
    row by row with the reference scores: Pearson correlation, share of rows equal to 1e-6, and the file's NAB
-   standard raw score (each at its own corpus-optimal threshold), ours vs the reference, side by side; pooled at
-   the end;
+   standard raw score (each at its own corpus-optimal threshold), ours vs the reference, side by side, and the
+   same correlation and score for the causal detector ("stream"); the mean per-file and the pooled correlation
+   at the end;
    (One file differs: ec2_request_latency_system_failure.csv, 87% of rows equal, because the 2016 run's CSV
    parser read its maximum, 99.248, one ulp higher -- with that maximum all its rows match.)
 2. *streaming*: the causal ``cad_ose`` detector (range: the minimum and maximum seen so far with headroom, the
-   memory rebuilt on a re-range; rest period 150 rows for every file: nothing depends on the file) scored in-sample and leave-one-category-out, next to the reference run, the
-   reference HTM run (``numenta``) and the HTM-style likelihood layer over the streaming CAD OSE's raw scores
-   (without its rest period);
+   memory rebuilt from the whole history on a re-range; rest period 150 rows for every file: nothing depends on
+   the file) scored in-sample and leave-one-category-out, next to the reference run, the reference HTM run
+   (``numenta``) and the HTM-style likelihood layer over the streaming CAD OSE's raw scores (without its rest
+   period);
 3. speed: seconds per 10,000 points of the reproduction and of the streaming detector, on one core.
 """
 from __future__ import annotations
