@@ -490,7 +490,9 @@ class CadOse(Detector):
     algorithm's, with the range a stream could know at that row (the reference run's range is the only
     difference). The headroom is the hysteresis: the range grows by at least ``headroom`` of its span each time, so
     it is re-learnt only a few times per series (about log(final span / first span) / log(1 + 2 headroom) times;
-    each replay costs the rows seen so far). ``headroom=0, replay=0`` is the plain running range.
+    each replay costs the rows seen so far: a series that grows steadily, like a counter, is replayed about
+    1 / headroom = 3 times its length in all -- 4.1 x the steps of one pass on a noisy ramp of 20,000 rows, 2.1 x
+    with ``replay=2000``). ``headroom=0, replay=0`` is the plain running range.
 
     The rest period is ``rest_period`` rows for every series (150: what NAB's run gave every file of 5,000 rows or
     more; None: no rest, the raw scores -- what :mod:`.likelihood` should be fed). CAD OSE sees any change of
