@@ -49,11 +49,14 @@ class NbopsHandler(APIHandler):
         except RunNotFound as exc:
             raise http_error(404, str(exc)) from exc
         except NbopsError as exc:
+            # said in one line by nbops, but about a store that did not answer (the registry's errors): a 503
+            if isinstance(exc.cause, BaseException) and _unreachable(exc.cause):
+                raise http_error(503, str(exc), "Service Unavailable") from exc
             raise http_error(400, str(exc)) from exc
         except Exception as exc:
-            from ..tracking.mlflow_errors import store_down, unreachable
+            from ..tracking.mlflow_errors import store_down
 
-            if unreachable(exc):  # the store went away under a read or a registry call: one line, not a 500
+            if _unreachable(exc):  # the store went away under a read or a registry call: one line, not a 500
                 raise http_error(503, str(store_down()), "Service Unavailable") from exc
             raise
 
@@ -99,6 +102,12 @@ class NbopsHandler(APIHandler):
             raise self.bad(f"{name}={value} is out of range: send a number from {lo} to {hi} "
                            f"(the server's limit is c.Nbops.max_runs={hi}).")
         return value
+
+
+def _unreachable(exc: BaseException) -> bool:
+    from ..tracking.mlflow_errors import unreachable
+
+    return unreachable(exc)
 
 
 def http_error(status: int, message: str, reason: str | None = None) -> web.HTTPError:
