@@ -6,8 +6,8 @@ and Jupyter's ``@authorized`` (resource ``nbops``), so the server's token, cooki
 apply unchanged. Blocking work (MLflow queries, psutil sampling) runs in the extension's thread pool, never on
 the event loop. A bad query parameter is a 400 whose ``message`` says what to send instead; a store that does
 not answer is a 503 naming the store. POSTs need Jupyter's XSRF token (APIHandler's check) like any Jupyter API;
-no CORS header is added. The logic lives in plain functions (nbops.runview, nbops.compare, nbops.registry): a
-handler only parses the request and writes the answer.
+no CORS header is added. The logic lives in plain functions (nbops.api.runview, nbops.api.compare,
+nbops.registry): a handler only parses the request and writes the answer.
 """
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ class RunsHandler(NbopsHandler):
     @web.authenticated
     @authorized
     async def get(self):
-        from ..runview import updated_token
+        from ..api.runview import updated_token
 
         path = self.get_query_argument("path", None)
         n = self.int_arg("n", self.conf.default_runs, 1, self.conf.max_runs)
@@ -166,19 +166,19 @@ class RunHandler(NbopsHandler):
     @web.authenticated
     @authorized
     async def get(self, run_id: str):
-        from ..runview import run_detail
+        from ..api.runview import run_detail
 
         self.finish(json.dumps(await self.blocking(run_detail, run_id)))
 
 
 class CompareHandler(NbopsHandler):
     """``GET /nbops/api/compare?runs=a,b[,c]``: params / metrics diff and data-version diff, the baseline first
-    (the same :func:`nbops.compare.compare` as ``%nbops compare``)."""
+    (the same :func:`nbops.api.compare.compare` as ``%nbops compare``)."""
 
     @web.authenticated
     @authorized
     async def get(self):
-        from ..compare import compare
+        from ..api.compare import compare
 
         ids = [i.strip() for raw in self.get_query_arguments("runs") for i in raw.split(",") if i.strip()]
         result = await self.blocking(compare, ids)
@@ -295,7 +295,7 @@ def notebook_candidates(path: str, root_dir: str) -> list[str]:
 
 def recent_runs(notebooks: list[str | None], n: int, experiment: str | None) -> list[dict]:
     """The notebook's runs (each spelling in ``notebooks``), store and spool merged, newest first, as records."""
-    from ..runview import notebook_runs
+    from ..api.runview import notebook_runs
 
     return notebook_runs(notebooks, n, experiment)
 
