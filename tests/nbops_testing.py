@@ -198,10 +198,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @contextlib.contextmanager
-def jupyter_lab(tmp_path: Path, root: Path):
-    """``jupyter lab`` from this environment on a free loopback port with a token, rooted in ``root``; every
-    Jupyter/IPython config and state folder is a temp one under ``tmp_path`` (news checks off). Yields
-    ``{"base", "token", "root", "log"}``; on exit the server, its kernels and what it started (mlflow ui) stop."""
+def jupyter_lab(tmp_path: Path, root: Path, jupyter: Path | None = None, env: dict[str, str] | None = None):
+    """``jupyter lab`` from this environment (or the ``jupyter`` command given, with ``env`` in place of this
+    process's environment) on a free loopback port with a token, rooted in ``root``; every Jupyter/IPython config
+    and state folder is a temp one under ``tmp_path`` (news checks off). Yields ``{"base", "token", "root",
+    "log"}``; on exit the server, its kernels and what it started (mlflow ui) stop."""
     import json
     import secrets
     import signal
@@ -211,7 +212,7 @@ def jupyter_lab(tmp_path: Path, root: Path):
     import urllib.request
 
     port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ)
+    env = dict(os.environ if env is None else env)
     for var, sub in (("JUPYTER_CONFIG_DIR", "jupyter-config"), ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"),
                      ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"), ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"),
                      ("IPYTHONDIR", "ipython")):
@@ -220,7 +221,7 @@ def jupyter_lab(tmp_path: Path, root: Path):
     news = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True, exist_ok=True)
     news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    cmd = [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser", "--ip", "127.0.0.1",
+    cmd = [str(jupyter or Path(sys.executable).with_name("jupyter")), "lab", "--no-browser", "--ip", "127.0.0.1",
            "--port", str(port), f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
            "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:

@@ -29,7 +29,7 @@ _LAZY = {
     "PromotionResult": "nbops.registry:PromotionResult",
     "run_notebook": "nbops.runner:run_notebook",
     "runs": "nbops.api:runs",
-    "compare_runs": "nbops.compare:compare",
+    "compare_runs": "nbops.api.compare:compare",
     "status": "nbops.api:status",
     "sync": "nbops.api:sync",
     "secret": "nbops.tracking.redact:secret",

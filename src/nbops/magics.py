@@ -225,7 +225,7 @@ class TrackMagics(Magics):
             raise NbopsError(f"%nbops {a.command} takes no run ids ({' '.join(a.run_ids)}): "
                              f"did you mean `%nbops compare {' '.join(a.run_ids)}`?")
         if a.command == "compare":
-            from .compare import compare
+            from .api.compare import compare
 
             result = compare(a.run_ids)
             if a.output:

@@ -233,6 +233,23 @@ async def test_store_down_is_a_503_with_one_line(jp_fetch, monkeypatch, route, p
     assert err.code == 503 and "127.0.0.1:9" in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize("route, body", [("promote", {"model": "churn", "run": "0123456789abcdef0123456789abcdef"}),
+                                         ("promote", {"model": "churn", "best": "accuracy", "experiment": "lab"}),
+                                         ("promote", {"model": "churn", "version": "1"}),
+                                         ("rollback", {"model": "churn"})])
+async def test_store_down_promote_and_rollback_are_a_503_with_one_line(jp_fetch, monkeypatch, route, body):
+    """A real MLflow tracking URI whose port nothing listens on (a free loopback port, closed again): the dry-run
+    preview and the rollback answer one line naming the store, no traceback."""
+    from nbops_testing import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", down)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    err = await refused(jp_fetch, route, method="POST", body=json.dumps(body))
+    msg = json.loads(err.response.body)["message"]
+    assert err.code == 503 and down in msg and "\n" not in msg and "Traceback" not in msg, msg
+
+
 # ---- registry: models, promote behind gates, rollback; audited as the Jupyter user ----------------------------
 def _train(name: str, cols: int) -> str:
     """A tracked run that fits a wine classifier and logs it (as ``%%track --model m`` does)."""

@@ -236,13 +236,14 @@ def _registry_error(exc, client, doing: str, after: str = "Nothing was changed."
     from ..tracking.outage import is_unreachable
 
     uri = client.tracking_uri
+    if is_unreachable(exc):  # MLflow's connection dump says no more than this (the server API answers it 503)
+        return PromotionError(f"The registry at {uri} did not answer when nbops tried to {doing}. {after} "
+                              "Try again when it is back.", uri=uri, cause=exc)
     msg = str(getattr(exc, "message", None) or exc).strip().splitlines()[0][:300]
     code = getattr(exc, "error_code", "") or ""
     if "PERMISSION_DENIED" in code or "403" in msg or "Permission denied" in msg or "UNAUTHENTICATED" in code:
         hint = " Ask an admin for EDIT or MANAGE permission on the registered model (and check " \
                "MLFLOW_TRACKING_USERNAME/PASSWORD)."
-    elif is_unreachable(exc):
-        hint = " The registry did not answer: try again when it is back."
     else:
         hint = ""
     return PromotionError(f"The registry at {uri} refused to {doing}: {msg}. {after}{hint}", uri=uri, cause=exc)

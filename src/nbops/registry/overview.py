@@ -9,7 +9,7 @@ MAX_VERSIONS = 20
 
 
 def _iso(ms) -> str | None:
-    from ..runview import iso_ms
+    from ..api.runview import iso_ms
     return iso_ms(ms)
 
 

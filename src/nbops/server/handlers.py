@@ -6,8 +6,8 @@ and Jupyter's ``@authorized`` (resource ``nbops``), so the server's token, cooki
 apply unchanged. Blocking work (MLflow queries, psutil sampling) runs in the extension's thread pool, never on
 the event loop. A bad query parameter is a 400 whose ``message`` says what to send instead; a store that does
 not answer is a 503 naming the store. POSTs need Jupyter's XSRF token (APIHandler's check) like any Jupyter API;
-no CORS header is added. The logic lives in plain functions (nbops.runview, nbops.compare, nbops.registry): a
-handler only parses the request and writes the answer.
+no CORS header is added. The logic lives in plain functions (nbops.api.runview, nbops.api.compare,
+nbops.registry): a handler only parses the request and writes the answer.
 """
 from __future__ import annotations
 
@@ -49,11 +49,14 @@ class NbopsHandler(APIHandler):
         except RunNotFound as exc:
             raise http_error(404, str(exc)) from exc
         except NbopsError as exc:
+            # said in one line by nbops, but about a store that did not answer (the registry's errors): a 503
+            if isinstance(exc.cause, BaseException) and _unreachable(exc.cause):
+                raise http_error(503, str(exc), "Service Unavailable") from exc
             raise http_error(400, str(exc)) from exc
         except Exception as exc:
-            from ..tracking.mlflow_errors import store_down, unreachable
+            from ..tracking.mlflow_errors import store_down
 
-            if unreachable(exc):  # the store went away under a read or a registry call: one line, not a 500
+            if _unreachable(exc):  # the store went away under a read or a registry call: one line, not a 500
                 raise http_error(503, str(store_down()), "Service Unavailable") from exc
             raise
 
@@ -101,6 +104,12 @@ class NbopsHandler(APIHandler):
         return value
 
 
+def _unreachable(exc: BaseException) -> bool:
+    from ..tracking.mlflow_errors import unreachable
+
+    return unreachable(exc)
+
+
 def http_error(status: int, message: str, reason: str | None = None) -> web.HTTPError:
     return web.HTTPError(status, "%s", message, reason=reason)
 
@@ -129,7 +138,7 @@ class RunsHandler(NbopsHandler):
     @web.authenticated
     @authorized
     async def get(self):
-        from ..runview import updated_token
+        from ..api.runview import updated_token
 
         path = self.get_query_argument("path", None)
         n = self.int_arg("n", self.conf.default_runs, 1, self.conf.max_runs)
@@ -157,19 +166,19 @@ class RunHandler(NbopsHandler):
     @web.authenticated
     @authorized
     async def get(self, run_id: str):
-        from ..runview import run_detail
+        from ..api.runview import run_detail
 
         self.finish(json.dumps(await self.blocking(run_detail, run_id)))
 
 
 class CompareHandler(NbopsHandler):
     """``GET /nbops/api/compare?runs=a,b[,c]``: params / metrics diff and data-version diff, the baseline first
-    (the same :func:`nbops.compare.compare` as ``%nbops compare``)."""
+    (the same :func:`nbops.api.compare.compare` as ``%nbops compare``)."""
 
     @web.authenticated
     @authorized
     async def get(self):
-        from ..compare import compare
+        from ..api.compare import compare
 
         ids = [i.strip() for raw in self.get_query_arguments("runs") for i in raw.split(",") if i.strip()]
         result = await self.blocking(compare, ids)
@@ -286,7 +295,7 @@ def notebook_candidates(path: str, root_dir: str) -> list[str]:
 
 def recent_runs(notebooks: list[str | None], n: int, experiment: str | None) -> list[dict]:
     """The notebook's runs (each spelling in ``notebooks``), store and spool merged, newest first, as records."""
-    from ..runview import notebook_runs
+    from ..api.runview import notebook_runs
 
     return notebook_runs(notebooks, n, experiment)
 

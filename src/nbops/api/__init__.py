@@ -1,17 +1,18 @@
-"""Small public functions that do not belong to one domain: recent runs, status, sync."""
+"""Small public functions that do not belong to one domain: recent runs, status, sync. Above the domains, beside
+them: :mod:`.runview` (runs as JSON-ready records for the server API) and :mod:`.compare` (``%nbops compare``)."""
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
 
-from . import config
+from .. import config
 
 
 def runs(notebook: str | None = None, n: int = 10, experiment: str | None = None):
     """The ``n`` most recent runs (of ``notebook`` when given) as a DataFrame, newest first. Runs still being
     written in the background are waited for first (the writer's client does, bounded by
     ``NBOPS_FLUSH_TIMEOUT_S``)."""
-    from .tracking.writer import get_writer
+    from ..tracking.writer import get_writer
 
     w = get_writer()
     client = w.client
@@ -25,7 +26,7 @@ def runs(notebook: str | None = None, n: int = 10, experiment: str | None = None
         return pd.DataFrame()
     flt = ""
     if notebook:
-        from .tracking.mlflow_errors import quote
+        from ..tracking.mlflow_errors import quote
 
         flt = f"tags.`mlflow.source.name` = {quote(notebook)}"
     import mlflow
@@ -59,18 +60,18 @@ class Status:
                        ("versions", ", ".join(f"{k} {x}" for k, x in self.versions.items()))]
 
     def __repr__(self) -> str:
-        from .display.views import kv_text
+        from ..display.views import kv_text
         return kv_text(self._rows(), "nbops status")
 
     def _repr_html_(self) -> str:
         import html
-        from .display.views import kv_html
+        from ..display.views import kv_html
         return kv_html([(k, html.escape(v)) for k, v in self._rows()], "nbops status")
 
 
 def status() -> Status:
     """Where records go and which versions are in use (does not import mlflow)."""
-    from .tracking.spool import Spool
+    from ..tracking.spool import Spool
 
     s = config.settings()
     versions = {"nbops": _version("nbops"), "python": sys.version.split()[0]}
@@ -91,6 +92,6 @@ def _version(pkg: str) -> str:
 def sync(spool_dir: str | None = None, to: str | None = None):
     """Push each spooled run to the store it was recorded for (``to``: to that tracking URI instead, on purpose);
     a store that does not answer leaves its runs waiting (see :mod:`nbops.tracking.sync`)."""
-    from .tracking.sync import sync as _sync
-    from .tracking.writer import Writer
+    from ..tracking.sync import sync as _sync
+    from ..tracking.writer import Writer
     return _sync(Writer, spool_dir=spool_dir, to=to)

@@ -4,7 +4,7 @@ drift / validation / evaluation verdicts the domains tagged it with, the host in
 MLflow UI link. Runs still in the local spool (waiting for ``nbops sync``) are read from their journal and
 say ``"status": "spooled"``.
 
-Above the domains (like :mod:`nbops.api`): it reads the tags they write, it imports none of them but
+Part of :mod:`nbops.api`, above the domains: it reads the tags they write, it imports none of them but
 :mod:`nbops.data.version` (a plain class) to read the dataset inputs. See docs/server-api.md for the shapes.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import config
-from .errors import NbopsError, RunNotFound, TrackingError
+from .. import config
+from ..errors import NbopsError, RunNotFound, TrackingError
 
 HEADLINE = 8            # params / metrics a list item shows (the detail shows all)
 CELL_ID = "nbops.cell_id"
@@ -76,7 +76,7 @@ def verdicts(tags: dict, metrics: dict) -> dict:
 
 def data_versions(dataset_inputs, full: bool = False) -> list[dict]:
     """The run's dataset inputs (data versions nbops logged) as records; ``full`` adds each one's schema."""
-    from .data.version import DataVersion, short_digest
+    from ..data.version import DataVersion, short_digest
 
     out = []
     for di in dataset_inputs or []:
@@ -122,7 +122,7 @@ def _record(*, run_id, run_name, experiment_id, experiment, status, start_ms, en
 
 def store_record(run, experiment: str | None = None, full: bool = False) -> dict:
     """An MLflow ``Run`` as a record."""
-    from .display.links import run_url
+    from ..display.links import run_url
 
     info, d = run.info, run.data
     return _record(run_id=info.run_id, run_name=info.run_name, experiment_id=info.experiment_id,
@@ -135,7 +135,7 @@ def store_record(run, experiment: str | None = None, full: bool = False) -> dict
 # ---- the spool ----------------------------------------------------------------------------------------------
 def spool_entry(d: Path) -> dict | None:
     """What a spooled run's folder holds: meta, params, metrics, tags, datasets, end (None when unreadable)."""
-    from .tracking.spool import read_journal, read_meta
+    from ..tracking.spool import read_journal, read_meta
 
     try:
         meta = read_meta(d)
@@ -170,7 +170,7 @@ class _Input:
 
 def spool_record(d: Path, full: bool = False) -> dict | None:
     """A spooled run as a record: ``status`` is ``spooled`` (``RUNNING`` while a live kernel still runs it)."""
-    from .tracking.spool import Spool
+    from ..tracking.spool import Spool
 
     e = spool_entry(d)
     if e is None:
@@ -187,7 +187,7 @@ def spool_record(d: Path, full: bool = False) -> dict | None:
 def spooled_runs(notebooks: list[str | None], experiment: str | None, landed: set[str]) -> list[dict]:
     """Spooled runs of these notebooks (any notebook for ``[None]``) not yet on the store: ``landed`` holds the
     ids (store ids and ``nbops.spool_id`` tags) of the runs the store returned."""
-    from .tracking.spool import Spool
+    from ..tracking.spool import Spool
 
     out = []
     for d in Spool(config.settings().spool_dir).entries():
@@ -213,14 +213,14 @@ def store_unreachable(exc: Exception) -> TrackingError:
 
 
 def _client():
-    from .tracking.writer import get_writer
+    from ..tracking.writer import get_writer
     return get_writer().client
 
 
 def notebook_runs(notebooks: list[str | None], n: int, experiment: str | None = None) -> list[dict]:
     """The ``n`` newest runs recorded for a notebook (each spelling in ``notebooks``; ``[None]``: every notebook),
     from the store and the spool, as records, newest first."""
-    from .tracking.mlflow_errors import quote
+    from ..tracking.mlflow_errors import quote
 
     try:
         c = _client()
@@ -266,8 +266,8 @@ def run_detail(run_id: str) -> dict:
 def load_run(run_id: str) -> tuple[dict, list]:
     """``(record, dataset inputs)`` of one run, from the store or else the spool; :class:`RunNotFound` when
     neither has it, a :class:`~nbops.errors.TrackingError` when the store does not answer."""
-    from .tracking.mlflow_errors import not_found, unreachable
-    from .tracking.spool import Spool
+    from ..tracking.mlflow_errors import not_found, unreachable
+    from ..tracking.spool import Spool
 
     c = _client()
     try:

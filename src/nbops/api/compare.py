@@ -9,14 +9,14 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from .errors import NbopsError
+from ..errors import NbopsError
 
 MAX_RUNS = 10
 
 
 @dataclass
 class RunComparison:
-    runs: list[dict]                                  # run records (nbops.runview), in the order asked
+    runs: list[dict]                                  # run records (nbops.api.runview), in the order asked
     params: list[dict] = field(default_factory=list)  # {key, values, differs}
     metrics: list[dict] = field(default_factory=list)  # {key, values, differs, delta}
     data: list[dict] = field(default_factory=list)    # {name, versions, status, diffs}
@@ -56,7 +56,7 @@ class RunComparison:
                 f"{s['metrics']} metric(s) and {s['data']} dataset(s) differ.")
 
     def __repr__(self) -> str:
-        from .display.views import frame_text
+        from ..display.views import frame_text
 
         lines = [self.headline(), frame_text(self.to_frame())]
         if self.data:
@@ -64,8 +64,8 @@ class RunComparison:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from .display.links import a
-        from .display.views import frame_html
+        from ..display.links import a
+        from ..display.views import frame_html
 
         df = self.to_frame()
         runs = ", ".join(a(r.get("url"), label) for r, label in zip(self.runs, self.labels()))
@@ -115,8 +115,8 @@ def compare(run_ids: list[str]) -> RunComparison:
 
 
 def _data_rows(inputs_per_run: list[list]) -> list[dict]:
-    from .data.compare import compare as diff
-    from .data.version import DataVersion
+    from ..data.compare import compare as diff
+    from ..data.version import DataVersion
 
     per_run: list[dict] = []
     for inputs in inputs_per_run:
