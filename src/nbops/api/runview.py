@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from datetime import datetime, timezone
+from ..display.views import iso_ms
 from pathlib import Path
 
 from .. import config
@@ -24,12 +24,6 @@ SPOOLED = "spooled"
 
 
 # ---- small readers ------------------------------------------------------------------------------------------
-def iso_ms(ms) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat()
-
-
 def _number(v):
     try:
         v = float(v)

@@ -33,6 +33,13 @@ _HIGHLIGHT = "background:#ffebe9"
 _NOWRAP = " style='white-space:nowrap'"  # short cells (times, numbers) never break
 
 
+def iso_ms(ms) -> str | None:
+    """An MLflow timestamp (ms since the epoch) as ISO 8601 in UTC; None stays None."""
+    from datetime import datetime, timezone
+
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat()
+
+
 def _cell(v: Any) -> str:
     if isinstance(v, float):
         return "" if v != v else f"{v:.4g}"

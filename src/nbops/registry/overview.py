@@ -3,14 +3,10 @@ behind it (with the audit's who / when / status), and its newest versions. Read 
 (JupyterLab's promote panel); shapes in docs/server-api.md."""
 from __future__ import annotations
 
+from ..display.views import iso_ms
 from .audit import P, STATUS
 
 MAX_VERSIONS = 20
-
-
-def _iso(ms) -> str | None:
-    from ..api.runview import iso_ms
-    return iso_ms(ms)
 
 
 def models(client=None) -> list[dict]:
@@ -60,7 +56,7 @@ def models(client=None) -> list[dict]:
         result.append({
             "name": rm.name, "description": rm.description or "", "url": model_url(rm.name),
             "aliases": alias_rows,
-            "versions": [{"version": str(mv.version), "run_id": mv.run_id, "created": _iso(mv.creation_timestamp),
+            "versions": [{"version": str(mv.version), "run_id": mv.run_id, "created": iso_ms(mv.creation_timestamp),
                           "aliases": sorted(by_version.get(str(mv.version), []))} for mv in versions[:MAX_VERSIONS]],
         })
     return result
