@@ -347,7 +347,8 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
     if run:
         cand = candidates.get(c, run)
     else:
-        cand, notes = candidates.best(c, experiment or s.experiment, best, _direction(best, maximize, exprs))
+        cand, notes = candidates.best(c, experiment or s.experiment, best, _direction(best, maximize, exprs),
+                                      needs=[e.metric for e in exprs])
     rm = registered_model(c, name)
     aliases = dict(getattr(rm, "aliases", {}) or {}) if rm else {}
     existing = _existing_version(c, name, cand, aliases.values()) if rm else None
