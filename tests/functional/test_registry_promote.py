@@ -364,3 +364,15 @@ def test_best_twice_on_one_store_promotes_a_run_the_gates_can_judge(client, runs
     with pytest.raises(PromotionError, match="has no 'f1'") as e:        # nothing the gates can judge: one line
         nbops.promote("wine", best="r2", experiment="twice", require=["f1>=0.5"])
     assert "\n" not in str(e.value) and aliases(client)["champion"] == "3"
+
+
+def test_offline_refuses_promotions_and_rollbacks_in_one_line(client, runs, monkeypatch):
+    from nbops.registry.prompts import rollback_prompt
+
+    monkeypatch.setenv("NBOPS_OFFLINE", "1")
+    for call, what in ((lambda: nbops.promote("wine", runs["strong"]), "promotion"),
+                       (lambda: nbops.rollback("wine"), "rollback"), (lambda: rollback_prompt("qa"), "rollback")):
+        with pytest.raises(PromotionError, match=f"NBOPS_OFFLINE=1 is set: a {what} needs the registry") as e:
+            call()
+        assert "\n" not in str(e.value)
+    assert aliases(client) is None and versions(client) == []
