@@ -42,9 +42,10 @@ def add_cli(sub) -> None:
     p.set_defaults(func=_runs)
     p = sub.add_parser("sync", help="Push spooled records (made while the store was unreachable) to the store each "
                                     "run was recorded for.")
-    p.add_argument("--spool", help="Spool folder (default: NBOPS_SPOOL_DIR or .nbops/spool).")
-    p.add_argument("--to", metavar="URI", help="Send every spooled run to this tracking URI instead of the store "
-                                               "it was recorded for (on purpose: e.g. the server moved).")
+    from .api import SYNC_OPTIONS
+
+    for flags, kw in SYNC_OPTIONS:
+        p.add_argument(*flags, **kw)
     p.set_defaults(func=_sync)
 
 
@@ -78,11 +79,11 @@ def _runs(a) -> int:
 
 
 def _sync(a) -> int:
-    from .api import sync
+    from .api import sync, sync_args
 
     # MLflow prints "View run ... / View experiment ..." for every run it ends on a server: the report says it once
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    report = sync(a.spool, to=a.to)
+    report = sync(**sync_args(a))
     print(report)
     return 0 if report.ok else 1
 

@@ -15,6 +15,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, real_name
 
 from .errors import NbopsError, OptionError
+from .api import SYNC_OPTIONS, sync_args
 from .argtypes import number
 
 MAGIC_CLASSES = [
@@ -30,6 +31,16 @@ MAGIC_CLASSES = [
 
 
 # ---- arguments ----------------------------------------------------------------------------------------------
+def arguments(options):
+    """``@argument`` for each ``(flags, keywords)`` in ``options``: options declared once for a magic and its CLI
+    command (e.g. :data:`nbops.api.SYNC_OPTIONS`)."""
+    def decorate(func):
+        for flags, kw in reversed(options):
+            func = argument(*flags, **kw)(func)
+        return func
+    return decorate
+
+
 
 def split(line: str, magic: str = "magic") -> list[str]:
     """The magic's line split and unquoted with shell rules: ``-e "my exp"`` is one word ``my exp``,
@@ -210,9 +221,10 @@ class TrackMagics(Magics):
     @argument("--all", action="store_true", help="For `runs`: runs of every notebook, not only this one.")
     @argument("-o", "--output", metavar="VAR", help="For `runs`: also store the runs DataFrame in VAR; for "
                                                    "`compare`: the comparison (a RunComparison).")
+    @arguments(SYNC_OPTIONS)
     @line_magic
     def nbops(self, line: str):
-        """%nbops runs [-n N] [-e EXPERIMENT] [--all] [-o VAR] | %nbops status | %nbops sync |
+        """%nbops runs [-n N] [-e EXPERIMENT] [--all] [-o VAR] | %nbops status | %nbops sync [--to URI] [--spool DIR] |
         %nbops compare RUN RUN... [-o VAR]
 
         runs: the most recent runs of this notebook (of every notebook with --all), newest first.
@@ -224,6 +236,9 @@ class TrackMagics(Magics):
         if a.run_ids and a.command != "compare":
             raise NbopsError(f"%nbops {a.command} takes no run ids ({' '.join(a.run_ids)}): "
                              f"did you mean `%nbops compare {' '.join(a.run_ids)}`?")
+        given = [flags[-1] for flags, kw in SYNC_OPTIONS if getattr(a, kw["dest"]) is not None]
+        if given and a.command != "sync":
+            raise NbopsError(f"%nbops {a.command} takes no {' '.join(given)}: that is for `%nbops sync`.")
         if a.command == "compare":
             from .api.compare import compare
 
@@ -251,5 +266,5 @@ class TrackMagics(Magics):
                 st.last_run = f"{resolve(last.run_id)} ({last.status}) in experiment {last.experiment!r}"
             show(st)
             return None
-        show(api.sync())
+        show(api.sync(**sync_args(a)))
         return None

@@ -334,3 +334,45 @@ def test_registry_writes_pass_through_the_redactor(client, runs, tmp_path):
         assert found == []
     finally:
         redact.forget_all()
+
+
+def test_best_twice_on_one_store_promotes_a_run_the_gates_can_judge(client, runs, monkeypatch):
+    """`make demo` twice on one store: the first demo's retrain run (best r2, no latency metric: never evaluated)
+    holds the alias; the second demo's `--best r2 --require ... latency_p95_ms<5000` passes over it (a run the
+    gates cannot read is no candidate) and promotes the new forest run; the same promotion again changes nothing."""
+    monkeypatch.setenv("MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT", "1")
+    gates = dict(best="r2", experiment="twice", require=["r2>=0.5", "latency_p95_ms<5000"])
+    forest1 = train("forest", 200, experiment="twice", metrics={"r2": 0.8, "latency_p95_ms": 10.0})
+    assert nbops.promote("wine", **gates).candidate.run_id == forest1
+    retrain = train("retrain", 200, experiment="twice", metrics={"r2": 0.9})
+    nbops.promote("wine", retrain, must_beat="champion", require=["r2>=0.5"])
+    assert aliases(client) == {"champion": "2", "previous-champion": "1"}
+
+    forest2 = train("forest", 200, experiment="twice", metrics={"r2": 0.8, "latency_p95_ms": 10.0})
+    res = nbops.promote("wine", **gates)                                  # the second demo's %promote --best r2
+    assert res.status == "promoted" and res.candidate.run_id == forest2 and res.replaced == "2"
+    assert any(retrain[:8] in n and "latency_p95_ms" in n for n in res.notes)
+    assert aliases(client) == {"champion": "3", "previous-champion": "2"} and versions(client) == [1, 2, 3]
+    tags = client.get_model_version("wine", "3").tags
+    assert tags["nbops.promote.status"] == "promoted" and tags["nbops.promote.run_id"] == forest2
+
+    again = nbops.promote("wine", **gates)                               # and once more: nothing moves
+    assert again.status == "unchanged" and again.version == "3" and "nothing to change" in repr(again).splitlines()[0]
+    assert aliases(client) == {"champion": "3", "previous-champion": "2"} and versions(client) == [1, 2, 3]
+    assert client.get_model_version("wine", "3").tags == tags
+
+    with pytest.raises(PromotionError, match="has no 'f1'") as e:        # nothing the gates can judge: one line
+        nbops.promote("wine", best="r2", experiment="twice", require=["f1>=0.5"])
+    assert "\n" not in str(e.value) and aliases(client)["champion"] == "3"
+
+
+def test_offline_refuses_promotions_and_rollbacks_in_one_line(client, runs, monkeypatch):
+    from nbops.registry.prompts import rollback_prompt
+
+    monkeypatch.setenv("NBOPS_OFFLINE", "1")
+    for call, what in ((lambda: nbops.promote("wine", runs["strong"]), "promotion"),
+                       (lambda: nbops.rollback("wine"), "rollback"), (lambda: rollback_prompt("qa"), "rollback")):
+        with pytest.raises(PromotionError, match=f"NBOPS_OFFLINE=1 is set: a {what} needs the registry") as e:
+            call()
+        assert "\n" not in str(e.value)
+    assert aliases(client) is None and versions(client) == []

@@ -267,3 +267,35 @@ def test_a_push_never_lands_in_a_store_the_run_was_not_recorded_for(store, tmp_p
     assert _names(b) == []
     out = push_run(local, wb)
     assert out.get("run_id") and _names(a) == ["for-a"] and _names(b) == []
+
+
+def test_magic_and_cli_sync_take_the_same_to_and_spool(ip, store, tmp_path, monkeypatch, capsys):
+    """`%nbops sync --to URI --spool DIR` and `nbops sync --to URI --spool DIR` (options declared once, in
+    nbops.api): the spooled run lands once in the --to store and nowhere else; syncing again pushes nothing."""
+    from mlflow.tracking import MlflowClient
+
+    from nbops.cli import main
+    from nbops.errors import NbopsError
+
+    a, b, c = store, f"sqlite:///{tmp_path / 'b.db'}", f"sqlite:///{tmp_path / 'c.db'}"
+    _spool_one("for-a", a, monkeypatch)
+    monkeypatch.setenv("NBOPS_SPOOL_DIR", str(tmp_path / "elsewhere"))  # found only through --spool
+    spool = tmp_path / "spool"
+
+    def history(uri):
+        cl = MlflowClient(uri)
+        (run,) = cl.search_runs([cl.get_experiment_by_name("routed").experiment_id])
+        return [m.value for m in cl.get_metric_history(run.info.run_id, "accuracy")]
+
+    for uri, push in ((b, lambda: ip.run_line_magic("nbops", f"sync --to {b} --spool {spool}")),
+                      (c, lambda: main(["sync", "--to", c, "--spool", str(spool)]))):
+        capsys.readouterr()
+        assert push() in (None, 0)
+        assert "1 runs created" in capsys.readouterr().out
+        assert _names(uri) == ["for-a"] and history(uri) == [0.77]
+        assert push() in (None, 0)                                        # again: nothing pushed
+        assert "0 records pushed, 0 runs created, 0 runs updated, 1 already synced" in capsys.readouterr().out
+        assert _names(uri) == ["for-a"] and history(uri) == [0.77]
+    assert _names(a) == [] and Spool(spool).pending() == 1                # still waiting for its own store
+    with pytest.raises(NbopsError, match="takes no --to"):
+        ip.run_line_magic("nbops", f"status --to {b}")

@@ -89,6 +89,22 @@ def _version(pkg: str) -> str:
         return "not installed"
 
 
+# The options of `nbops sync` and `%nbops sync`, declared once: (flags, argparse keywords); each ``dest`` is a
+# keyword of sync(), so both front ends call ``sync(**sync_args(parsed))``.
+SYNC_OPTIONS = (
+    (("--spool",), {"dest": "spool_dir", "metavar": "DIR",
+                    "help": "The spool folder to replay (default: NBOPS_SPOOL_DIR or .nbops/spool)."}),
+    (("--to",), {"dest": "to", "metavar": "URI",
+                 "help": "Replay every spooled run into this tracking URI instead of the store it was recorded for "
+                         "(on purpose: e.g. the server moved)."}),
+)
+
+
+def sync_args(parsed) -> dict:
+    """sync()'s keywords from a namespace parsed with :data:`SYNC_OPTIONS`."""
+    return {kw["dest"]: getattr(parsed, kw["dest"], None) for _, kw in SYNC_OPTIONS}
+
+
 def sync(spool_dir: str | None = None, to: str | None = None):
     """Push each spooled run to the store it was recorded for (``to``: to that tracking URI instead, on purpose);
     a store that does not answer leaves its runs waiting (see :mod:`nbops.tracking.sync`)."""

@@ -109,6 +109,15 @@ def _features(data, target: str, model, slices) -> "object":
     return data.drop(columns=[target])
 
 
+def slice_columns(slices, data) -> list:
+    """``slices`` (a column name or several) as a list of columns of ``data``; an unknown one is a one-line error."""
+    slices = [slices] if isinstance(slices, str) else list(slices or [])
+    missing = [c for c in slices if c not in data.columns]
+    if missing:
+        raise EvaluationError(f"--slices: no column {', '.join(map(str, missing))} in the data.", columns=missing)
+    return slices
+
+
 def _slice_values(s):
     """A slice column as groups: as is when it has at most 10 values, else quartile bins of a numeric column."""
     import pandas as pd
@@ -219,10 +228,7 @@ def evaluate(subject, /, data, target: str | None = None, *, task: str | None = 
     if target not in data.columns:
         raise EvaluationError(f"--target {target}: no such column in the data (it has: "
                               f"{', '.join(map(str, data.columns[:20]))}).", column=target)
-    slices = [slices] if isinstance(slices, str) else list(slices or [])
-    missing = [c for c in slices if c not in data.columns]
-    if missing:
-        raise EvaluationError(f"--slices: no column {', '.join(missing)} in the data.", columns=missing)
+    slices = slice_columns(slices, data)
     if task not in (None, "regression", "classification"):
         raise EvaluationError(f"--task {task!r}: use regression or classification.")
     m = resolve(model, run)

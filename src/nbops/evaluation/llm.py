@@ -121,16 +121,6 @@ def _messages(prompt, values: dict) -> list[dict]:
     return filled if isinstance(filled, list) else [{"role": "user", "content": filled}]
 
 
-def _cost(model: str, tin, tout):
-    """USD for the tokens, when nbops knows the model's price (``nbops.llm.prices``); else None."""
-    from ..llm.cost import cost
-
-    if tin is None or tout is None:
-        return None
-    c = cost(model, int(tin), int(tout))
-    return None if c is None else c["total_cost"]
-
-
 def evaluate_llm(target, data, scorers, *, model: str | None = None, base_url: str | None = None,
                  api_key: str | None = None, client=None, slices=None, max_tokens: int = 256,
                  temperature: float = 0.0, log_run: bool = True, experiment: str | None = None,
@@ -139,8 +129,9 @@ def evaluate_llm(target, data, scorers, *, model: str | None = None, base_url: s
     import numpy as np
     import pandas as pd
 
+    from ..llm.cost import cost
     from . import scorers as sc
-    from .api import _slice_values
+    from .api import _slice_values, slice_columns
 
     if not isinstance(data, pd.DataFrame):
         raise EvaluationError(f"Evaluation data must be a pandas DataFrame of inputs, not a {type(data).__name__}.")
@@ -162,10 +153,7 @@ def evaluate_llm(target, data, scorers, *, model: str | None = None, base_url: s
     if absent:
         raise EvaluationError(f"{label} needs the column(s) {', '.join(absent)}; the data has "
                               f"{', '.join(map(str, data.columns[:20]))}.", columns=absent)
-    slices = [slices] if isinstance(slices, str) else list(slices or [])
-    bad = [c for c in slices if c not in data.columns]
-    if bad:
-        raise EvaluationError(f"--slices: no column {', '.join(bad)} in the data.", columns=bad)
+    slices = slice_columns(slices, data)
     if data.empty:
         raise EvaluationError("The evaluation data has no rows.")
     cl = None
@@ -192,7 +180,9 @@ def evaluate_llm(target, data, scorers, *, model: str | None = None, base_url: s
                 u = getattr(r, "usage", None)
                 if u is not None:
                     item["input_tokens"], item["output_tokens"] = u.prompt_tokens, u.completion_tokens
-                    item["cost_usd"] = _cost(model, u.prompt_tokens, u.completion_tokens)
+                    if u.prompt_tokens is not None and u.completion_tokens is not None:
+                        c = cost(model, u.prompt_tokens, u.completion_tokens)   # None: no price for the model
+                        item["cost_usd"] = c and c["total_cost"]
             else:
                 item["input"] = json.dumps(values, default=str)
                 out = obj(**values)

@@ -141,8 +141,10 @@ def search(client, experiment: str, max_results: int = 200):
     return [r for r in runs if r.data.tags.get("nbops.kind", "track") not in _NOT_CANDIDATES]
 
 
-def best(client, experiment: str, metric: str, higher: bool) -> tuple[Candidate, list[str]]:
-    """The finished run with the best ``metric`` among those that logged a model; notes say what was skipped."""
+def best(client, experiment: str, metric: str, higher: bool, needs=()) -> tuple[Candidate, list[str]]:
+    """The finished run with the best ``metric`` among those that logged a model and have every metric in
+    ``needs`` (the ones the promotion's gates read: a run that cannot be judged is no candidate); notes say
+    which better runs were skipped and why."""
     runs = search(client, experiment)
     if not runs:
         raise PromotionError(f"Experiment {experiment!r} has no finished runs: train and track a model first "
@@ -152,13 +154,25 @@ def best(client, experiment: str, metric: str, higher: bool) -> tuple[Candidate,
         seen = set().union(*(r.data.metrics for r in runs))
         raise unknown_metric(metric, f"in experiment {experiment!r}", seen, what="any finished run")
     having.sort(key=lambda r: r.data.metrics[metric], reverse=higher)
-    notes = []
+    notes, unjudged = [], None
     for r in having:
-        lm = logged_model(client, r, required=False)
-        if lm is None:
-            notes.append(f"skipped run {r.info.run_id[:8]} ({metric}={r.data.metrics[metric]:.6g}): no logged model")
+        head = f"skipped run {r.info.run_id[:8]} ({r.info.run_name}, {metric}={r.data.metrics[metric]:.6g})"
+        missing = [m for m in dict.fromkeys(needs) if m not in r.data.metrics]
+        if missing:
+            unjudged = unjudged or (r, missing[0])
+            notes.append(f"{head}: no {', '.join(missing)} for the gates to read")
+            continue
+        if logged_model(client, r, required=False) is None:
+            notes.append(f"{head}: no logged model")
             continue
         return from_run(client, r), notes
+    if unjudged is not None:
+        r, m = unjudged
+        has = ", ".join(sorted(k for k in r.data.metrics if not k.startswith(("system/", "nbops.")))) or "none"
+        raise PromotionError(f"No finished run of experiment {experiment!r} with {metric!r} has every metric the "
+                             f"gates read: run {r.info.run_id} ({r.info.run_name}) has no {m!r} (it has: {has}). "
+                             f"Log it in the training cell (or %evaluate the model), or drop that --require.",
+                             metric=m, run_id=r.info.run_id)
     raise PromotionError(f"No finished run in experiment {experiment!r} with metric {metric!r} logged a model: "
                          f"train with `%%track --model VAR`.", experiment=experiment)
 

@@ -287,17 +287,11 @@ def _gates(c, name, cand, exprs, best, maximize, must_beat, require_no_drift, al
     """The metric, must-beat and no-drift gates of a promotion (the serve check comes after them)."""
     gates = metric_gates(exprs, cand.metrics, cand.run_id)
     if must_beat:
-        metric = best or (exprs[0].metric if exprs else None)
-        if metric is None:
-            raise PromotionError(f"--must-beat {must_beat} needs a metric to compare: pass --best METRIC, or a "
-                                 f"--require on the metric that decides.")
-        if metric not in cand.metrics:
-            raise unknown_metric(metric, cand.run_id, cand.metrics)
         hv = aliases.get(must_beat)
-        hval, hrun = _holder_metric(c, name, hv, metric) if hv is not None else (None, None)
-        gates.append(must_beat_gate(must_beat, metric, _direction(metric, maximize, exprs),
-                                    float(cand.metrics[metric]), str(hv) if hv is not None else None, hval,
-                                    existing.version if existing else None, hrun))
+        gates.append(beat_gate(must_beat, best or (exprs[0].metric if exprs else None), cand, maximize, exprs,
+                               str(hv) if hv is not None else None, existing.version if existing else None,
+                               lambda v, metric: _holder_metric(c, name, v, metric),
+                               "pass --best METRIC, or a --require on the metric that decides"))
     if require_no_drift:
         where = f"version {existing.version} of {name!r}" if existing else \
             f"run {cand.run_id} (no version of {name!r} made from it yet)"
@@ -305,10 +299,26 @@ def _gates(c, name, cand, exprs, best, maximize, must_beat, require_no_drift, al
     return gates
 
 
-def preflight(name, alias, must_beat, require, dry_run: bool, name_check):
-    """What every promotion (a model's or a prompt's) checks first: the names (``name_check`` for ``name``), the
-    gates' expressions, and that the registry is not switched off. Returns ``(name, alias, must_beat, exprs,
-    settings, writer)``."""
+def beat_gate(must_beat: str, metric: str | None, cand, maximize, exprs, holder: str | None,
+              cand_version: str | None, holder_metric, hint: str) -> GateResult:
+    """The ``--must-beat`` gate of any promotion: ``cand`` on ``metric`` (None: an error that says ``hint``)
+    against the version ``holder`` holding the alias (None: nobody), whose ``(value, run id)`` comes from
+    ``holder_metric(version, metric)``; not read when the candidate is that version."""
+    if metric is None:
+        raise PromotionError(f"--must-beat {must_beat} needs a metric to compare: {hint}.")
+    if metric not in cand.metrics:
+        raise unknown_metric(metric, cand.run_id, cand.metrics)
+    hval, hrun = None, None
+    if holder is not None and holder != (str(cand_version) if cand_version is not None else None):
+        hval, hrun = holder_metric(holder, metric)
+    return must_beat_gate(must_beat, metric, _direction(metric, maximize, exprs), float(cand.metrics[metric]),
+                          holder, hval if hval is None else float(hval), cand_version, hrun)
+
+
+def preflight(name, alias, must_beat, require, dry_run: bool, name_check, action: str = "promotion"):
+    """What every promotion or rollback (a model's or a prompt's) checks first: the names (``name_check`` for
+    ``name``), the gates' expressions, and that the registry is not switched off. Returns ``(name, alias,
+    must_beat, exprs, settings, writer)``."""
     from ..tracking.writer import get_writer
 
     name, alias = name_check(name), check_alias(alias)
@@ -316,7 +326,7 @@ def preflight(name, alias, must_beat, require, dry_run: bool, name_check):
     exprs = [parse_expr(e) for e in (require or ())]
     s = config.settings()
     if s.offline and not dry_run:
-        raise PromotionError("NBOPS_OFFLINE=1 is set: a promotion needs the registry. Unset it and try again.")
+        raise PromotionError(f"NBOPS_OFFLINE=1 is set: a {action} needs the registry. Unset it and try again.")
     return name, alias, must_beat, exprs, s, get_writer(s)
 
 
@@ -348,7 +358,8 @@ def promote(name: str, run: str | None = None, *, best: str | None = None, exper
     if run:
         cand = candidates.get(c, run)
     else:
-        cand, notes = candidates.best(c, experiment or s.experiment, best, _direction(best, maximize, exprs))
+        cand, notes = candidates.best(c, experiment or s.experiment, best, _direction(best, maximize, exprs),
+                                      needs=[e.metric for e in exprs])
     rm = registered_model(c, name)
     aliases = dict(getattr(rm, "aliases", {}) or {}) if rm else {}
     existing = _existing_version(c, name, cand, aliases.values()) if rm else None
@@ -397,13 +408,7 @@ def rollback(name: str, alias: str = "champion", *, reason: str | None = None, d
     """Move ``alias`` back to the version ``previous-<alias>`` points at. ``previous-<alias>`` then points at the
     version *that* one had replaced (so repeated rollbacks walk back through the promotions), or is removed.
     ``who``: ``(user, source)`` for the audit, as for :func:`promote`."""
-    from ..tracking.writer import get_writer
-
-    name, alias = check_name(name), check_alias(alias)
-    s = config.settings()
-    if s.offline and not dry_run:
-        raise PromotionError("NBOPS_OFFLINE=1 is set: a rollback needs the registry. Unset it and try again.")
-    w = get_writer(s)
+    name, alias, _, _, s, w = preflight(name, alias, None, (), dry_run, check_name, "rollback")
     c = w.client
     rm = registered_model(c, name)
     if rm is None:

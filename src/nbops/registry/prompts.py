@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from .. import config
 from ..errors import GateFailed, PromotionError
 from ..llm.errors import PromptError
 from ..llm.prompts import RUN_TAG, check_name, get, used_by, versions
 from . import audit, candidates
-from .core import (PREVIOUS, preflight, PromotionResult, _apply_rollback, _confirm, _direction, _event_run, _event, _move,
-                   _mark_failed, _notebook, _registry_error, _set_tags, check_alias)
-from .gates import metric_gates, must_beat_gate, unknown_metric
+from .core import (PREVIOUS, beat_gate, preflight, PromotionResult, _apply_rollback, _confirm, _event_run, _event,
+                   _move, _mark_failed, _notebook, _registry_error, _set_tags)
+from .gates import metric_gates
 
 EVAL_TAG = "nbops.evaluation.prompt"   # "NAME/V" on the run of an evaluation of that prompt version
 
@@ -101,20 +100,13 @@ def promote_prompt(name: str, alias: str = "champion", *, version: int | None = 
     holder = current.get(alias)
     gates = metric_gates(exprs, cand.metrics, cand.run_id) if cand else []
     if must_beat:
-        metric = exprs[0].metric if exprs else None
-        if metric is None:
-            raise PromotionError(f"--must-beat {must_beat} needs a metric to compare: add a --require on the metric "
-                                 f"that decides.")
-        if metric not in cand.metrics:
-            raise unknown_metric(metric, cand.run_id, cand.metrics)
-        hv = current.get(must_beat)
-        hval, hrun = None, None
-        if hv is not None and hv != v:
+        def holder_metric(hv, metric):
             hc = _candidate(c, name, hv)
-            hrun = hc.run_id if hc else None
-            hval = hc.metrics.get(metric) if hc else None
-        gates.append(must_beat_gate(must_beat, metric, _direction(metric, maximize, exprs),
-                                    float(cand.metrics[metric]), hv, hval if hval is None else float(hval), v, hrun))
+            return (hc.metrics.get(metric), hc.run_id) if hc else (None, None)
+
+        gates.append(beat_gate(must_beat, exprs[0].metric if exprs else None, cand, maximize, exprs,
+                               current.get(must_beat), v, holder_metric,
+                               "add a --require on the metric that decides"))
     user, _src = audit.who(s)
     res = PromotionResult(name, alias, "promote", "dry-run" if dry_run else "pending", v, holder, cand, gates,
                           dry_run=dry_run, reason=reason, who=user, notebook=_notebook(notebook),
@@ -159,13 +151,7 @@ def rollback_prompt(name: str, alias: str = "champion", *, reason: str | None = 
                     notebook: str | None = None, log_run: bool = True) -> PromotionResult:
     """Move ``alias`` of prompt ``name`` back to the version ``previous-<alias>`` holds (as for models:
     ``previous-<alias>`` then points at the version that one had replaced, or is removed)."""
-    from ..tracking.writer import get_writer
-
-    name, alias = check_name(name), check_alias(alias)
-    s = config.settings()
-    if s.offline and not dry_run:
-        raise PromotionError("NBOPS_OFFLINE=1 is set: a rollback needs the registry. Unset it and try again.")
-    w = get_writer(s)
+    name, alias, _, _, s, w = preflight(name, alias, None, (), dry_run, check_name, "rollback")
     c = w.client
     if not versions(name, c):
         raise PromptError(f"No prompt {name!r} in {s.tracking_uri}: nothing to roll back.", prompt=name)
