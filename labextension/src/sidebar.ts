@@ -357,12 +357,16 @@ export class NbopsSidebar extends Widget {
     this._compare.textContent = n ? `Compare (${n})` : 'Compare';
   }
 
-  /** One Tab stop in the list: the current run's row (the first one when the current run is not shown). */
+  /** One Tab stop in the list: the current run's row (the first one when the current run is not shown), then
+   * the links and buttons of its details; those of the other open runs are reached through their row. */
   private _rove(): void {
     const items = [...this._list.querySelectorAll(':scope > .nbops-run')] as HTMLElement[];
     const current = items.find(li => li.dataset.runId === this._current) ?? items[0];
     for (const li of items) {
       li.tabIndex = li === current ? 0 : -1;
+      for (const control of li.querySelectorAll('.nbops-run-details a, .nbops-run-details button')) {
+        (control as HTMLElement).tabIndex = li === current ? 0 : -1;
+      }
     }
   }
 

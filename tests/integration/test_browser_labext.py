@@ -199,11 +199,13 @@ def test_sidebar_lists_runs_badges_follow_them_and_a_run_leads_to_its_cell(lab, 
     shot(page, "lab-compare")
 
     # -- the dark theme: the same sidebar, readable (JupyterLab's own variables: its colours change with it)
+    run_item(page, "broken-fit").locator(".nbops-run-kv").hover()        # a hovered row is measured too
     light = contrast(page)
     page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
     page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'"
                            " && !document.querySelector('#jupyterlab-splash')")
     page.evaluate("() => window.jupyterapp.shell.activateById('nbops-sidebar')")
+    run_item(page, "broken-fit").locator(".nbops-run-kv").hover()
     dark = contrast(page)
     assert dark["background"] != light["background"], (light, dark)     # it follows the theme
     for what, ratio in dark["ratios"].items():
@@ -221,7 +223,7 @@ def focused(page) -> dict:
 
 def contrast(page) -> dict:
     """WCAG contrast ratios of the sidebar's texts against the background they are drawn on (computed styles;
-    a colour with alpha is blended over that background), and the sidebar's background."""
+    a colour with alpha is blended over that background; the lowest of each kind), and the sidebar's background."""
     return page.evaluate("""() => {
         const rgba = (c) => { const m = c.match(/[\\d.]+/g).map(Number); return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1]; };
         const bg = (node) => {
@@ -244,7 +246,9 @@ def contrast(page) -> dict:
         const pick = {'heading': '.nbops-Head-title', 'notebook': '.nbops-Sidebar-notebook', 'filter': 'input.nbops-Sidebar-filter',
                       'run name': '.nbops-run-name', 'run duration': '.nbops-run-duration', 'run kv': '.nbops-run-kv',
                       'details': '.nbops-run-details td', 'link': 'a.nbops-run-link'};
-        for (const [k, sel] of Object.entries(pick)) { const n = side.querySelector(sel); if (n) out[k] = ratio(n); }
+        for (const [k, sel] of Object.entries(pick)) {   // the lowest of every row (one of them hovered)
+            for (const n of side.querySelectorAll(sel)) out[k] = Math.min(out[k] ?? Infinity, ratio(n));
+        }
         for (const chip of side.querySelectorAll('.nbops-chip')) out['chip ' + chip.textContent] = ratio(chip);
         return {background: getComputedStyle(side).backgroundColor, ratios: out};
     }""")
