@@ -79,7 +79,8 @@ def show_sidebar(page) -> None:
 
 
 def run_item(page, name: str):
-    return page.locator(f"{SIDEBAR} li.nbops-run", has=page.locator(".nbops-run-name", has_text=name))
+    exact = re.compile(f"^{re.escape(name)}$")
+    return page.locator(f"{SIDEBAR} li.nbops-run", has=page.locator(".nbops-run-name", has_text=exact))
 
 
 def badge(page, i: int):
