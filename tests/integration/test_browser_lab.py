@@ -51,9 +51,10 @@ TRACK, DRIFT, TELEMETRY, DATAVERSION, RUNS, PROMOTE, STATUS, FAILING = 1, 3, 4, 
 
 
 @pytest.fixture
-def lab(tmp_path, store):
+def lab(tmp_path, store, client):
     """``jupyter lab`` from this environment on a free loopback port, rooted in a temp dir holding the test
     notebook (nbops_testing.jupyter_lab)."""
+    # ``client`` first: MlflowClient makes the store's tables; the Lab's nbops must not meet them half-made
     root = tmp_path / "lab-root"
     root.mkdir()
     write_notebook(root / NOTEBOOK, CELLS)

@@ -61,7 +61,8 @@ def start_lab(tmp_path, cells: list[str]):
 
 
 @pytest.fixture
-def lab(tmp_path, store):
+def lab(tmp_path, store, client):
+    # ``client`` first: MlflowClient makes the store's tables; the Lab's nbops must not meet them half-made
     with start_lab(tmp_path, CELLS) as lab:
         yield {**lab, "store": store}
 
