@@ -1,15 +1,18 @@
 """The nbops JupyterLab extension end to end: JupyterLab on a loopback port, headless Debian Chromium (Python
-playwright), a notebook with tracked cells run through JupyterLab's own commands.
+playwright), a notebook with tracked cells run through JupyterLab's own commands. The extension is the one built
+in this checkout (``nbops_testing.jupyter_lab`` puts ``src/nbops/labextension`` first on JUPYTER_PATH).
 
 What the page shows is checked against what the store holds (MlflowClient): the "nbops" sidebar lists the focused
 notebook's runs newest first with their final status (one failing), a tracked cell's badge is RUNNING while it
 runs and its final state after, clicking a run makes its cell the active, highlighted one, the filter narrows the
-list, two ticked runs open a compare panel; promote from a run's details behind a failing gate moves nothing,
-behind a passing one moves the alias with its audit tags. Screenshots (light and dark theme) go to
+list; the keyboard alone moves in the list, opens runs (and their cells), selects two and opens the compare
+panel; JupyterLab Dark keeps the sidebar readable (contrast from computed styles). Against a remote ``mlflow
+server``: the status bar says "server", promote behind a failing gate moves nothing, behind a passing one moves
+the alias with its audit tags, the models panel rolls it back with the registry's audit event, and a real CPU hog
+turns the status dot red (its click: the telemetry report with the incident). Screenshots go to
 ``test-artifacts/browser/`` (docs/img holds copies).
 
-Needs the prebuilt extension installed in this environment (``pip install -e .`` builds it: Node.js + npm).
-The compare data-version diff and the promote test need the server API of docs/server-api.md.
+Needs the prebuilt extension built (``pip install -e .`` or ``jlpm build:prod`` in labextension/: Node.js + npm).
 """
 from __future__ import annotations
 
