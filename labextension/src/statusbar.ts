@@ -86,8 +86,11 @@ interface ITelemetry {
   samples: { timestamp: string; metric: string; value: number }[];
 }
 
-/** The telemetry report: the host's live and recent incidents, and each metric's last / peak value (15 min). */
+/** The telemetry report: the host's live and recent incidents, and each metric's last / peak value (15 min).
+ * Read again every 15 s while it is shown (an incident starts and ends while one looks at it). */
 export class TelemetryPanel extends Widget {
+  private _timer: number | null = null;
+
   constructor() {
     super();
     this.addClass('nbops-Telemetry');
@@ -95,7 +98,18 @@ export class TelemetryPanel extends Widget {
     void this.load();
   }
 
+  dispose(): void {
+    if (this._timer !== null) {
+      window.clearTimeout(this._timer);
+    }
+    super.dispose();
+  }
+
   async load(): Promise<void> {
+    if (this._timer !== null) {
+      window.clearTimeout(this._timer);
+      this._timer = null;
+    }
     const h = (tag: keyof HTMLElementTagNameMap, text: string) => el(tag, undefined, text);
     const parts: HTMLElement[] = [];
     try {
@@ -125,7 +139,27 @@ export class TelemetryPanel extends Widget {
     } catch (err) {
       parts.push(h('p', (err as Error).message));
     }
+    if (this.isDisposed) {
+      return;
+    }
     this.node.replaceChildren(...parts);
+    this._timer = window.setTimeout(() => {
+      this._timer = null;
+      if (this.isVisible && !document.hidden) {
+        void this.load();
+      } else {
+        this._stale = true;
+      }
+    }, PERIOD_MS);
+  }
+
+  private _stale = false;
+
+  protected onAfterShow(): void {
+    if (this._stale) {
+      this._stale = false;
+      void this.load();
+    }
   }
 }
 
