@@ -200,7 +200,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @contextlib.contextmanager
 def jupyter_lab(tmp_path: Path, root: Path):
     """``jupyter lab`` from this environment on a free loopback port with a token, rooted in ``root``; every
-    Jupyter/IPython config and state folder is a temp one under ``tmp_path`` (news checks off). Yields
+    Jupyter/IPython config and state folder is a temp one under ``tmp_path`` (news checks off); the labextension
+    built in this checkout (``src/nbops/labextension``), when there is one, is the one JupyterLab loads. Yields
     ``{"base", "token", "root", "log"}``; on exit the server, its kernels and what it started (mlflow ui) stop."""
     import json
     import secrets
