@@ -201,8 +201,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def jupyter_lab(tmp_path: Path, root: Path, jupyter: Path | None = None, env: dict[str, str] | None = None):
     """``jupyter lab`` from this environment (or the ``jupyter`` command given, with ``env`` in place of this
     process's environment) on a free loopback port with a token, rooted in ``root``; every Jupyter/IPython config
-    and state folder is a temp one under ``tmp_path`` (news checks off). Yields ``{"base", "token", "root",
-    "log"}``; on exit the server, its kernels and what it started (mlflow ui) stop."""
+    and state folder is a temp one under ``tmp_path`` (news checks off); from this environment, the labextension
+    built in this checkout (``src/nbops/labextension``), when there is one, is the one JupyterLab loads. Yields
+    ``{"base", "token", "root", "log"}``; on exit the server, its kernels and what it started (mlflow ui) stop."""
     import json
     import secrets
     import signal
@@ -218,6 +219,15 @@ def jupyter_lab(tmp_path: Path, root: Path, jupyter: Path | None = None, env: di
                      ("IPYTHONDIR", "ipython")):
         env[var] = str(tmp_path / sub)
     env["NBOPS_FLUSH_TIMEOUT_S"] = "3600"  # %nbops runs waits for the kernel's background writes, however loaded
+    built = ROOT / "src" / "nbops" / "labextension"
+    if jupyter is None and (built / "package.json").exists():
+        # the labextension built from THIS checkout, ahead of the one installed in the environment (an editable
+        # install of another checkout, or an older build): JupyterLab takes an extension from the first
+        # labextensions folder of the Jupyter path that has it
+        data = tmp_path / "jupyter-data"
+        (data / "labextensions").mkdir(parents=True, exist_ok=True)
+        (data / "labextensions" / "nbops").symlink_to(built, target_is_directory=True)
+        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(data), env.get("JUPYTER_PATH")]))
     news = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True, exist_ok=True)
     news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
@@ -252,3 +262,60 @@ def jupyter_lab(tmp_path: Path, root: Path, jupyter: Path | None = None, env: di
         except ProcessLookupError:
             pass
         log.close()
+
+
+@contextlib.contextmanager
+def lab_page(lab: dict, notebook: str, cells: int, width: int = 1400, height: int = 900):
+    """Headless Debian Chromium (playwright) on ``notebook`` of a :func:`jupyter_lab`, once the notebook shows its
+    ``cells`` cells and its kernel is idle. The page's ``console_errors`` collects console errors and uncaught
+    exceptions. Generous waits: they bound how long a broken page is waited for, they time nothing."""
+    import pytest
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs Debian's chromium (or deselect with "
+                    "-m 'not browser')")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+            page.set_default_timeout(300_000)
+            page.console_errors = []
+            page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+            page.goto(f"{lab['base']}/lab/tree/{notebook}?token={lab['token']}")
+            page.wait_for_function("(n) => window.jupyterapp?.shell.currentWidget?.content?.widgets?.length === n",
+                                   arg=cells)
+            page.wait_for_function("() => window.jupyterapp.shell.currentWidget.context.sessionContext"
+                                   ".session?.kernel?.status === 'idle'")
+            yield page
+        finally:
+            browser.close()
+
+
+def start_cell(page, i: int) -> None:
+    """Run cell ``i`` of the page's notebook through JupyterLab's own command (does not wait for it)."""
+    page.evaluate("""(i) => {
+        const app = window.jupyterapp, nb = app.shell.currentWidget;
+        nb.content.activeCellIndex = i;
+        nb.content.deselectAll();
+        void app.commands.execute('notebook:run-cell');  // resolves when the cell ends: not awaited here
+    }""", i)
+
+
+def wait_cell(page, i: int) -> list[str]:
+    """Wait until the kernel answered cell ``i``; its errors as ``"Name: value"`` lines."""
+    page.wait_for_function("""(i) => {
+        const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
+        const prompt = cell.node.querySelector('.jp-InputPrompt');
+        return cell.model.executionCount !== null && prompt && !prompt.textContent.includes('*');
+    }""", arg=i)
+    return page.evaluate("""(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.outputs.toJSON()
+        .filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue)""", i)
+
+
+def run_cell(page, i: int) -> list[str]:
+    """Run cell ``i`` and wait for it; its errors (see :func:`wait_cell`)."""
+    start_cell(page, i)
+    return wait_cell(page, i)
+

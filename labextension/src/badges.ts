@@ -6,7 +6,8 @@ import { Cell } from '@jupyterlab/cells';
 import { NotebookPanel } from '@jupyterlab/notebook';
 
 import { RunsModel, trackOptions } from './model';
-import { fmt, headline, statusLabel } from './sidebar';
+import { fmt } from './dom';
+import { headline, statusLabel } from './sidebar';
 
 const BADGE = 'nbops-badge';
 

@@ -6,20 +6,9 @@ import { MainAreaWidget } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { ApiError, fetchCompare, ICompare, ICompareRow, IRun } from './api';
-import { fmt, nbopsIcon } from './sidebar';
+import { el, fmt, header, openPanel } from './dom';
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (cls) {
-    node.className = cls;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
-
-function header(runs: IRun[], first: string): HTMLTableRowElement {
+function headRow(runs: IRun[], first: string): HTMLTableRowElement {
   const tr = el('tr');
   tr.append(el('th', undefined, first));
   runs.forEach((r, i) => {
@@ -39,7 +28,7 @@ function section(title: string, runs: IRun[], rows: ICompareRow[], cls: string):
     return box;
   }
   const table = el('table', 'nbops-Compare-table');
-  table.append(header(runs, title === 'Params' ? 'param' : 'metric'));
+  table.append(headRow(runs, title === 'Params' ? 'param' : 'metric'));
   for (const row of rows) {
     const tr = el('tr', row.differs ? 'nbops-mod-differs' : undefined);
     tr.dataset.key = row.key;
@@ -64,7 +53,7 @@ export function renderCompare(node: HTMLElement, c: ICompare): void {
     data.append(el('p', undefined, 'No data versions recorded by these runs.'));
   } else {
     const table = el('table', 'nbops-Compare-table');
-    table.append(header(runs, 'data'));
+    table.append(headRow(runs, 'data'));
     for (const d of c.data) {
       const tr = el('tr', d.status !== 'same' ? 'nbops-mod-differs' : undefined);
       tr.dataset.key = d.name;
@@ -83,7 +72,7 @@ export function renderCompare(node: HTMLElement, c: ICompare): void {
     data.append(table);
   }
   node.replaceChildren(
-    el('h2', undefined, `Compare ${runs.length} runs (baseline: ${runs[0]?.run_name ?? runs[0]?.run_id})`),
+    header(`Compare ${runs.length} runs (baseline: ${runs[0]?.run_name ?? runs[0]?.run_id})`),
     section('Params', runs, c.params, 'nbops-Compare-params'),
     section('Metrics', runs, c.metrics, 'nbops-Compare-metrics'),
     data
@@ -130,11 +119,6 @@ export class ComparePanel extends Widget {
 
 let counter = 0;
 export function openCompare(runs: IRun[]): MainAreaWidget<ComparePanel> {
-  const content = new ComparePanel(runs);
-  const widget = new MainAreaWidget({ content });
-  widget.id = `nbops-compare-${++counter}`;
-  widget.title.label = `Compare: ${runs.map(r => r.run_name ?? r.run_id.slice(0, 8)).join(' · ')}`;
-  widget.title.icon = nbopsIcon;
-  widget.title.closable = true;
-  return widget;
+  const label = `Compare: ${runs.map(r => r.run_name ?? r.run_id.slice(0, 8)).join(' · ')}`;
+  return openPanel(new ComparePanel(runs), `nbops-compare-${++counter}`, label);
 }

@@ -80,12 +80,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(w.id);
       }
     });
+    let telemetry: ReturnType<typeof openTelemetry> | null = null;
     app.commands.addCommand('nbops:telemetry', {
       label: 'nbops: Host telemetry report',
       execute: () => {
-        const w = openTelemetry();
-        app.shell.add(w, 'main');
-        app.shell.activateById(w.id);
+        // one report: an open one is read again (a click during an incident shows it)
+        if (telemetry && !telemetry.isDisposed) {
+          void telemetry.content.load();
+        } else {
+          telemetry = openTelemetry();
+          app.shell.add(telemetry, 'main');
+        }
+        app.shell.activateById(telemetry.id);
       }
     });
     app.commands.addCommand('nbops:show-runs', {

@@ -7,18 +7,7 @@ import { Dialog, MainAreaWidget, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { fetchModels, IDecision, IModel, IRun, promote, rollback } from './api';
-import { fmt, nbopsIcon } from './sidebar';
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (cls) {
-    node.className = cls;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
+import { button, el, fmt, header, openPanel } from './dom';
 
 function field(label: string, input: HTMLElement): HTMLElement {
   const row = el('label', 'nbops-Promote-field');
@@ -191,9 +180,8 @@ export class ModelsPanel extends Widget {
       this.node.replaceChildren(el('p', 'nbops-Sidebar-message nbops-mod-error', (err as Error).message));
       return;
     }
-    const refresh = el('button', 'jp-mod-styled', 'Refresh');
-    refresh.addEventListener('click', () => void this.load());
-    const parts: HTMLElement[] = [el('h2', undefined, 'Registered models'), refresh];
+    const refresh = button('nbops-Models-refresh', 'Refresh', 'Read the registered models again', () => void this.load());
+    const parts: HTMLElement[] = [header('Registered models', [refresh])];
     if (!models.length) {
       parts.push(el('p', undefined, 'No registered model yet: promote a run (sidebar, a run\'s details) or use %promote.'));
     }
@@ -220,16 +208,15 @@ export class ModelsPanel extends Widget {
         );
         const actions = el('td');
         if (!a.alias.startsWith('previous-')) {
-          const p = el('button', 'jp-mod-styled', 'Promote…');
-          p.addEventListener('click', async () => {
+          const p = button('nbops-Model-promote', 'Promote…', `Promote a version to ${m.name}@${a.alias}`, async () => {
             await promoteDialog({ model: m.name, alias: a.alias });
             void this.load();
           });
-          const r = el('button', 'jp-mod-styled', 'Roll back');
-          r.addEventListener('click', async () => {
-            await rollbackDialog(m.name, a.alias);
-            void this.load();
-          });
+          const r = button('nbops-Model-rollback', 'Roll back', `Roll ${m.name}@${a.alias} back to its previous version`,
+            async () => {
+              await rollbackDialog(m.name, a.alias);
+              void this.load();
+            });
           actions.append(p, r);
         }
         tr.append(actions);
@@ -245,10 +232,5 @@ export class ModelsPanel extends Widget {
 }
 
 export function openModels(): MainAreaWidget<ModelsPanel> {
-  const widget = new MainAreaWidget({ content: new ModelsPanel() });
-  widget.id = 'nbops-models';
-  widget.title.label = 'nbops models';
-  widget.title.icon = nbopsIcon;
-  widget.title.closable = true;
-  return widget;
+  return openPanel(new ModelsPanel(), 'nbops-models', 'nbops models');
 }

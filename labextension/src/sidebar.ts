@@ -4,19 +4,12 @@
  * Everything is built with DOM calls and textContent (no HTML from the store is ever parsed).
  */
 import { Widget } from '@lumino/widgets';
-import { LabIcon } from '@jupyterlab/ui-components';
 
 import { IRun, runLink } from './api';
+import { button, el, fmt, header, nbopsIcon } from './dom';
 import { isLive, RunsModel } from './model';
 
 export const SIDEBAR_ID = 'nbops-sidebar';
-
-const ICON_SVG =
-  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16" height="16">' +
-  '<path class="jp-icon3" fill="#616161" d="M3 3h4v18H3zM10 9h4v12h-4zM17 13h4v8h-4z"/>' +
-  '<circle class="jp-icon-warn0" fill="#f57c00" cx="19" cy="6" r="3"/></svg>';
-
-export const nbopsIcon = new LabIcon({ name: 'nbops:runs', svgstr: ICON_SVG });
 
 export interface ISidebarOptions {
   model: RunsModel;
@@ -27,31 +20,6 @@ export interface ISidebarOptions {
   promote: (run: IRun) => void;
   /** Open the registered models panel. */
   models: () => void;
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  cls?: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (cls) {
-    node.className = cls;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
-
-export function fmt(v: unknown): string {
-  if (typeof v === 'number') {
-    return Number.isInteger(v) ? String(v) : v.toPrecision(4).replace(/\.?0+(e|$)/, '$1');
-  }
-  if (v === null || v === undefined) {
-    return '';
-  }
-  return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
 
 export function duration(run: IRun): string {
@@ -154,9 +122,17 @@ export class NbopsSidebar extends Widget {
   private _selected = new Set<string>();
   private _title = el('div', 'nbops-Sidebar-notebook');
   private _filter = el('input', 'nbops-Sidebar-filter jp-mod-styled');
-  private _compare = el('button', 'nbops-Sidebar-compare jp-mod-styled jp-mod-accept', 'Compare');
+  private _compare = button('nbops-Sidebar-compare jp-mod-accept', 'Compare', 'Tick two or more runs to compare them',
+    () => {
+      const runs = this._model.runs.filter(r => this._selected.has(r.run_id));
+      if (runs.length >= 2) {
+        this._opts.compare(runs);
+      }
+    });
   private _message = el('div', 'nbops-Sidebar-message');
   private _list = el('ul', 'nbops-Sidebar-runs');
+  /** the run the list's one Tab stop is on (roving tabindex): the last one focused, else the first shown */
+  private _current: string | undefined;
 
   constructor(opts: ISidebarOptions) {
     super();
@@ -166,33 +142,33 @@ export class NbopsSidebar extends Widget {
     this.addClass('nbops-Sidebar');
     this.title.icon = nbopsIcon;
     this.title.caption = 'nbops: runs of this notebook';
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', 'nbops: runs of this notebook');
 
-    const head = el('div', 'nbops-Sidebar-head');
-    head.append(el('span', 'nbops-Sidebar-heading', 'nbops'));
-    const refresh = el('button', 'nbops-Sidebar-refresh jp-mod-styled', '⟳');
-    refresh.title = 'Refresh the runs';
-    refresh.setAttribute('aria-label', 'Refresh the runs');
-    refresh.addEventListener('click', () => void this._model.refresh());
+    const refresh = button('nbops-Sidebar-refresh', '⟳', 'Refresh the runs', () => void this._model.refresh());
+    const models = button('nbops-Sidebar-models', 'Models', 'Registered models: aliases, promote, roll back',
+      () => this._opts.models());
     this._compare.disabled = true;
-    this._compare.title = 'Tick two or more runs to compare them';
-    this._compare.addEventListener('click', () => {
-      const runs = this._model.runs.filter(r => this._selected.has(r.run_id));
-      if (runs.length >= 2) {
-        this._opts.compare(runs);
-      }
-    });
-    const models = el('button', 'nbops-Sidebar-models jp-mod-styled', 'Models');
-    models.title = 'Registered models: aliases, promote, roll back';
-    models.addEventListener('click', () => this._opts.models());
-    head.append(refresh, models, this._compare);
     this._filter.type = 'search';
     this._filter.placeholder = 'Filter: name, status, param=value…';
     this._filter.setAttribute('aria-label', 'Filter runs');
     this._filter.addEventListener('input', () => this._render());
-    this._list.setAttribute('role', 'list');
+    // a listbox of runs: one Tab stop, arrows move, Enter / → open a run (and its cell), ← closes it, Space
+    // ticks it for compare
+    this._list.setAttribute('role', 'listbox');
+    this._list.setAttribute('aria-multiselectable', 'true');
+    this._list.setAttribute('aria-label', 'Runs of this notebook, newest first (Space: select for compare)');
     this._list.addEventListener('keydown', e => this._onKey(e));
+    this._list.addEventListener('focusin', e => {
+      const li = (e.target as HTMLElement).closest('.nbops-run') as HTMLElement | null;
+      if (li && li.dataset.runId !== this._current) {
+        this._current = li.dataset.runId;
+        this._rove();
+      }
+    });
     this._message.setAttribute('role', 'status');
-    this.node.append(head, this._title, this._filter, this._message, this._list);
+    this.node.append(header('nbops', [refresh, models, this._compare], true), this._title, this._filter,
+      this._message, this._list);
 
     this._model.changed.connect(this._render, this);
     this._render();
@@ -222,8 +198,7 @@ export class NbopsSidebar extends Widget {
         this._selected.delete(id);
       }
     }
-    this._compare.disabled = this._selected.size < 2;
-    this._compare.textContent = this._selected.size ? `Compare (${this._selected.size})` : 'Compare';
+    this._selectionChanged();
 
     const error = this._model.error;
     const shown = runs.filter(r => matches(r, this._filter.value.trim()));
@@ -245,6 +220,7 @@ export class NbopsSidebar extends Widget {
     const focused = (document.activeElement as HTMLElement | null)?.closest?.('.nbops-run') as HTMLElement | null;
     const focusId = focused && this._list.contains(focused) ? focused.dataset.runId : undefined;
     this._list.replaceChildren(...shown.map(r => this._item(r)));
+    this._rove();
     if (focusId) {
       (this._list.querySelector(`[data-run-id="${CSS.escape(focusId)}"]`) as HTMLElement | null)?.focus();
     }
@@ -252,10 +228,12 @@ export class NbopsSidebar extends Widget {
 
   private _item(run: IRun): HTMLElement {
     const li = el('li', 'nbops-run');
-    li.tabIndex = 0;
+    li.tabIndex = -1;
     li.dataset.runId = run.run_id;
     li.dataset.status = statusLabel(run);
-    li.setAttribute('role', 'listitem');
+    li.setAttribute('role', 'option');
+    li.setAttribute('aria-selected', String(this._selected.has(run.run_id)));
+    li.setAttribute('aria-label', `${run.run_name ?? run.run_id}: ${statusLabel(run)} ${duration(run)}`.trim());
     const expanded = this._expanded.has(run.run_id);
     li.setAttribute('aria-expanded', String(expanded));
 
@@ -264,18 +242,10 @@ export class NbopsSidebar extends Widget {
     tick.type = 'checkbox';
     tick.checked = this._selected.has(run.run_id);
     tick.disabled = !!run.pending;
+    tick.tabIndex = -1; // the keyboard ticks a run with Space on the run itself
     tick.setAttribute('aria-label', `select ${run.run_name ?? run.run_id} for compare`);
     tick.addEventListener('click', e => e.stopPropagation());
-    tick.addEventListener('keydown', e => e.stopPropagation());
-    tick.addEventListener('change', () => {
-      if (tick.checked) {
-        this._selected.add(run.run_id);
-      } else {
-        this._selected.delete(run.run_id);
-      }
-      this._compare.disabled = this._selected.size < 2;
-      this._compare.textContent = this._selected.size ? `Compare (${this._selected.size})` : 'Compare';
-    });
+    tick.addEventListener('change', () => this._select(run, tick.checked));
     head.append(tick, el('span', 'nbops-run-name', run.run_name ?? run.run_id), statusChip(run));
     head.append(el('span', 'nbops-run-duration', duration(run)));
     li.append(head);
@@ -366,21 +336,86 @@ export class NbopsSidebar extends Widget {
     return box;
   }
 
+  private _select(run: IRun, on: boolean): void {
+    if (on && !run.pending) {
+      this._selected.add(run.run_id);
+    } else {
+      this._selected.delete(run.run_id);
+    }
+    const li = this._list.querySelector(`[data-run-id="${CSS.escape(run.run_id)}"]`);
+    li?.setAttribute('aria-selected', String(this._selected.has(run.run_id)));
+    const tick = li?.querySelector('input.nbops-run-select') as HTMLInputElement | null;
+    if (tick) {
+      tick.checked = this._selected.has(run.run_id);
+    }
+    this._selectionChanged();
+  }
+
+  private _selectionChanged(): void {
+    const n = this._selected.size;
+    this._compare.disabled = n < 2;
+    this._compare.textContent = n ? `Compare (${n})` : 'Compare';
+  }
+
+  /** One Tab stop in the list: the current run's row (the first one when the current run is not shown), then
+   * the links and buttons of its details; those of the other open runs are reached through their row. */
+  private _rove(): void {
+    const items = [...this._list.querySelectorAll(':scope > .nbops-run')] as HTMLElement[];
+    const current = items.find(li => li.dataset.runId === this._current) ?? items[0];
+    for (const li of items) {
+      li.tabIndex = li === current ? 0 : -1;
+      for (const control of li.querySelectorAll('.nbops-run-details a, .nbops-run-details button')) {
+        (control as HTMLElement).tabIndex = li === current ? 0 : -1;
+      }
+    }
+  }
+
   private _onKey(e: KeyboardEvent): void {
     const li = (e.target as HTMLElement).closest('.nbops-run') as HTMLElement | null;
     if (!li || e.target !== li) {
       return;
     }
-    if (e.key === 'Enter' || e.key === ' ') {
-      e.preventDefault();
-      const run = this._model.runs.find(r => r.run_id === li.dataset.runId);
-      if (run) {
-        this._activate(run);
-      }
-    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
-      e.preventDefault();
-      const next = (e.key === 'ArrowDown' ? li.nextElementSibling : li.previousElementSibling) as HTMLElement | null;
-      next?.focus();
+    const run = this._model.runs.find(r => r.run_id === li.dataset.runId);
+    const items = [...this._list.querySelectorAll(':scope > .nbops-run')] as HTMLElement[];
+    const to = (next: Element | null | undefined) => (next as HTMLElement | null)?.focus();
+    const expanded = !!run && this._expanded.has(run.run_id);
+    switch (e.key) {
+      case 'Enter':
+        if (run) {
+          this._activate(run);
+        }
+        break;
+      case 'ArrowRight':
+        if (run && !expanded) {
+          this._activate(run);
+        }
+        break;
+      case 'ArrowLeft':
+        if (run && expanded) {
+          this._expanded.delete(run.run_id);
+          this._render();
+        }
+        break;
+      case ' ':
+        if (run) {
+          this._select(run, !this._selected.has(run.run_id));
+        }
+        break;
+      case 'ArrowDown':
+        to(li.nextElementSibling);
+        break;
+      case 'ArrowUp':
+        to(li.previousElementSibling);
+        break;
+      case 'Home':
+        to(items[0]);
+        break;
+      case 'End':
+        to(items[items.length - 1]);
+        break;
+      default:
+        return;
     }
+    e.preventDefault();
   }
 }

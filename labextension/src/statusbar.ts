@@ -7,14 +7,14 @@ import { MainAreaWidget } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { fetchStatus, IStatus, request } from './api';
-import { fmt, nbopsIcon } from './sidebar';
+import { el, fmt, header, openPanel } from './dom';
 
 const PERIOD_MS = 15000;
 
 export class StatusItem extends Widget {
   status: IStatus | null = null;
-  private _text = document.createElement('span');
-  private _dot = document.createElement('span');
+  private _text = el('span', 'nbops-StatusItem-text');
+  private _dot = el('span', 'nbops-dot');
   private _timer: number | null = null;
 
   constructor(private _onOpen: () => void) {
@@ -22,7 +22,7 @@ export class StatusItem extends Widget {
     this.addClass('nbops-StatusItem');
     this.node.tabIndex = 0;
     this.node.setAttribute('role', 'button');
-    this._dot.className = 'nbops-dot';
+    this._dot.setAttribute('aria-hidden', 'true');
     this.node.append(this._dot, this._text);
     this.node.addEventListener('click', () => this._onOpen());
     this.node.addEventListener('keydown', e => {
@@ -54,15 +54,21 @@ export class StatusItem extends Widget {
       const active = s.incidents?.active ?? 0;
       this._text.textContent = `nbops: ${kind}${spooled}`;
       this._dot.dataset.state = active > 0 ? 'incident' : s.incidents?.sampling === false ? 'off' : 'ok';
-      this.node.title = `store: ${s.store}${spooled}\n` + (active > 0 ? `${active} live host incident(s): click for the report` : 'no live host incident (click for the telemetry report)');
+      this._say(`store: ${s.store}${spooled}\n` + (active > 0 ? `${active} live host incident(s): click for the report` : 'no live host incident (click for the telemetry report)'));
     } catch (err) {
       this._text.textContent = 'nbops: unavailable';
       this._dot.dataset.state = 'error';
-      this.node.title = (err as Error).message;
+      this._say((err as Error).message);
     }
     if (!this.isDisposed && !document.hidden) {
       this._timer = window.setTimeout(() => void this.refresh(), PERIOD_MS);
     }
+  }
+
+  /** The tooltip, and what a screen reader says for the item (the dot's colour alone says nothing to it). */
+  private _say(text: string): void {
+    this.node.title = text;
+    this.node.setAttribute('aria-label', `${this._text.textContent}. ${text}`);
   }
 
   dispose(): void {
@@ -80,8 +86,11 @@ interface ITelemetry {
   samples: { timestamp: string; metric: string; value: number }[];
 }
 
-/** The telemetry report: the host's live and recent incidents, and each metric's last / peak value (15 min). */
+/** The telemetry report: the host's live and recent incidents, and each metric's last / peak value (15 min).
+ * Read again every 15 s while it is shown (an incident starts and ends while one looks at it). */
 export class TelemetryPanel extends Widget {
+  private _timer: number | null = null;
+
   constructor() {
     super();
     this.addClass('nbops-Telemetry');
@@ -89,30 +98,40 @@ export class TelemetryPanel extends Widget {
     void this.load();
   }
 
+  dispose(): void {
+    if (this._timer !== null) {
+      window.clearTimeout(this._timer);
+    }
+    super.dispose();
+  }
+
   async load(): Promise<void> {
-    const h = (tag: string, text: string) => {
-      const n = document.createElement(tag);
-      n.textContent = text;
-      return n;
-    };
+    if (this._timer !== null) {
+      window.clearTimeout(this._timer);
+      this._timer = null;
+    }
+    const h = (tag: keyof HTMLElementTagNameMap, text: string) => el(tag, undefined, text);
     const parts: HTMLElement[] = [];
     try {
       const status = await fetchStatus();
       const inc = status.incidents;
-      parts.push(h('h2', `Host telemetry: ${inc?.active ? `${inc.active} live incident(s)` : 'no live incident'}`));
+      const title = `Host telemetry: ${inc?.active ? `${inc.active} live incident(s)` : 'no live incident'}`;
+      parts.push(header(title));
+      this.node.dataset.active = String(inc?.active ?? 0);
       for (const i of inc?.items ?? []) {
-        parts.push(h('p', `${i.ongoing ? 'ONGOING' : 'ended'} ${i.start ?? ''} → ${i.end ?? 'now'}: ${(i.metrics ?? []).join(', ')}`));
+        const p = h('p', `${i.ongoing ? 'ONGOING' : 'ended'} ${i.start ?? ''} → ${i.end ?? 'now'}: ${(i.metrics ?? []).join(', ')}`);
+        p.className = 'nbops-Telemetry-incident';
+        p.dataset.ongoing = String(!!i.ongoing);
+        parts.push(p);
       }
       if (inc && inc.sampling === false) {
         parts.push(h('p', 'The host sampler is not running (c.Nbops.telemetry is off, or it has not started yet).'));
       }
       const t = await request<ITelemetry>('telemetry', { last: '15m' });
-      const table = document.createElement('table');
-      table.className = 'nbops-kv';
-      table.append(Object.assign(document.createElement('tr'), {}));
+      const table = el('table', 'nbops-kv');
       for (const metric of t.metrics) {
         const values = t.samples.filter(s => s.metric === metric).map(s => s.value);
-        const tr = document.createElement('tr');
+        const tr = el('tr');
         tr.append(h('th', metric), h('td', `last ${fmt(values[values.length - 1])}`), h('td', `peak ${fmt(Math.max(...values))}`));
         table.append(tr);
       }
@@ -120,15 +139,30 @@ export class TelemetryPanel extends Widget {
     } catch (err) {
       parts.push(h('p', (err as Error).message));
     }
+    if (this.isDisposed) {
+      return;
+    }
     this.node.replaceChildren(...parts);
+    this._timer = window.setTimeout(() => {
+      this._timer = null;
+      if (this.isVisible && !document.hidden) {
+        void this.load();
+      } else {
+        this._stale = true;
+      }
+    }, PERIOD_MS);
+  }
+
+  private _stale = false;
+
+  protected onAfterShow(): void {
+    if (this._stale) {
+      this._stale = false;
+      void this.load();
+    }
   }
 }
 
 export function openTelemetry(): MainAreaWidget<TelemetryPanel> {
-  const widget = new MainAreaWidget({ content: new TelemetryPanel() });
-  widget.id = 'nbops-telemetry';
-  widget.title.label = 'nbops telemetry';
-  widget.title.icon = nbopsIcon;
-  widget.title.closable = true;
-  return widget;
+  return openPanel(new TelemetryPanel(), 'nbops-telemetry', 'nbops telemetry');
 }

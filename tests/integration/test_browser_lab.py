@@ -16,14 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from nbops_testing import CHROMIUM, CHROMIUM_ARGS, ROOT, jupyter_lab, write_notebook
+from nbops_testing import ROOT, jupyter_lab, lab_page, run_cell as run_in_lab, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 NOTEBOOK = "nbops-browser.ipynb"
-# Generous waits: they only bound how long a broken page is waited for, they do not time anything.
-WAIT_MS = 300_000
 
 CELLS = [
     "%load_ext nbops",
@@ -53,12 +51,10 @@ TRACK, DRIFT, TELEMETRY, DATAVERSION, RUNS, PROMOTE, STATUS, FAILING = 1, 3, 4, 
 
 
 @pytest.fixture
-def lab(tmp_path, store):
+def lab(tmp_path, store, client):
     """``jupyter lab`` from this environment on a free loopback port, rooted in a temp dir holding the test
     notebook (nbops_testing.jupyter_lab)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs Debian's chromium (or deselect with "
-                    "-m 'not browser')")
+    # ``client`` first: MlflowClient makes the store's tables; the Lab's nbops must not meet them half-made
     root = tmp_path / "lab-root"
     root.mkdir()
     write_notebook(root / NOTEBOOK, CELLS)
@@ -68,36 +64,13 @@ def lab(tmp_path, store):
 
 @pytest.fixture
 def page(lab):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            ctx = browser.new_context(viewport={"width": 1280, "height": 2600})
-            pg = ctx.new_page()
-            pg.set_default_timeout(WAIT_MS)
-            yield pg
-        finally:
-            browser.close()
+    with lab_page(lab, NOTEBOOK, len(CELLS), width=1280, height=2600) as pg:
+        yield pg
 
 
 def run_cell(page, i: int, fails: bool = False) -> None:
     """Run cell ``i`` through JupyterLab's own command and wait until the kernel answered it."""
-    page.evaluate("""(i) => {
-        const app = window.jupyterapp, nb = app.shell.currentWidget;
-        nb.content.activeCellIndex = i;
-        nb.content.deselectAll();
-        return app.commands.execute('notebook:run-cell');
-    }""", i)
-    page.wait_for_function("""(i) => {
-        const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
-        const prompt = cell.node.querySelector('.jp-InputPrompt');
-        return cell.model.executionCount !== null && prompt && !prompt.textContent.includes('*');
-    }""", arg=i)
-    errors = page.evaluate("""(i) => {
-        const outs = window.jupyterapp.shell.currentWidget.content.widgets[i].model.outputs.toJSON();
-        return outs.filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue);
-    }""", i)
+    errors = run_in_lab(page, i)
     assert bool(errors) == fails, f"cell {i} ({CELLS[i].splitlines()[0]}) raised {errors}"
 
 
@@ -125,13 +98,6 @@ def shot(locator, name: str) -> Path:
 
 
 def test_jupyterlab_shows_nbops_widgets_and_serves_its_api(lab, page, client):
-    page.goto(f"{lab['base']}/lab/tree/{NOTEBOOK}?token={lab['token']}")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.content"
-                           " && window.jupyterapp.shell.currentWidget.content.widgets.length === %d" % len(CELLS))
-    page.evaluate("() => window.jupyterapp.shell.currentWidget.context.sessionContext.ready")
-    page.wait_for_function("() => { const k = window.jupyterapp.shell.currentWidget.context.sessionContext"
-                           ".session?.kernel; return k && k.status === 'idle'; }")
     for i in range(len(CELLS)):
         run_cell(page, i, fails=i == FAILING)
 
@@ -147,7 +113,7 @@ def test_jupyterlab_shows_nbops_widgets_and_serves_its_api(lab, page, client):
     # a live notebook writes in the background: the summary first names the run's spool entry, then is redrawn
     # with the store's run id once the flusher wrote it
     summary = output_of(page, TRACK).locator(f".nbops-run-summary[data-run-id='{run.info.run_id}']")
-    summary.wait_for(state="visible", timeout=WAIT_MS)
+    summary.wait_for(state="visible")
     text = summary.inner_text()
     assert "being written" not in text, text
     assert run.info.run_id in text and "lab-run" in text and "FINISHED" in text
