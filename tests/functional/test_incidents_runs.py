@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops_testing import ROOT, Hog, all_artifacts, free_port, write_notebook
+from nbops_testing import ROOT, FakeSampler, Hog, all_artifacts, free_port, write_notebook
 from nbops.errors import NbopsError
 
 RUNBOOK = ROOT / "notebooks" / "runbook.ipynb"
@@ -172,19 +172,6 @@ def test_runbook_that_does_not_exist_is_one_line(ip):
 
 
 # -- runs that know -------------------------------------------------------------------------------------------
-class FakeSampler:
-    """The sampler's read interface over a frame we control (the detection and tagging are the real ones)."""
-    interval = 1.0
-
-    def __init__(self, frame):
-        self.df = frame
-
-    def frame(self, since=None, until=None, metrics=None):
-        t = self.df["timestamp"]
-        keep = (t >= pd.Timestamp(since, unit="s")) & (t <= pd.Timestamp(until, unit="s"))
-        return self.df[keep].reset_index(drop=True)
-
-
 def sampler_frame(start: float, n: int, fault: tuple[int, int], own: bool) -> pd.DataFrame:
     """Host CPU with a +60 fault, and this process's CPU: quiet, or (``own``) the cause of the fault."""
     host = host_frame(start, n, {"gpu-box": [fault]})
