@@ -44,12 +44,39 @@ def material(metric: str, values: np.ndarray, hit: np.ndarray) -> np.ndarray:
     if f <= 0 or not hit.any():
         return hit
     v = np.asarray(values, dtype=float)
+    base = _normal_level(v, hit)
+    if base is None:
+        return hit  # nothing normal to compare with: the detector decides
+    return hit & (np.abs(v - base) >= f)
+
+
+def _normal_level(v: np.ndarray, hit: np.ndarray):
+    """The series' normal level before each point (see :func:`material`); None when no point is normal."""
     normal = np.flatnonzero(~hit & np.isfinite(v))
     if not len(normal):
-        return hit  # nothing normal to compare with: the detector decides
+        return None
     import pandas as pd
 
     level = pd.Series(v[normal]).rolling(BASELINE, min_periods=1).median().to_numpy()
     before = np.searchsorted(normal, np.arange(len(v))) - 1  # the last normal point before each point
-    base = np.where(before >= 0, level[np.maximum(before, 0)], np.median(v[normal]))
-    return hit & (np.abs(v - base) >= f)
+    return np.where(before >= 0, level[np.maximum(before, 0)], np.median(v[normal]))
+
+
+def lasting(metric: str, values: np.ndarray, hit: np.ndarray, n: int) -> np.ndarray:
+    """``hit`` kept where the move lasts: the point and the ``n - 1`` samples after it all stay at least
+    :func:`floor` away from the normal level before the point, on the same side. Whatever the detector flags
+    (a step's onset only, or every point of it), a blip of fewer than ``n`` samples is not kept; a metric with
+    no floor is left to its detector."""
+    hit = np.asarray(hit, dtype=bool)
+    f = floor(metric)
+    if f <= 0 or not hit.any():
+        return hit
+    v = np.asarray(values, dtype=float)
+    base = _normal_level(v, hit)
+    if base is None:
+        return hit
+    keep = np.zeros(len(v), bool)
+    for i in np.flatnonzero(hit):
+        d = v[i:i + n] - base[i]
+        keep[i] = len(d) == n and (bool((d >= f).all()) or bool((d <= -f).all()))
+    return keep

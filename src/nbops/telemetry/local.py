@@ -481,15 +481,21 @@ def judge(scored):
     """The local source's verdict on a scored frame (in place; returned), the one a tracked cell's or an ``nbops
     run``'s window gets (:func:`nbops.telemetry.overlap.incidents_during`): the run's own series
     (:data:`OWN_SERIES`) are never anomalous -- a training cell loading every core is the run's work, its
-    ``*_by_others`` counterparts say what the rest of the host did --, the others count where they were abnormal
-    for :data:`~nbops.telemetry.overlap.SUSTAINED` samples in a row (another process taking a core for a second
-    is no incident) and how starved the run was is judged by its limit
-    (:func:`nbops.telemetry.overlap.judge_limits`)."""
-    from .overlap import judge_limits, sustained
+    ``*_by_others`` counterparts say what the rest of the host did --, the others count where their move lasted
+    :data:`~nbops.telemetry.overlap.SUSTAINED` samples (:func:`nbops.telemetry.floors.lasting`: another process
+    taking a core for a second is no incident, whichever detector flagged it) and how starved the run was is
+    judged by its limit (:func:`nbops.telemetry.overlap.judge_limits`)."""
+    from .floors import lasting
+    from .overlap import SUSTAINED, judge_limits
 
     if "anomaly" in scored.columns and len(scored):
         scored.loc[scored["metric"].isin(OWN_SERIES), "anomaly"] = False
-        judge_limits(sustained(scored))
+        for (metric, _labels), g in scored.groupby(["metric", "labels"], sort=False):
+            if g["anomaly"].any():
+                g = g.sort_values("timestamp", kind="stable")
+                scored.loc[g.index, "anomaly"] = lasting(str(metric), g["value"].to_numpy(float),
+                                                         g["anomaly"].to_numpy(bool), SUSTAINED)
+        judge_limits(scored)
     return scored
 
 
