@@ -150,12 +150,18 @@ class Own:
     ``(cpu, rss, sched)``: CPU seconds they used since the first read (a process that ended between two reads
     included, through its parent's reaped-children time), their RSS in MB now, and ``{tid: (run, wait)}`` of
     their threads (:func:`sched_threads`). ``pid``: the root (default: this process); ``parent``: count the
-    process that started it too."""
+    process that started it too. A kernel that ``nbops run`` started counts the run's whole tree (its root is the
+    runner, ``NBOPS_RUN_PID``): the runner's sampler and the kernel's see the same "us"."""
 
     def __init__(self, pid: int | None = None, parent: bool = True):
         import psutil
 
+        from ..config import ENV_RUN_PID
+
         self._ps = psutil
+        run = os.environ.get(ENV_RUN_PID, "")
+        if pid is None and run.isdigit() and int(run) == os.getppid():
+            pid = int(run)
         self.root = pid or os.getpid()
         ppid = psutil.Process(self.root).ppid()
         self.parent = ppid if parent and ppid > 1 else None
