@@ -3,6 +3,7 @@ Alertmanager, runbooks run by a real kernel (papermill) once per new incident, a
 starved under them (a real CPU hog process started and stopped here, a real kernel, a real MLflow store)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -484,14 +485,16 @@ def tree_cpu(root: int) -> float:
     return total
 
 
-def _kill_pids(path: Path) -> None:
+def _kill_started(flags: Path) -> None:
+    """Kill what the test's notebook started and may have left running (a failed run): the server, its worker and
+    the tasks (their pids in the flags folder; the scripts' paths in their command lines)."""
     import psutil
 
-    for pid in (path.read_text().split() if path.exists() else []):
-        try:
-            psutil.Process(int(pid)).kill()
-        except psutil.Error:
-            pass
+    pids = {int(p) for p in (flags / "server.pids").read_text().split()} if (flags / "server.pids").exists() else set()
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        if p.info["pid"] in pids or any(str(flags) in a for a in p.info["cmdline"] or []):
+            with contextlib.suppress(psutil.Error):
+                p.kill()
 
 
 @pytest.mark.slow
@@ -538,9 +541,12 @@ def test_nbops_run_counts_its_whole_tree_as_its_own_and_an_outside_load_is_an_in
     finally:
         if hog is not None:
             hog.stop()
-        if proc.poll() is None:
-            proc.kill()
-        _kill_pids(flags / "server.pids")
+        if proc.poll() is None:  # a test that failed half-way: stop the run's whole tree
+            for p in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            proc.wait()
+        _kill_started(flags)
     assert proc.returncode == 0, output
     c = MlflowClient(store)
     runs = c.search_runs([c.get_experiment_by_name("jobs").experiment_id])
