@@ -456,6 +456,8 @@ RUN_CELLS = [
     "os.system(f'{sys.executable} {flags / \"server.py\"} {flags / \"server.pids\"} >/dev/null 2>&1 &')\n"
     "tasks = subprocess.Popen([sys.executable, str(flags / 'tasks.py')])\n"
     "while not (flags / 'server.pids').exists():\n    time.sleep(0.05)\n"
+    "from nbops.telemetry.local import Own  # the kernel's \"us\" is the run's tree: the runner adopted the server\n"
+    "assert {int(p) for p in (flags / 'server.pids').read_text().split()} <= set(Own().pids())\n"
     "samples(n)  # the run's own work on the host\n"
     "(flags / 'busy').touch()  # an outside load may start now\n"
     "while not (flags / 'go').exists():\n    time.sleep(0.05)\n"
