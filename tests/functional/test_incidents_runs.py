@@ -380,6 +380,11 @@ def test_starved_is_the_cpu_a_process_could_use_and_did_not_get():
     assert starved_percentage(2.0, 2.0, 1.0, 2) == pytest.approx(0.0)   # 4 threads of its own on 2 cores, alone
     assert starved_percentage(1.0, 3.0, 1.0, 2) == pytest.approx(50.0)  # same threads, half the cores taken
     assert np.isnan(starved_percentage(0.01, 0.05, 1.0, 2))             # an idle kernel: not judged
+    # what others took is at most the CPU they used: the rest of the waiting is the run's own threads waiting for
+    # each other (4 threads for half of the second on 2 cores: 1 s run, 1 s waited)
+    assert starved_percentage(1.0, 1.0, 1.0, 2, others=0.0) == pytest.approx(0.0)   # a quiet host
+    assert starved_percentage(1.0, 1.0, 1.0, 2, others=0.5) == pytest.approx(25.0)  # others used half a core
+    assert starved_percentage(0.4, 0.6, 1.0, 2, others=1.6) == pytest.approx(60.0)  # the hogs: all of it theirs
 
 
 def test_the_sampler_reads_how_starved_its_process_was():

@@ -139,6 +139,21 @@ def test_the_local_verdict_is_on_what_the_run_did_not_cause():
     assert inc.metrics == [OTHERS]
 
 
+@pytest.mark.parametrize("samples, flagged", [(1, False), (2, False), (3, True), (40, True)])
+def test_in_the_local_verdict_others_count_when_their_move_lasts(samples, flagged):
+    """Another process taking 40 points of the host's CPU for a sample or two (or the host and the run's tree
+    read a few milliseconds apart while a process starts) is no incident; for 3 samples or more it is, whichever
+    detector flagged it (the default one flags a step's first points only)."""
+    from nbops.telemetry.api import detect, incidents
+    from nbops.telemetry.local import judge
+
+    rng = np.random.default_rng(2)
+    values = 2 + rng.normal(0, 0.5, 300)
+    values[250:250 + samples] += 40
+    scored = judge(detect(series(OTHERS, values), "auto"))
+    assert bool(incidents(scored)) == flagged
+
+
 FAST = 0.1       # seconds between the samples recorded
 RECORDED = 150   # samples recorded
 WATCH = 600      # samples replayed: ten minutes at the default interval of 1 s
