@@ -154,10 +154,10 @@ def test_in_the_local_verdict_others_count_when_their_move_lasts(samples, flagge
     assert bool(incidents(scored)) == flagged
 
 
-FAST = 0.1       # seconds between the samples recorded
-RECORDED = 150   # samples recorded
-WATCH = 600      # samples replayed: ten minutes at the default interval of 1 s
-BLOCK = 10       # consecutive recorded samples kept together in the replay
+INTERVAL_1S = 1.0  # the sampler's default interval: the replay keeps its time scale (the rules count samples)
+RECORDED = 40      # samples recorded
+WATCH = 600        # samples replayed: ten minutes
+BLOCK = 5          # consecutive recorded samples kept together in the replay
 
 
 def replayed_watch(recorded: pd.DataFrame, start: float, seed: int = 0) -> pd.DataFrame:
@@ -183,20 +183,22 @@ def test_an_idle_host_watched_for_ten_minutes_has_no_incident():
     threads, interrupts, a hypervisor's steal -- is what an idle host leaves. Whatever the other jobs do, the
     host is then idle in that sense, while all their threads stress the measurement itself (host and tree read
     a few milliseconds apart, processes starting and ending between the two, bursts of more runnable threads
-    than cores). The real sampler records ``RECORDED`` samples ``FAST`` seconds apart (no timing assertion:
-    sampling faster than the 1-s default only makes each sample noisier). The scale of 10 minutes comes from the
-    detectors' offline path: blocks of consecutive recorded samples drawn with a seeded generator are laid end
-    to end, one a second, into ``WATCH`` samples, and judged as ``%telemetry --source local --last 10m`` judges
-    its frame (detect auto, local.judge, incidents) and as a tracked cell or an ``nbops run`` over its last 5
-    minutes is judged (:func:`nbops.telemetry.overlap.incidents_during`)."""
+    than cores). The real sampler records ``RECORDED`` samples at its default interval (no timing assertion). Not
+    faster: the verdict's rules count samples (a move lasting 3 of them), so samples 0.1 s apart replayed one a
+    second would stretch a 1-s transient -- a process starting, a shared page counted twice -- into a 10-s
+    fault. The scale of 10 minutes comes from the detectors' offline path: blocks of consecutive recorded
+    samples drawn with a seeded generator are laid end to end, one a second, into ``WATCH`` samples, and judged
+    as ``%telemetry --source local --last 10m`` judges its frame (detect auto, local.judge, incidents) and as a
+    tracked cell or an ``nbops run`` over its last 5 minutes is judged
+    (:func:`nbops.telemetry.overlap.incidents_during`)."""
     from nbops.telemetry.api import detect, incidents
     from nbops.telemetry.local import Own, Sampler, judge
     from nbops.telemetry.overlap import incidents_during
 
-    s = Sampler(interval=FAST, capacity=RECORDED + 1, own=Own(pid=1, parent=False)).start()
+    s = Sampler(interval=INTERVAL_1S, capacity=RECORDED + 1, own=Own(pid=1, parent=False)).start()
     try:
         while s.count < RECORDED:
-            time.sleep(FAST)
+            time.sleep(INTERVAL_1S / 4)
     finally:
         s.stop()
     start = time.time() - WATCH

@@ -11,6 +11,8 @@ within what an idle host does in a minute.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 #: (pattern the metric name must end with, floor in that unit), first match wins
@@ -24,16 +26,37 @@ FLOORS = (
     (r"(^|_)load(\d+|_average_\d+m|_by_others)", 1.0),  # run queue: less than one more task is not news
 )
 BASELINE = 100
+#: the local sampler's measures of this host whose precision scales with it: {metric: share of the host's memory}.
+#: Memory others use (used memory minus the run's RSS) moves with the kernel's own memory and with pages that
+#: processes share (counted in each one's RSS) by a few hundred MB on a busy 24 GB host within seconds: a move
+#: counts from 2% of the host's memory (and never less than the unit's floor)
+HOST_SHARE = {"memory_usage_by_others_megabytes": 0.02}
 
 
 def floor(metric: str) -> float:
-    """The floor of ``metric``'s unit (0: none)."""
+    """The floor of ``metric``'s unit (0: none); for :data:`HOST_SHARE` metrics, at least that share of this
+    host's memory."""
     import re
 
+    base = 0.0
     for end, value in FLOORS:
         if re.search(f"(?:{end})$", metric):
-            return value
-    return 0.0
+            base = value
+            break
+    if metric in HOST_SHARE:
+        base = max(base, HOST_SHARE[metric] * _host_memory_mb())
+    return base
+
+
+@functools.lru_cache(maxsize=1)
+def _host_memory_mb() -> float:
+    """This host's memory in MB (0 without psutil: the unit's floor alone)."""
+    try:
+        import psutil
+
+        return psutil.virtual_memory().total / 2**20
+    except Exception:  # noqa: BLE001
+        return 0.0
 
 
 def material(metric: str, values: np.ndarray, hit: np.ndarray) -> np.ndarray:
