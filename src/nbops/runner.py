@@ -435,6 +435,7 @@ def _execute(plan: _Plan, tracker, settings: config.Settings, experiment: str, t
     s, exp = settings, experiment
     kernel_env = {
         config.ENV_PARENT: tracker.run_id, config.ENV_NOTEBOOK: str(src), config.ENV_EXPERIMENT: exp,
+        config.ENV_RUN_PID: str(os.getpid()),  # the kernel's sampler counts the run's whole tree as its own
         config.ENV_SPOOL: str(s.spool_dir),
         # the same store as the parent: the embedded one is found from the notebook's folder, so pin it
         config.ENV_HOME: str(config.home(src.parent)) if s.embedded else os.environ.get(config.ENV_HOME),
@@ -669,8 +670,26 @@ def _skip_unused_optional_imports() -> None:
         sys.modules.setdefault("rfc3987_syntax", None)  # None in sys.modules: `import` raises ImportError
 
 
+def _adopt_orphans() -> None:
+    """``nbops run`` is its own process: make it the subreaper of its tree (Linux), so what the notebook starts in
+    the background -- ``!mlflow server ... &``, a server that forks away from its shell, its workers -- stays in
+    the run's process tree, adopted by this process instead of init, and its CPU counts as the run's own work
+    (:class:`nbops.telemetry.local.Own`), not as other load on the host. Those that end wait as zombies (no CPU,
+    no memory) until this process exits. Elsewhere: nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError) as exc:
+        log.debug("nbops: not a subreaper: %s", exc)
+
+
 def _cli_run(a) -> int:
     _skip_unused_optional_imports()
+    _adopt_orphans()
     if not a.progress:  # quiet logs for schedulers: papermill's INFO lines (paths, kernel) are noise there
         logging.getLogger("papermill").setLevel(logging.WARNING)
     for noisy in ("traitlets", "nbclient"):

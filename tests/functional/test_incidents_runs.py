@@ -3,6 +3,7 @@ Alertmanager, runbooks run by a real kernel (papermill) once per new incident, a
 starved under them (a real CPU hog process started and stopped here, a real kernel, a real MLflow store)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops_testing import ROOT, Hog, all_artifacts, free_port, write_notebook
+from nbops_testing import ROOT, FakeSampler, Hog, all_artifacts, free_port, write_notebook
 from nbops.errors import NbopsError
 
 RUNBOOK = ROOT / "notebooks" / "runbook.ipynb"
@@ -172,19 +173,6 @@ def test_runbook_that_does_not_exist_is_one_line(ip):
 
 
 # -- runs that know -------------------------------------------------------------------------------------------
-class FakeSampler:
-    """The sampler's read interface over a frame we control (the detection and tagging are the real ones)."""
-    interval = 1.0
-
-    def __init__(self, frame):
-        self.df = frame
-
-    def frame(self, since=None, until=None, metrics=None):
-        t = self.df["timestamp"]
-        keep = (t >= pd.Timestamp(since, unit="s")) & (t <= pd.Timestamp(until, unit="s"))
-        return self.df[keep].reset_index(drop=True)
-
-
 def sampler_frame(start: float, n: int, fault: tuple[int, int], own: bool) -> pd.DataFrame:
     """Host CPU with a +60 fault, and this process's CPU: quiet, or (``own``) the cause of the fault."""
     host = host_frame(start, n, {"gpu-box": [fault]})
@@ -392,6 +380,11 @@ def test_starved_is_the_cpu_a_process_could_use_and_did_not_get():
     assert starved_percentage(2.0, 2.0, 1.0, 2) == pytest.approx(0.0)   # 4 threads of its own on 2 cores, alone
     assert starved_percentage(1.0, 3.0, 1.0, 2) == pytest.approx(50.0)  # same threads, half the cores taken
     assert np.isnan(starved_percentage(0.01, 0.05, 1.0, 2))             # an idle kernel: not judged
+    # what others took is at most the CPU they used: the rest of the waiting is the run's own threads waiting for
+    # each other (4 threads for half of the second on 2 cores: 1 s run, 1 s waited)
+    assert starved_percentage(1.0, 1.0, 1.0, 2, others=0.0) == pytest.approx(0.0)   # a quiet host
+    assert starved_percentage(1.0, 1.0, 1.0, 2, others=0.5) == pytest.approx(25.0)  # others used half a core
+    assert starved_percentage(0.4, 0.6, 1.0, 2, others=1.6) == pytest.approx(60.0)  # the hogs: all of it theirs
 
 
 def test_the_sampler_reads_how_starved_its_process_was():
@@ -437,3 +430,151 @@ def test_starvation_is_judged_by_its_limit_not_a_baseline(values, flagged):
     assert int(scored["anomaly"].sum()) == flagged
     if flagged:
         assert scored.loc[scored["anomaly"], "score"].min() >= scored.attrs["threshold"]
+
+
+# -- an `nbops run`'s whole process tree is its own ------------------------------------------------------------
+# a server as `os.system('mlflow server ... &')` starts one: its shell exits at once (the server is an orphan) and it forks a
+# worker that works (here: burns CPU) until it is killed; it writes "<its pid> <the worker's pid>" to argv[1]
+SERVER = """import os, subprocess, sys
+w = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(f"{os.getpid()} {w.pid}")
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+w.wait()
+"""
+# a child that keeps running short-lived grandchildren, each burning 0.4 s of CPU (a job runner's tasks)
+TASKS = """import subprocess, sys
+code = "import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.4: pass"
+while True:
+    subprocess.run([sys.executable, "-c", code])
+"""
+RUN_CELLS = [
+    "import os, signal, subprocess, sys, time\nfrom pathlib import Path\nimport nbops\n"
+    "from nbops.telemetry.overlap import incidents_during\n"
+    "s = nbops.telemetry.get_sampler()\n"
+    "def samples(n):  # wait for n more samples of the host: a count, not a duration\n"
+    "    c = s.count\n    while s.count < c + n:\n        time.sleep(s.interval / 2)\n"
+    "samples(n)  # the host before the work",
+    "%load_ext nbops",
+    "%%track -e jobs -n work\n"
+    "flags = Path(flags)\n"
+    "os.system(f'{sys.executable} {flags / \"server.py\"} {flags / \"server.pids\"} >/dev/null 2>&1 &')\n"
+    "tasks = subprocess.Popen([sys.executable, str(flags / 'tasks.py')])\n"
+    "while not (flags / 'server.pids').exists():\n    time.sleep(0.05)\n"
+    "from nbops.telemetry.local import Own  # the kernel's \"us\" is the run's tree: the runner adopted the server\n"
+    "assert {int(p) for p in (flags / 'server.pids').read_text().split()} <= set(Own().pids())\n"
+    "samples(n)  # the run's own work on the host\n"
+    "(flags / 'busy').touch()  # an outside load may start now\n"
+    "while not (flags / 'go').exists():\n    time.sleep(0.05)\n"
+    "t_go = time.time()\n"
+    "samples(n)\n"
+    "while outside and not incidents_during(s, t_go, time.time())[1]:  # until the kernel saw it too (a state)\n"
+    "    samples(1)\n"
+    "(flags / 'done').touch()\n"
+    "tasks.kill()\n"
+    "for pid in (flags / 'server.pids').read_text().split():\n    os.kill(int(pid), signal.SIGKILL)\n"
+    "workers = 2",
+]
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds used so far by ``root`` and its descendants (their reaped children included)."""
+    import psutil
+
+    total = 0.0
+    top = psutil.Process(root)
+    for p in [top, *top.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            continue
+    return total
+
+
+def _kill_started(flags: Path) -> None:
+    """Kill what the test's notebook started and may have left running (a failed run): the server, its worker and
+    the tasks (their pids in the flags folder; the scripts' paths in their command lines)."""
+    import psutil
+
+    pids = {int(p) for p in (flags / "server.pids").read_text().split()} if (flags / "server.pids").exists() else set()
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        if p.info["pid"] in pids or any(str(flags) in a for a in p.info["cmdline"] or []):
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outside", [False, True], ids=["own work only", "outside hog"])
+def test_nbops_run_counts_its_whole_tree_as_its_own_and_an_outside_load_is_an_incident(store, tmp_path, outside):
+    """A real ``nbops run`` (the CLI, its own process) of a notebook whose tracked cell starts a server in the
+    background through the shell (an orphan: adopted by the runner, not by init) that forks a CPU-busy worker,
+    and a child that keeps running short-lived busy tasks: all of it the run's own work. Read back from the store:
+    the parent run and the tracked cell's run carry no ``nbops.incidents`` tag when nothing outside the run's tree
+    loaded the host meanwhile (an oracle sums the CPU of every process outside it; on a shared machine that was
+    busy, the no-incident verdict is not asked), and the sampler counted the tree's CPU as the run's own. A
+    :class:`Hog` started outside the tree while the run works is an incident on both runs, with its evidence."""
+    import psutil
+    from mlflow.tracking import MlflowClient
+
+    from nbops_testing import outside_cpu, outside_share
+
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    (flags / "server.py").write_text(SERVER)
+    (flags / "tasks.py").write_text(TASKS)
+    nb = write_notebook(tmp_path / "job.ipynb", RUN_CELLS, parameters={"flags": "", "outside": False, "n": 12})
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "NBOPS_TELEMETRY_INTERVAL": "0.25"}
+    nbops = str(Path(sys.executable).with_name("nbops"))
+    proc = subprocess.Popen([nbops, "run", str(nb), "-o", str(tmp_path / "job.out.ipynb"), "-e", "jobs",
+                             "-r", "flags", str(flags), "-p", "outside", str(outside)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    hog, t0, before = None, time.time(), outside_cpu(proc.pid)
+    try:
+        while not (flags / "busy").exists() and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()[0]
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        server, worker = (int(p) for p in (flags / "server.pids").read_text().split())
+        assert {server, worker} <= {p.pid for p in tree}  # the orphaned server and its worker: the runner's
+        hog = Hog() if outside else None
+        go, tree0 = time.time(), tree_cpu(proc.pid)
+        (flags / "go").touch()
+        while not (flags / "done").exists() and proc.poll() is None:
+            time.sleep(0.1)
+        done, tree1 = time.time(), tree_cpu(proc.pid)
+        share = outside_share(before, outside_cpu(proc.pid), time.time() - t0)
+        output, _ = proc.communicate()
+    finally:
+        if hog is not None:
+            hog.stop()
+        if proc.poll() is None:  # a test that failed half-way: stop the run's whole tree
+            for p in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            proc.wait()
+        _kill_started(flags)
+    assert proc.returncode == 0, output
+    c = MlflowClient(store)
+    runs = c.search_runs([c.get_experiment_by_name("jobs").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags["nbops.kind"] == "notebook"]
+    (cell,) = [r for r in runs if r.data.tags["nbops.kind"] == "track"]
+    assert cell.data.tags["mlflow.parentRunId"] == parent.info.run_id and cell.data.params["workers"] == "2"
+    pid = parent.info.run_id
+    # what the runner's sampler took off the host as the run's own while it worked: most of what its tree used
+    host = {m.timestamp: m.value for m in c.get_metric_history(pid, "system/cpu_utilization_percentage")}
+    others = {m.timestamp: m.value for m in c.get_metric_history(pid, "system/cpu_utilization_by_others_percentage")}
+    ours = [host[t] - v for t, v in others.items() if go * 1000 <= t <= done * 1000 and t in host]
+    used = 100.0 * (tree1 - tree0) / ((done - go) * (psutil.cpu_count() or 1))
+    assert used > 5 and np.mean(ours) >= 0.5 * used, (ours, used)
+    if outside:
+        for run in (parent, cell):
+            assert run.data.tags["nbops.incidents"].startswith("nbops-"), run.data.tags
+        saved = json.loads(Path(c.download_artifacts(pid, "telemetry/incidents.json")).read_text())
+        assert saved["incidents"] and "host incident during this run" in output
+        return
+    if share >= 5:
+        pytest.skip(f"the host was not quiet: processes outside the run's tree used {share:.0f}% of it")
+    for run in (parent, cell):
+        assert "nbops.incidents" not in run.data.tags, (run.data.tags["nbops.incidents"], output)
+    assert "host incident" not in output

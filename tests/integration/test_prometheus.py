@@ -153,7 +153,7 @@ def test_prometheus_errors_are_clear(live_prometheus, monkeypatch):
     url = live_prometheus.url
     with pytest.raises(TelemetryError, match=r"rejected 'rate\(up\[': .*parse error"):
         fetch("prometheus", "rate(up[", url=url, last="1m", progress=False)
-    with pytest.raises(TelemetryError, match="no series for 'no_such_metric_xyz'"):
+    with pytest.raises(TelemetryError, match="selector no_such_metric_xyz matched no series on "):
         fetch("prometheus", "no_such_metric_xyz", url=url, last="1m", progress=False)
     dead = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(TelemetryError, match="Cannot reach Prometheus at " + dead):
@@ -163,6 +163,36 @@ def test_prometheus_errors_are_clear(live_prometheus, monkeypatch):
         fetch("prometheus", "up", last="1m", progress=False)
     monkeypatch.setenv("NBOPS_PROMETHEUS_URL", url)  # the environment is enough
     assert len(fetch("prometheus", "up", last="10s", step="1s", progress=False)) > 0
+
+
+@pytest.mark.parametrize("query, selector", [
+    ("no_such_metric_xyz", "no_such_metric_xyz"),
+    ('100 * rate(node_cpu_seconds_total{mode="no_such_mode"}[1m])', 'node_cpu_seconds_total{mode="no_such_mode"}'),
+    ('sum by (instance) (rate(up[1m])) / on (instance) group_left (job) no_such_total', "no_such_total"),
+    ('{__name__=~"no_such_.*"}', '{__name__=~"no_such_.*"}'),
+    ("up > 5", None),  # every selector matches: the comparison left nothing
+])
+def test_a_selector_that_matches_nothing_is_named_in_one_line(live_prometheus, ip, query, selector):
+    from nbops.errors import NbopsError, TelemetryError
+    from nbops.telemetry import fetch
+
+    url = live_prometheus.url
+    with pytest.raises(TelemetryError) as err:
+        fetch("prometheus", query, url=url, last="1m", progress=False)
+    msg = str(err.value)
+    assert "\n" not in msg
+    if selector is None:
+        assert msg.startswith(f"{query!r} returned no series on {url}") and "filters them all out" in msg
+    else:
+        assert msg.startswith(f"selector {selector} matched no series on {url}") and "check the metric name/labels" in msg
+        assert err.value.fields["selector"] == selector
+    # the magic: that one line, no report and no empty plot
+    ip.user_ns.pop("rep", None)
+    with pytest.raises(NbopsError, match="matched no series" if selector else "filters them all out"):
+        ip.run_line_magic("telemetry", f"--source prometheus --url {url} --query '{query}' --last 1m -o rep")
+    assert "rep" not in ip.user_ns
+    with pytest.raises(TelemetryError, match="selector no_such_metric_xyz matched no series"):  # instant queries too
+        __import__("nbops.telemetry.prometheus", fromlist=["x"]).query_instant("no_such_metric_xyz", url=url)
 
 
 def test_backfilled_nab_series_equals_csv_through_chunks(nab_prometheus):

@@ -121,3 +121,35 @@ def test_one_fault_in_three_lagged_metrics_is_one_incident_led_by_the_first(seed
     assert set(inc.metrics) == {"cpu_utilization_percentage", "request_latency_ms", "http_errors_per_second"}
     assert inc.lead == 'cpu_utilization_percentage{service="api",host="web-1"}'
     assert inc.start == fault
+
+
+def scraped_fault_frame(seed: int, steps: tuple, lags: tuple):
+    """The same fault seen in three metrics scraped at different intervals (``steps`` seconds: CPU, latency,
+    errors): each goes wrong ``lags[i]`` of its own samples after the one before, and all stay wrong for half an
+    hour. One day of samples with a daily cycle and noise."""
+    rng = np.random.default_rng(seed)
+    span, fault = 86400, START + pd.Timedelta(hours=19)
+    start, parts = fault, []
+    for (metric, level, sd, jump), step, lag in zip((("cpu_utilization_percentage", 30, 3, 55),
+                                                     ("request_latency_ms", 80, 5, 300),
+                                                     ("http_errors_per_second", 0.5, 0.2, 12)), steps, lags):
+        k = np.arange(span // step)
+        t = START + pd.to_timedelta(k * step, unit="s")
+        v = level * (1 + np.sin(2 * np.pi * k * step / span) / 3) + rng.normal(0, sd, len(k))
+        start = start + pd.Timedelta(seconds=lag * step)
+        v[(t >= start) & (t < fault + pd.Timedelta(minutes=30))] += jump
+        parts.append(pd.DataFrame({"timestamp": t, "metric": metric, "labels": 'service="api"', "value": v}))
+    return pd.concat(parts, ignore_index=True), fault
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("steps, lags", [((15, 30, 60), (0, 3, 3)), ((60, 30, 15), (0, 3, 6))])
+def test_one_fault_scraped_at_three_intervals_is_one_incident_led_by_the_first(seed, steps, lags):
+    """The grouping windows are each series' own steps: a lag of a few samples of a slow scrape is minutes."""
+    frame, fault = scraped_fault_frame(seed, steps, lags)
+    found = api.incidents(api.detect(frame, "auto", "medium"))
+    during = [i for i in found if i.end >= fault and i.start <= fault + pd.Timedelta(minutes=30)]
+    assert len(during) == 1, [(str(i.start), i.lead, i.metrics) for i in found]
+    (inc,) = during
+    assert set(inc.metrics) == {"cpu_utilization_percentage", "request_latency_ms", "http_errors_per_second"}
+    assert inc.lead == 'cpu_utilization_percentage{service="api"}' and inc.start == fault

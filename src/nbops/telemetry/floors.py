@@ -11,6 +11,8 @@ within what an idle host does in a minute.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 #: (pattern the metric name must end with, floor in that unit), first match wins
@@ -24,16 +26,37 @@ FLOORS = (
     (r"(^|_)load(\d+|_average_\d+m|_by_others)", 1.0),  # run queue: less than one more task is not news
 )
 BASELINE = 100
+#: the local sampler's measures of this host whose precision scales with it: {metric: share of the host's memory}.
+#: Memory others use (used memory minus the run's RSS) moves with the kernel's own memory and with pages that
+#: processes share (counted in each one's RSS) by a few hundred MB on a busy 24 GB host within seconds: a move
+#: counts from 2% of the host's memory (and never less than the unit's floor)
+HOST_SHARE = {"memory_usage_by_others_megabytes": 0.02}
 
 
 def floor(metric: str) -> float:
-    """The floor of ``metric``'s unit (0: none)."""
+    """The floor of ``metric``'s unit (0: none); for :data:`HOST_SHARE` metrics, at least that share of this
+    host's memory."""
     import re
 
+    base = 0.0
     for end, value in FLOORS:
         if re.search(f"(?:{end})$", metric):
-            return value
-    return 0.0
+            base = value
+            break
+    if metric in HOST_SHARE:
+        base = max(base, HOST_SHARE[metric] * _host_memory_mb())
+    return base
+
+
+@functools.lru_cache(maxsize=1)
+def _host_memory_mb() -> float:
+    """This host's memory in MB (0 without psutil: the unit's floor alone)."""
+    try:
+        import psutil
+
+        return psutil.virtual_memory().total / 2**20
+    except Exception:  # noqa: BLE001
+        return 0.0
 
 
 def material(metric: str, values: np.ndarray, hit: np.ndarray) -> np.ndarray:
@@ -44,12 +67,39 @@ def material(metric: str, values: np.ndarray, hit: np.ndarray) -> np.ndarray:
     if f <= 0 or not hit.any():
         return hit
     v = np.asarray(values, dtype=float)
+    base = _normal_level(v, hit)
+    if base is None:
+        return hit  # nothing normal to compare with: the detector decides
+    return hit & (np.abs(v - base) >= f)
+
+
+def _normal_level(v: np.ndarray, hit: np.ndarray):
+    """The series' normal level before each point (see :func:`material`); None when no point is normal."""
     normal = np.flatnonzero(~hit & np.isfinite(v))
     if not len(normal):
-        return hit  # nothing normal to compare with: the detector decides
+        return None
     import pandas as pd
 
     level = pd.Series(v[normal]).rolling(BASELINE, min_periods=1).median().to_numpy()
     before = np.searchsorted(normal, np.arange(len(v))) - 1  # the last normal point before each point
-    base = np.where(before >= 0, level[np.maximum(before, 0)], np.median(v[normal]))
-    return hit & (np.abs(v - base) >= f)
+    return np.where(before >= 0, level[np.maximum(before, 0)], np.median(v[normal]))
+
+
+def lasting(metric: str, values: np.ndarray, hit: np.ndarray, n: int) -> np.ndarray:
+    """``hit`` kept where the move lasts: the point and the ``n - 1`` samples after it all stay at least
+    :func:`floor` away from the normal level before the point, on the same side. Whatever the detector flags
+    (a step's onset only, or every point of it), a blip of fewer than ``n`` samples is not kept; a metric with
+    no floor is left to its detector."""
+    hit = np.asarray(hit, dtype=bool)
+    f = floor(metric)
+    if f <= 0 or not hit.any():
+        return hit
+    v = np.asarray(values, dtype=float)
+    base = _normal_level(v, hit)
+    if base is None:
+        return hit
+    keep = np.zeros(len(v), bool)
+    for i in np.flatnonzero(hit):
+        d = v[i:i + n] - base[i]
+        keep[i] = len(d) == n and (bool((d >= f).all()) or bool((d <= -f).all()))
+    return keep

@@ -11,9 +11,11 @@ Metric names follow MLflow's system metrics (``cpu_utilization_percentage``, ``s
 ``process_cpu_starved_percentage`` is what a starved host does to this process, from the kernel's scheduler
 accounting (``/proc/self/task/*/schedstat``: time each thread ran and time it sat runnable, waiting for a CPU):
 of the CPU time the process could have used on this host in the interval (the time its threads were runnable,
-at most the usable cores), the share it did not get (:func:`starved_percentage`). It needs no baseline: a busy
-host with a free core gives about 0, a host whose run queue is longer than its cores gives the share lost, and
-a process that asks for more threads than there are cores is not starved by it. NaN while the process wants
+at most the usable cores), the share it did not get, counted up to the CPU the rest of the host used meanwhile
+(:func:`starved_percentage`: what it lost beyond that, its threads lost to each other). It needs no baseline: a
+busy host with a free core gives about 0, a host whose run queue is longer than its cores gives the share lost,
+and a process that asks for more threads than there are cores, all at once or in bursts, is not starved by it on
+a quiet host. NaN while the process wants
 less than :data:`MIN_DEMAND` of a core or gets less than :data:`MIN_RUN` (an idle kernel is not starved, however
 long its rare wake-ups wait on a busy host) and where the kernel has no schedstat.
 The "process" there is the run's own processes (:class:`Own`).
@@ -106,19 +108,22 @@ def sched_delta(before: dict, after: dict) -> tuple[float, float]:
     return run, wait
 
 
-def starved_percentage(run: float, wait: float, seconds: float, ncpu: int | None = None) -> float:
+def starved_percentage(run: float, wait: float, seconds: float, ncpu: int | None = None,
+                       others: float | None = None) -> float:
     """Of the CPU time a process could have used in ``seconds`` (its threads' runnable time ``run + wait``, at
-    most ``ncpu`` cores' worth), the percentage it did not get. ``run``/``wait``: CPU seconds its threads ran /
-    waited in that span. NaN when it wanted less than :data:`MIN_DEMAND` of a core or got less than
-    :data:`MIN_RUN` (idle). Alone on the host it is ~0
-    however many threads it runs (beyond the cores, the waiting is its own); 4 busy processes on 2 cores leave a
-    one-thread training loop 2/5 of a core: 60."""
+    most ``ncpu`` cores' worth), the percentage others took from it. ``run``/``wait``: CPU seconds its threads ran /
+    waited in that span; ``others``: CPU seconds the rest of the host used in it -- the most the process can have
+    lost to others: the rest of its waiting is its own threads waiting for each other (a burst of more threads
+    than cores within the interval). NaN when it wanted less than :data:`MIN_DEMAND` of a core or got less than
+    :data:`MIN_RUN` (idle). Alone on the host it is ~0 however many threads it runs, whenever they run; 4 busy
+    processes on 2 cores leave a one-thread training loop 2/5 of a core: 60."""
     ncpu = ncpu or cores()
     demand = run + wait
     if seconds <= 0 or demand < MIN_DEMAND * seconds or run < MIN_RUN * seconds:
         return float("nan")
     could = min(demand, ncpu * seconds)
-    return min(100.0, max(0.0, 100.0 * (1.0 - run / could)))
+    lost = could - run if others is None else min(could - run, max(others, 0.0))
+    return min(100.0, max(0.0, 100.0 * lost / could))
 
 
 def _children(pid: int) -> list[int] | None:
@@ -145,12 +150,18 @@ class Own:
     ``(cpu, rss, sched)``: CPU seconds they used since the first read (a process that ended between two reads
     included, through its parent's reaped-children time), their RSS in MB now, and ``{tid: (run, wait)}`` of
     their threads (:func:`sched_threads`). ``pid``: the root (default: this process); ``parent``: count the
-    process that started it too."""
+    process that started it too. A kernel that ``nbops run`` started counts the run's whole tree (its root is the
+    runner, ``NBOPS_RUN_PID``): the runner's sampler and the kernel's see the same "us"."""
 
     def __init__(self, pid: int | None = None, parent: bool = True):
         import psutil
 
+        from ..config import ENV_RUN_PID
+
         self._ps = psutil
+        run = os.environ.get(ENV_RUN_PID, "")
+        if pid is None and run.isdigit() and int(run) == os.getppid():
+            pid = int(run)
         self.root = pid or os.getpid()
         ppid = psutil.Process(self.root).ppid()
         self.parent = ppid if parent and ppid > 1 else None
@@ -284,6 +295,13 @@ class Sampler:
                "net_r": net.bytes_recv if net else None, "net_w": net.bytes_sent if net else None,
                "proc": pcpu.user + pcpu.system}
         raw["own"], own_rss, raw["sched"] = self._own.read()
+        # the host again after the tree, which takes milliseconds to read (more on a busy host): its CPU counters
+        # as the mean of the two reads, and the memory others use at the lower of the two (a process that ended
+        # or started meanwhile is not counted as others' in the host's reading and missing from ours)
+        cpu2, vm2 = ps.cpu_times(), ps.virtual_memory()
+        now = raw["t"] = (now + time.time()) / 2
+        raw["cpu_busy"] = (raw["cpu_busy"] + sum(cpu2) - cpu2.idle - getattr(cpu2, "iowait", 0.0)) / 2
+        raw["cpu_total"] = (raw["cpu_total"] + sum(cpu2)) / 2
         try:
             du = ps.disk_usage(self.disk_path).percent
         except OSError:
@@ -295,7 +313,7 @@ class Sampler:
         vals = {"system_memory_usage_megabytes": vm.used / MB, "system_memory_usage_percentage": vm.percent,
                 "swap_usage_percentage": ps.swap_memory().percent, "disk_usage_percentage": du,
                 "load_average_1m": load1, "process_rss_megabytes": self._proc.memory_info().rss / MB,
-                "memory_usage_by_others_megabytes": max(vm.used / MB - own_rss, 0.0)}
+                "memory_usage_by_others_megabytes": max(min(vm.used, vm2.used) / MB - own_rss, 0.0)}
         prev = self._prev
         nan = float("nan")
         fresh = prev is None or now - prev["t"] >= 0.05  # rates over a shorter span are noise: keep the old base
@@ -311,7 +329,8 @@ class Sampler:
             runnable = own / dt  # our threads' average run queue: what we add to the load average
             if raw["sched"] and prev["sched"]:
                 run, wait = sched_delta(prev["sched"], raw["sched"])
-                vals["process_cpu_starved_percentage"] = starved_percentage(run, wait, dt, self._cores)
+                vals["process_cpu_starved_percentage"] = starved_percentage(
+                    run, wait, dt, self._cores, others=raw["cpu_busy"] - prev["cpu_busy"] - own)
                 runnable = max(runnable, (run + wait) / dt)
             a = math.exp(-dt / LOAD_TAU)
             self._own_load = runnable if self._own_load is None else self._own_load * a + runnable * (1 - a)
@@ -455,20 +474,33 @@ def shutdown() -> None:
 
 
 #: series of the run itself, or host totals that include its work where a ``*_by_others`` series says the rest:
-#: the local source shows and scores them, but an incident is judged on what the run did not cause (:func:`judge`)
+#: the local source shows and scores them, but an incident is judged on what the run did not cause (:func:`judge`).
+#: Disk and network rates are host totals that cannot be split per process from these counters: the run's own
+#: model saves and downloads are in them, so they are shown, not judged (as under a tracked cell)
 OWN_SERIES = ("process_rss_megabytes", "process_cpu_utilization_percentage", "cpu_utilization_percentage",
-              "system_memory_usage_megabytes", "system_memory_usage_percentage", "load_average_1m")
+              "system_memory_usage_megabytes", "system_memory_usage_percentage", "load_average_1m",
+              "disk_read_megabytes_per_second", "disk_write_megabytes_per_second",
+              "network_receive_megabytes_per_second", "network_transmit_megabytes_per_second")
 
 
 def judge(scored):
-    """The local source's verdict on a scored frame (in place; returned): the run's own series
+    """The local source's verdict on a scored frame (in place; returned), the one a tracked cell's or an ``nbops
+    run``'s window gets (:func:`nbops.telemetry.overlap.incidents_during`): the run's own series
     (:data:`OWN_SERIES`) are never anomalous -- a training cell loading every core is the run's work, its
-    ``*_by_others`` counterparts say what the rest of the host did -- and how starved the run was is judged by its
-    limit (:func:`nbops.telemetry.overlap.judge_limits`), as under a tracked cell."""
-    from .overlap import judge_limits
+    ``*_by_others`` counterparts say what the rest of the host did --, the others count where their move lasted
+    :data:`~nbops.telemetry.overlap.SUSTAINED` samples (:func:`nbops.telemetry.floors.lasting`: another process
+    taking a core for a second is no incident, whichever detector flagged it) and how starved the run was is
+    judged by its limit (:func:`nbops.telemetry.overlap.judge_limits`)."""
+    from .floors import lasting
+    from .overlap import SUSTAINED, judge_limits
 
     if "anomaly" in scored.columns and len(scored):
         scored.loc[scored["metric"].isin(OWN_SERIES), "anomaly"] = False
+        for (metric, _labels), g in scored.groupby(["metric", "labels"], sort=False):
+            if g["anomaly"].any():
+                g = g.sort_values("timestamp", kind="stable")
+                scored.loc[g.index, "anomaly"] = lasting(str(metric), g["value"].to_numpy(float),
+                                                         g["anomaly"].to_numpy(bool), SUSTAINED)
         judge_limits(scored)
     return scored
 

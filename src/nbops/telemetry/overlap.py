@@ -179,7 +179,7 @@ def describe(report, hit) -> tuple[str, str]:
     except Exception as exc:  # noqa: BLE001 - the ledger is a courtesy here
         log.debug("nbops: incident ledger unavailable: %s", exc)
     keys = [report.keys.get(i.id) or f"#{i.id}" for i in hit]
-    tag = ";".join(f"{k}:{lead_metric(i)}" for k, i in zip(keys, hit))
+    tag = ";".join(dict.fromkeys(f"{k}:{lead_metric(i)}" for k, i in zip(keys, hit)))  # one ledger entry once
     host = hit[0].labels.get("host") or hit[0].labels.get("instance") or "this host"
     first = hit[0]
     more = f" and {len(hit) - 1} more" if len(hit) > 1 else ""

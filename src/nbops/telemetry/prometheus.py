@@ -7,8 +7,9 @@
   of at most :data:`MAX_POINTS` steps that do not overlap, pulled one after the other (a tqdm bar when there are
   several) and stitched back into one frame.
 - Every failure is a :class:`~nbops.errors.TelemetryError` naming the URL and the query: Prometheus's own error
-  text for bad PromQL, and a sentence for an unreachable server, a timeout, an empty result or a chunk that
-  failed (then nothing is returned: no half frame).
+  text for bad PromQL, and a sentence for an unreachable server, a timeout, an empty result (naming the selector
+  that matched no series, asked of ``/api/v1/series``, or saying the expression filtered them all out) or a chunk
+  that failed (then nothing is returned: no half frame, no empty plot).
 """
 from __future__ import annotations
 
@@ -132,9 +133,7 @@ def query_range(query: str, start: float, end: float, step: float, url: str | No
         if bar is not None:
             bar.close()
     if not series:
-        raise TelemetryError(f"Prometheus at {url} returned no series for {query!r} between {_iso(start)} and "
-                             f"{_iso(end)}; check the metric name and labels, or widen --last / --start.",
-                             url=url, query=query)
+        raise _nothing(url, query, start, end, timeout)
     frames = []
     for (metric, labels), (ts, vs) in series.items():
         frames.append(pd.DataFrame({"timestamp": ts, "metric": metric, "labels": labels, "value": vs}))
@@ -166,8 +165,10 @@ def query_instant(query: str, time: float | None = None, url: str | None = None,
             metric, labels = _key(s.get("metric", {}), query)
             rows += [(float(t), metric, labels, float(v)) for t, v in s.get("values", [])]
     if not rows:
-        raise TelemetryError(f"Prometheus at {url} returned no series for {query!r}; check the metric name and "
-                             f"labels.", url=url, query=query)
+        import time as _time
+
+        t = _time.time() if time is None else time
+        raise _nothing(url, query, t - 300.0, t, timeout)
     df = pd.DataFrame(rows, columns=["timestamp", "metric", "labels", "value"])
     df["timestamp"] = pd.to_datetime(df["timestamp"], unit="s")
     return df
@@ -183,6 +184,96 @@ def fetch(query=None, start=None, end=None, step=None, url=None, timeout: float 
         step = max(1.0, (end - start) / 500)  # ~500 points per series unless asked otherwise
     frames = [query_range(q, start, end, step, url=url, timeout=timeout, progress=progress) for q in queries]
     return pd.concat(frames, ignore_index=True)
+
+
+#: words of PromQL that are not metric names (keywords, and the modifiers followed by a label list)
+_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or", "unless",
+             "atan2", "inf", "nan"}
+_LABEL_LISTS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+
+
+def selectors(query: str) -> list[str]:
+    """The vector selectors of a PromQL expression, as written (``name``, ``name{...}``, ``{...}``): what its
+    result is made of. Strings, range durations (``[5m]``), numbers, function and aggregation names, keywords and
+    the label lists of ``by``/``without``/``on``/``ignoring``/``group_left``/``group_right`` are not selectors."""
+    import re
+
+    out, i, n = [], 0, len(query)
+    ident = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+    number = re.compile(r"0[xX][0-9a-fA-F]+|[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?[a-zA-Z]*")
+
+    def close(j: int, opening: str, closing: str) -> int:  # the index after the bracket closing query[j]
+        depth, k = 0, j
+        while k < n:
+            c = query[k]
+            if c in "\"'`":
+                k = _skip_string(query, k)
+                continue
+            depth += (c == opening) - (c == closing)
+            k += 1
+            if depth == 0:
+                break
+        return k
+
+    while i < n:
+        c = query[i]
+        if c in "\"'`":
+            i = _skip_string(query, i)
+        elif c == "[":
+            i = close(i, "[", "]")
+        elif c == "{":
+            j = close(i, "{", "}")
+            out.append(query[i:j])
+            i = j
+        elif ident.match(query, i):
+            word = ident.match(query, i).group()
+            j = i + len(word)
+            rest = query[j:].lstrip()
+            if word.lower() in _LABEL_LISTS and rest.startswith("("):
+                j = close(len(query) - len(rest), "(", ")")  # by (instance, job): labels, not metrics
+            elif rest.startswith("{"):
+                k = len(query) - len(rest)
+                j = close(k, "{", "}")
+                out.append(word + query[k:j])
+            elif (not rest.startswith("(") and not re.match(r"(?i)(by|without)\s*\(", rest)  # sum by (..) (..)
+                  and word.lower() not in _KEYWORDS):
+                out.append(word)
+            i = j
+        elif c.isdigit() or (c == "." and query[i + 1:i + 2].isdigit()):
+            i = number.match(query, i).end()  # 1e3, 0x1f, 5m (offset, @)
+        else:
+            i += 1
+    return list(dict.fromkeys(out))
+
+
+def _skip_string(query: str, i: int) -> int:
+    """The index after the string literal that starts at ``query[i]``."""
+    quote, k = query[i], i + 1
+    while k < len(query) and query[k] != quote:
+        k += 2 if query[k] == "\\" and quote != "`" else 1
+    return k + 1
+
+
+def _nothing(url: str, query: str, start: float, end: float, timeout: float) -> TelemetryError:
+    """The one line for a query that returned no series: the first of its selectors that matches no series in
+    ``[start, end]`` (asked of ``/api/v1/series``), else that the expression itself filtered them all out."""
+    window = f"{_iso(start)} to {_iso(end)}"
+    for sel in selectors(query):
+        try:
+            found = _get(url, "/api/v1/series", {"match[]": sel, "start": _fmt(start), "end": _fmt(end)}, query,
+                         timeout)
+        except TelemetryError:
+            break  # the series API is not there or refused: say what is known
+        if not found:
+            return TelemetryError(f"selector {sel} matched no series on {url} ({window}): check the metric "
+                                  f"name/labels, or widen --last / --start.", url=url, query=query, selector=sel)
+    else:
+        if selectors(query):
+            return TelemetryError(f"{query!r} returned no series on {url} ({window}) although its selectors match "
+                                  f"series: the expression filters them all out (a comparison, unless, a range "
+                                  f"with fewer than two samples).", url=url, query=query)
+    return TelemetryError(f"Prometheus at {url} returned no series for {query!r} ({window}); check the metric name "
+                          f"and labels, or widen --last / --start.", url=url, query=query)
 
 
 def _key(metric: dict, query: str) -> tuple[str, str]:
