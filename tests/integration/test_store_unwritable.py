@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,8 @@ def test_a_store_left_half_made_by_an_older_version_is_made_afresh(proj):
     _py(FULL_DISK.format(limit=LIMIT) + f"from mlflow.tracking import MlflowClient\n"
         f"MlflowClient('sqlite:///{db}').search_experiments()", proj)
     assert db.exists()
+    for f in (proj / ".nbops").glob("mlflow.db*"):   # left by an older version: it stopped changing long ago
+        os.utime(f, (time.time() - 3600,) * 2)
     probe = Path(tempfile.mkdtemp()) / "copy.db"
     try:  # the precondition, on a copy: MLflow itself cannot open such a store any more
         shutil.copy(db, probe)
@@ -181,3 +184,35 @@ def test_a_store_that_fills_up_later_spools_the_cell_and_sync_delivers_it(proj):
     r = subprocess.run([NBOPS, "sync"], cwd=proj, env=_env(), capture_output=True, text=True)
     assert r.returncode == 0 and "1 runs created" in r.stdout, r.stdout + r.stderr
     _assert_delivered(db, ["first", "while-full"])
+
+
+def test_a_store_plain_mlflow_is_creating_right_now_is_waited_for_not_moved_aside(tmp_path, monkeypatch):
+    """Plain MLflow (a second process, the user's own script) builds a SQLite schema in place, migration by
+    migration; an nbops process opening the store meanwhile sees a short schema with no runs. That is not an
+    interrupted creation: nbops waits for it (while its files keep changing) and never moves it aside."""
+    import sqlite3
+    import threading
+
+    from nbops.tracking import sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "SETTLE_S", 3600.0)  # "still changing" for the whole test, however slow
+    db = tmp_path / "mlflow.db"
+    con = sqlite3.connect(db)  # what MLflow's first migration leaves: a revision short of the head, no runs
+    con.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+    con.execute("INSERT INTO alembic_version VALUES ('451aebb31d03')")
+    con.commit()
+    con.close()
+    assert sqlite_store.state(db) == "half-made"
+    waiter = threading.Thread(target=sqlite_store.ensure, args=(db, str(tmp_path / "artifacts")))
+    waiter.start()
+    # the other process reaches the head revision (its schema built elsewhere and swapped in, so that this test
+    # never shows nbops a file in between)
+    done = tmp_path / "other.db"
+    r = _py(f"from mlflow.tracking import MlflowClient\nMlflowClient('sqlite:///{done}').search_experiments()",
+            tmp_path)
+    assert r.returncode == 0, r.stderr[-500:]
+    assert waiter.is_alive()   # nbops is still waiting: it did not judge a store that keeps changing
+    os.replace(done, db)
+    waiter.join()
+    assert sqlite_store.state(db) == "ready"
+    assert not list(tmp_path.glob("mlflow.db.half-made-*"))

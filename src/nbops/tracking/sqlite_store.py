@@ -5,7 +5,9 @@ killed process) half-way leaves a file every later process fails to open ("table
 SQL dump). :func:`ensure` makes a new store aside (``.<name>.creating`` in the same folder), lets MLflow build its
 schema there, switches it to WAL and moves it into place with one ``os.replace``. A store left half-made by an
 earlier version (a schema that is not MLflow's latest and holds no runs) is moved aside, kept for inspection as
-``<name>.half-made-<time>``, and made afresh. A store with runs in it is never touched.
+``<name>.half-made-<time>``, and made afresh. A store with runs in it is never touched. A short schema whose
+files changed in the last ``SETTLE_S`` seconds is a creation under way in another process (plain MLflow builds in
+place): nbops waits until it is ready, or has stopped changing, before judging it.
 
 The caller holds the store's write guard (:meth:`nbops.tracking.writer.Writer.guard`): one creator at a time.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 log = logging.getLogger("nbops")
 
 COMPANIONS = ("", "-wal", "-shm", "-journal")
+SETTLE_S = 30.0   # a schema still being built changes far more often than this
 
 
 def _connect(db: Path) -> sqlite3.Connection:
@@ -89,6 +92,12 @@ def ensure(db: Path, artifact_root: str | None) -> None:
         return
     if now == "other":
         return
+    if now == "half-made" and _changing(db):
+        log.warning("nbops: the store %s is being created by another process; waiting for it", db)
+        while now == "half-made" and _changing(db):
+            time.sleep(0.5)
+            now = state(db)
+        return ensure(db, artifact_root)
     if now == "half-made":
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for c in COMPANIONS:
@@ -100,6 +109,12 @@ def ensure(db: Path, artifact_root: str | None) -> None:
         for c in COMPANIONS[1:]:  # a journal without its database must not be replayed into the new one
             Path(f"{db}{c}").unlink(missing_ok=True)
     _create(db, artifact_root)
+
+
+def _changing(db: Path) -> bool:
+    """Whether ``db`` or a companion file changed in the last ``SETTLE_S`` seconds."""
+    times = [Path(f"{db}{c}").stat().st_mtime for c in COMPANIONS if Path(f"{db}{c}").exists()]
+    return bool(times) and time.time() - max(times) < SETTLE_S
 
 
 def _wal(db: Path) -> None:
