@@ -41,6 +41,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import DriftError
+from ..sparkframes import FLOAT, INTEGRAL, TEXT
 from .columns import DEFAULT_MAX_CATEGORIES, MIN_ID_ROWS, ColumnSpec, _id_named
 from .report import FeatureDrift
 
@@ -50,9 +51,6 @@ FOLDED_LABELS = 200     # up to this many reference labels in all, the current s
 PLOT_ROWS = 20_000       # rows per side drawn for the plots
 ID_CANDIDATE = 0.8       # approximate distinct share (5% error) above which a distinct count is made exact
 
-_INTEGRAL = ("ByteType", "ShortType", "IntegerType", "LongType")
-_FLOAT = ("FloatType", "DoubleType")
-_TEXT = ("StringType", "VarcharType", "CharType")
 _DATETIME = ("DateType", "TimestampType", "TimestampNTZType", "DayTimeIntervalType", "YearMonthIntervalType")
 
 
@@ -60,9 +58,9 @@ def family_of(dtype) -> str:
     """The dtype family of a Spark type (``number | text | bool | datetime``), as :func:`columns.family` names
     pandas ones; ``""`` for types no drift test reads (arrays, maps, structs, binary)."""
     name = type(dtype).__name__
-    if name in _INTEGRAL or name in _FLOAT or name == "DecimalType":
+    if name in INTEGRAL or name in FLOAT or name == "DecimalType":
         return "number"
-    if name in _TEXT:
+    if name in TEXT:
         return "text"
     if name == "BooleanType":
         return "bool"
@@ -98,11 +96,11 @@ def _aggregate(sdf, names, fams, types, *, reference: bool, sketch=(), mean: boo
     for i, name in enumerate(names):
         c = _col(sdf, name)
         t = type(types[name]).__name__
-        miss = c.isNull() | F.isnan(c) if t in _FLOAT else c.isNull()
+        miss = c.isNull() | F.isnan(c) if t in FLOAT else c.isNull()
         exprs.append(F.sum(F.when(miss, 1).otherwise(0)).alias(f"m{i}"))
         if fams[name] in ("number", "bool"):
             x = c.cast("double")
-            x = F.when(~F.isnan(x), x) if t in _FLOAT else x
+            x = F.when(~F.isnan(x), x) if t in FLOAT else x
             if kll and name in sketch and fams[name] == "number":
                 exprs.append(F.kll_sketch_agg_double(x, F.lit(SKETCH_K)).alias(f"sk{i}"))
             else:
@@ -111,9 +109,9 @@ def _aggregate(sdf, names, fams, types, *, reference: bool, sketch=(), mean: boo
                 exprs.append(F.avg(x).alias(f"mu{i}"))
             if reference:
                 exprs.append(F.stddev_pop(x).alias(f"sd{i}"))
-                if t in _FLOAT or t == "DecimalType":
+                if t in FLOAT or t == "DecimalType":
                     exprs.append(F.sum(F.when(x != F.floor(x), 1).otherwise(0)).alias(f"fr{i}"))
-        if reference and (fams[name] == "text" or t in _INTEGRAL):
+        if reference and (fams[name] == "text" or t in INTEGRAL):
             exprs.append(F.approx_count_distinct(c).alias(f"d{i}"))   # 5% error: a screen for exact counts
         if name in labels:
             lab = _as_label(sdf, name, types[name])
@@ -168,7 +166,7 @@ def classify(sdf, names, roles, types, fams, side: _Side, categorical=(), numeri
             side.cols[n]["distinct"] = int(row[f"d{i}"])
     for name in names:
         fam, c = fams[name], side.cols[name]
-        integral = type(types[name]).__name__ in _INTEGRAL
+        integral = type(types[name]).__name__ in INTEGRAL
         approx = c["distinct"] or 0
         if name not in categorical and name not in numeric and fam == "number" and c["present"] and (
                 (integral and approx >= ID_CANDIDATE * c["present"]) or
@@ -203,7 +201,7 @@ def classify(sdf, names, roles, types, fams, side: _Side, categorical=(), numeri
         elif fam == "bool":
             specs[name] = ColumnSpec(name, "categorical", role, fam)
         else:
-            integral = type(types[name]).__name__ in _INTEGRAL
+            integral = type(types[name]).__name__ in INTEGRAL
             spec = ColumnSpec(name, "numeric", role, fam)
             if integral or (c["fractional"] == 0 and n_ref):
                 why = ""
@@ -559,7 +557,7 @@ def _as_label(sdf, name, dtype):
     t = type(dtype).__name__
     if t == "BooleanType":
         return F.when(c, F.lit("True")).when(~c, F.lit("False"))
-    if t in _FLOAT or t == "DecimalType":
+    if t in FLOAT or t == "DecimalType":
         x = c.cast("double")
         return F.when(x == F.floor(x), x.cast("long").cast("string")).otherwise(x.cast("string"))
     return c.cast("string")
