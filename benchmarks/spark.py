@@ -213,7 +213,8 @@ def main() -> int:
     root = a.dir or tempfile.mkdtemp(prefix="nbops-spark-bench-")
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{os.path.join(root, 'mlflow.db')}")
     spark = (SparkSession.builder.master(a.master).appName("nbops-bench")
-             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
+             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.shuffle.partitions", "4")
              .config("spark.sql.session.timeZone", "UTC").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     import nbops
