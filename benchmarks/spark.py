@@ -1,6 +1,7 @@
 """nbops on Spark DataFrames (local[2]): data versions, drift and contracts vs the time Spark needs to read the data.
 
-    .venv/bin/python benchmarks/spark.py [--rows 20000000] [--sample-rows 2000000] [--dir DIR]
+    .venv/bin/python benchmarks/spark.py [--rows 20000000] [--sample-rows 2000000] [--memory-rows 1000000,...]
+                                         [--skip-exact] [--dir DIR]
 
 The script writes two parquet tables with Spark (``--rows`` and ``--sample-rows`` rows, each 10 float columns and
 2 categorical columns, partitioned by ``day``) and prints, side by side:
@@ -15,7 +16,11 @@ The script writes two parquet tables with Spark (``--rows`` and ``--sample-rows`
    nbops does not accept Spark frames there yet;
 4. on the ``--sample-rows`` table, which fits in memory: the pandas path (``toPandas()`` then ``fingerprint``,
    ordered and order-free) vs the Spark path, and whether the order-free digests agree;
-5. the driver's peak RSS (this Python process plus the Spark JVM it started) during the work on each table.
+5. the driver's peak RSS (this Python process plus the Spark JVM it started) during the work on each table;
+6. ``--memory-rows``: for each n, a table of n rows, then the digest and a sketch-mode drift check between two
+   days: the sketch check's ratio to reading those two days' columns once, the Python driver's peak RSS, the JVM
+   driver's peak RSS and its heap peak (the sum of its heap pools' peak usage, reset before each n): flat in n
+   means nothing is collected.
 """
 from __future__ import annotations
 
@@ -32,6 +37,47 @@ import warnings
 SMOKE_ARGS = ["--rows", "20000", "--sample-rows", "5000"]  # tests/unit/test_benchmarks.py
 NUM = [f"x{i}" for i in range(10)]
 CAT = ["city", "plan"]
+
+
+class DriverMemory:
+    """Peak RSS of this Python process and, apart, of the Spark JVM (its child), sampled every 0.1 s; and the JVM
+    heap's peak: the sum of its heap pools' peak usage (MemoryPoolMXBean, reset on entry)."""
+
+    def __init__(self, spark):
+        import psutil
+
+        self.spark, self.me, self._stop = spark, psutil.Process(), threading.Event()
+        self.py = self.jvm = self.heap = 0
+
+    def _pools(self):
+        mf = self.spark.sparkContext._jvm.java.lang.management.ManagementFactory
+        return [p for p in mf.getMemoryPoolMXBeans() if str(p.getType().toString()) == "Heap memory"]
+
+    def _sample(self):
+        self.py = max(self.py, self.me.memory_info().rss)
+        for p in self.me.children(recursive=True):
+            try:
+                self.jvm = max(self.jvm, p.memory_info().rss)
+            except Exception:  # noqa: BLE001 - a child that just ended
+                pass
+
+    def __enter__(self):
+        self.spark.sparkContext._jvm.java.lang.System.gc()
+        for p in self._pools():
+            p.resetPeakUsage()
+        self._sample()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.1):
+            self._sample()
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.heap = sum(p.getPeakUsage().getUsed() for p in self._pools())
 
 
 class PeakRSS:
@@ -123,10 +169,34 @@ def fmt(t, base=None) -> str:
     return f"{t:8.2f} s" + (f"  ({t / base:.2f}x read)" if base else "")
 
 
+def memory_vs_n(spark, root: str, sizes: list[int]) -> None:
+    """For each n: the digest and a sketch-mode drift check between two days, the driver's memory beside them."""
+    import nbops
+
+    print("\n== driver memory vs n (digest, then sketch drift day 1 vs day 3; read = those two days' columns once)")
+    print(f"  {'rows':>12} {'read':>8} {'digest':>8} {'sketch':>8} {'ratio':>6} {'python RSS':>11} {'JVM RSS':>9} "
+          f"{'JVM heap':>9}")
+    for n in sizes:
+        path = os.path.join(root, f"m{n}")
+        write_table(spark, path, n, shift=0.05)
+        sdf = spark.read.parquet(path)
+        day1, day3 = sdf.where("day = 1").drop("day"), sdf.where("day = 3").drop("day")
+        with DriverMemory(spark) as mem:
+            t_read, _ = timed(lambda: (read_all(day1), read_all(day3)))
+            t_dig, _ = timed(lambda: nbops.fingerprint(sdf, profile=False))
+            t_sk, _ = timed(lambda: nbops.check_drift(day1, day3, sketch=True, log=False, plots=False))
+        mb = 2 ** 20
+        print(f"  {n:>12,} {t_read:7.1f}s {t_dig:7.1f}s {t_sk:7.1f}s {t_sk / t_read:5.2f}x {mem.py / mb:9.0f}MB "
+              f"{mem.jvm / mb:7.0f}MB {mem.heap / mb:7.0f}MB", flush=True)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=20_000_000, help="rows of the large table (default 20M)")
     ap.add_argument("--sample-rows", type=int, default=2_000_000, help="rows of the table that fits (default 2M)")
+    ap.add_argument("--memory-rows", default="", help="comma-separated n: driver memory and sketch drift vs n")
+    ap.add_argument("--skip-exact", action="store_true", help="no exact-mode drift on the large table (slow)")
     ap.add_argument("--dir", help="where to write the tables (default: a temporary folder, removed after)")
     ap.add_argument("--master", default="local[2]")
     a = ap.parse_args()
@@ -143,7 +213,8 @@ def main() -> int:
     root = a.dir or tempfile.mkdtemp(prefix="nbops-spark-bench-")
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{os.path.join(root, 'mlflow.db')}")
     spark = (SparkSession.builder.master(a.master).appName("nbops-bench")
-             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
+             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.shuffle.partitions", "4")
              .config("spark.sql.session.timeZone", "UTC").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     import nbops
@@ -160,13 +231,15 @@ def main() -> int:
                 t_fp, v = timed(lambda: nbops.fingerprint(sdf))
                 t_dig, _ = timed(lambda: nbops.fingerprint(sdf, profile=False))
                 day1, day3 = sdf.where("day = 1").drop("day"), sdf.where("day = 3").drop("day")
-                t_exact, rep_exact, n_exact = try_call(lambda: nbops.check_drift(day1, day3, sketch=False, log=False,
-                                                                                 plots=False))
+                t_read2, _ = timed(lambda: (read_all(day1), read_all(day3)))
+                t_exact, rep_exact, n_exact = (None, None, "skipped (--skip-exact)") if a.skip_exact and \
+                    label == "large" else try_call(lambda: nbops.check_drift(day1, day3, sketch=False, log=False,
+                                                                             plots=False))
                 t_sketch, rep_sketch, n_sketch = try_call(lambda: nbops.check_drift(day1, day3, sketch=True,
                                                                                     log=False, plots=False))
                 ref = day1.limit(50_000).toPandas()
                 t_val, val, n_val = try_call(lambda: nbops.validate(day3, against=ref, log_run=False))
-            results[label] = dict(rows=rows, write=t_write, read=t_read, fp=t_fp, digest=t_dig, exact=t_exact,
+            results[label] = dict(rows=rows, write=t_write, read=t_read, read2=t_read2, fp=t_fp, digest=t_dig, exact=t_exact,
                                   sketch=t_sketch, val=t_val, rss=mem.peak, notes=(n_exact, n_sketch, n_val),
                                   drift=(rep_exact, rep_sketch), ok=getattr(val, "ok", None), version=v, path=path)
         for label, r in results.items():
@@ -176,10 +249,11 @@ def main() -> int:
             print(f"  read every column once           {fmt(base)}")
             print(f"  nbops.fingerprint (profile)      {fmt(r['fp'], base)}")
             print(f"  nbops.fingerprint (digest only)  {fmt(r['digest'], base)}")
+            print(f"  read days 1 and 3 once (drift's baseline) {fmt(r['read2'])}")
             for what, t, note, rep in (("check_drift exact", r["exact"], r["notes"][0], r["drift"][0]),
                                        ("check_drift sketch", r["sketch"], r["notes"][1], r["drift"][1])):
                 verdict = f"  drifted: {sorted(getattr(rep, 'drifted', []) or [])}" if rep is not None else ""
-                print(f"  {what:<32} {fmt(t, base)}" + (f"  [{note}]" if note else verdict))
+                print(f"  {what:<32} {fmt(t, r['read2'])}" + (f"  [{note}]" if note else verdict))
             print(f"  nbops.validate                   {fmt(r['val'], base)}"
                   + (f"  [{r['notes'][2]}]" if r["notes"][2] else f"  ok={r['ok']}"))
             print(f"  driver peak RSS (python + JVM)   {r['rss'] / 2**20:8.0f} MB")
@@ -215,7 +289,10 @@ def main() -> int:
               f"{large['rss'] / 2**20:.0f} MB at {large['rows']:,} rows")
         sk = large["sketch"]
         if sk is not None:
-            print(f"sketch drift / read at {large['rows']:,} rows: {sk / large['read']:.2f}x (target <= 2x)")
+            print(f"sketch drift / reading its two days at {large['rows']:,} rows: {sk / large['read2']:.2f}x "
+                  f"(target <= 2x)")
+        if a.memory_rows:
+            memory_vs_n(spark, root, [int(float(n)) for n in a.memory_rows.split(",")])
         return 0
     finally:
         spark.stop()

@@ -235,6 +235,15 @@ def start_spark(remote: bool = False):
     return b.appName("nbops-tests").getOrCreate()
 
 
+def spark_jobs(spark, fn) -> int:
+    """How many Spark jobs ``fn()`` runs (a classic session: its status tracker lists every job, none has a
+    group here)."""
+    st = spark.sparkContext.statusTracker()
+    before = set(st.getJobIdsForGroup(None))
+    fn()
+    return len(set(st.getJobIdsForGroup(None)) - before)
+
+
 CHROMIUM = os.environ.get("NBOPS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

@@ -7,6 +7,11 @@ pandas code (``data/``, ``drift/``, ``validation/``) and imports pyspark inside 
 """
 from __future__ import annotations
 
+# Spark type class names (``type(field.dataType).__name__``), read by the drift and contract code
+INTEGRAL = ("ByteType", "ShortType", "IntegerType", "LongType")
+FLOAT = ("FloatType", "DoubleType")
+TEXT = ("StringType", "VarcharType", "CharType")
+
 
 def is_spark(obj) -> bool:
     """True for a pyspark DataFrame, classic or Spark Connect."""

@@ -7,27 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbops_testing import isolated_store, nbops_loaded
-
 pytestmark = pytest.mark.spark
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    with isolated_store(tmp_path_factory.mktemp("spark-store")) as uri:
-        yield uri
-
-
-@pytest.fixture(scope="module")
-def client(store):
-    from mlflow.tracking import MlflowClient
-    return MlflowClient(store)
-
-
-@pytest.fixture(scope="module")
-def ip(_ipython, store):
-    with nbops_loaded(_ipython) as shell:
-        yield shell
 
 
 def frame(n=3_000, seed=0):
@@ -93,6 +73,21 @@ def test_profile_from_spark_aggregates_matches_pandas(spark):
     assert sp["t"]["min"] == pp["t"]["min"] and sp["day"]["max"] == str(pdf["day"].max())
     shown = sv.to_frame().set_index("column")
     assert shown.loc["x", "nulls"] == pp["x"]["nulls"] and "Oslo" in shown.loc["city", "top"]
+
+
+def test_profile_reads_the_top_values_of_all_text_columns_in_one_job(spark):
+    """One aggregation job and one groupBy for the top values, however many text columns the frame has."""
+    import nbops
+    from nbops_testing import spark_jobs
+
+    pdf = frame()[["id", "x", "city"]]
+    wide = pdf.assign(city2=pdf["city"].str.lower(), city3=pdf["city"].str.upper())
+    one, three = spark.createDataFrame(pdf), spark.createDataFrame(wide)
+    assert spark_jobs(spark, lambda: nbops.fingerprint(three)) == spark_jobs(spark, lambda: nbops.fingerprint(one))
+    prof = {c["name"]: c for c in nbops.fingerprint(three).profile["columns"]}
+    want = pdf["city"].value_counts().sort_index().sort_values(ascending=False, kind="stable")
+    assert prof["city"]["top"] == [[k, int(v)] for k, v in want.items()]
+    assert prof["city3"]["top"] == [[k.upper(), int(v)] for k, v in want.items()]
 
 
 def test_file_sources_record_their_manifest(spark, tmp_path):

@@ -92,6 +92,24 @@ def test_sketch_mode_reports_the_error_band_and_agrees(acceptance_frames):
 
 
 @spark_only
+def test_sketch_mode_scans_each_side_once_plus_the_reference_categories(acceptance_frames, spark):
+    """Sketch mode reads the current side once (sketches, missing values and the reference's labels counted in one
+    aggregate) and the reference twice (its aggregate with the sketches, one groupBy of its categories)."""
+    from pyspark.sql import functions as F
+
+    from nbops_testing import spark_jobs
+
+    _, _, sref, scur = acceptance_frames
+    sref, scur = sref.drop("id"), scur.drop("id")   # (an id-like integer column adds an exact distinct count)
+    one_scan = spark_jobs(spark, lambda: scur.agg(F.count("a")).collect())
+    categories = spark_jobs(spark, lambda: sref.groupBy("c").count().collect())
+    rep = []
+    jobs = spark_jobs(spark, lambda: rep.append(nbops.check_drift(sref, scur, sketch=True, log=False, plots=False)))
+    assert jobs == 2 * one_scan + categories
+    assert flagged(rep[0]) == {"a"}
+
+
+@spark_only
 def test_a_shift_within_the_sketch_error_is_not_drift_a_large_one_is(spark):
     ref, cur = normal_pair(spark, 1_000_000, 0.01)
     exact = nbops.check_drift(ref, cur, min_effect=0, log=False, plots=False)

@@ -4,8 +4,9 @@
   no Python there) and the sums of the row hashes come back (see :mod:`.sparkhash`). The result is the hash of
   the *multiset of rows*: it does not depend on partitioning or row order (Spark has none), and it equals
   ``fingerprint(sdf.toPandas(), ordered=False)`` (see :func:`unordered_version` and docs/data.md for when).
-- **Profile**: in the same aggregation job (counts, nulls, min/max, mean/std, ``percentile_approx`` quartiles,
-  ``approx_count_distinct``), plus one small ``groupBy`` job per text column for its top values.
+- **Profile**: in the same aggregation job (counts, nulls, min/max, mean/std, ``percentile_approx`` quartiles
+  with accuracy ``QUANTILE_ACCURACY`` -- rank within rows/1000 --, ``approx_count_distinct``), plus one
+  ``groupBy`` over (column, value) pairs for the top values of every text column.
 - **Lineage**: the file manifest of file sources (``inputFiles()``: paths, sizes, modification times) and, best
   effort, the version of a Delta or Iceberg table found on a local path.
 
@@ -29,6 +30,7 @@ from .version import SCHEME_PREFIX, DataVersion
 log = logging.getLogger("nbops")
 TOP = 5
 QUANTILES = (0.25, 0.5, 0.75)
+QUANTILE_ACCURACY = 1_000   # percentile_approx: each quantile's rank is within rows / 1000 of the asked one
 MANIFEST_PATHS = 20      # file paths kept in the source record (the manifest digest covers them all)
 BIG = 2 ** 53            # integers beyond this are compared as integers (a double cannot hold them exactly)
 HIGH_CARD = 0.5          # a text column with more distinct values than this share of its rows: no top values
@@ -154,7 +156,7 @@ def _one_pass(sdf, fields, profile: bool) -> tuple[int, list[int], list[dict]]:
         if cls == "number":
             aggs += [F.min(value).alias(f"lo{i}"), F.max(value).alias(f"hi{i}"), F.avg(value).alias(f"mean{i}"),
                      F.stddev_samp(value).alias(f"std{i}"),
-                     F.percentile_approx(value, list(QUANTILES)).alias(f"q{i}")]
+                     F.percentile_approx(value, list(QUANTILES), QUANTILE_ACCURACY).alias(f"q{i}")]
         elif cls == "bool":
             aggs.append(F.avg(c.cast("int")).alias(f"mean{i}"))
         elif cls in ("timestamp", "date"):
@@ -165,7 +167,7 @@ def _one_pass(sdf, fields, profile: bool) -> tuple[int, list[int], list[dict]]:
     got = sdf.select("*", *proj).agg(*aggs).collect()[0].asDict()
     rows = int(got["rows"])
     sums = lane_sums([got[f"h{k}"] for k in range(len(hashes))])
-    out = []
+    out, top = [], []
     for i, (f, cls) in enumerate(zip(fields, plan)):
         col = {"nulls": rows - int(got[f"n{i}"])}
         if not profile:
@@ -185,17 +187,31 @@ def _one_pass(sdf, fields, profile: bool) -> tuple[int, list[int], list[dict]]:
             if distinct > HIGH_CARD * valid and valid > HIGH_CARD_ROWS:  # id-like: as the pandas profile
                 col["high_cardinality"] = True
             else:
-                col.update(distinct=distinct, top=_top(sdf, f"c{i}"))
+                col["distinct"] = distinct
+                top.append(i)
         out.append(col)
+    for cls in ("string", "binary"):   # one groupBy per value type (the pairs of one job share a type)
+        for column, values in _tops(sdf, [f"c{i}" for i in top if plan[i] == cls]).items():
+            out[int(column[1:])]["top"] = values
     return rows, sums, out
 
 
-def _top(sdf, column: str) -> list[list]:
+def _tops(sdf, columns: list[str]) -> dict[str, list[list]]:
+    """The ``TOP`` most frequent values of each column (ties: the smaller value first), all from one ``groupBy``
+    over (column, value) pairs."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    rows = (sdf.where(F.col(column).isNotNull()).groupBy(column).count()
-            .orderBy(F.desc("count"), F.asc(column)).limit(TOP).collect())
-    return [[short_text(r[column]), int(r["count"])] for r in rows]
+    if not columns:
+        return {}
+    pairs = F.array(*[F.struct(F.lit(k).alias("c"), F.col(n).alias("v")) for k, n in enumerate(columns)])
+    long = sdf.select(F.explode(pairs).alias("x")).select("x.c", "x.v").where(F.col("v").isNotNull())
+    rank = F.row_number().over(Window.partitionBy("c").orderBy(F.desc("count"), F.asc("v")))
+    got = long.groupBy("c", "v").count().withColumn("r", rank).where(F.col("r") <= TOP).collect()
+    out: dict[str, list[list]] = {n: [] for n in columns}
+    for r in sorted(got, key=lambda r: (r["c"], r["r"])):
+        out[columns[r["c"]]].append([short_text(r["v"]), int(r["count"])])
+    return out
 
 
 # -- lineage ----------------------------------------------------------------------------------------------------------

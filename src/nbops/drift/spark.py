@@ -4,9 +4,12 @@ The Spark engine produces the same :class:`~nbops.drift.report.DriftReport` as t
 column typing rules (:mod:`nbops.drift.columns`), the same tests, effect sizes, multiple-testing correction and
 effect rule (:func:`nbops.drift.check.finish`). Only counts, sketches and small samples reach the driver.
 
-- **Typing** from the Spark schema plus one aggregate per side (counts, missing values, min/max, mean/std,
-  approximate distinct counts; exact distinct counts only for the integer columns that may be identifiers or
-  small sets of codes).
+- **One scan per side** for the column figures. The reference's aggregate also types the columns (counts,
+  missing values, min/max, mean/std, approximate distinct counts; exact distinct counts only for the integer
+  columns that may be identifiers or small sets of codes), then one ``groupBy`` counts its categories. The
+  current side's aggregate holds only what the tests read: missing values, min/max, and in the same scan the
+  counts of the reference's labels (a ``groupBy`` only for columns where new labels appear) and, in sketch mode,
+  the KLL sketches (whose exact min and max stand in for ``min()`` / ``max()``).
 - **Exact mode** (default): numbers get the exact two-sample KS distance, with Spark SQL only (no Python
   workers). Both sides' values go into one long frame (column, value, side), cut per column into equal-width
   value ranges between the two sides' min and max (equal values share a range); a window over each range, ordered by value
@@ -24,9 +27,10 @@ effect rule (:func:`nbops.drift.check.finish`). Only counts, sketches and small 
   shows ``statistic`` with ``statistic_error``, and the decision uses the least distance the sketches allow,
   ``D - eps_ref - eps_cur``, as the effect and for the p-value. A difference within the sketches' error is never
   called drift.
-- **Categories** (both modes): exact counts per value (one ``groupBy``), chi-squared and total variation
-  distance as in the pandas engine.
-- **Plots** use a small random sample per side (at most ``PLOT_ROWS`` rows).
+- **Categories** (both modes): exact counts per value (see above), chi-squared and total variation distance as in
+  the pandas engine.
+- **Plots** use a small random sample per side (at most ``PLOT_ROWS`` rows); ``plots=False`` reads nothing for
+  them.
 
 pyspark and datasketches are imported inside the functions (``%load_ext nbops`` imports neither).
 """
@@ -37,17 +41,16 @@ import math
 from dataclasses import dataclass
 
 from ..errors import DriftError
+from ..sparkframes import FLOAT, INTEGRAL, TEXT
 from .columns import DEFAULT_MAX_CATEGORIES, MIN_ID_ROWS, ColumnSpec, _id_named
 from .report import FeatureDrift
 
 log = logging.getLogger("nbops")
 SKETCH_K = 1000          # KLL accuracy parameter: about 0.3% normalized rank error per sketch
+FOLDED_LABELS = 200     # up to this many reference labels in all, the current side counts them in its one scan
 PLOT_ROWS = 20_000       # rows per side drawn for the plots
 ID_CANDIDATE = 0.8       # approximate distinct share (5% error) above which a distinct count is made exact
 
-_INTEGRAL = ("ByteType", "ShortType", "IntegerType", "LongType")
-_FLOAT = ("FloatType", "DoubleType")
-_TEXT = ("StringType", "VarcharType", "CharType")
 _DATETIME = ("DateType", "TimestampType", "TimestampNTZType", "DayTimeIntervalType", "YearMonthIntervalType")
 
 
@@ -55,9 +58,9 @@ def family_of(dtype) -> str:
     """The dtype family of a Spark type (``number | text | bool | datetime``), as :func:`columns.family` names
     pandas ones; ``""`` for types no drift test reads (arrays, maps, structs, binary)."""
     name = type(dtype).__name__
-    if name in _INTEGRAL or name in _FLOAT or name == "DecimalType":
+    if name in INTEGRAL or name in FLOAT or name == "DecimalType":
         return "number"
-    if name in _TEXT:
+    if name in TEXT:
         return "text"
     if name == "BooleanType":
         return "bool"
@@ -77,37 +80,62 @@ def _col(sdf, name):
     return sdf[name]
 
 
-def _aggregate(sdf, names, fams, types, want_distinct: bool, sketch: bool = False) -> _Side:
-    """One Spark job: row count and, per column, missing values (null, and NaN for floats), min / max / mean /
-    population std of numbers, non-integral values of floats and approximate distinct counts (reference side)."""
+def _aggregate(sdf, names, fams, types, *, reference: bool, sketch=(), mean: bool = True,
+               labels: dict | None = None) -> _Side:
+    """One Spark job (one scan of ``sdf``): row count and, per column, missing values (null, and NaN for floats);
+    min / max of numbers. ``reference``: the typing figures too (population std and mean, non-integral values of
+    floats, approximate distinct counts of text and integers); else the mean only if ``mean`` (for the plots).
+    ``sketch``: the number columns that get a KLL sketch in the same scan (Spark 4.1+; the sketch's exact min and
+    max replace ``min()`` / ``max()``). ``labels``: ``{column: [label, ...]}`` counted in the same scan (with the
+    count of every present label, so labels outside the list show as ``others``) instead of a ``groupBy``."""
     from pyspark.sql import functions as F
 
+    kll = hasattr(F, "kll_sketch_agg_double")
+    labels = labels or {}
     exprs = [F.count(F.lit(1)).alias("__n")]
     for i, name in enumerate(names):
         c = _col(sdf, name)
         t = type(types[name]).__name__
-        miss = c.isNull() | F.isnan(c) if t in _FLOAT else c.isNull()
+        miss = c.isNull() | F.isnan(c) if t in FLOAT else c.isNull()
         exprs.append(F.sum(F.when(miss, 1).otherwise(0)).alias(f"m{i}"))
         if fams[name] in ("number", "bool"):
             x = c.cast("double")
-            x = F.when(~F.isnan(x), x) if t in _FLOAT else x
-            exprs += [F.min(x).alias(f"lo{i}"), F.max(x).alias(f"hi{i}"), F.avg(x).alias(f"mu{i}"),
-                      F.stddev_pop(x).alias(f"sd{i}")]
-            if t in _FLOAT or t == "DecimalType":
-                exprs.append(F.sum(F.when(x != F.floor(x), 1).otherwise(0)).alias(f"fr{i}"))
-            if sketch and fams[name] == "number" and hasattr(F, "kll_sketch_agg_double"):
-                exprs.append(F.kll_sketch_agg_double(x, F.lit(SKETCH_K)).alias(f"sk{i}"))   # same scan
-        if want_distinct and (fams[name] == "text" or t in _INTEGRAL):
+            x = F.when(~F.isnan(x), x) if t in FLOAT else x
+            if kll and name in sketch and fams[name] == "number":
+                exprs.append(F.kll_sketch_agg_double(x, F.lit(SKETCH_K)).alias(f"sk{i}"))
+            else:
+                exprs += [F.min(x).alias(f"lo{i}"), F.max(x).alias(f"hi{i}")]
+            if reference or mean:
+                exprs.append(F.avg(x).alias(f"mu{i}"))
+            if reference:
+                exprs.append(F.stddev_pop(x).alias(f"sd{i}"))
+                if t in FLOAT or t == "DecimalType":
+                    exprs.append(F.sum(F.when(x != F.floor(x), 1).otherwise(0)).alias(f"fr{i}"))
+        if reference and (fams[name] == "text" or t in INTEGRAL):
             exprs.append(F.approx_count_distinct(c).alias(f"d{i}"))   # 5% error: a screen for exact counts
+        if name in labels:
+            lab = _as_label(sdf, name, types[name])
+            exprs.append(F.count(lab).alias(f"lt{i}"))
+            exprs += [F.sum(F.when(lab == F.lit(v), 1).otherwise(0)).alias(f"l{i}_{j}")
+                      for j, v in enumerate(labels[name])]
     row = sdf.agg(*exprs).collect()[0].asDict()
+    n = int(row["__n"])
     cols = {}
     for i, name in enumerate(names):
         get = lambda k: row.get(f"{k}{i}")  # noqa: E731
-        cols[name] = {"missing": int(get("m") or 0), "min": get("lo"), "max": get("hi"), "mean": get("mu"),
-                      "std": get("sd"), "fractional": get("fr"), "distinct": get("d"), "sketch": get("sk")}
-    n = int(row["__n"])
-    for name, c in cols.items():
+        c = cols[name] = {"missing": int(get("m") or 0), "min": get("lo"), "max": get("hi"), "mean": get("mu"),
+                          "std": get("sd"), "fractional": get("fr"), "distinct": get("d"), "sketch": None}
         c["present"] = n - c["missing"]
+        if get("sk") is not None:
+            from datasketches import kll_doubles_sketch
+
+            c["sketch"] = kll_doubles_sketch.deserialize(bytes(get("sk")))
+            if not c["sketch"].is_empty():
+                c["min"], c["max"] = c["sketch"].get_min_value(), c["sketch"].get_max_value()
+        if name in labels:
+            counts = [int(row[f"l{i}_{j}"] or 0) for j in range(len(labels[name]))]
+            c["labels"] = {v: k for v, k in zip(labels[name], counts) if k}
+            c["others"] = int(get("lt") or 0) - sum(counts)
     return _Side(n, cols)
 
 
@@ -138,7 +166,7 @@ def classify(sdf, names, roles, types, fams, side: _Side, categorical=(), numeri
             side.cols[n]["distinct"] = int(row[f"d{i}"])
     for name in names:
         fam, c = fams[name], side.cols[name]
-        integral = type(types[name]).__name__ in _INTEGRAL
+        integral = type(types[name]).__name__ in INTEGRAL
         approx = c["distinct"] or 0
         if name not in categorical and name not in numeric and fam == "number" and c["present"] and (
                 (integral and approx >= ID_CANDIDATE * c["present"]) or
@@ -173,7 +201,7 @@ def classify(sdf, names, roles, types, fams, side: _Side, categorical=(), numeri
         elif fam == "bool":
             specs[name] = ColumnSpec(name, "categorical", role, fam)
         else:
-            integral = type(types[name]).__name__ in _INTEGRAL
+            integral = type(types[name]).__name__ in INTEGRAL
             spec = ColumnSpec(name, "numeric", role, fam)
             if integral or (c["fractional"] == 0 and n_ref):
                 why = ""
@@ -240,17 +268,27 @@ def compare(ref_sdf, cur_sdf, *, features=None, categorical=None, numeric=None, 
     if odd:
         raise DriftError(f"Columns {odd} hold values no drift test reads; leave them out with features=[...] "
                          f"(--features).", columns=odd)
-    ref = _aggregate(ref_sdf, names, rfam, rtypes, want_distinct=True, sketch=sketch)
-    cur = _aggregate(cur_sdf, names, cfam, ctypes, want_distinct=False, sketch=sketch)
-    for side, s in (("reference", ref), ("current", cur)):
-        if s.n < 2:
-            raise DriftError(f"The {side} frame has {s.n} row(s); a drift check needs at least 2 rows on both "
-                             f"sides (a few hundred for a useful test).", side=side)
+    ref = _aggregate(ref_sdf, names, rfam, rtypes, reference=True, sketch=names if sketch else ())
+    if ref.n < 2:
+        raise DriftError(f"The reference frame has {ref.n} row(s); a drift check needs at least 2 rows on both "
+                         f"sides (a few hundred for a useful test).", side="reference")
     all_missing = [n for n in names if ref.cols[n]["present"] == 0]
     if all_missing:
         raise DriftError(f"Columns {all_missing} have no values at all in the reference; there is no distribution "
                          f"to compare with. Leave them out (features=[...]) or fix the reference.",
                          columns=all_missing)
+    specs = classify(ref_sdf, names, roles, rtypes, rfam, ref, categorical, numeric,
+                     max_categories or DEFAULT_MAX_CATEGORIES)
+    num = [n for n in names if specs[n].kind == "numeric"]
+    cat = [n for n in names if specs[n].kind == "categorical"]
+    rc = category_counts(ref_sdf, cat, rtypes) if cat else {}
+    # the current side in one scan: its sketches (sketch mode) and its counts of the reference's labels
+    folded = {n: sorted(rc[n]) for n in cat} if sum(len(rc[n]) for n in cat) <= FOLDED_LABELS else {}
+    cur = _aggregate(cur_sdf, names, cfam, ctypes, reference=False, sketch=num if sketch else (), mean=plots,
+                     labels=folded)
+    if cur.n < 2:
+        raise DriftError(f"The current frame has {cur.n} row(s); a drift check needs at least 2 rows on both "
+                         f"sides (a few hundred for a useful test).", side="current")
     from .columns import _COMPATIBLE, _DESC
 
     for n in names:
@@ -258,11 +296,7 @@ def compare(ref_sdf, cur_sdf, *, features=None, categorical=None, numeric=None, 
             raise DriftError(f"Column {n!r} is {_DESC[rfam[n]]} ({rtypes[n].simpleString()}) in the reference but "
                              f"{_DESC[cfam[n]]} ({ctypes[n].simpleString()}) in the current batch; cast one side or "
                              f"leave the column out.", column=n)
-    specs = classify(ref_sdf, names, roles, rtypes, rfam, ref, categorical, numeric,
-                     max_categories or DEFAULT_MAX_CATEGORIES)
     rows = {n: FeatureDrift(n, role=r, kind=specs[n].kind, note=specs[n].note) for n, r in roles}
-    num = [n for n in names if specs[n].kind == "numeric"]
-    cat = [n for n in names if specs[n].kind == "categorical"]
     distinct: dict[str, int] = {}
     if num:
         small = [n for n in num if max(ref.cols[n]["present"], cur.cols[n]["present"]) <= _exact_max_n()]
@@ -274,7 +308,10 @@ def compare(ref_sdf, cur_sdf, *, features=None, categorical=None, numeric=None, 
         for n in num:
             distinct[n] = 1 if ref.cols[n]["min"] == ref.cols[n]["max"] else 2
     if cat:
-        distinct.update(_categorical(ref_sdf, cur_sdf, cat, rtypes, ctypes, rows, plots))
+        unfolded = [n for n in cat if n not in folded or cur.cols[n]["others"]]  # new labels: counted by a groupBy
+        cc = {n: cur.cols[n]["labels"] for n in cat if n not in unfolded}
+        cc.update(category_counts(cur_sdf, unfolded, ctypes) if unfolded else {})
+        distinct.update(_categorical(rc, cc, cat, rows, plots))
     from .stats import missing_test
 
     for n in names:
@@ -458,10 +495,8 @@ def sketch_ks(a, b) -> tuple[float, float]:
 
 def _read_sketches(sdf, cols, side: _Side) -> dict:
     """The sketches the aggregate scan built (Spark 4.1+), else built now (:func:`sketches`)."""
-    from datasketches import kll_doubles_sketch
-
-    if all(side.cols[n].get("sketch") is not None for n in cols):
-        return {n: kll_doubles_sketch.deserialize(bytes(side.cols[n]["sketch"])) for n in cols}
+    if all(side.cols[n]["sketch"] is not None for n in cols):
+        return {n: side.cols[n]["sketch"] for n in cols}
     return sketches(sdf, cols)
 
 
@@ -522,7 +557,7 @@ def _as_label(sdf, name, dtype):
     t = type(dtype).__name__
     if t == "BooleanType":
         return F.when(c, F.lit("True")).when(~c, F.lit("False"))
-    if t in _FLOAT or t == "DecimalType":
+    if t in FLOAT or t == "DecimalType":
         x = c.cast("double")
         return F.when(x == F.floor(x), x.cast("long").cast("string")).otherwise(x.cast("string"))
     return c.cast("string")
@@ -540,12 +575,12 @@ def category_counts(sdf, cols, types) -> dict:
     return out
 
 
-def _categorical(ref_sdf, cur_sdf, cols, rtypes, ctypes, rows, plots) -> dict:
+def _categorical(rc, cc, cols, rows, plots) -> dict:
+    """Chi-squared, total variation distance and PSI of each column from both sides' ``{label: count}``."""
     import numpy as np
 
     from .stats import chi2_counts, psi, tvd
 
-    rc, cc = category_counts(ref_sdf, cols, rtypes), category_counts(cur_sdf, cols, ctypes)
     distinct = {}
     for name in cols:
         row = rows[name]

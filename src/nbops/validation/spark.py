@@ -17,26 +17,24 @@ from __future__ import annotations
 import math
 
 from ..errors import DataError
+from ..sparkframes import FLOAT, INTEGRAL, TEXT
 
 MAX_EXAMPLES = 5
 MAX_UNSEEN = 10_000          # distinct unseen categories counted one by one (the rest: like the least frequent)
 TAIL_ACCURACY = 100_000      # percentile_approx accuracy for the tail thresholds (rank error 1e-5)
 
-_INTEGRAL = ("ByteType", "ShortType", "IntegerType", "LongType")
-_FLOAT = ("FloatType", "DoubleType")
-_TEXT = ("StringType", "VarcharType", "CharType")
 
 
 def kind_of_type(dtype) -> str:
     """The contract kind of a Spark type (as :func:`nbops.validation.checks.kind_of` names pandas dtypes)."""
     t = type(dtype).__name__
-    if t in _INTEGRAL:
+    if t in INTEGRAL:
         return "integer"
-    if t in _FLOAT or t == "DecimalType":
+    if t in FLOAT or t == "DecimalType":
         return "float"
     if t == "BooleanType":
         return "bool"
-    if t in _TEXT:
+    if t in TEXT:
         return "string"
     if t in ("DateType", "TimestampType", "TimestampNTZType"):
         return "datetime"
@@ -46,7 +44,7 @@ def kind_of_type(dtype) -> str:
 def _missing(c, dtype):
     from pyspark.sql import functions as F
 
-    return c.isNull() | F.isnan(c) if type(dtype).__name__ in _FLOAT else c.isNull()
+    return c.isNull() | F.isnan(c) if type(dtype).__name__ in FLOAT else c.isNull()
 
 
 def _kind_bad(c, dtype, kind: str):
@@ -110,7 +108,7 @@ def violations(sdf, contract) -> tuple[list[dict], list[str], int]:
             hi = math.inf if hi is None else float(hi)
             hard_lo, hard_hi, nonneg = hard_limits(lo, hi)
             p["range"] = (lo, hi, hard_lo, hard_hi, nonneg)
-            ok = ~F.isnan(x) if type(dt).__name__ in _FLOAT else F.lit(True)
+            ok = ~F.isnan(x) if type(dt).__name__ in FLOAT else F.lit(True)
             hard_below = (x < hard_lo) | ((x < 0) if nonneg else F.lit(False))
             exprs += [F.sum(F.when(ok & (x < lo), 1).otherwise(0)).alias(f"rb{i}"),
                       F.sum(F.when(ok & (x > hi), 1).otherwise(0)).alias(f"ra{i}"),
