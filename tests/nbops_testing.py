@@ -237,10 +237,12 @@ def start_spark(remote: bool = False):
 
 def spark_jobs(spark, fn) -> int:
     """How many Spark jobs ``fn()`` runs (a classic session: its status tracker lists every job, none has a
-    group here)."""
-    st = spark.sparkContext.statusTracker()
+    group here). The tracker is fed by Spark's listener bus, asynchronously: it is drained before each read."""
+    st, bus = spark.sparkContext.statusTracker(), spark.sparkContext._jsc.sc().listenerBus()
+    bus.waitUntilEmpty()
     before = set(st.getJobIdsForGroup(None))
     fn()
+    bus.waitUntilEmpty()
     return len(set(st.getJobIdsForGroup(None)) - before)
 
 
