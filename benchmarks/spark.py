@@ -216,11 +216,12 @@ def _arrow_sketches(k: int):
 def kll_paths(spark, root: str, sizes: list[int], batch: int, repeat: int) -> None:
     """Per n: reading the 10 number columns once vs building one KLL sketch per column (k = nbops' SKETCH_K) by
     Spark's ``kll_sketch_agg_double`` aggregate, by mapInPandas and by mapInArrow (per-partition sketches in Python,
-    merged on the driver), each the best of ``repeat`` runs with its ratio to the read."""
+    merged on the driver), and nbops' reference-side aggregate (typing figures and sketches in one scan) with and
+    without the sketches; each the best of ``repeat`` runs with its ratio to the read."""
     from datasketches import kll_doubles_sketch
     from pyspark.sql import functions as F
 
-    from nbops.drift.spark import SKETCH_K, _sketch_partition
+    from nbops.drift.spark import SKETCH_K, _aggregate, _sketch_partition
 
     def merge(rows):
         out = [kll_doubles_sketch(SKETCH_K) for _ in NUM]
@@ -243,9 +244,18 @@ def kll_paths(spark, root: str, sizes: list[int], batch: int, repeat: int) -> No
     def arrow_kll(sdf):
         return merge(sdf.select(*NUM).mapInArrow(_arrow_sketches(SKETCH_K), "c int, sk binary").collect())
 
-    paths = [("kll_sketch_agg_double", spark_kll), ("mapInPandas", pandas_kll), ("mapInArrow", arrow_kll)]
+    def nbops_agg(sketch):
+        def run(sdf):
+            types = {f.name: f.dataType for f in sdf.schema.fields}
+            side = _aggregate(sdf, NUM, {c: "number" for c in NUM}, types, reference=True, sketch=sketch)
+            return [side.cols[c]["sketch"] or kll_doubles_sketch(SKETCH_K) for c in NUM] if sketch else \
+                [type("S", (), {"n": side.cols[c]["present"]})() for c in NUM]
+        return run
+
+    paths = [("kll_sketch_agg_double", spark_kll), ("mapInPandas", pandas_kll), ("mapInArrow", arrow_kll),
+             ("nbops ref aggregate", nbops_agg(NUM)), ("same, no sketch", nbops_agg(()))]
     if not hasattr(F, "kll_sketch_agg_double"):
-        paths = paths[1:]
+        paths = paths[1:3]
     old = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch))
     print(f"\n== KLL sketches of {len(NUM)} float columns (k={SKETCH_K}) vs reading them once; Arrow batches of "
@@ -280,7 +290,7 @@ def main() -> int:
     ap.add_argument("--dir", help="where to write the tables (default: a temporary folder, removed after)")
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--kll-paths", default="", help="comma-separated n: only time the ways to build the KLL "
-                                                     "sketches (Spark's aggregate, mapInPandas, mapInArrow) vs a read")
+                                                     "sketches (Spark's aggregate, mapInPandas, mapInArrow; nbops' aggregate with / without them) vs a read")
     ap.add_argument("--arrow-batch", type=int, default=10_000, help="Arrow batch rows for --kll-paths")
     ap.add_argument("--repeat", type=int, default=2, help="--kll-paths: best of this many runs of each")
     a = ap.parse_args()
