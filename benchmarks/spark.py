@@ -301,7 +301,8 @@ def main() -> int:
     ap.add_argument("--dir", help="where to write the tables (default: a temporary folder, removed after)")
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--kll-paths", default="", help="comma-separated n: only time the ways to build the KLL "
-                                                     "sketches (Spark's aggregate, mapInPandas, mapInArrow; nbops' aggregate with / without them) vs a read")
+                    "sketches (Spark's aggregate, mapInPandas, mapInArrow; nbops' aggregate with / without them) "
+                    "vs a read")
     ap.add_argument("--arrow-batch", type=int, default=10_000, help="Arrow batch rows for --kll-paths")
     ap.add_argument("--repeat", type=int, default=2, help="--kll-paths: best of this many runs of each")
     a = ap.parse_args()
