@@ -104,7 +104,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     }
     if (statusBar) {
-      const item = new StatusItem(() => void app.commands.execute('nbops:telemetry'));
+      const item = new StatusItem(() => void app.commands.execute('nbops:telemetry'), model);
       statusBar.registerStatusItem('nbops:status', { item, align: 'left', rank: 4 });
     }
   }

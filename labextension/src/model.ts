@@ -226,6 +226,11 @@ export class RunsModel {
     return this._error ? this._error.message : null;
   }
 
+  /** The store did not answer the last time it was asked (the server's 503), its one line; else null. */
+  get storeDown(): string | null {
+    return this._error && this._error.status === 503 ? this._error.message : null;
+  }
+
   get loaded(): boolean {
     return this._loaded;
   }

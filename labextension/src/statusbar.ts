@@ -1,13 +1,15 @@
 /**
  * Status bar item: where runs go (embedded / server / offline store, spooled N waiting) and a dot that turns red
  * while the host's local sampler reports a live incident. Click: the telemetry report (recent incidents).
- * Asks `/nbops/api/status` every 15 s while the page is visible.
+ * Asks `/nbops/api/status` every 15 s while the page is visible; says "down" (and why, in its tooltip) while the
+ * sidebar's last read of the store was not answered, and no longer once one is.
  */
 import { MainAreaWidget } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { fetchStatus, IStatus, request } from './api';
 import { el, fmt, header, openPanel } from './dom';
+import { RunsModel } from './model';
 
 const PERIOD_MS = 15000;
 
@@ -16,8 +18,9 @@ export class StatusItem extends Widget {
   private _text = el('span', 'nbops-StatusItem-text');
   private _dot = el('span', 'nbops-dot');
   private _timer: number | null = null;
+  private _failed: string | null = null;
 
-  constructor(private _onOpen: () => void) {
+  constructor(private _onOpen: () => void, private _runs: RunsModel | null = null) {
     super();
     this.addClass('nbops-StatusItem');
     this.node.tabIndex = 0;
@@ -33,6 +36,7 @@ export class StatusItem extends Widget {
     });
     document.addEventListener('visibilitychange', this._tick);
     this._text.textContent = 'nbops';
+    this._runs?.changed.connect(this._render, this);
     void this.refresh();
   }
 
@@ -48,21 +52,34 @@ export class StatusItem extends Widget {
     }
     try {
       this.status = await fetchStatus();
-      const s = this.status;
-      const kind = s.store_kind ?? (/^https?:/.test(s.tracking_uri ?? s.store) ? 'server' : 'embedded');
-      const spooled = s.pending ? ` · spooled ${s.pending} waiting` : '';
-      const active = s.incidents?.active ?? 0;
-      this._text.textContent = `nbops: ${kind}${spooled}`;
-      this._dot.dataset.state = active > 0 ? 'incident' : s.incidents?.sampling === false ? 'off' : 'ok';
-      this._say(`store: ${s.store}${spooled}\n` + (active > 0 ? `${active} live host incident(s): click for the report` : 'no live host incident (click for the telemetry report)'));
+      this._failed = null;
     } catch (err) {
-      this._text.textContent = 'nbops: unavailable';
-      this._dot.dataset.state = 'error';
-      this._say((err as Error).message);
+      this._failed = (err as Error).message;
     }
+    this._render();
     if (!this.isDisposed && !document.hidden) {
       this._timer = window.setTimeout(() => void this.refresh(), PERIOD_MS);
     }
+  }
+
+  private _render(): void {
+    const s = this.status;
+    if (this._failed !== null) {
+      this._text.textContent = 'nbops: unavailable';
+      this._dot.dataset.state = 'error';
+      this._say(this._failed);
+      return;
+    }
+    if (!s) {
+      return; // not asked yet
+    }
+    const kind = s.store_kind ?? (/^https?:/.test(s.tracking_uri ?? s.store) ? 'server' : 'embedded');
+    const down = this._runs?.storeDown ?? null;
+    const spooled = s.pending ? ` · spooled ${s.pending} waiting` : '';
+    const active = s.incidents?.active ?? 0;
+    this._text.textContent = `nbops: ${kind}${down ? ' · down' : ''}${spooled}`;
+    this._dot.dataset.state = active > 0 ? 'incident' : s.incidents?.sampling === false ? 'off' : 'ok';
+    this._say(`store: ${s.store}${spooled}\n` + (down ? `${down}\n` : '') + (active > 0 ? `${active} live host incident(s): click for the report` : 'no live host incident (click for the telemetry report)'));
   }
 
   /** The tooltip, and what a screen reader says for the item (the dot's colour alone says nothing to it). */
@@ -76,6 +93,7 @@ export class StatusItem extends Widget {
       window.clearTimeout(this._timer);
     }
     document.removeEventListener('visibilitychange', this._tick);
+    this._runs?.changed.disconnect(this._render, this);
     super.dispose();
   }
 }

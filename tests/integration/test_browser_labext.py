@@ -300,11 +300,14 @@ def close_result(page) -> str:
 
 
 @pytest.mark.services
-def test_server_store_sidebar_promote_rollback_and_the_incident_dot(tmp_path, store, mlflow_server, monkeypatch):
+def test_server_store_sidebar_promote_rollback_the_incident_dot_and_a_store_outage(tmp_path, store, mlflow_server,
+                                                                                   monkeypatch):
     """Against a remote `mlflow server`: tracked cells run in Lab write there, the sidebar lists them, the status
     bar says "server"; promote behind a failing gate moves nothing, behind a passing one moves the alias; the
     models panel rolls it back with the registry's audit trail; all read back from the server. Then a real CPU hog
-    on the host: the status bar's dot turns red, and a click on it shows the telemetry report with the incident."""
+    on the host: the status bar's dot turns red, and a click on it shows the telemetry report with the incident.
+    Last, the server stops: the sidebar says so in one line with what to do, the status bar says "down"; started
+    again, both recover on their next read, the page not reloaded."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -390,6 +393,28 @@ def test_server_store_sidebar_promote_rollback_and_the_incident_dot(tmp_path, st
         shot(page, "lab-telemetry-incident")
         errors = [e for e in page.console_errors if "nbops" in e.lower()]
         assert not errors, errors
+
+        # -- the store goes down (after the console check: the browser logs each 503 it is answered)
+        mlflow_server.stop()
+        msg = page.locator(f"{SIDEBAR} .nbops-Sidebar-message.nbops-mod-error")
+        msg.wait_for()                                                  # the sidebar's next read (every 10 s)
+        line = msg.inner_text()
+        assert line.startswith(f"The tracking store at {mlflow_server.url} does not answer") and "Start it" in line
+        assert "\n" not in line and msg.evaluate("n => n.childElementCount") == 0, line   # one line of plain text
+        for dump in ("Traceback", "HTTPConnection", "<", "Errno"):
+            assert dump not in line, line
+        page.wait_for_function("() => document.querySelector('.nbops-StatusItem').textContent"
+                               " === 'nbops: server · down'")
+        assert "does not answer" in status.get_attribute("title")
+        shot(page, "lab-store-down")
+        # -- back: the next read clears the message, lists the store's runs, and the status bar follows
+        mlflow_server.start()
+        msg.wait_for(state="detached")
+        page.wait_for_function("() => document.querySelector('.nbops-StatusItem').textContent === 'nbops: server'")
+        for run in runs.values():
+            page.locator(f"{SIDEBAR} li.nbops-run[data-run-id='{run.info.run_id}'][data-status='FINISHED']"
+                         ).wait_for()
+        assert page.locator(f"{SIDEBAR} .nbops-Sidebar-message").inner_text() == ""
 
 
 def test_sidebar_degrades_to_one_line_without_the_server_extension(tmp_path, store):

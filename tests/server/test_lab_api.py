@@ -231,6 +231,8 @@ async def test_store_down_is_a_503_with_one_line(jp_fetch, monkeypatch, route, p
     err = await refused(jp_fetch, *route.split("/"), **params)
     msg = json.loads(err.response.body)["message"]
     assert err.code == 503 and "127.0.0.1:9" in msg and "\n" not in msg
+    # what to do, and nothing of MLflow's connection dump (urllib3's pool and object reprs)
+    assert "does not answer" in msg and "Start it" in msg and "HTTPConnection" not in msg, msg
 
 
 @pytest.mark.parametrize("route, body", [("promote", {"model": "churn", "run": "0123456789abcdef0123456789abcdef"}),

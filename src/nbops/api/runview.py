@@ -200,6 +200,12 @@ def spooled_runs(notebooks: list[str | None], experiment: str | None, landed: se
 
 # ---- the store ----------------------------------------------------------------------------------------------
 def store_unreachable(exc: Exception) -> TrackingError:
+    """The one line for a read the store did not take: :func:`~nbops.tracking.mlflow_errors.store_down` when it
+    does not answer (never MLflow's connection dump), else the first line of what it said."""
+    from ..tracking.mlflow_errors import store_down, unreachable
+
+    if unreachable(exc):
+        return store_down()
     uri = config.settings().tracking_uri
     first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
     return TrackingError(f"could not read runs from {uri}: {first}. Check that the store is reachable and "
