@@ -112,11 +112,13 @@ class DriftDetected(NbopsError):
 
 
 class TelemetryError(NbopsError):
-    """A telemetry source or detector failed (``url``/``query`` say which; ``status`` the HTTP status)."""
-    FIELDS = ("status", "prometheus_error", "detector")
+    """A telemetry source or detector failed (``url``/``query`` say which; ``status`` the HTTP status;
+    ``selector`` the PromQL selector that matched no series)."""
+    FIELDS = ("status", "prometheus_error", "detector", "selector")
     status: int | None = None
     prometheus_error: str | None = None
     detector: str | None = None
+    selector: str | None = None
 
 
 class PromotionError(NbopsError):
