@@ -391,13 +391,19 @@ async def test_status_turns_red_while_a_cpu_hog_runs_on_the_host(jp_fetch, fast_
     import asyncio
     import time
 
+    import numpy as np
     from nbops_testing import Hog
 
     body = await get_json(jp_fetch, "status")                    # starts the server's sampler
     s = fast_sampler.get_sampler()
     assert body["incidents"]["sampling"] is True and s.running
+    t_base = time.time()
     while s.count < 60:                                           # a baseline of the host as it is
         await asyncio.sleep(0.2)
+    _, v = s.arrays(since=t_base)
+    others = float(np.nanmedian(v[:, s.metrics.index("cpu_utilization_by_others_percentage")]))
+    if others >= 50:   # other jobs (a shared machine) hold half the host already: a hog makes no clear step
+        pytest.skip(f"the host was not quiet: other processes used {others:.0f}% of it before the hog")
     hog = Hog()
     try:
         t0, n0 = time.time(), s.count

@@ -68,10 +68,12 @@ def test_the_runs_own_tree_is_no_incident_and_an_outside_load_is():
     t, v = s.arrays(own0, own1)
     mine = v[:, s.metrics.index("process_cpu_utilization_percentage")]
     host = v[:, s.metrics.index("cpu_utilization_percentage")]
-    assert np.nanmax(mine) < 10  # the work was the descendants', not this process's
     ours = np.nanmean(host - v[:, s.metrics.index(OTHERS)])  # what the sampler took off the host as ours
     child_share = 100.0 * used / ((own1 - own0) * psutil.cpu_count())
     assert child_share > 5 and ours >= 0.5 * child_share, (ours, child_share)
+    # the work was the descendants', not this process's (which runs the sampler: a sample or two of a loaded host,
+    # with many processes to walk, cost it a few clock ticks)
+    assert np.nanmedian(mine) < 10 and np.nanmax(mine) < 0.5 * child_share, (list(mine), child_share)
     # the verdict is only asked of a host that really was quiet meanwhile (on a shared machine another job may
     # have run: then an incident on others' CPU is a true one)
     outside = outside_share(others0, others1, own1 - own0)
