@@ -20,3 +20,15 @@ def lazy_getattr(package: str, table: dict[str, str], namespace: dict, submodule
         return value
 
     return __getattr__
+
+
+def loaded(name: str):
+    """The module ``name`` if it is already imported, else None; never imports it. A module another thread is
+    still importing (nbops's warm-up or background writer, say) counts as not imported: its attributes may not
+    exist yet, and no object the user holds can come from it."""
+    import sys
+
+    mod = sys.modules.get(name)
+    if mod is None or getattr(getattr(mod, "__spec__", None), "_initializing", False):
+        return None
+    return mod

@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 
+from .._lazy import loaded
 from ..importhook import OnImport
 
 log = logging.getLogger("nbops")
@@ -109,7 +110,7 @@ def versions_reads(tracker, cell=None):
     """Context manager for one tracked cell (listed in ``CELL_HOOKS``)."""
     patch = _Patch(tracker)
     hook = None
-    pd = sys.modules.get("pandas")
+    pd = loaded("pandas")
     if pd is not None:
         patch.apply(pd)
     else:

@@ -14,10 +14,10 @@ one removed and one added, and a pure reordering as no change.
 from __future__ import annotations
 
 import html
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._lazy import loaded
 from .version import DataVersion, format_value
 
 STATS = ("nulls", "nan", "min", "max", "mean", "distinct")
@@ -201,12 +201,12 @@ def _row_canonical(ser):
 
 def pandas_frame(obj: Any):
     """The pandas frame of a pandas DataFrame or Series or a polars DataFrame; None for anything else."""
-    pd = sys.modules.get("pandas")
+    pd = loaded("pandas")
     if pd is not None and isinstance(obj, pd.DataFrame):
         return obj
     if pd is not None and isinstance(obj, pd.Series):
         return obj.to_frame()
-    pl = sys.modules.get("polars")
+    pl = loaded("polars")
     if pl is not None and isinstance(obj, pl.DataFrame):
         return obj.to_pandas()
     return None

@@ -24,6 +24,8 @@ from typing import Any, Callable
 import numpy as np
 import xxhash
 
+from .._lazy import loaded
+
 
 CHUNK = 1 << 17                 # elements per chunk for numeric columns (1 MiB of float64: stays in cache)
 OBJ_CHUNK = 1 << 15             # values per chunk for Python-object columns
@@ -80,9 +82,7 @@ def enc(v: Any) -> bytes:
 def _enc_pandas(v: Any) -> bytes | None:
     """The encoding of a pandas scalar (NA, NaT, Timestamp, Timedelta, Interval, Period); None for anything else
     or when pandas was never imported (then no value can be one)."""
-    import sys
-
-    pd = sys.modules.get("pandas")
+    pd = loaded("pandas")
     if pd is None:
         return None
     if v is pd.NA:
@@ -606,9 +606,8 @@ def _text_objects(vals: np.ndarray, tick, stats: bool):
 
 
 def _na_cell(v) -> bool:
-    import sys
 
-    pd = sys.modules.get("pandas")
+    pd = loaded("pandas")
     if pd is not None and (v is pd.NA or v is pd.NaT):
         return True
     if isinstance(v, np.floating):

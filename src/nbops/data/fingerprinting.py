@@ -37,6 +37,7 @@ from typing import Any, Callable
 import numpy as np
 import xxhash
 
+from .._lazy import loaded
 from ..errors import DataError
 from .columns import ndarray_column, pandas_column, polars_column
 from .encode import Unsupported, enc, resolve_pending
@@ -114,7 +115,7 @@ def fingerprint(obj: Any, name: str | None = None, *, index: bool | None = None,
 
 
 def _unordered(v: DataVersion, obj, name) -> DataVersion:
-    pd, pl = sys.modules.get("pandas"), sys.modules.get("polars")
+    pd, pl = loaded("pandas"), loaded("polars")
     if not ((pd is not None and isinstance(obj, pd.DataFrame)) or (pl is not None and isinstance(obj, pl.DataFrame))):
         raise DataError(f"ordered=False applies to a pandas or polars DataFrame, not {_what(obj, name)}.",
                         variable=name)
@@ -125,8 +126,8 @@ def _unordered(v: DataVersion, obj, name) -> DataVersion:
 
 # -- in-memory objects ----------------------------------------------------------------------------------------------
 def _in_memory(obj, name, index, profile, progress) -> DataVersion:
-    pd = sys.modules.get("pandas")
-    pl = sys.modules.get("polars")
+    pd = loaded("pandas")
+    pl = loaded("polars")
     if pd is not None and isinstance(obj, (pd.DataFrame, pd.Series)):
         return _pandas(obj, name, index, profile, progress)
     if isinstance(obj, np.ndarray):

@@ -19,12 +19,12 @@ import html
 import json
 import logging
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._lazy import loaded
 from ..errors import DataError, NbopsError, TrackingError
 from .compare import DataDiff, compare, row_changes
 from .lineage import SNAPSHOT_TAG, Lineage, history, runs_using, safe_name
@@ -44,7 +44,7 @@ def check_snapshot(obj: Any, name: str) -> None:
     if is_spark(obj):
         raise DataError(f"--snapshot {name}: a Spark frame is not copied into the run; write it as a table (e.g. "
                         f"{name}.write.parquet(PATH)) and version that, or drop --snapshot.", variable=name)
-    pd = sys.modules.get("pandas")
+    pd = loaded("pandas")
     if pd is not None and isinstance(obj, pd.DataFrame) and obj.columns.duplicated().any():
         dup = sorted(map(str, obj.columns[obj.columns.duplicated()].unique()))
         raise DataError(f"--snapshot {name}: duplicate column names {', '.join(dup)}; parquet needs one name per "
@@ -56,8 +56,8 @@ def write_snapshot(obj: Any, name: str, folder: Path) -> Path:
     """Write ``obj`` as ``folder/<name>.parquet``; a DataError (nothing written) if it cannot be stored."""
     check_snapshot(obj, name)
     target = folder / f"{safe_name(name)}.parquet"
-    pd = sys.modules.get("pandas")
-    pl = sys.modules.get("polars")
+    pd = loaded("pandas")
+    pl = loaded("polars")
     import numpy as np
 
     from ..tracking.redact import frame as masked  # secret-named text columns: values masked, column kept

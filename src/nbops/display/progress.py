@@ -1,9 +1,8 @@
 """Progress bars: tqdm where a person watches long work, nothing where no one does.
 
 ``from nbops.display.progress import tqdm`` in place of ``from tqdm.auto import tqdm``: headless (papermill,
-nbclient, ``nbops run``; outside a kernel, a script whose stderr is not a terminal: cron, CI logs) the bar is
-disabled, so saved notebooks and logs never carry a bar frozen at 0%; otherwise the bar appears only once the work
-has taken ``delay`` seconds (1 by default), so short work shows none.
+nbclient, ``nbops run``) the bar is disabled, so saved notebooks never carry a bar frozen at 0%; otherwise the
+bar appears only once the work has taken ``delay`` seconds (1 by default), so short work shows none.
 """
 from __future__ import annotations
 
@@ -16,11 +15,8 @@ def tqdm(*args, **kwargs):
 
     from . import headless_reason, in_kernel
 
-    if in_kernel():
-        if headless_reason() is not None:
-            kwargs["disable"] = True
-    else:
-        kwargs.setdefault("disable", None)  # tqdm's own rule: no bar where its stream is not a terminal
+    if in_kernel() and headless_reason() is not None:
+        kwargs["disable"] = True
     kwargs.setdefault("delay", 1.0)
     return _tqdm(*args, **kwargs)
 

@@ -7,6 +7,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from .._lazy import loaded
 from ..errors import DataError, NbopsError
 from .contract import Contract, infer
 
@@ -26,11 +27,9 @@ def attach(tracker, obj, name: str, version=None) -> str | None:
     """Infer the contract of ``obj`` (a pandas DataFrame, or a Spark one: from its aggregates) and log it on
     ``tracker``'s run. Never raises: a contract that cannot be inferred is a warning, the data version is logged
     regardless."""
-    import sys
-
     from ..sparkframes import is_spark
 
-    pd = sys.modules.get("pandas")
+    pd = loaded("pandas")
     spark = is_spark(obj)
     if not spark and (pd is None or not isinstance(obj, pd.DataFrame)):
         return None
@@ -116,11 +115,10 @@ def from_name(name: str) -> Contract:
 
 def resolve(against, keys=None) -> tuple[Contract, str]:
     """``(contract, label)`` for what ``--against`` names (see :func:`nbops.validate`)."""
-    import sys
 
     if isinstance(against, Contract):
         return against, against.source or "contract"
-    pd = sys.modules.get("pandas")
+    pd = loaded("pandas")
     if pd is not None and isinstance(against, pd.DataFrame):
         label = f"DataFrame {against.shape[0]:,}x{against.shape[1]}"
         return infer(against, keys=keys, source=f"inferred from {label}"), label
