@@ -62,15 +62,23 @@ def _host_memory_mb() -> float:
 def material(metric: str, values: np.ndarray, hit: np.ndarray) -> np.ndarray:
     """``hit`` (the detector's flags on one series, time order) kept where ``values`` moved at least
     :func:`floor` away from the normal level before the point."""
+    hit, judged = _judged(metric, values, hit)
+    if judged is None:
+        return hit
+    v, base, f = judged
+    return hit & (np.abs(v - base) >= f)
+
+
+def _judged(metric: str, values, hit):
+    """``(hit as bools, (values, normal level, floor))``, or ``(hit, None)`` where the detector alone decides:
+    no floor for the metric, nothing flagged, or no normal point to compare with."""
     hit = np.asarray(hit, dtype=bool)
     f = floor(metric)
     if f <= 0 or not hit.any():
-        return hit
+        return hit, None
     v = np.asarray(values, dtype=float)
     base = _normal_level(v, hit)
-    if base is None:
-        return hit  # nothing normal to compare with: the detector decides
-    return hit & (np.abs(v - base) >= f)
+    return hit, (None if base is None else (v, base, f))
 
 
 def _normal_level(v: np.ndarray, hit: np.ndarray):
@@ -90,14 +98,10 @@ def lasting(metric: str, values: np.ndarray, hit: np.ndarray, n: int) -> np.ndar
     :func:`floor` away from the normal level before the point, on the same side. Whatever the detector flags
     (a step's onset only, or every point of it), a blip of fewer than ``n`` samples is not kept; a metric with
     no floor is left to its detector."""
-    hit = np.asarray(hit, dtype=bool)
-    f = floor(metric)
-    if f <= 0 or not hit.any():
+    hit, judged = _judged(metric, values, hit)
+    if judged is None:
         return hit
-    v = np.asarray(values, dtype=float)
-    base = _normal_level(v, hit)
-    if base is None:
-        return hit
+    v, base, f = judged
     keep = np.zeros(len(v), bool)
     for i in np.flatnonzero(hit):
         d = v[i:i + n] - base[i]
