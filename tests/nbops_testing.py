@@ -117,6 +117,11 @@ class Hog:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         self.procs = [psutil.Process(int(pid)) for pid in out.split()]
         self.started = time.time()
+        ours = [p.pid for p in self.procs if os.getpid() in {a.pid for a in p.parents()}]
+        if ours:  # this process (or an ancestor's subreaper below init) adopted them: they would be our own work
+            self.stop()
+            raise RuntimeError(f"the hog's processes {ours} were adopted into this process's tree (a subreaper "
+                               "set in this process?): they would count as its own work, not as another job's")
 
     def stop(self):
         import time

@@ -97,9 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, own_process: bool = False) -> int:
+    """The CLI on ``argv``; the exit code. ``own_process``: this is the ``nbops`` command's own process (see
+    :func:`console`), which a command may set up for itself; called from a user's Python, nothing of the kind."""
     parser = build_parser()
     a = parser.parse_args(argv)
+    a.own_process = own_process
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(message)s")
     from .tracking.redact import Filter  # what the console shows is masked too (cron keeps it in a log file)
 
@@ -129,5 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def console() -> None:
+    """The ``nbops`` command (and ``python -m nbops.cli``): a process of its own, so a command may change what
+    only concerns that process (``nbops run`` adopts the orphans of its tree)."""
+    sys.exit(main(own_process=True))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -688,8 +688,9 @@ def _adopt_orphans() -> None:
 
 
 def _cli_run(a) -> int:
-    _skip_unused_optional_imports()
-    _adopt_orphans()
+    if a.own_process:  # the `nbops` command, not main() called inside a user's (or a test's) process
+        _skip_unused_optional_imports()
+        _adopt_orphans()
     if not a.progress:  # quiet logs for schedulers: papermill's INFO lines (paths, kernel) are noise there
         logging.getLogger("papermill").setLevel(logging.WARNING)
     for noisy in ("traitlets", "nbclient"):

@@ -123,6 +123,28 @@ def test_bad_input_exits_2_with_a_message_and_records_nothing(store, client, tmp
         [e.experiment_id for e in client.search_experiments()]) == []
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a subreaper is Linux's")
+def test_the_cli_called_inside_a_python_process_leaves_that_process_as_it_was(tmp_path):
+    """`nbops run` as a command adopts its tree's orphans (PR_SET_CHILD_SUBREAPER on its own process); main()
+    called from a user's Python -- a notebook, a script, this test -- must not turn their process into one (its
+    orphans would become its zombies, and count as its own work in the local sampler). The command still does."""
+    import ctypes
+
+    def subreaper() -> int:
+        flag = ctypes.c_int(-1)
+        assert ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(flag), 0, 0, 0) == 0  # PR_GET_CHILD_...
+        return flag.value
+
+    assert subreaper() == 0
+    assert main(["run", str(tmp_path / "missing.ipynb")]) == 2  # through the run command's set-up
+    assert subreaper() == 0
+    code = ("import ctypes, sys\nfrom nbops.cli import console\nsys.argv = ['nbops', 'run', sys.argv[1]]\n"
+            "try:\n    console()\nfinally:\n    flag = ctypes.c_int(-1)\n"
+            "    ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0)\n    print('subreaper', flag.value)")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing.ipynb")], capture_output=True, text=True)
+    assert r.returncode == 2 and "subreaper 1" in r.stdout, (r.stdout, r.stderr)
+
+
 def test_output_named_as_the_input_runs_the_notebook_in_place(store, client, tmp_path):
     """`nbops run nb.ipynb -o nb.ipynb` (papermill's in-place run): the same cells, now with their outputs, and
     the runs recorded once."""
