@@ -147,6 +147,7 @@ class CadOseModel:
         self.l_ver = np.zeros(64, dtype=np.int64)  # per left: 1 + id of its newest context
         self.l_len = np.zeros(64, dtype=np.int64)
         self.l_codes = np.full((64, width), -1, dtype=np.int64)  # facts as codes (sensor f: f; neuron c: 2 bits + c)
+        self.l_mask = np.zeros(64, dtype=bool)  # scratch over left ids (all False between uses)
         # zero-level contexts, ordered by left id then the left's (py2) link order: left, right and context ids;
         # lefts whose rows are stale
         self.zt = (np.zeros(0, dtype=np.int64),) * 3
@@ -157,6 +158,11 @@ class CadOseModel:
         self.r_hash: list[int] = []
         self.r_size = np.zeros(0, dtype=np.int64)
         self.r_cross: dict[tuple, tuple] = {}  # sensor facts -> (rights seen, counts, wholly present, shared bits)
+        # stored (left id, right id) pairs; a right holds at most one of the two facts of each bit: 3 ** bits ids
+        self.pair = np.zeros((64, 3 ** bits), dtype=bool)
+        # scratch maps over fact codes (all -1 / False between uses; the last entry is the padding's)
+        self.pos = np.full(2 * bits + 65, -1, dtype=np.int64)
+        self.member = np.zeros(2 * bits + 65, dtype=bool)
         # contexts (numpy, grown by doubling): activations, the hashes that rank equally-activated ones, selections
         # (weighted by the right side's size) and hits (for the gate only); right facts and zero-level flag as lists
         self.n_ctx = 0
@@ -165,6 +171,8 @@ class CadOseModel:
         self.c_rh = np.zeros(64, dtype=np.int64)
         self.c_sel = np.zeros(64)
         self.c_hit = np.zeros(64)
+        self.c_left = np.zeros(64, dtype=np.int64)
+        self.c_rid = np.zeros(64, dtype=np.int64)
         self.c_right: list[tuple] = []
         self.c_zero: list[bool] = []
         self.g_cache: dict[tuple, _Match] = {}
@@ -191,6 +199,8 @@ class CadOseModel:
             if lid == len(self.l_ver):
                 self.l_ver, self.l_len = (np.concatenate([a, np.zeros_like(a)]) for a in (self.l_ver, self.l_len))
                 self.l_codes = np.concatenate([self.l_codes, np.full_like(self.l_codes, -1)])
+                self.pair = np.concatenate([self.pair, np.zeros_like(self.pair)])
+                self.l_mask = np.zeros(len(self.l_ver), dtype=bool)
             self.l_len[lid] = len(facts)
             self.l_codes[lid, :len(facts)] = self._codes(facts)
         return lid
@@ -222,14 +232,19 @@ class CadOseModel:
                 self.z_dirty.add(lid)
             return cid, False
         cid = links[rid] = self.n_ctx
+        self.pair[lid, rid] = True
         self.l_order[lid] = self.l_arr[lid] = None
         if self.l_zero[lid]:  # its links' order may have changed
             self.z_dirty.add(lid)
         self.l_ver[lid] = cid + 1
         if cid == len(self.c_act):
-            self.c_act, self.c_lh, self.c_rh, self.c_sel, self.c_hit = (
-                np.concatenate([a, np.zeros_like(a)]) for a in (self.c_act, self.c_lh, self.c_rh, self.c_sel, self.c_hit))
+            self.c_act, self.c_lh, self.c_rh, self.c_sel, self.c_hit, self.c_left, self.c_rid = (
+                np.concatenate([a, np.zeros_like(a)])
+                for a in (self.c_act, self.c_lh, self.c_rh, self.c_sel, self.c_hit, self.c_left, self.c_rid))
+            self.pos = np.full(2 * self.bits + len(self.c_act) + 1, -1, dtype=np.int64)
+            self.member = np.zeros(2 * self.bits + len(self.c_act) + 1, dtype=bool)
         self.c_lh[cid], self.c_rh[cid] = self.l_hash[lid], self.r_hash[rid]
+        self.c_left[cid], self.c_rid[cid] = lid, rid
         self.c_right.append(right)
         self.c_zero.append(zero)
         self.n_ctx += 1
@@ -243,6 +258,7 @@ class CadOseModel:
         return order
 
     _CACHE = 4096  #: groups whose full matches are remembered (periodic series revisit the same groups)
+    _FEW = 32  #: up to this many lefts, a group's contexts are gathered left by left
 
     def _full(self, group: tuple) -> _Match:
         """The left semi-contexts whose every fact is in ``group`` and the contexts they link, kept up to date as
@@ -262,23 +278,31 @@ class CadOseModel:
                 e.built = -1
         if e.built != self.n_ctx:
             if e.built < 0 or (len(e.lid_arr) and int(self.l_ver[e.lid_arr].max()) > e.built):
-                parts = [self.l_arr[lid] or self._arrays(lid) for lid in e.lids]
-                e.cids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
-                e.rids = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
                 e.lid_arr = np.array(e.lids, dtype=np.int64)
+                if len(e.lids) > self._FEW:  # many lefts: one pass over every context (their order is irrelevant)
+                    self.l_mask[e.lid_arr] = True
+                    e.cids = np.flatnonzero(self.l_mask[self.c_left[:self.n_ctx]])
+                    e.rids = self.c_rid[e.cids]
+                    self.l_mask[e.lid_arr] = False
+                else:
+                    parts = [self.l_arr[lid] or self._arrays(lid) for lid in e.lids]
+                    e.cids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+                    e.rids = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
                 e.active = {}
             e.built = self.n_ctx
         return e
 
     def _within(self, group: tuple, start: int, stop: int) -> list:
         """Ids in ``[start, stop)`` of the left semi-contexts whose every fact is in ``group``."""
-        member = np.zeros(2 * self.bits + self.n_ctx + 1, dtype=bool)
-        member[self._codes(group)] = True
+        member, mine = self.member, self._codes(group)
+        member[mine] = True
         member[-1] = True  # the padding
         codes = self.l_codes[start:stop]
         last = codes[np.arange(len(codes)), self.l_len[start:stop] - 1]  # largest fact first: few lefts pass it
         maybe = np.flatnonzero(member[last])
-        return (maybe[member[codes[maybe]].all(axis=1)] + start).tolist()
+        out = (maybe[member[codes[maybe]].all(axis=1)] + start).tolist()
+        member[mine] = False
+        return out
 
     def _arrays(self, lid: int) -> tuple:
         links = self.l_links[lid]
@@ -325,7 +349,7 @@ class CadOseModel:
             tl, tr, tc = np.insert(tl, at, nl), np.insert(tr, at, nr), np.insert(tc, at, nc)
         self.zt = (tl, tr, tc)
 
-    def _potential(self, group: tuple, sens: tuple, limit: int, skip: int, counts, rbits) -> list:
+    def _potential(self, group: tuple, sens: tuple, limit: int, skip: int, counts, rbits) -> np.ndarray:
         """The distinct potential contexts of a step, in the order the original meets them, as ints (bits over
         ``group`` << bits | bits over ``sens``): for each left semi-context with a zero-level context (id <
         ``limit``, id order) sharing 1 to ``max_left`` facts with ``group``, each of its zero-level contexts (its
@@ -334,26 +358,27 @@ class CadOseModel:
         self._flush_zero()
         tl, tr, tc = self.zt
         k = int(np.searchsorted(tl, limit))
+        none = np.zeros(0, dtype=np.int64)
         if not k:
-            return []
+            return none
         tl, tr, tc = tl[:k], tr[:k], tc[:k]
-        pos = np.full(2 * self.bits + self.n_ctx + 1, -1, dtype=np.int64)  # the last: padding (-1)
-        pos[self._codes(group)] = np.arange(len(group))
-        zl = tl[np.concatenate([[True], tl[1:] != tl[:-1]])]  # each left once (rows are ordered by left)
-        p = pos[self.l_codes[zl]]
+        pos, mine = self.pos, self._codes(group)  # the last entry: the padding (-1)
+        pos[mine] = np.arange(len(group))
+        first = np.concatenate([[True], tl[1:] != tl[:-1]])  # each left once (rows are ordered by left)
+        p = pos[self.l_codes[tl[first]]]
+        pos[mine] = -1
         inside = p >= 0
-        n_in = np.zeros(limit, dtype=np.int64)
-        sub = np.zeros(limit, dtype=np.int64)
-        n_in[zl] = inside.sum(axis=1)
-        sub[zl] = np.where(inside, np.left_shift(1, np.maximum(p, 0)), 0).sum(axis=1)
+        row = np.cumsum(first) - 1  # each row's left among them
+        nl = inside.sum(axis=1)[row]
         got = counts[tr]
-        nl = n_in[tl]
         keep = ((nl > 0) & (nl <= self.max_left) & (tc != skip) & (got > 0)
                 & ~((nl == self.l_len[tl]) & (got == self.r_size[tr])))
         if not keep.any():
-            return []
-        keys = (sub[tl[keep]] << self.bits) | rbits[tr[keep]]
-        return list(dict.fromkeys(keys.tolist()))
+            return none
+        sub = np.where(inside, np.left_shift(1, np.maximum(p, 0)), 0).sum(axis=1)[row]
+        keys = (sub[keep] << self.bits) | rbits[tr[keep]]
+        _, at = np.unique(keys, return_index=True)
+        return keys[np.sort(at)]  # each once, where first met
 
     # -- one step ----------------------------------------------------------------------------------------------
     def set_range(self, lo: float, hi: float) -> None:
@@ -404,27 +429,27 @@ class CadOseModel:
             self.c_sel[hit[2]] += self.r_size[hit[3]]
             self.c_hit[hit[2]] += counts[hit[3]]
         self.c_act[active] += 1
-        potential = self._potential(group, sens, self.cross_n, skip, counts, rbits) if new_zero else []
+        potential = self._potential(group, sens, self.cross_n, skip, counts, rbits) if new_zero else None
         share_active = len(active) / selected if selected else 0.0
         if len(active) > self.max_active:
             active = self._top(active)
         next_group = sens + tuple((active + _NEURON).tolist())
         added = 0
         b, low = self.bits, (1 << self.bits) - 1
-        if potential:
+        if potential is not None and len(potential):
+            # the potential contexts not stored yet are stored, in order (they are distinct pairs, so one stored
+            # in this loop is never met again in it)
+            subs, inv = np.unique(potential >> b, return_inverse=True)
+            lefts = [_subset(group, sub) for sub in subs.tolist()]
             rights = [_subset(sens, r) for r in range(low + 1)]
-            r_ids = [self.r_id.get(r, -1) for r in rights]
-            lefts: dict = {}
-        for key in potential:  # a repeat would find its context stored: skip it
-            sub = key >> b
-            left = lefts.get(sub)
-            if left is None:
-                left = lefts[sub] = _subset(group, sub)
-            lid = self.l_id.get(left)
-            if lid is not None and r_ids[key & low] in self.l_links[lid]:
-                continue
-            added += self._context(left, rights[key & low], False)[1]
-            r_ids[key & low] = self.r_id[rights[key & low]]
+            lids = np.array([self.l_id.get(left, -1) for left in lefts], dtype=np.int64)[inv]
+            rids = np.array([self.r_id.get(r, -1) for r in rights], dtype=np.int64)[potential & low]
+            old = (lids >= 0) & (rids >= 0)
+            old[old] = self.pair[lids[old], rids[old]]
+            new = np.flatnonzero(~old)
+            for left, right in zip(inv[new].tolist(), (potential[new] & low).tolist()):
+                self._context(lefts[left], rights[right], False)
+            added = len(new)
         self.group, self.cross_n = next_group, len(self.l_size)
         self.full = self._full(next_group)
         if self.gate:
@@ -432,7 +457,7 @@ class CadOseModel:
         if not new_zero:
             return (1.0 - share_active) / 2.0
         whole_key = ((1 << len(group)) - 1) << b | ((1 << b) - 1)  # (previous group, sens) is counted once
-        uniq = len(potential) + (0 if len(group) <= self.max_left and whole_key in potential else 1)
+        uniq = len(potential) + (0 if len(group) <= self.max_left and bool((potential == whole_key).any()) else 1)
         return (1.0 - share_active + (added + 1) / uniq) / 2.0
 
     def _top(self, active: np.ndarray) -> np.ndarray:
