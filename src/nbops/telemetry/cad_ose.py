@@ -258,7 +258,7 @@ class CadOseModel:
         return order
 
     _CACHE = 4096  #: groups whose full matches are remembered (periodic series revisit the same groups)
-    _FEW = 32  #: up to this many lefts, a group's contexts are gathered left by left
+    _FEW = 32  #: up to this many lefts (potential contexts), a group's contexts are gathered (checked) one by one
 
     def _full(self, group: tuple) -> _Match:
         """The left semi-contexts whose every fact is in ``group`` and the contexts they link, kept up to date as
@@ -377,6 +377,8 @@ class CadOseModel:
             return none
         sub = np.where(inside, np.left_shift(1, np.maximum(p, 0)), 0).sum(axis=1)[row]
         keys = (sub[keep] << self.bits) | rbits[tr[keep]]
+        if len(keys) <= self._FEW:
+            return np.array(list(dict.fromkeys(keys.tolist())), dtype=np.int64)
         _, at = np.unique(keys, return_index=True)
         return keys[np.sort(at)]  # each once, where first met
 
@@ -436,7 +438,21 @@ class CadOseModel:
         next_group = sens + tuple((active + _NEURON).tolist())
         added = 0
         b, low = self.bits, (1 << self.bits) - 1
-        if potential is not None and len(potential):
+        if potential is not None and 0 < len(potential) <= self._FEW:  # few: one by one
+            rights = [_subset(sens, r) for r in range(low + 1)]
+            r_ids = [self.r_id.get(r, -1) for r in rights]
+            lefts: dict = {}
+            for key in potential.tolist():  # a repeat would find its context stored: skip it
+                sub = key >> b
+                left = lefts.get(sub)
+                if left is None:
+                    left = lefts[sub] = _subset(group, sub)
+                lid = self.l_id.get(left)
+                if lid is not None and r_ids[key & low] in self.l_links[lid]:
+                    continue
+                added += self._context(left, rights[key & low], False)[1]
+                r_ids[key & low] = self.r_id[rights[key & low]]
+        elif potential is not None and len(potential):
             # the potential contexts not stored yet are stored, in order (they are distinct pairs, so one stored
             # in this loop is never met again in it)
             subs, inv = np.unique(potential >> b, return_inverse=True)
