@@ -160,8 +160,8 @@ class CadOseModel:
         self.r_cross: dict[tuple, tuple] = {}  # sensor facts -> (rights seen, counts, wholly present, shared bits)
         # stored (left id, right id) pairs; a right holds at most one of the two facts of each bit: 3 ** bits ids
         self.pair = np.zeros((64, 3 ** bits), dtype=bool)
-        # scratch maps over fact codes (all -1 / False between uses; the last entry is the padding's)
-        self.pos = np.full(2 * bits + 65, -1, dtype=np.int64)
+        # scratch maps over fact codes (all 0 / False between uses; the last entry is the padding's)
+        self.bit = np.zeros(2 * bits + 65, dtype=np.int64)
         self.member = np.zeros(2 * bits + 65, dtype=bool)
         # contexts (numpy, grown by doubling): activations, the hashes that rank equally-activated ones, selections
         # (weighted by the right side's size) and hits (for the gate only); right facts and zero-level flag as lists
@@ -241,7 +241,7 @@ class CadOseModel:
             self.c_act, self.c_lh, self.c_rh, self.c_sel, self.c_hit, self.c_left, self.c_rid = (
                 np.concatenate([a, np.zeros_like(a)])
                 for a in (self.c_act, self.c_lh, self.c_rh, self.c_sel, self.c_hit, self.c_left, self.c_rid))
-            self.pos = np.full(2 * self.bits + len(self.c_act) + 1, -1, dtype=np.int64)
+            self.bit = np.zeros(2 * self.bits + len(self.c_act) + 1, dtype=np.int64)
             self.member = np.zeros(2 * self.bits + len(self.c_act) + 1, dtype=bool)
         self.c_lh[cid], self.c_rh[cid] = self.l_hash[lid], self.r_hash[rid]
         self.c_left[cid], self.c_rid[cid] = lid, rid
@@ -362,20 +362,19 @@ class CadOseModel:
         if not k:
             return none
         tl, tr, tc = tl[:k], tr[:k], tc[:k]
-        pos, mine = self.pos, self._codes(group)  # the last entry: the padding (-1)
-        pos[mine] = np.arange(len(group))
+        bit, mine = self.bit, self._codes(group)  # code -> 1 << its position in the group (0: not in it)
+        bit[mine] = np.left_shift(1, np.arange(len(group), dtype=np.int64))
         first = np.concatenate([[True], tl[1:] != tl[:-1]])  # each left once (rows are ordered by left)
-        p = pos[self.l_codes[tl[first]]]
-        pos[mine] = -1
-        inside = p >= 0
+        w = bit[self.l_codes[tl[first]]]
+        bit[mine] = 0
         row = np.cumsum(first) - 1  # each row's left among them
-        nl = inside.sum(axis=1)[row]
+        nl = np.count_nonzero(w, axis=1)[row]
         got = counts[tr]
         keep = ((nl > 0) & (nl <= self.max_left) & (tc != skip) & (got > 0)
                 & ~((nl == self.l_len[tl]) & (got == self.r_size[tr])))
         if not keep.any():
             return none
-        sub = np.where(inside, np.left_shift(1, np.maximum(p, 0)), 0).sum(axis=1)[row]
+        sub = w.sum(axis=1)[row]  # the shared facts as bits over the group
         keys = (sub[keep] << self.bits) | rbits[tr[keep]]
         if len(keys) <= self._FEW:
             return np.array(list(dict.fromkeys(keys.tolist())), dtype=np.int64)
@@ -481,12 +480,17 @@ class CadOseModel:
         (left hash, right hash) -- the original sorts by (activations, left hash, right hash) and takes the end."""
         k = self.max_active
         acts = self.c_act[active]
-        edge = np.partition(acts, len(acts) - k)[len(acts) - k]
-        above, tied = active[acts > edge], active[acts == edge]
-        need = k - len(above)
-        if len(tied) > need:
-            tied = tied[np.lexsort((self.c_rh[tied], self.c_lh[tied]))[len(tied) - need:]]
-        out = np.concatenate([above, tied])
+        n = len(acts)
+        part = acts.copy()
+        part.partition(n - k)
+        edge = part[n - k]
+        above, at = acts > edge, acts == edge
+        need = k - int(np.count_nonzero(above))
+        if np.count_nonzero(at) <= need:  # every tied one is taken: they and the ones above, in id order
+            return active[above | at]
+        tied = active[at]
+        tied = tied[np.lexsort((self.c_rh[tied], self.c_lh[tied]))[len(tied) - need:]]
+        out = np.concatenate([active[above], tied])
         out.sort()
         return out
 
