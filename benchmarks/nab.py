@@ -34,7 +34,8 @@ false-positive rows), and the speed. ``--compare-reference NAME`` (e.g. ``--dete
 contextOSE``) also prints, per file, the Pearson correlation of our per-row scores with that reference run's and
 the standard raw score of each at its own best threshold: how closely an implementation of a published algorithm
 behaves like its reference run. `--grid default` skips the grid (fast, for iterating); `--limit N` scores the
-first N files of each category only.
+first N files of each category only; `--save-scores run.npz` keeps every file's per-row scores, to check that a
+change leaves them all as they were (``np.array_equal`` file by file against a saved run).
 """
 from __future__ import annotations
 
@@ -111,6 +112,9 @@ def main(argv=None) -> int:
     ap.add_argument("--references", type=Path, help="reference runs to compare with, NAB's results/ layout "
                                                      "(<detector>/<category>/<detector>_<file>.csv; default: "
                                                      "results/ beside --data, when there)")
+    ap.add_argument("--save-scores", type=Path, metavar="NPZ",
+                    help="also save every file's per-row scores (default setting) to this .npz, keyed by file: to "
+                         "check that a change leaves every score as it was (np.array_equal against a saved run)")
     a = ap.parse_args(argv)
     from tqdm import tqdm
 
@@ -155,6 +159,8 @@ def main(argv=None) -> int:
         runs[key] = cache[same]
     default = next(iter(runs))
     scored, refractory = runs[default], refr[default]
+    if a.save_scores:
+        np.savez(a.save_scores, **{lab.name: s for lab, s in scored})
     n_windows = sum(len(lab.windows) for lab, _ in scored)
     print(f"detector={a.detector} direction={a.direction} files={len(scored)} windows={n_windows} "
           f"points={n_points} settings={len(runs)} refractory={refractory} rows protocol={a.protocol}")
