@@ -328,9 +328,10 @@ class CadOseModel:
         lids = sorted(self.z_dirty)
         self.z_dirty.clear()
         tl, tr, tc = self.zt
+        after = not len(tl) or lids[0] > tl[-1]  # only lefts past the last row (the usual case): rows appended
         d = np.array(lids, dtype=np.int64)
-        lo, hi = np.searchsorted(tl, d, "left"), np.searchsorted(tl, d, "right")
-        if (hi > lo).any():
+        lo, hi = (None, None) if after else (np.searchsorted(tl, d, "left"), np.searchsorted(tl, d, "right"))
+        if not after and (hi > lo).any():
             keep = np.ones(len(tl), dtype=bool)
             for a, b in zip(lo.tolist(), hi.tolist()):
                 keep[a:b] = False
@@ -344,7 +345,9 @@ class CadOseModel:
                         nl.append(lid)
                         nr.append(rid)
                         nc.append(cid)
-        if nl:
+        if nl and after:
+            tl, tr, tc = (np.concatenate([a, np.array(b, dtype=np.int64)]) for a, b in ((tl, nl), (tr, nr), (tc, nc)))
+        elif nl:
             at = np.searchsorted(tl, nl)
             tl, tr, tc = np.insert(tl, at, nl), np.insert(tr, at, nr), np.insert(tc, at, nc)
         self.zt = (tl, tr, tc)
