@@ -145,6 +145,7 @@ class CadOseModel:
         self.l_facts: list[tuple] = []
         self.l_arr: list = []  # per left semi-context: (context ids, right ids) arrays, None when stale
         self.l_ver = np.zeros(64, dtype=np.int64)  # per left: 1 + id of its newest context
+        self.l_newest: list[int] = []  # the same as a list (cheaper for a few lefts)
         self.l_len = np.zeros(64, dtype=np.int64)
         self.l_codes = np.full((64, width), -1, dtype=np.int64)  # facts as codes (sensor f: f; neuron c: 2 bits + c)
         self.l_mask = np.zeros(64, dtype=bool)  # scratch over left ids (all False between uses)
@@ -196,6 +197,7 @@ class CadOseModel:
             self.l_facts.append(facts)
             self.l_arr.append(None)
             self.l_zero.append(False)
+            self.l_newest.append(0)
             if lid == len(self.l_ver):
                 self.l_ver, self.l_len = (np.concatenate([a, np.zeros_like(a)]) for a in (self.l_ver, self.l_len))
                 self.l_codes = np.concatenate([self.l_codes, np.full_like(self.l_codes, -1)])
@@ -236,7 +238,7 @@ class CadOseModel:
         self.l_order[lid] = self.l_arr[lid] = None
         if self.l_zero[lid]:  # its links' order may have changed
             self.z_dirty.add(lid)
-        self.l_ver[lid] = cid + 1
+        self.l_ver[lid] = self.l_newest[lid] = cid + 1
         if cid == len(self.c_act):
             self.c_act, self.c_lh, self.c_rh, self.c_sel, self.c_hit, self.c_left, self.c_rid = (
                 np.concatenate([a, np.zeros_like(a)])
@@ -277,7 +279,9 @@ class CadOseModel:
                 e.lids.extend(new)
                 e.built = -1
         if e.built != self.n_ctx:
-            if e.built < 0 or (len(e.lid_arr) and int(self.l_ver[e.lid_arr].max()) > e.built):
+            if e.built < 0 or (len(e.lids) and (
+                    max([self.l_newest[lid] for lid in e.lids]) if len(e.lids) <= self._FEW
+                    else int(self.l_ver[e.lid_arr].max())) > e.built):
                 e.lid_arr = np.array(e.lids, dtype=np.int64)
                 if len(e.lids) > self._FEW:  # many lefts: one pass over every context (their order is irrelevant)
                     self.l_mask[e.lid_arr] = True
@@ -294,6 +298,9 @@ class CadOseModel:
 
     def _within(self, group: tuple, start: int, stop: int) -> list:
         """Ids in ``[start, stop)`` of the left semi-contexts whose every fact is in ``group``."""
+        if stop - start <= self._FEW // 2:  # a few new lefts since the group was last met: one by one
+            have, facts = set(group), self.l_facts
+            return [lid for lid in range(start, stop) if have.issuperset(facts[lid])]
         member, mine = self.member, self._codes(group)
         member[mine] = True
         member[-1] = True  # the padding
