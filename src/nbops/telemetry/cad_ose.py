@@ -89,6 +89,18 @@ def _py2_dict_order(keys: list[int]) -> list[int]:
     return [s for s in slots if s is not None]
 
 
+_POP_BITS = 18  #: bit counts are looked up for groups up to this long (the default's: 3 bits + 15 neurons)
+_POP: list = []
+
+
+def _popcount() -> np.ndarray:
+    """Number of set bits of every int below ``2 ** _POP_BITS`` (built once, 256 kB)."""
+    if not _POP:
+        n = np.arange(1 << _POP_BITS)
+        _POP.append(sum(((n >> b) & 1).astype(np.uint8) for b in range(_POP_BITS)))
+    return _POP[0]
+
+
 def _subset(items: tuple, bits: int) -> tuple:
     """The items of ``items`` whose bit is set in ``bits``, in order."""
     out = []
@@ -378,13 +390,14 @@ class CadOseModel:
         w = bit[self.l_codes[tl[first]]]
         bit[mine] = 0
         row = np.cumsum(first) - 1  # each row's left among them
-        nl = np.count_nonzero(w, axis=1)[row]
+        sub = w.sum(axis=1)  # the shared facts as bits over the group
+        nl = (_popcount()[sub] if len(group) <= _POP_BITS else np.count_nonzero(w, axis=1))[row]
         got = counts[tr]
         keep = ((nl > 0) & (nl <= self.max_left) & (tc != skip) & (got > 0)
                 & ~((nl == self.l_len[tl]) & (got == self.r_size[tr])))
         if not keep.any():
             return none
-        sub = w.sum(axis=1)[row]  # the shared facts as bits over the group
+        sub = sub[row]
         keys = (sub[keep] << self.bits) | rbits[tr[keep]]
         if len(keys) <= self._FEW:
             return np.array(list(dict.fromkeys(keys.tolist())), dtype=np.int64)
