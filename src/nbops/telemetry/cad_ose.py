@@ -134,7 +134,9 @@ class CadOseModel:
     Bookkeeping for speed (none of it changes a score): the contexts matching a group are remembered per group
     and rebuilt only when one of its lefts gains a context; the ``max_active`` most activated are found by a
     partition, the hashes break the ties at its edge only; the lefts wholly in a new group and the partial overlaps
-    of a new step are found with arrays over every left (every zero-level context) at once.
+    of a new step are found with arrays over every left (every zero-level context) at once, and the potential
+    contexts already stored are found in a (left, right) table; below ``_FEW`` items the same is done one by one
+    (numpy's fixed cost outweighs a short loop). ``tests/unit/test_telemetry_cad_ose.py`` pins the scores.
     """
 
     def __init__(self, lo: float, hi: float, threshold: float = 0.75, rest_period: float | None = 30,
