@@ -446,8 +446,8 @@ class Auto(Detector):
     Causal: a point's score never depends on how long the series is or what follows it (a series of 90 points is
     scored as the first 90 points of a longer one). ``likelihoods=False``: the ensemble alone (before 2026-12-08).
     On the 35 shared NAB files (``benchmarks/nab.py``, standard / low-FP): leave-one-category-out 64.7 / 55.8 ->
-    69.9 / 61.2, in-sample 66.3 / 57.2 -> 71.7 / 63.1. Cost: CAD OSE's (0.7-1.8 s per 10,000 points on the shared
-    2-core machine, against 0.06-0.08 s for the ensemble alone)."""
+    69.9 / 61.2, in-sample 66.3 / 57.2 -> 71.7 / 63.1. Cost: CAD OSE's (1.8-3.5 s per 10,000 points at load 5-6 on the
+    shared 2-core machine, against 0.06-0.08 s for the ensemble alone)."""
     name = "auto"
     causal = True
     HISTORY = 50  # the relative error of a MAD scale is about 1.2 / sqrt(n): 17% at 50 points, 34% at 12
