@@ -1,7 +1,7 @@
 """Numenta Anomaly Benchmark: run one nbops detector as a streaming user would see it, score it with NAB's rules.
 
     python benchmarks/nab.py --data ../shared/datasets/nab/data \
-        --windows ../shared/datasets/nab/labels/combined_windows.json [--detector ensemble] [--direction both]
+        --windows ../shared/datasets/nab/labels/combined_windows.json [--detector auto] [--direction both]
 
 Every CSV under --data (any categories, any depth) is scored; its key in the windows file is its path relative
 to --data, its category the first folder of that path. Each point is scored using only the points before it: a
@@ -94,8 +94,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="folder of NAB-style CSVs (timestamp,value), any categories")
     ap.add_argument("--windows", required=True, help="combined_windows.json")
-    ap.add_argument("--detector", default="ensemble", help=f"one of {', '.join(detectors.names())} (auto is "
-                                                          "ensemble past its 150-point warm-up)")
+    ap.add_argument("--detector", default="auto", help=f"one of {', '.join(detectors.names())} (default auto: the "
+                                                      "larger of ensemble and HTM's likelihood of cad_ose's and the "
+                                                      "seasonal residual's raw scores)")
     ap.add_argument("--direction", default="both", choices=detectors.DIRECTIONS)
     ap.add_argument("--window", type=int, default=400, help="trailing window for non-causal detectors")
     ap.add_argument("--grid", default="full", choices=["full", "default"],

@@ -107,10 +107,29 @@ def test_auto_scores_a_short_window_the_seasonal_baseline_cannot():
     assert not (detectors.get("robust").score(t, y, "down") >= det.threshold("high")).any()
     long_t, long_y, _ = series()
     ens = detectors.get("ensemble")
-    full = det.score(long_t, long_y)  # past the warm-up, auto is the causal ensemble
-    np.testing.assert_array_equal(full[ens.warmup:], ens.score(long_t, long_y)[ens.warmup:])
+    full = det.score(long_t, long_y)  # past the warm-up, auto is the causal ensemble or a likelihood layer above it
+    np.testing.assert_array_equal(full[ens.warmup:], np.fmax(ens.score(long_t, long_y),
+                                                             det._likelihoods(long_t, long_y, "both"))[ens.warmup:])
     longer = det.score(np.r_[t, t[-1] + 1.0 + np.arange(400)], np.r_[y, np.full(400, 8.0)])
     np.testing.assert_array_equal(longer[:90], det.score(t, y))  # a point's score ignores what comes after it
+
+
+def test_auto_adds_the_likelihood_of_cad_ose_and_of_the_residual_to_the_ensemble():
+    """NAB's ec2_cpu_utilization_24ae8d has two labelled windows; the ensemble alone finds one at its medium
+    threshold (with the refractory rows, as %telemetry alerts). HTM's anomaly likelihood over CAD OSE's and the
+    seasonal residual's raw scores (Ahmad et al. 2017), maxed with the ensemble, finds both."""
+    from nbops.telemetry import nab
+
+    key = "realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv"
+    ts, y = nab.read_series(DATASETS / "nab" / "data" / key)
+    lab = nab.FileLabels.build(key, ts, nab.load_windows(DATASETS / "nab" / "labels" / "combined_windows.json")[key])
+    t = ts.astype(np.int64) / 1e9
+    found = {}
+    for name, det in (("auto", detectors.get("auto")), ("ensemble", detectors.Auto(likelihoods=False))):
+        s = det.score(t, y)
+        found[name] = nab.score_at([(lab, s)], det.threshold("medium"), refractory=det.refractory).tp
+        assert det.alerts(s).sum() <= 10
+    assert len(lab.windows) == 2 and found == {"auto": 2, "ensemble": 1}
 
 
 def test_flat_line_and_missing_values():

@@ -16,8 +16,9 @@ score reaches the detector's threshold for the chosen sensitivity.
 - ``cad_ose``: the Contextual Anomaly Detector, Open Source Edition (:mod:`nbops.telemetry.cad_ose`), causal (its
   value range is learnt with headroom, and its memory rebuilt from the recent values when the range grows); :mod:`nbops.telemetry.likelihood` adds HTM's anomaly
   likelihood on top of any detector.
-- ``auto``: ``ensemble``; over its warm-up (the first 150 points) ``robust`` on the points up to each one, mapped
-  onto the ensemble's thresholds. Causal: no score depends on the series' length.
+- ``auto``: the larger of ``ensemble`` (over its warm-up, the first 150 points, ``robust`` on the points up to each
+  one) and HTM's anomaly likelihood over ``cad_ose``'s and the seasonal residual's raw scores, on the ensemble's
+  scale. Causal: no score depends on the series' length.
 
 Register more with :func:`register`.
 """
@@ -430,19 +431,39 @@ def _onto(s: np.ndarray, src: dict, dst: dict) -> np.ndarray:
 
 
 class Auto(Detector):
-    """``auto``: the causal :class:`Ensemble`; over its warm-up (its first ``warmup`` finite points, where it has no
-    record to judge a point by yet and scores 0) each point's :class:`RobustWindow` score against the points up to
-    it, from the ``HISTORY``-th point on (fewer points give too loose a scale: the first minutes of a quiet host
-    paged), mapped onto the ensemble's thresholds so one threshold per sensitivity serves both. Causal: a point's
-    score never depends on how long the series is or what follows it (a series of 90 points is scored as the first
-    90 points of a longer one)."""
+    """``auto``: the causal :class:`Ensemble`, and HTM's anomaly likelihood over two other scorers, the largest of
+    the three (a max of likelihoods: each alerts on what it sees, on one scale).
+
+    - over the ensemble's warm-up (its first ``warmup`` finite points, where it has no record to judge a point by
+      yet and scores 0) each point's :class:`RobustWindow` score against the points up to it, from the
+      ``HISTORY``-th point on (fewer points give too loose a scale: the first minutes of a quiet host paged), mapped
+      onto ``auto``'s thresholds so one threshold per sensitivity serves both;
+    - :func:`.likelihood.likelihood` (the published defaults: 10-row short mean against the last 8,640 rows, first
+      estimate after 388 rows, only the first of consecutive red rows kept) of CAD OSE's raw scores
+      (:class:`.cad_ose.CadOse` without its rest period) and of the :class:`Seasonal` baseline's residual
+      ``|z| / (|z| + 1)``, log-scaled and mapped onto the ensemble's thresholds (the paper's 1 - 1e-5 on medium).
+
+    Causal: a point's score never depends on how long the series is or what follows it (a series of 90 points is
+    scored as the first 90 points of a longer one). ``likelihoods=False``: the ensemble alone (before 2026-12-08).
+    On the 35 shared NAB files (``benchmarks/nab.py``, standard / low-FP): leave-one-category-out 64.7 / 55.8 ->
+    69.9 / 61.2, in-sample 66.3 / 57.2 -> 71.7 / 63.1. Cost: CAD OSE's (1.8-3.5 s per 10,000 points at load 5-6 on the
+    shared 2-core machine, against 0.06-0.08 s for the ensemble alone)."""
     name = "auto"
     causal = True
     HISTORY = 50  # the relative error of a MAD scale is about 1.2 / sqrt(n): 17% at 50 points, 34% at 12
+    # medium: the best standard-profile threshold of `python benchmarks/nab.py ... --detector auto` (2026-12-08, 35
+    # files / 181,653 points: 0.638574; 5.6 false-positive rows per 10,000). low / high: the ensemble's (4.1 / 13.9
+    # false-positive rows per 10,000 there); the benchmark's rule for low (half medium's false positives: 0.79)
+    # found 19 of the 55 windows and missed the CPU follower of the hand-labelled host fault
+    # (tests/unit/test_telemetry_incidents.py).
+    thresholds = {"low": 0.7017, "medium": 0.6385, "high": 0.5524}
 
-    def __init__(self):
+    def __init__(self, likelihoods: bool = True):
         self.long, self.short = Ensemble(), RobustWindow()
-        self.thresholds, self.refractory = self.long.thresholds, self.long.refractory
+        self.likelihoods = likelihoods
+        self.refractory = self.long.refractory
+        if not likelihoods:
+            self.thresholds = self.long.thresholds
 
     def score(self, t, y, direction="both"):
         t = np.asarray(t, dtype=float)
@@ -454,7 +475,20 @@ class Auto(Detector):
             past = ok[:k + 1]
             out[i] = self.short.score(t[past], y[past], direction)[-1] if k + 1 >= self.HISTORY else 0.0
         out[head] = _onto(out[head], self.short.thresholds, self.thresholds)
+        if self.likelihoods and len(ok):
+            out[ok] = np.fmax(out[ok], self._likelihoods(t[ok], y[ok], direction))
         return out
+
+    def _likelihoods(self, t: np.ndarray, y: np.ndarray, direction: str) -> np.ndarray:
+        """The larger of the two likelihood layers per (finite) point, on the ensemble's scale."""
+        from .cad_ose import CadOse
+        from .likelihood import WithLikelihood, likelihood, log_scale
+
+        z = self.long.seasonal.zscores(t, y)
+        z = np.maximum({"up": z, "down": -z, "both": np.abs(z)}[direction], 0.0)
+        raws = (CadOse(rest_period=None).score(t, y, direction), z / (z + 1.0))
+        lik = np.fmax.reduce([log_scale(likelihood(r)) for r in raws])
+        return _onto(np.nan_to_num(lik), WithLikelihood.thresholds, self.long.thresholds)
 
 
 register("seasonal", Seasonal)
