@@ -139,6 +139,16 @@ def test_the_local_verdict_is_on_what_the_run_did_not_cause():
     theirs = pd.concat([series("cpu_utilization_percentage", step), series(OTHERS, step)])
     (inc,) = incidents(judge(detect(theirs, "auto")))
     assert inc.metrics == [OTHERS]
+    # api.analyze does not score the run's own series at all (the detectors cost CPU on every status poll): shown
+    # with no score, the verdict unchanged
+    from nbops.telemetry.local import OWN_SERIES
+
+    scored = judge(detect(theirs, "auto", skip=OWN_SERIES))
+    mine = scored["metric"].isin(OWN_SERIES)
+    assert mine.sum() == 200 and scored.loc[mine, "score"].isna().all() and not scored.loc[mine, "anomaly"].any()
+    assert scored.loc[~mine, "score"].notna().any()
+    (inc,) = incidents(scored)
+    assert inc.metrics == [OTHERS]
 
 
 @pytest.mark.parametrize("samples, flagged", [(1, False), (2, False), (3, True), (40, True)])

@@ -47,10 +47,11 @@ def _clip(df, s, e):
     return df.reset_index(drop=True)
 
 
-def detect(frame, detector: str = "auto", sensitivity: str = "medium", direction: str = "both"):
+def detect(frame, detector: str = "auto", sensitivity: str = "medium", direction: str = "both", skip=()):
     """Score every point of every series; returns the frame plus ``score`` (0..1) and ``anomaly`` (bool): at or
     above the detector's threshold, and moved by at least the floor of the metric's unit
-    (:func:`nbops.telemetry.floors.material`)."""
+    (:func:`nbops.telemetry.floors.material`). Series of the metrics in ``skip`` are not scored (score NaN, never
+    anomalous): shown, not judged."""
     import numpy as np
     import pandas as pd
 
@@ -68,6 +69,10 @@ def detect(frame, detector: str = "auto", sensitivity: str = "medium", direction
     parts = []
     for _key, g in frame.groupby(["metric", "labels"], sort=False):
         g = g.sort_values("timestamp", kind="stable").copy()
+        if _key[0] in skip:
+            g["score"], g["anomaly"] = np.nan, False
+            parts.append(g)
+            continue
         t = g["timestamp"].to_numpy("datetime64[ns]").astype(np.int64) / 1e9
         s = det.score(t, g["value"].to_numpy(float), direction)
         g["score"] = s
@@ -101,8 +106,12 @@ def analyze(source="local", query=None, *, detector: str = "auto", sensitivity: 
     frame = fetch(source, query, **fetch_kw)
     if len(frame) == 0:
         raise TelemetryError("No samples in that window; widen --last or --start/--end.")
-    scored = detect(frame, detector, sensitivity, direction)
-    if isinstance(source, str) and source == "local":  # judged on what the run did not cause
+    local = isinstance(source, str) and source == "local"
+    skip = ()
+    if local:  # judged on what the run did not cause: the run's own series are shown, not scored
+        from .local import OWN_SERIES as skip
+    scored = detect(frame, detector, sensitivity, direction, skip=skip)
+    if local:
         from .local import judge
 
         judge(scored)
@@ -112,7 +121,7 @@ def analyze(source="local", query=None, *, detector: str = "auto", sensitivity: 
     report = TelemetryReport(scored, incidents(scored, gap), source=label, query=query, detector=detector,
                              sensitivity=sensitivity, direction=direction,
                              gap=duration(gap, "gap") if gap is not None else None)
-    if isinstance(source, str) and source == "local":
+    if local:
         from .local import coverage_note
 
         note = coverage_note(window(fetch_kw.get("last"), fetch_kw.get("start"), fetch_kw.get("end"))[0])
