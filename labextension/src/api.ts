@@ -63,6 +63,8 @@ export interface IStatus {
   store: string;
   store_kind?: string;
   tracking_uri?: string;
+  /** a server store that does not answer: the same one line as a 503's message; null when it answers or is local */
+  store_down?: string | null;
   experiment?: string;
   spool?: string;
   pending?: number;

@@ -2,7 +2,8 @@
  * Status bar item: where runs go (embedded / server / offline store, spooled N waiting) and a dot that turns red
  * while the host's local sampler reports a live incident. Click: the telemetry report (recent incidents).
  * Asks `/nbops/api/status` every 15 s while the page is visible; says "down" (and why, in its tooltip) while the
- * sidebar's last read of the store was not answered, and no longer once one is.
+ * latest word on the store was that it does not answer: the status's own check of a server store (so the sidebar
+ * may be closed), or the sidebar's read when that changed since (it also judges local stores).
  */
 import { MainAreaWidget } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
@@ -19,6 +20,9 @@ export class StatusItem extends Widget {
   private _dot = el('span', 'nbops-dot');
   private _timer: number | null = null;
   private _failed: string | null = null;
+  /** the store's one line while the latest word on it (status poll or sidebar read) is "does not answer" */
+  private _down: string | null = null;
+  private _sidebarDown: string | null = null;
 
   constructor(private _onOpen: () => void, private _runs: RunsModel | null = null) {
     super();
@@ -36,8 +40,17 @@ export class StatusItem extends Widget {
     });
     document.addEventListener('visibilitychange', this._tick);
     this._text.textContent = 'nbops';
-    this._runs?.changed.connect(this._render, this);
+    this._runs?.changed.connect(this._onRuns, this);
     void this.refresh();
+  }
+
+  /** The sidebar's reads: a new answer about the store (down, or back) is the latest word on it. */
+  private _onRuns(): void {
+    const down = this._runs?.storeDown ?? null;
+    if (down !== this._sidebarDown) {
+      this._sidebarDown = this._down = down;
+    }
+    this._render();
   }
 
   private _tick = (): void => {
@@ -53,6 +66,9 @@ export class StatusItem extends Widget {
     try {
       this.status = await fetchStatus();
       this._failed = null;
+      if (this.status.store_kind === 'server') {
+        this._down = this.status.store_down ?? null; // checked by the server itself (local stores: not checked)
+      }
     } catch (err) {
       this._failed = (err as Error).message;
     }
@@ -74,7 +90,7 @@ export class StatusItem extends Widget {
       return; // not asked yet
     }
     const kind = s.store_kind ?? (/^https?:/.test(s.tracking_uri ?? s.store) ? 'server' : 'embedded');
-    const down = this._runs?.storeDown ?? null;
+    const down = this._down;
     const spooled = s.pending ? ` · spooled ${s.pending} waiting` : '';
     const active = s.incidents?.active ?? 0;
     this._text.textContent = `nbops: ${kind}${down ? ' · down' : ''}${spooled}`;
@@ -93,7 +109,7 @@ export class StatusItem extends Widget {
       window.clearTimeout(this._timer);
     }
     document.removeEventListener('visibilitychange', this._tick);
-    this._runs?.changed.disconnect(this._render, this);
+    this._runs?.changed.disconnect(this._onRuns, this);
     super.dispose();
   }
 }

@@ -417,6 +417,28 @@ def test_server_store_sidebar_promote_rollback_the_incident_dot_and_a_store_outa
         assert page.locator(f"{SIDEBAR} .nbops-Sidebar-message").inner_text() == ""
 
 
+@pytest.mark.services
+def test_status_bar_says_the_store_is_down_with_the_sidebar_closed(tmp_path, store, mlflow_server, monkeypatch):
+    """The sidebar never opened and the notebook closed (nothing reads runs, as in a Lab on a terminal or the
+    launcher): the status bar's own poll of /nbops/api/status says "server · down" when the server stops, and
+    "server" once it is back, the page not reloaded."""
+    for k, v in mlflow_server.env().items():
+        monkeypatch.setenv(k, v)
+    with start_lab(tmp_path, ["x = 1"]) as lab, lab_page(lab, NOTEBOOK, 1, width=1200, height=800) as page:
+        text = "() => document.querySelector('.nbops-StatusItem')?.textContent"
+        page.wait_for_function(f"{text} === 'nbops: server'")
+        assert not page.locator(SIDEBAR).is_visible()
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.dispose()")   # closed, its changes discarded
+        page.wait_for_function("() => document.querySelectorAll('.jp-NotebookPanel').length === 0")
+        mlflow_server.stop()
+        page.wait_for_function(f"{text} === 'nbops: server · down'")      # its next poll (every 15 s)
+        title = page.locator(".nbops-StatusItem").get_attribute("title")
+        assert f"The tracking store at {mlflow_server.url} does not answer" in title, title
+        assert not page.locator(SIDEBAR).is_visible()
+        mlflow_server.start()
+        page.wait_for_function(f"{text} === 'nbops: server'")
+
+
 def test_sidebar_degrades_to_one_line_without_the_server_extension(tmp_path, store):
     """The page of a server without nbops's server extension: the sidebar says so in one line, no error."""
     (tmp_path / "jupyter-config").mkdir()

@@ -8,6 +8,7 @@ import os
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+from services import mlflow_server  # noqa: F401  (fixture)
 from tornado.httpclient import HTTPClientError
 
 SLOW = {"request_timeout": 600}
@@ -210,6 +211,7 @@ async def test_a_spooled_run_is_listed_as_spooled(jp_fetch, jp_root_dir, ip, cli
 async def test_status_says_the_store_kind_and_the_hosts_incidents(jp_fetch, store):
     body = await get_json(jp_fetch, "status")
     assert body["store_kind"] == "embedded" and body["tracking_uri"] == store
+    assert body["store_down"] is None      # a local store: the sidebar's reads judge it
     assert body["pending"] == 0
     inc = body["incidents"]
     assert set(inc) == {"sampling", "active", "items"} and inc["active"] == sum(i["ongoing"] for i in inc["items"])
@@ -219,6 +221,20 @@ async def test_status_with_a_server_store_says_server(jp_fetch, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     body = await get_json(jp_fetch, "status")
     assert body["store_kind"] == "server"
+
+
+@pytest.mark.services
+async def test_status_says_when_the_server_store_stops_answering(jp_fetch, monkeypatch, mlflow_server):
+    """A real `mlflow server`: the status alone (what the status bar polls, the sidebar closed) says whether it
+    answers; stopped, it says so in the sidebar's one line; started again, it answers again."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    assert (await get_json(jp_fetch, "status"))["store_down"] is None
+    mlflow_server.stop()
+    down = (await get_json(jp_fetch, "status"))["store_down"]
+    assert down.startswith(f"The tracking store at {mlflow_server.url} does not answer") and "Start it" in down
+    assert "\n" not in down and "HTTPConnection" not in down, down
+    mlflow_server.start()
+    assert (await get_json(jp_fetch, "status"))["store_down"] is None
 
 
 # ---- degrade: the store is down -------------------------------------------------------------------------------

@@ -56,16 +56,16 @@ def reading_internally() -> bool:
 
 
 class _Progress:
-    """A tqdm bar that appears only when the work takes more than a second (or at once with progress=True)."""
+    """A tqdm bar: with progress=None only where a person watches and the work takes over a second; True: at once."""
 
     def __init__(self, total: int, desc: str, progress: bool | None):
         self.bar = None
         if progress is False or total <= 0:
             return
-        from ..display.progress import tqdm  # no bar when headless
+        from ..display.progress import tqdm
 
-        self.bar = tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                        delay=0 if progress else 1.0, leave=False)
+        self.bar = tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+                        progress=progress)
 
     def tick(self, n: int) -> None:
         if self.bar is not None:

@@ -154,9 +154,9 @@ def map_columns(fn, items, progress, cells: int = 0):
     workers = min(len(items), os.cpu_count() or 1)
     bar = None
     if progress is True or (progress is None and len(items) >= 8):
-        from ..display.progress import tqdm  # no bar when headless
+        from ..display.progress import tqdm
 
-        bar = tqdm(total=len(items), desc="drift", unit="col", leave=False)
+        bar = tqdm(total=len(items), desc="drift", unit="col", leave=False, progress=progress)
     if workers <= 1:
         out = []
         for item in items:

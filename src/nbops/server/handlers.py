@@ -250,7 +250,8 @@ ROUTES = [("status", StatusHandler), ("runs", RunsHandler), (r"run/([^/]+)", Run
 # ---- the blocking parts (run in the thread pool; plain functions a test can call) -------------------------
 
 def _status(telemetry: bool = True) -> dict:
-    """``nbops.api.status()`` plus what JupyterLab's status bar shows: the store's kind and the host's incidents."""
+    """``nbops.api.status()`` plus what JupyterLab's status bar shows: the store's kind, whether a server store
+    answers, and the host's incidents."""
     from dataclasses import asdict
     from .. import api, config
 
@@ -259,8 +260,33 @@ def _status(telemetry: bool = True) -> dict:
     out["tracking_uri"] = s.tracking_uri
     out["store_kind"] = "offline" if s.offline else "server" if s.is_server else \
         "embedded" if s.is_sqlite else "file"
+    out["store_down"] = None if s.offline else server_store_down(s.tracking_uri)
     out["incidents"] = host_incidents() if telemetry else {"sampling": False, "active": 0, "items": []}
     return out
+
+
+STORE_PROBE_SECONDS = 2.0  # the status is polled every 15 s by every open Lab page: a dead server must not hold it
+
+
+def server_store_down(uri: str) -> str | None:
+    """The one line for an MLflow server at ``uri`` that does not answer ``GET /health`` (refused, no answer within
+    :data:`STORE_PROBE_SECONDS`, or a 5xx: what MLflow's client counts as down); None when it answers (any other
+    reply, a 401 too) and for local stores (SQLite, files), which the sidebar's reads judge. One try, no retries;
+    TLS as MLflow's client sets it (MLFLOW_TRACKING_INSECURE_TLS, MLFLOW_TRACKING_SERVER_CERT_PATH)."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    import requests
+
+    from ..tracking.mlflow_errors import store_down
+
+    verify: bool | str = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        verify = False
+    try:
+        answer = requests.get(uri.rstrip("/") + "/health", timeout=STORE_PROBE_SECONDS, verify=verify)
+    except requests.RequestException:
+        return store_down(uri).message
+    return store_down(uri).message if answer.status_code >= 500 else None
 
 
 def host_incidents() -> dict:

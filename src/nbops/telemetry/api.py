@@ -9,12 +9,14 @@ log = logging.getLogger("nbops")
 
 
 def fetch(source="local", query=None, *, url=None, last=None, start=None, end=None, step=None,
-          timeout: float = 30.0, progress: bool = True):
+          timeout: float = 30.0, progress: bool | None = None):
     """One tidy frame (timestamp, metric, labels, value).
 
     ``source``: ``"local"``, ``"prometheus"``, a DataFrame, or a CSV path. ``query``: PromQL (one or a list) for
     Prometheus, metric names/globs for local. Time: ``last="1h"`` or ``start``/``end`` (ISO, unix seconds,
-    ``now-2h``); ``step``: ``"15s"`` (Prometheus; default about 500 points per series).
+    ``now-2h``); ``step``: ``"15s"`` (Prometheus; default about 500 points per series). ``progress``: a bar over
+    Prometheus's chunks -- None only where a person watches (see :mod:`nbops.display.progress`), True always,
+    False never.
     """
     from . import sources
     from .timeparse import duration, window

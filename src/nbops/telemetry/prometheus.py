@@ -99,7 +99,7 @@ def chunks(start: float, end: float, step: float, points: int = CHUNK_POINTS) ->
 
 
 def query_range(query: str, start: float, end: float, step: float, url: str | None = None, timeout: float = 30.0,
-                progress: bool = True):
+                progress: bool | None = None):
     """A range query as a tidy frame (timestamp, metric, labels, value); long ranges are chunked and stitched."""
     import pandas as pd
 
@@ -107,10 +107,10 @@ def query_range(query: str, start: float, end: float, step: float, url: str | No
     parts = chunks(start, end, step)
     series: dict[tuple[str, str], tuple[list, list]] = {}
     bar = None
-    if progress and len(parts) > 1:
-        from ..display.progress import tqdm  # no bar when headless
+    if progress is not False and len(parts) > 1:
+        from ..display.progress import tqdm
 
-        bar = tqdm(total=len(parts), desc="prometheus", unit="chunk", leave=False)
+        bar = tqdm(total=len(parts), desc="prometheus", unit="chunk", leave=False, progress=progress)
     try:
         for i, (a, b) in enumerate(parts):
             try:
@@ -174,8 +174,8 @@ def query_instant(query: str, time: float | None = None, url: str | None = None,
     return df
 
 
-def fetch(query=None, start=None, end=None, step=None, url=None, timeout: float = 30.0, progress: bool = True,
-          **_ignored):
+def fetch(query=None, start=None, end=None, step=None, url=None, timeout: float = 30.0,
+          progress: bool | None = None, **_ignored):
     """The ``prometheus`` source: one or more PromQL queries over ``[start, end]`` (unix seconds)."""
     import pandas as pd
 

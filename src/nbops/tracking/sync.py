@@ -243,14 +243,15 @@ def sync(writer_for: Callable[..., "Writer"], settings: config.Settings | None =
 
 def _sync_store(writer: Writer, root: Path, todo: list[Path], report: SyncReport, override: bool) -> None:
     """Push the spooled runs ``todo`` to ``writer``'s store, parents before children."""
-    from ..display.progress import tqdm  # no bar when headless
+    from ..display.progress import tqdm
 
     target = writer.settings.tracking_uri
     with locked(root, target) as idmap:
         waiting: list[Path] = []
         for _ in range(len(todo) + 1):  # parents before children, whatever the folders' order
             waiting = []
-            for i, d in enumerate(tqdm(todo, desc="nbops sync", unit="run", disable=len(todo) < 5, leave=False)):
+            bar = tqdm(todo, desc="nbops sync", unit="run", leave=False, progress=False if len(todo) < 5 else None)
+            for i, d in enumerate(bar):
                 try:
                     push(writer, d, idmap, report, override=override)
                 except ParentPending:
