@@ -8,8 +8,9 @@ effect rule (:func:`nbops.drift.check.finish`). Only counts, sketches and small 
   missing values, min/max, mean/std, approximate distinct counts; exact distinct counts only for the integer
   columns that may be identifiers or small sets of codes), then one ``groupBy`` counts its categories. The
   current side's aggregate holds only what the tests read: missing values, min/max, and in the same scan the
-  counts of the reference's labels (a ``groupBy`` only for columns where new labels appear). Both aggregates are
-  code-generated: no sketch is among them (see sketch mode).
+  counts of the reference's labels (a ``groupBy`` only for columns where new labels appear). In sketch mode both
+  are code-generated: the reference's approximate distinct counts (HyperLogLog++, which Spark does not
+  code-generate) go with its sketches into a second job (see below).
 - **Exact mode** (default): numbers get the exact two-sample KS distance, with Spark SQL only (no Python
   workers). Both sides' values go into one long frame (column, value, side), cut per column into equal-width
   value ranges between the two sides' min and max (equal values share a range); a window over each range, ordered by value
@@ -19,14 +20,13 @@ effect rule (:func:`nbops.drift.check.finish`). Only counts, sketches and small 
   the one ``scipy.stats.ks_2samp`` gives on the collected data. The p-value is scipy's asymptotic one (as the
   pandas engine above ``EXACT_MAX_N`` values per side; up to that, the column's values are small enough to
   collect and go through :func:`stats.ks_merge`).
-- **Sketch mode** (``sketch=True``): an Apache DataSketches KLL sketch per tested number column and side, built per
-  partition and merged by Spark's own aggregate (``kll_sketch_agg_double``, Spark 4.1+; on an older Spark, built
-  in Python with mapInPandas and merged on the driver), in an aggregate of the sketches alone, one per side: a KLL
-  aggregate is an ObjectHashAggregate, which Spark does not code-generate, and in the same aggregate it made every
-  other figure of the scan as slow (the sketches and the figures apart cost less than the one aggregate with
-  both, although each side is read twice: ``benchmarks/spark.py --kll-paths``). The driver reads them with
-  ``datasketches`` and takes the KS distance between the two sketches' CDFs over the union of their retained
-  items. The sketches' normalized rank errors
+- **Sketch mode** (``sketch=True``): an Apache DataSketches KLL sketch per number column and side (the current
+  side: only the tested ones), built per partition and merged by Spark's own aggregate (``kll_sketch_agg_double``,
+  Spark 4.1+; on an older Spark, built in Python with mapInPandas and merged on the driver), in a job of its own
+  per side: a KLL aggregate is an ObjectHashAggregate, which Spark does not code-generate, and in one aggregate
+  with the other figures it made all of them as slow (apart they cost less, although each side is read twice:
+  ``benchmarks/spark.py --kll-paths``). The driver reads them with ``datasketches`` and takes the KS distance
+  between the two sketches' CDFs over the union of their retained items. The sketches' normalized rank errors
   ``eps_ref + eps_cur`` (99% confidence) bound how far that distance can be from the exact one: the report
   shows ``statistic`` with ``statistic_error``, and the decision uses the least distance the sketches allow,
   ``D - eps_ref - eps_cur``, as the effect and for the p-value. A difference within the sketches' error is never
@@ -85,13 +85,15 @@ def _col(sdf, name):
 
 
 def _aggregate(sdf, names, fams, types, *, reference: bool, mean: bool = True,
-               labels: dict | None = None) -> _Side:
+               labels: dict | None = None, sketch: bool = False) -> _Side:
     """One Spark job (one scan of ``sdf``): row count and, per column, missing values (null, and NaN for floats);
     min / max of numbers. ``reference``: the typing figures too (population std and mean, non-integral values of
     floats, approximate distinct counts of text and integers); else the mean only if ``mean`` (for the plots).
-    Every aggregate here is code-generated (sketches go in a job of their own: :func:`sketches`). ``labels``:
-    ``{column: [label, ...]}`` counted in the same scan (with the count of every present label, so labels outside
-    the list show as ``others``) instead of a ``groupBy``."""
+    ``labels``: ``{column: [label, ...]}`` counted in the same scan (with the count of every present label, so
+    labels outside the list show as ``others``) instead of a ``groupBy``. ``sketch`` (a reference in sketch mode):
+    a second job builds the KLL sketches of the number columns (``"sketch"``) and takes the approximate distinct
+    counts there. Neither a sketch nor a distinct count (HyperLogLog++) is code-generated, and either one in an
+    aggregate makes Spark run all of it without code generation: apart, the figures stay fast."""
     from pyspark.sql import functions as F
 
     labels = labels or {}
@@ -111,7 +113,7 @@ def _aggregate(sdf, names, fams, types, *, reference: bool, mean: bool = True,
                 exprs.append(F.stddev_pop(x).alias(f"sd{i}"))
                 if t in FLOAT or t == "DecimalType":
                     exprs.append(F.sum(F.when(x != F.floor(x), 1).otherwise(0)).alias(f"fr{i}"))
-        if reference and (fams[name] == "text" or t in INTEGRAL):
+        if reference and not sketch and (fams[name] == "text" or t in INTEGRAL):
             exprs.append(F.approx_count_distinct(c).alias(f"d{i}"))   # 5% error: a screen for exact counts
         if name in labels:
             lab = _as_label(sdf, name, types[name])
@@ -130,6 +132,12 @@ def _aggregate(sdf, names, fams, types, *, reference: bool, mean: bool = True,
             counts = [int(row[f"l{i}_{j}"] or 0) for j in range(len(labels[name]))]
             c["labels"] = {v: k for v, k in zip(labels[name], counts) if k}
             c["others"] = int(get("lt") or 0) - sum(counts)
+    if sketch:
+        distinct = [n for n in names if fams[n] == "text" or type(types[n]).__name__ in INTEGRAL] if reference else []
+        numbers = [n for n in names if fams[n] == "number"]
+        sk, d = _sketch_job(sdf, numbers, distinct) if numbers or distinct else ({}, {})
+        for name in names:
+            cols[name].update(sketch=sk.get(name), distinct=d.get(name, cols[name]["distinct"]))
     return _Side(n, cols)
 
 
@@ -262,7 +270,7 @@ def compare(ref_sdf, cur_sdf, *, features=None, categorical=None, numeric=None, 
     if odd:
         raise DriftError(f"Columns {odd} hold values no drift test reads; leave them out with features=[...] "
                          f"(--features).", columns=odd)
-    ref = _aggregate(ref_sdf, names, rfam, rtypes, reference=True)
+    ref = _aggregate(ref_sdf, names, rfam, rtypes, reference=True, sketch=sketch)
     if ref.n < 2:
         raise DriftError(f"The reference frame has {ref.n} row(s); a drift check needs at least 2 rows on both "
                          f"sides (a few hundred for a useful test).", side="reference")
@@ -451,6 +459,12 @@ def sketches(sdf, cols, k: int = SKETCH_K) -> dict:
     """``{column: merged kll_doubles_sketch}`` of ``cols``: Spark's own KLL aggregate (``kll_sketch_agg_double``,
     Spark 4.1+: built per partition, merged by Spark, Apache DataSketches' format) read with ``datasketches``; on
     an older Spark, one sketch per partition built in Python (mapInPandas) and merged on the driver."""
+    return _sketch_job(sdf, cols, (), k)[0]
+
+
+def _sketch_job(sdf, cols, distinct=(), k: int = SKETCH_K) -> tuple[dict, dict]:
+    """:func:`sketches` of ``cols`` and ``{column: approximate distinct count}`` of ``distinct``, in one job where
+    Spark has the KLL aggregate."""
     from datasketches import kll_doubles_sketch
     from pyspark.sql import functions as F
 
@@ -461,17 +475,20 @@ def sketches(sdf, cols, k: int = SKETCH_K) -> dict:
         return F.when(~F.isnan(v), v)
 
     out = {n: kll_doubles_sketch(k) for n in cols}
+    counts = [F.approx_count_distinct(_col(sdf, n)).alias(f"d{i}") for i, n in enumerate(distinct)]
     if hasattr(F, "kll_sketch_agg_double"):
-        row = sdf.agg(*[F.kll_sketch_agg_double(x(n), F.lit(k)).alias(f"k{i}") for i, n in idx]).collect()[0]
+        row = sdf.agg(*[F.kll_sketch_agg_double(x(n), F.lit(k)).alias(f"k{i}") for i, n in idx], *counts).collect()[0]
         for i, n in idx:
             if row[f"k{i}"] is not None:
                 out[n].merge(kll_doubles_sketch.deserialize(bytes(row[f"k{i}"])))
-        return out
-    proj = sdf.select(*[x(n).alias(f"c{i}") for i, n in idx])
-    got = proj.mapInPandas(_sketch_partition([i for i, _ in idx], k), "c int, sk binary").collect()
-    for r in got:
-        out[cols[r["c"]]].merge(kll_doubles_sketch.deserialize(bytes(r["sk"])))
-    return out
+        return out, {n: int(row[f"d{i}"]) for i, n in enumerate(distinct)}
+    if idx:
+        proj = sdf.select(*[x(n).alias(f"c{i}") for i, n in idx])
+        got = proj.mapInPandas(_sketch_partition([i for i, _ in idx], k), "c int, sk binary").collect()
+        for r in got:
+            out[cols[r["c"]]].merge(kll_doubles_sketch.deserialize(bytes(r["sk"])))
+    row = sdf.agg(*counts).collect()[0] if counts else {}
+    return out, {n: int(row[f"d{i}"]) for i, n in enumerate(distinct)}
 
 
 def sketch_ks(a, b) -> tuple[float, float]:
@@ -492,7 +509,9 @@ def _numeric_sketch(ref_sdf, cur_sdf, cols, ref, cur, rows) -> None:
 
     from .stats import ks_pvalue
 
-    rs, cs = sketches(ref_sdf, cols), sketches(cur_sdf, cols)
+    rs = {n: ref.cols[n].get("sketch") for n in cols}
+    rs = rs if all(v is not None for v in rs.values()) else sketches(ref_sdf, cols)
+    cs = sketches(cur_sdf, cols)
     probs = np.linspace(0, 1, 1001)
     for name in cols:
         row = rows[name]
