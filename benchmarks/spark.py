@@ -25,8 +25,9 @@ The script writes two parquet tables with Spark (``--rows`` and ``--sample-rows`
 7. ``--kll-paths`` (only this, then exit): for each n, a table of n rows, reading its 10 float columns once vs
    building one KLL sketch per column (k = ``SKETCH_K``) three ways -- Spark's ``kll_sketch_agg_double``
    aggregate (what sketch mode uses), per-partition sketches in Python via ``mapInPandas`` and via
-   ``mapInArrow`` (pyarrow -> numpy, no pandas), merged on the driver -- and nbops' reference-side aggregate
-   with and without the sketches in it. Measured 2026-12-07 21:30-21:40 UTC, load average 6-10 (others' jobs),
+   ``mapInArrow`` (pyarrow -> numpy, no pandas), merged on the driver -- against the reference's figures and
+   sketches in one aggregate (sketch mode until 2026-12-08), nbops' figures aggregate then its sketches' aggregate
+   (sketch mode now) and the figures aggregate alone. Measured 2026-12-07 21:30-21:40 UTC, load average 6-10 (others' jobs),
    best of 2-3: at 5M rows the Spark aggregate 4.2-6.3 s, mapInPandas 6.0-8.0 s, mapInArrow 5.7-7.9 s
    (Arrow batches of 10k or 100k rows alike): the Python paths are not faster. nbops' aggregate 10.4-11.9 s
    with the sketches, 1.9-2.0 s without them: a KLL sketch turns the whole aggregate into an ObjectHashAggregate
