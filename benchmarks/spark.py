@@ -25,8 +25,9 @@ The script writes two parquet tables with Spark (``--rows`` and ``--sample-rows`
 7. ``--kll-paths`` (only this, then exit): for each n, a table of n rows, reading its 10 float columns once vs
    building one KLL sketch per column (k = ``SKETCH_K``) three ways -- Spark's ``kll_sketch_agg_double``
    aggregate (what sketch mode uses), per-partition sketches in Python via ``mapInPandas`` and via
-   ``mapInArrow`` (pyarrow -> numpy, no pandas), merged on the driver -- and nbops' reference-side aggregate
-   with and without the sketches in it. Measured 2026-12-07 21:30-21:40 UTC, load average 6-10 (others' jobs),
+   ``mapInArrow`` (pyarrow -> numpy, no pandas), merged on the driver -- against the reference's figures and
+   sketches in one aggregate (sketch mode until 2026-12-08), nbops' figures aggregate then its sketches' aggregate
+   (sketch mode now) and the figures aggregate alone. Measured 2026-12-07 21:30-21:40 UTC, load average 6-10 (others' jobs),
    best of 2-3: at 5M rows the Spark aggregate 4.2-6.3 s, mapInPandas 6.0-8.0 s, mapInArrow 5.7-7.9 s
    (Arrow batches of 10k or 100k rows alike): the Python paths are not faster. nbops' aggregate 10.4-11.9 s
    with the sketches, 1.9-2.0 s without them: a KLL sketch turns the whole aggregate into an ObjectHashAggregate
@@ -232,7 +233,7 @@ def kll_paths(spark, root: str, sizes: list[int], batch: int, repeat: int) -> No
     from datasketches import kll_doubles_sketch
     from pyspark.sql import functions as F
 
-    from nbops.drift.spark import SKETCH_K, _aggregate, _sketch_partition
+    from nbops.drift.spark import SKETCH_K, _aggregate, _sketch_partition, sketches
 
     def merge(rows):
         out = [kll_doubles_sketch(SKETCH_K) for _ in NUM]
@@ -255,18 +256,30 @@ def kll_paths(spark, root: str, sizes: list[int], batch: int, repeat: int) -> No
     def arrow_kll(sdf):
         return merge(sdf.select(*NUM).mapInArrow(_arrow_sketches(SKETCH_K), "c int, sk binary").collect())
 
-    def nbops_agg(sketch):
+    def one_aggregate(sdf):   # sketch mode before: the figures and the sketches in one (ObjectHash)Aggregate
+        from nbops.drift.spark import _col
+
+        figures = [F.sum(F.when(_col(sdf, c).isNull() | F.isnan(c), 1).otherwise(0)) for c in NUM] + \
+            [f(x(sdf, c)) for c in NUM for f in (F.avg, F.stddev_pop)] + \
+            [F.sum(F.when(x(sdf, c) != F.floor(x(sdf, c)), 1).otherwise(0)) for c in NUM]
+        row = sdf.agg(*figures, *[F.kll_sketch_agg_double(x(sdf, c), F.lit(SKETCH_K)).alias(c) for c in NUM]
+                      ).collect()[0]
+        return [kll_doubles_sketch.deserialize(bytes(row[c])) for c in NUM]
+
+    def nbops_agg(sketch):   # sketch mode now: the figures aggregate (code-generated), then the sketches alone
         def run(sdf):
             types = {f.name: f.dataType for f in sdf.schema.fields}
-            side = _aggregate(sdf, NUM, {c: "number" for c in NUM}, types, reference=True, sketch=sketch)
-            return [side.cols[c]["sketch"] or kll_doubles_sketch(SKETCH_K) for c in NUM] if sketch else \
-                [type("S", (), {"n": side.cols[c]["present"]})() for c in NUM]
+            side = _aggregate(sdf, NUM, {c: "number" for c in NUM}, types, reference=True)
+            if sketch:
+                return list(sketches(sdf, NUM).values())
+            return [type("S", (), {"n": side.cols[c]["present"]})() for c in NUM]
         return run
 
     paths = [("kll_sketch_agg_double", spark_kll), ("mapInPandas", pandas_kll), ("mapInArrow", arrow_kll),
-             ("nbops ref aggregate", nbops_agg(NUM)), ("same, no sketch", nbops_agg(()))]
+             ("figures+sketches in one", one_aggregate), ("nbops: figures, sketches", nbops_agg(True)),
+             ("figures alone", nbops_agg(False))]
     if not hasattr(F, "kll_sketch_agg_double"):
-        paths = paths[1:3]
+        paths = paths[1:3] + paths[4:]
     old = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch))
     print(f"\n== KLL sketches of {len(NUM)} float columns (k={SKETCH_K}) vs reading them once; Arrow batches of "

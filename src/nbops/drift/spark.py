@@ -8,8 +8,9 @@ effect rule (:func:`nbops.drift.check.finish`). Only counts, sketches and small 
   missing values, min/max, mean/std, approximate distinct counts; exact distinct counts only for the integer
   columns that may be identifiers or small sets of codes), then one ``groupBy`` counts its categories. The
   current side's aggregate holds only what the tests read: missing values, min/max, and in the same scan the
-  counts of the reference's labels (a ``groupBy`` only for columns where new labels appear) and, in sketch mode,
-  the KLL sketches (whose exact min and max stand in for ``min()`` / ``max()``).
+  counts of the reference's labels (a ``groupBy`` only for columns where new labels appear). In sketch mode both
+  are code-generated: the reference's approximate distinct counts (HyperLogLog++, which Spark does not
+  code-generate) go with its sketches into a second job (see below).
 - **Exact mode** (default): numbers get the exact two-sample KS distance, with Spark SQL only (no Python
   workers). Both sides' values go into one long frame (column, value, side), cut per column into equal-width
   value ranges between the two sides' min and max (equal values share a range); a window over each range, ordered by value
@@ -19,9 +20,12 @@ effect rule (:func:`nbops.drift.check.finish`). Only counts, sketches and small 
   the one ``scipy.stats.ks_2samp`` gives on the collected data. The p-value is scipy's asymptotic one (as the
   pandas engine above ``EXACT_MAX_N`` values per side; up to that, the column's values are small enough to
   collect and go through :func:`stats.ks_merge`).
-- **Sketch mode** (``sketch=True``): an Apache DataSketches KLL sketch per column and side, built per partition
-  and merged by Spark's own aggregate (``kll_sketch_agg_double``, Spark 4.1+; on an older Spark, built in Python
-  with mapInPandas and merged on the driver); the driver reads them with ``datasketches`` and takes the KS distance
+- **Sketch mode** (``sketch=True``): an Apache DataSketches KLL sketch per number column and side (the current
+  side: only the tested ones), built per partition and merged by Spark's own aggregate (``kll_sketch_agg_double``,
+  Spark 4.1+; on an older Spark, built in Python with mapInPandas and merged on the driver), in a job of its own
+  per side: a KLL aggregate is an ObjectHashAggregate, which Spark does not code-generate, and in one aggregate
+  with the other figures it made all of them as slow (apart they cost less, although each side is read twice:
+  ``benchmarks/spark.py --kll-paths``). The driver reads them with ``datasketches`` and takes the KS distance
   between the two sketches' CDFs over the union of their retained items. The sketches' normalized rank errors
   ``eps_ref + eps_cur`` (99% confidence) bound how far that distance can be from the exact one: the report
   shows ``statistic`` with ``statistic_error``, and the decision uses the least distance the sketches allow,
@@ -80,17 +84,18 @@ def _col(sdf, name):
     return sdf[name]
 
 
-def _aggregate(sdf, names, fams, types, *, reference: bool, sketch=(), mean: bool = True,
-               labels: dict | None = None) -> _Side:
+def _aggregate(sdf, names, fams, types, *, reference: bool, mean: bool = True,
+               labels: dict | None = None, sketch: bool = False) -> _Side:
     """One Spark job (one scan of ``sdf``): row count and, per column, missing values (null, and NaN for floats);
     min / max of numbers. ``reference``: the typing figures too (population std and mean, non-integral values of
     floats, approximate distinct counts of text and integers); else the mean only if ``mean`` (for the plots).
-    ``sketch``: the number columns that get a KLL sketch in the same scan (Spark 4.1+; the sketch's exact min and
-    max replace ``min()`` / ``max()``). ``labels``: ``{column: [label, ...]}`` counted in the same scan (with the
-    count of every present label, so labels outside the list show as ``others``) instead of a ``groupBy``."""
+    ``labels``: ``{column: [label, ...]}`` counted in the same scan (with the count of every present label, so
+    labels outside the list show as ``others``) instead of a ``groupBy``. ``sketch`` (a reference in sketch mode):
+    a second job builds the KLL sketches of the number columns (``"sketch"``) and takes the approximate distinct
+    counts there. Neither a sketch nor a distinct count (HyperLogLog++) is code-generated, and either one in an
+    aggregate makes Spark run all of it without code generation: apart, the figures stay fast."""
     from pyspark.sql import functions as F
 
-    kll = hasattr(F, "kll_sketch_agg_double")
     labels = labels or {}
     exprs = [F.count(F.lit(1)).alias("__n")]
     for i, name in enumerate(names):
@@ -101,17 +106,14 @@ def _aggregate(sdf, names, fams, types, *, reference: bool, sketch=(), mean: boo
         if fams[name] in ("number", "bool"):
             x = c.cast("double")
             x = F.when(~F.isnan(x), x) if t in FLOAT else x
-            if kll and name in sketch and fams[name] == "number":
-                exprs.append(F.kll_sketch_agg_double(x, F.lit(SKETCH_K)).alias(f"sk{i}"))
-            else:
-                exprs += [F.min(x).alias(f"lo{i}"), F.max(x).alias(f"hi{i}")]
+            exprs += [F.min(x).alias(f"lo{i}"), F.max(x).alias(f"hi{i}")]
             if reference or mean:
                 exprs.append(F.avg(x).alias(f"mu{i}"))
             if reference:
                 exprs.append(F.stddev_pop(x).alias(f"sd{i}"))
                 if t in FLOAT or t == "DecimalType":
                     exprs.append(F.sum(F.when(x != F.floor(x), 1).otherwise(0)).alias(f"fr{i}"))
-        if reference and (fams[name] == "text" or t in INTEGRAL):
+        if reference and not sketch and (fams[name] == "text" or t in INTEGRAL):
             exprs.append(F.approx_count_distinct(c).alias(f"d{i}"))   # 5% error: a screen for exact counts
         if name in labels:
             lab = _as_label(sdf, name, types[name])
@@ -124,18 +126,18 @@ def _aggregate(sdf, names, fams, types, *, reference: bool, sketch=(), mean: boo
     for i, name in enumerate(names):
         get = lambda k: row.get(f"{k}{i}")  # noqa: E731
         c = cols[name] = {"missing": int(get("m") or 0), "min": get("lo"), "max": get("hi"), "mean": get("mu"),
-                          "std": get("sd"), "fractional": get("fr"), "distinct": get("d"), "sketch": None}
+                          "std": get("sd"), "fractional": get("fr"), "distinct": get("d")}
         c["present"] = n - c["missing"]
-        if get("sk") is not None:
-            from datasketches import kll_doubles_sketch
-
-            c["sketch"] = kll_doubles_sketch.deserialize(bytes(get("sk")))
-            if not c["sketch"].is_empty():
-                c["min"], c["max"] = c["sketch"].get_min_value(), c["sketch"].get_max_value()
         if name in labels:
             counts = [int(row[f"l{i}_{j}"] or 0) for j in range(len(labels[name]))]
             c["labels"] = {v: k for v, k in zip(labels[name], counts) if k}
             c["others"] = int(get("lt") or 0) - sum(counts)
+    if sketch:
+        distinct = [n for n in names if fams[n] == "text" or type(types[n]).__name__ in INTEGRAL] if reference else []
+        numbers = [n for n in names if fams[n] == "number"]
+        sk, d = _sketch_job(sdf, numbers, distinct) if numbers or distinct else ({}, {})
+        for name in names:
+            cols[name].update(sketch=sk.get(name), distinct=d.get(name, cols[name]["distinct"]))
     return _Side(n, cols)
 
 
@@ -268,7 +270,7 @@ def compare(ref_sdf, cur_sdf, *, features=None, categorical=None, numeric=None, 
     if odd:
         raise DriftError(f"Columns {odd} hold values no drift test reads; leave them out with features=[...] "
                          f"(--features).", columns=odd)
-    ref = _aggregate(ref_sdf, names, rfam, rtypes, reference=True, sketch=names if sketch else ())
+    ref = _aggregate(ref_sdf, names, rfam, rtypes, reference=True, sketch=sketch)
     if ref.n < 2:
         raise DriftError(f"The reference frame has {ref.n} row(s); a drift check needs at least 2 rows on both "
                          f"sides (a few hundred for a useful test).", side="reference")
@@ -282,9 +284,9 @@ def compare(ref_sdf, cur_sdf, *, features=None, categorical=None, numeric=None, 
     num = [n for n in names if specs[n].kind == "numeric"]
     cat = [n for n in names if specs[n].kind == "categorical"]
     rc = category_counts(ref_sdf, cat, rtypes) if cat else {}
-    # the current side in one scan: its sketches (sketch mode) and its counts of the reference's labels
+    # the current side in one scan: its figures and its counts of the reference's labels
     folded = {n: sorted(rc[n]) for n in cat} if sum(len(rc[n]) for n in cat) <= FOLDED_LABELS else {}
-    cur = _aggregate(cur_sdf, names, cfam, ctypes, reference=False, sketch=num if sketch else (), mean=plots,
+    cur = _aggregate(cur_sdf, names, cfam, ctypes, reference=False, mean=plots,
                      labels=folded)
     if cur.n < 2:
         raise DriftError(f"The current frame has {cur.n} row(s); a drift check needs at least 2 rows on both "
@@ -457,6 +459,12 @@ def sketches(sdf, cols, k: int = SKETCH_K) -> dict:
     """``{column: merged kll_doubles_sketch}`` of ``cols``: Spark's own KLL aggregate (``kll_sketch_agg_double``,
     Spark 4.1+: built per partition, merged by Spark, Apache DataSketches' format) read with ``datasketches``; on
     an older Spark, one sketch per partition built in Python (mapInPandas) and merged on the driver."""
+    return _sketch_job(sdf, cols, (), k)[0]
+
+
+def _sketch_job(sdf, cols, distinct=(), k: int = SKETCH_K) -> tuple[dict, dict]:
+    """:func:`sketches` of ``cols`` and ``{column: approximate distinct count}`` of ``distinct``, in one job where
+    Spark has the KLL aggregate."""
     from datasketches import kll_doubles_sketch
     from pyspark.sql import functions as F
 
@@ -467,17 +475,20 @@ def sketches(sdf, cols, k: int = SKETCH_K) -> dict:
         return F.when(~F.isnan(v), v)
 
     out = {n: kll_doubles_sketch(k) for n in cols}
+    counts = [F.approx_count_distinct(_col(sdf, n)).alias(f"d{i}") for i, n in enumerate(distinct)]
     if hasattr(F, "kll_sketch_agg_double"):
-        row = sdf.agg(*[F.kll_sketch_agg_double(x(n), F.lit(k)).alias(f"k{i}") for i, n in idx]).collect()[0]
+        row = sdf.agg(*[F.kll_sketch_agg_double(x(n), F.lit(k)).alias(f"k{i}") for i, n in idx], *counts).collect()[0]
         for i, n in idx:
             if row[f"k{i}"] is not None:
                 out[n].merge(kll_doubles_sketch.deserialize(bytes(row[f"k{i}"])))
-        return out
-    proj = sdf.select(*[x(n).alias(f"c{i}") for i, n in idx])
-    got = proj.mapInPandas(_sketch_partition([i for i, _ in idx], k), "c int, sk binary").collect()
-    for r in got:
-        out[cols[r["c"]]].merge(kll_doubles_sketch.deserialize(bytes(r["sk"])))
-    return out
+        return out, {n: int(row[f"d{i}"]) for i, n in enumerate(distinct)}
+    if idx:
+        proj = sdf.select(*[x(n).alias(f"c{i}") for i, n in idx])
+        got = proj.mapInPandas(_sketch_partition([i for i, _ in idx], k), "c int, sk binary").collect()
+        for r in got:
+            out[cols[r["c"]]].merge(kll_doubles_sketch.deserialize(bytes(r["sk"])))
+    row = sdf.agg(*counts).collect()[0] if counts else {}
+    return out, {n: int(row[f"d{i}"]) for i, n in enumerate(distinct)}
 
 
 def sketch_ks(a, b) -> tuple[float, float]:
@@ -493,19 +504,14 @@ def sketch_ks(a, b) -> tuple[float, float]:
     return d, float(err)
 
 
-def _read_sketches(sdf, cols, side: _Side) -> dict:
-    """The sketches the aggregate scan built (Spark 4.1+), else built now (:func:`sketches`)."""
-    if all(side.cols[n]["sketch"] is not None for n in cols):
-        return {n: side.cols[n]["sketch"] for n in cols}
-    return sketches(sdf, cols)
-
-
 def _numeric_sketch(ref_sdf, cur_sdf, cols, ref, cur, rows) -> None:
     import numpy as np
 
     from .stats import ks_pvalue
 
-    rs, cs = _read_sketches(ref_sdf, cols, ref), _read_sketches(cur_sdf, cols, cur)
+    rs = {n: ref.cols[n].get("sketch") for n in cols}
+    rs = rs if all(v is not None for v in rs.values()) else sketches(ref_sdf, cols)
+    cs = sketches(cur_sdf, cols)
     probs = np.linspace(0, 1, 1001)
     for name in cols:
         row = rows[name]
