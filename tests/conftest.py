@@ -34,6 +34,14 @@ def ip(_ipython, store):
 
 
 @pytest.fixture(autouse=True)
+def _flush_waits_as_long_as_it_takes(monkeypatch):
+    """``flush()`` (and a kernel's exit, and ``%nbops runs``) waits for the background writes the tests need
+    however loaded the machine is, not the 60 s a user gets by default: a test waits for a state, never a duration
+    (pytest-timeout bounds a broken one). The kernels and processes a test starts inherit it."""
+    monkeypatch.setenv("NBOPS_FLUSH_TIMEOUT_S", "3600")
+
+
+@pytest.fixture(autouse=True)
 def _no_ui_url_from_an_earlier_server(monkeypatch):
     """The server extension exports NBOPS_UI_URL into its process's environment for the kernels it starts; when
     a test ran it in-process, later tests must not inherit it (links would point at that server)."""

@@ -203,7 +203,7 @@ def test_the_live_summary_says_when_the_store_does_not_answer(ip, monkeypatch):
     ip.run_cell("%%track -n while-down\naccuracy = 0.5\n")
     from nbops.tracking.flusher import flush
 
-    flush()   # the background write was tried and left in the spool
+    assert flush()   # the background write was tried and left in the spool
     text = repr(ip.user_ns["_nbops_last_run"])
     assert f"spooled: the tracking store at {url} does not answer" in text, text
     assert "being written to the store" not in text

@@ -25,13 +25,6 @@ def _runs(client, experiment="bg"):
     return [] if exp is None else client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
 
 
-@pytest.fixture(autouse=True)
-def _flush_waits_as_long_as_it_takes(monkeypatch):
-    """``flush()`` waits for the state the tests need however loaded the machine is (pytest-timeout bounds a
-    broken test), not the 60 s a user gets by default."""
-    monkeypatch.setenv("NBOPS_FLUSH_TIMEOUT_S", "3600")
-
-
 @pytest.fixture
 def background(monkeypatch):
     monkeypatch.setenv("NBOPS_WRITE_MODE", "background")
