@@ -153,8 +153,10 @@ class FakeSampler:
 
 
 def outside_cpu(root: int | None = None) -> dict[int, float]:
-    """CPU seconds used so far by every process outside the tree of ``root`` (default: this process): an oracle
-    for "the host was quiet" -- take it before and after a stretch and compare (:func:`outside_share`)."""
+    """CPU seconds used so far by every process outside the tree of ``root`` (default: this process), each with
+    the children it reaped (a job that ended meanwhile counts in the process that waited for it -- its shell, init
+    -- instead of vanishing): an oracle for "the host was quiet" -- take it before and after a stretch and compare
+    (:func:`outside_share`). It errs towards "not quiet": a process that ended meanwhile counts whole."""
     import psutil
 
     try:
@@ -167,7 +169,7 @@ def outside_cpu(root: int | None = None) -> dict[int, float]:
         if p.pid not in ours:
             try:
                 t = p.cpu_times()
-                out[p.pid] = t.user + t.system
+                out[p.pid] = t.user + t.system + t.children_user + t.children_system
             except psutil.Error:
                 continue
     return out

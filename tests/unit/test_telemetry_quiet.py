@@ -70,13 +70,15 @@ def test_the_runs_own_tree_is_no_incident_and_an_outside_load_is():
     host = v[:, s.metrics.index("cpu_utilization_percentage")]
     ours = np.nanmean(host - v[:, s.metrics.index(OTHERS)])  # what the sampler took off the host as ours
     child_share = 100.0 * used / ((own1 - own0) * psutil.cpu_count())
+    outside = outside_share(others0, others1, own1 - own0)
+    if child_share <= 5 and outside >= 5:
+        pytest.skip(f"the host was too busy for this test's child to run: others used {outside:.0f}% of it")
     assert child_share > 5 and ours >= 0.5 * child_share, (ours, child_share)
     # the work was the descendants', not this process's (which runs the sampler: a sample or two of a loaded host,
     # with many processes to walk, cost it a few clock ticks)
     assert np.nanmedian(mine) < 10 and np.nanmax(mine) < 0.5 * child_share, (list(mine), child_share)
     # the verdict is only asked of a host that really was quiet meanwhile (on a shared machine another job may
     # have run: then an incident on others' CPU is a true one)
-    outside = outside_share(others0, others1, own1 - own0)
     if outside >= 5:
         pytest.skip(f"the host was not quiet: processes outside this test used {outside:.0f}% of it")
     report, hit = incidents_during(s, own0, own1)
