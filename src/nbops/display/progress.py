@@ -18,13 +18,14 @@ def tqdm(*args, progress: bool | None = None, **kwargs):
     """A tqdm bar (``tqdm(iterable)`` or ``tqdm(total=...)``) shown as ``progress`` says (see the module docs)."""
     from . import headless_reason, in_kernel
 
-    watched_kernel = in_kernel() and headless_reason() is None
+    kernel = in_kernel()
+    watched_kernel = kernel and headless_reason() is None
     if watched_kernel:
         from tqdm.auto import tqdm as _tqdm  # the notebook widget
     else:
         from tqdm.std import tqdm as _tqdm   # text on stderr: a terminal, or a saved output that asked for it
     if progress is None:
-        kwargs["disable"] = None if not in_kernel() else not watched_kernel
+        kwargs["disable"] = not watched_kernel if kernel else None
         kwargs.setdefault("delay", 1.0)
     else:
         kwargs["disable"] = not progress

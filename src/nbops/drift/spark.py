@@ -481,13 +481,13 @@ def _sketch_job(sdf, cols, distinct=(), k: int = SKETCH_K) -> tuple[dict, dict]:
         for i, n in idx:
             if row[f"k{i}"] is not None:
                 out[n].merge(kll_doubles_sketch.deserialize(bytes(row[f"k{i}"])))
-        return out, {n: int(row[f"d{i}"]) for i, n in enumerate(distinct)}
-    if idx:
-        proj = sdf.select(*[x(n).alias(f"c{i}") for i, n in idx])
-        got = proj.mapInPandas(_sketch_partition([i for i, _ in idx], k), "c int, sk binary").collect()
-        for r in got:
-            out[cols[r["c"]]].merge(kll_doubles_sketch.deserialize(bytes(r["sk"])))
-    row = sdf.agg(*counts).collect()[0] if counts else {}
+    else:
+        if idx:
+            proj = sdf.select(*[x(n).alias(f"c{i}") for i, n in idx])
+            got = proj.mapInPandas(_sketch_partition([i for i, _ in idx], k), "c int, sk binary").collect()
+            for r in got:
+                out[cols[r["c"]]].merge(kll_doubles_sketch.deserialize(bytes(r["sk"])))
+        row = sdf.agg(*counts).collect()[0] if counts else {}
     return out, {n: int(row[f"d{i}"]) for i, n in enumerate(distinct)}
 
 
